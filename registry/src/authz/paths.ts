@@ -1,0 +1,23 @@
+/**
+ * Paths shared by the Express routes and the rendered nginx config, so the two cannot disagree.
+ */
+
+/** The registry route nginx's auth_request subrequests reach (loopback only, never public). */
+export const VALIDATE_PATH = '/auth/validate';
+
+/** Public MCP paths. `<name>` is a validated server name. */
+export const STREAMABLE_PREFIX = '/api/streamable/';
+export const EXECUTE_PREFIX = '/api/execute/';
+
+/** Headers nginx sets on the auth subrequest (from the location, never from the client). */
+export const SERVER_HEADER = 'x-mcp-server';
+export const TRANSPORT_HEADER = 'x-mcp-transport';
+export const ORIGINAL_URI_HEADER = 'x-original-uri';
+export const ORIGINAL_METHOD_HEADER = 'x-original-method';
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** Headers the check answers with; nginx copies them with auth_request_set. */
+export const USER_HEADER = 'x-user';
+export const USERNAME_HEADER = 'x-username';
+export const SCOPES_HEADER = 'x-scopes';
+export const MISSING_SCOPE_HEADER = 'x-missing-scope';

@@ -1,0 +1,72 @@
+/**
+ * The one registry of error codes. Request errors become a GatewayError and reach a client
+ * only through toHttp(); programmer errors throw plain Errors and crash; config errors stop
+ * the start (see config/load.ts).
+ */
+export type GatewayErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CATALOG_FILE_INVALID'
+  | 'SERVER_NAME_INVALID'
+  | 'SERVER_UNKNOWN'
+  | 'SERVER_DISABLED'
+  | 'AUTH_NO_CREDENTIALS'
+  | 'AUTH_SESSION_INVALID'
+  | 'AUTH_SCOPE_MISSING'
+  | 'LOGIN_STATE_INVALID'
+  | 'LOGIN_FAILED'
+  | 'CSRF_TOKEN_INVALID'
+  | 'NGINX_CONFIG_REJECTED'
+  | 'NGINX_UNAVAILABLE'
+  | 'NOT_FOUND'
+  | 'INTERNAL';
+
+const STATUS: Record<GatewayErrorCode, number> = {
+  CONFIG_INVALID: 500,
+  CATALOG_FILE_INVALID: 400,
+  SERVER_NAME_INVALID: 400,
+  SERVER_UNKNOWN: 404,
+  SERVER_DISABLED: 503,
+  AUTH_NO_CREDENTIALS: 401,
+  AUTH_SESSION_INVALID: 401,
+  AUTH_SCOPE_MISSING: 403,
+  LOGIN_STATE_INVALID: 400,
+  LOGIN_FAILED: 502,
+  CSRF_TOKEN_INVALID: 403,
+  NGINX_CONFIG_REJECTED: 500,
+  NGINX_UNAVAILABLE: 503,
+  NOT_FOUND: 404,
+  INTERNAL: 500,
+};
+
+export const GATEWAY_ERROR_CODES = Object.freeze(Object.keys(STATUS) as GatewayErrorCode[]);
+
+export class GatewayError extends Error {
+  readonly code: GatewayErrorCode;
+  readonly status: number;
+  /** Whether `message` may be shown to the client. Server faults never are. */
+  readonly expose: boolean;
+
+  constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = STATUS[code];
+    this.expose = this.status < 500;
+  }
+}
+
+export interface HttpError {
+  status: number;
+  body: { error: GatewayErrorCode; message: string };
+}
+
+/** Maps any thrown value to what the client may see. Unknown errors are a 500 with no detail. */
+export function toHttp(err: unknown): HttpError {
+  if (err instanceof GatewayError) {
+    return {
+      status: err.status,
+      body: { error: err.code, message: err.expose ? err.message : 'internal error' },
+    };
+  }
+  return { status: 500, body: { error: 'INTERNAL', message: 'internal error' } };
+}
