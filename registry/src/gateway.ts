@@ -1,0 +1,105 @@
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Catalog } from './catalog/catalog.ts';
+import type { Config } from './config/load.ts';
+import { GatewayError } from './errors.ts';
+import { demoUsers } from './identity/demo-users.ts';
+import { createDevProvider } from './identity/dev.ts';
+import type { IdentityProvider } from './identity/provider.ts';
+import type { Logger } from './log.ts';
+import { findNginx, NginxController } from './nginx/apply.ts';
+import { renderNginxConfig } from './nginx/render.ts';
+import { NginxSync } from './nginx/sync.ts';
+import { FileSessionStore } from './sessions/file-store.ts';
+import { createApp } from './web/app.ts';
+
+export interface RunningGateway {
+  /** What people and MCP clients use: nginx. */
+  readonly url: string;
+  /** The registry on loopback, behind nginx. */
+  readonly registryUrl: string;
+  readonly catalog: Catalog;
+  readonly nginx: NginxSync;
+  readonly runtimeDir: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds and starts everything in order: sessions → catalog → identity provider → app on
+ * loopback → nginx in front. `stop()` undoes it in reverse. Used by main.ts and the tests.
+ */
+export async function startGateway(config: Config, log: Logger): Promise<RunningGateway> {
+  const nginxFound = findNginx(config.nginx.bin, config.nginx.njsModule);
+  if ('missing' in nginxFound) throw new GatewayError('NGINX_UNAVAILABLE', nginxFound.missing);
+
+  const sessions = new FileSessionStore(join(config.stateDir, 'sessions'), log.child({ module: 'sessions' }));
+  const catalog = await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
+  let registryUrl = '';
+  const provider: IdentityProvider = createDevProvider({
+    publicUrl: config.gateway.publicUrl,
+    internalUrl: () => registryUrl,
+    secretKey: config.secretKey,
+    users: demoUsers(config.admin),
+    log: log.child({ module: 'dev-idp' }),
+  });
+
+  let sync: NginxSync | undefined;
+  const app = createApp({
+    publicUrl: config.gateway.publicUrl,
+    secretKey: config.secretKey,
+    cookieSecure: config.cookieSecure,
+    sessionTtlSeconds: config.sessionTtlSeconds,
+    authEnabled: config.authEnabled,
+    catalog,
+    sessions,
+    provider,
+    nginxStatus: () => sync?.status() ?? {},
+    log,
+  });
+  const server = app.listen(config.registryPort, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  registryUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const runtimeDir = config.nginx.runtimeDir;
+  const registryPort = (server.address() as AddressInfo).port;
+  sync = new NginxSync({
+    controller: new NginxController({ nginxBin: nginxFound.bin, runtimeDir, log: log.child({ module: 'nginx' }) }),
+    render: (servers) =>
+      renderNginxConfig({
+        listen: { host: config.gateway.host, port: config.gateway.port },
+        runtimeDir,
+        registry: { port: registryPort },
+        njsModulePath: nginxFound.njsModule,
+        ...(process.getuid?.() === 0 ? { workerUser: 'nobody nogroup' } : {}),
+        maxBodySize: config.nginx.maxBodySize,
+        servers,
+      }),
+    log: log.child({ module: 'nginx' }),
+  });
+  try {
+    await sync.start(catalog);
+  } catch (err) {
+    server.close();
+    await catalog.close();
+    sessions.close();
+    throw err;
+  }
+  catalog.watch();
+
+  const url = `http://${config.gateway.host === '0.0.0.0' ? '127.0.0.1' : config.gateway.host}:${config.gateway.port}`;
+  return {
+    url,
+    registryUrl,
+    catalog,
+    nginx: sync,
+    runtimeDir,
+    async stop() {
+      await catalog.close();
+      await sync.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      sessions.close();
+      await provider.close?.();
+    },
+  };
+}

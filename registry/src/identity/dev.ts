@@ -1,0 +1,162 @@
+import { createHmac, generateKeyPairSync } from 'node:crypto';
+import express, { type Request, type Response, type NextFunction } from 'express';
+import Provider, { type Configuration as ProviderConfiguration, type KoaContextWithOIDC } from 'oidc-provider';
+import * as client from 'openid-client';
+import type { Logger } from '../log.ts';
+import { authenticateDemoUser, type DemoUser } from './demo-users.ts';
+import { OidcLogin } from './oidc-login.ts';
+import type { IdentityProvider, LoginChallenge } from './provider.ts';
+
+/** Where the built-in IdP is mounted inside the registry (and so behind nginx). */
+export const DEV_IDP_PATH = '/idp';
+const CLIENT_ID = 'mcp-gateway-registry';
+const SCOPE = 'openid profile email groups';
+
+export interface DevProviderOptions {
+  readonly publicUrl: string;
+  /** The registry's own loopback URL; the code exchange goes there, never out and back in. */
+  readonly internalUrl: () => string;
+  readonly secretKey: string;
+  readonly users: readonly DemoUser[];
+  readonly log: Logger;
+}
+
+/**
+ * The built-in development identity provider: node-oidc-provider in-process with demo users
+ * and a plain login form. The registry signs in against it exactly as against a real IdP
+ * (authorization code + PKCE through openid-client); only the login form is ours.
+ */
+export function createDevProvider(options: DevProviderOptions): IdentityProvider {
+  const issuer = `${options.publicUrl}${DEV_IDP_PATH}`;
+  const redirectUri = `${options.publicUrl}/oauth/callback/dev`;
+  const clientSecret = derive(options.secretKey, 'dev-idp-client-secret');
+  const provider = new Provider(issuer, providerConfiguration(options, redirectUri, clientSecret));
+  // Behind nginx: trust X-Forwarded-Proto/Host for the URLs the IdP builds.
+  provider.proxy = true;
+  provider.on('server_error', (_ctx: unknown, err: Error) => options.log.error({ err }, 'dev IdP server error'));
+
+  let login: OidcLogin | undefined;
+  const oidcLogin = (): OidcLogin => {
+    if (login) return login;
+    const internal = `${options.internalUrl()}${DEV_IDP_PATH}`;
+    const configuration = new client.Configuration(
+      {
+        issuer,
+        authorization_endpoint: `${issuer}/auth`,
+        token_endpoint: `${internal}/token`,
+        jwks_uri: `${internal}/jwks`,
+        userinfo_endpoint: `${internal}/me`,
+        authorization_response_iss_parameter_supported: true,
+      },
+      CLIENT_ID,
+      clientSecret,
+    );
+    // The in-process IdP is reached over loopback http; no other provider may do this.
+    client.allowInsecureRequests(configuration);
+    login = new OidcLogin({ configuration, scope: SCOPE, groupsClaim: 'groups' });
+    return login;
+  };
+
+  return {
+    name: 'dev',
+    displayName: 'Development sign-in',
+    startLogin: (uri: string) => oidcLogin().startLogin(uri),
+    finishLogin: (url: URL, expected: Omit<LoginChallenge, 'url'>, uri: string) => oidcLogin().finishLogin(url, expected, uri),
+    router: idpRouter(provider, options),
+  };
+}
+
+function providerConfiguration(options: DevProviderOptions, redirectUri: string, clientSecret: string): ProviderConfiguration {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const byName = new Map(options.users.map((u) => [u.username, u]));
+  return {
+    clients: [
+      {
+        client_id: CLIENT_ID,
+        client_secret: clientSecret,
+        redirect_uris: [redirectUri],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    ],
+    jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'dev-1', use: 'sig', alg: 'RS256' }] },
+    cookies: { keys: [derive(options.secretKey, 'dev-idp-cookies')] },
+    pkce: { required: () => true },
+    ttl: { AuthorizationCode: 60, Interaction: 600, Session: 8 * 3600, Grant: 8 * 3600, AccessToken: 600, IdToken: 600 },
+    scopes: ['openid', 'profile', 'email', 'groups'],
+    claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email'], groups: ['groups'] },
+    // Put scope claims (groups) in the ID token so the registry needs no userinfo call.
+    conformIdTokenClaims: false,
+    features: { devInteractions: { enabled: false } },
+    interactions: { url: (_ctx: KoaContextWithOIDC, interaction) => `${DEV_IDP_PATH}/interaction/${interaction.uid}` },
+    findAccount: (_ctx: KoaContextWithOIDC, sub: string) => {
+      const user = byName.get(sub);
+      if (!user) return undefined;
+      return {
+        accountId: sub,
+        claims: () => ({ sub, name: user.username, preferred_username: user.username, email: `${user.username}@example.test`, groups: [...user.groups] }),
+      };
+    },
+    // The registry is this IdP's only, first-party client: grant its scopes without a consent screen.
+    loadExistingGrant: async (ctx: KoaContextWithOIDC) => {
+      const oidc = ctx.oidc;
+      const existing = oidc.result?.['consent']?.grantId ?? oidc.session?.grantIdFor(oidc.client!.clientId);
+      if (existing) {
+        const found = await oidc.provider.Grant.find(existing);
+        if (found) return found;
+      }
+      const grant = new oidc.provider.Grant({ clientId: oidc.client!.clientId, accountId: oidc.session!.accountId! });
+      grant.addOIDCScope(SCOPE);
+      await grant.save();
+      return grant;
+    },
+    renderError: (ctx: KoaContextWithOIDC, out: { error: string; error_description?: string | undefined }) => {
+      ctx.type = 'html';
+      ctx.body = `<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p>${escapeHtml(out.error_description ?? out.error)}</p><p><a href="/">Back to the registry</a></p>`;
+    },
+  };
+}
+
+/** The IdP's own routes: our login form for interactions, then everything else to oidc-provider. */
+function idpRouter(provider: Provider, options: DevProviderOptions): express.Router {
+  const router = express.Router();
+  const form = express.urlencoded({ extended: false, limit: '8kb' });
+
+  router.get('/interaction/:uid', async (req: Request, res: Response) => {
+    const details = await provider.interactionDetails(req, res);
+    res.render('idp-login', { uid: details.uid, error: undefined, username: '' });
+  });
+
+  router.post('/interaction/:uid/login', form, async (req: Request, res: Response) => {
+    await provider.interactionDetails(req, res); // binds the form to this browser's interaction cookie
+    const username = String(req.body?.username ?? '');
+    const user = authenticateDemoUser(options.users, username, String(req.body?.password ?? ''));
+    if (!user) {
+      options.log.info({ username }, 'dev IdP: wrong user name or password');
+      res.status(401).render('idp-login', { uid: req.params['uid'], error: 'Wrong user name or password.', username });
+      return;
+    }
+    await provider.interactionFinished(req, res, { login: { accountId: user.username } }, { mergeWithLastSubmission: false });
+  });
+
+  router.post('/interaction/:uid/abort', async (req: Request, res: Response) => {
+    await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'the user cancelled the sign-in' }, { mergeWithLastSubmission: false });
+  });
+
+  // An expired or unknown interaction is the user's next step, not a server fault.
+  router.use('/interaction', (err: Error, _req: Request, res: Response, _next: NextFunction) => {
+    res.status(400).render('error', { status: 400, message: 'This sign-in page has expired. Start again from the registry.', signedIn: false });
+  });
+
+  router.use(provider.callback());
+  return router;
+}
+
+function derive(secret: string, purpose: string): string {
+  return createHmac('sha256', secret).update(purpose).digest('base64url');
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,87 @@
+import express, { type Request, type Response } from 'express';
+import { GatewayError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { scopesForGroups } from '../scopes/convention.ts';
+import { csrfToken, requireCsrf } from '../web/csrf.ts';
+import type { IdentityProvider } from './provider.ts';
+
+export const LOGIN_PATH = '/login';
+export const LOGOUT_PATH = '/logout';
+export const CALLBACK_PREFIX = '/oauth/callback/';
+
+/**
+ * Only same-origin paths are allowed after login: `/x` yes; `//evil`, `/\evil`, `http://…`,
+ * control characters no (open redirects are listed in test/fixtures/open-redirects.txt).
+ */
+export function safeReturnTo(value: unknown): string {
+  if (typeof value !== 'string' || value.length > 512) return '/';
+  if (!/^\/(?![/\\])[\x21-\x7e]*$/.test(value)) return '/';
+  return value;
+}
+
+/**
+ * /login → IdP → /oauth/callback/<provider> → session regenerated with identity and scopes.
+ * The one-time login state is deleted before the callback is checked, so a code or state can
+ * never be used twice; any failure ends on a page that says what to do, never a stack trace.
+ */
+export function loginRoutes(options: { provider: IdentityProvider; publicUrl: string; log: Logger }): express.Router {
+  const { provider, publicUrl, log } = options;
+  const redirectUri = `${publicUrl}${CALLBACK_PREFIX}${provider.name}`;
+  const publicHost = new URL(publicUrl).host;
+  const router = express.Router();
+
+  router.get(LOGIN_PATH, async (req: Request, res: Response) => {
+    // The login state lives in a cookie for the public host; a login started on another host
+    // name (127.0.0.1 vs localhost) would come back without it.
+    if (req.get('host') !== publicHost) {
+      res.redirect(`${publicUrl}${LOGIN_PATH}`);
+      return;
+    }
+    const challenge = await provider.startLogin(redirectUri);
+    req.session.login = {
+      state: challenge.state,
+      nonce: challenge.nonce,
+      codeVerifier: challenge.codeVerifier,
+      returnTo: safeReturnTo(req.query['returnTo']),
+      provider: provider.name,
+    };
+    await save(req);
+    res.redirect(challenge.url);
+  });
+
+  router.get(`${CALLBACK_PREFIX}:provider`, async (req: Request, res: Response) => {
+    const pending = req.session.login;
+    delete req.session.login;
+    if (!pending || pending.provider !== req.params['provider'] || req.params['provider'] !== provider.name) {
+      throw new GatewayError('LOGIN_STATE_INVALID', 'This sign-in link has expired or was already used. Sign in again.');
+    }
+    const callbackUrl = new URL(req.originalUrl, publicUrl);
+    const identity = await provider.finishLogin(callbackUrl, pending, redirectUri);
+    await regenerate(req);
+    req.session.identity = { ...identity, groups: [...identity.groups], provider: provider.name };
+    req.session.scopes = scopesForGroups(identity.groups);
+    csrfToken(req);
+    await save(req);
+    log.info({ user: identity.username, provider: provider.name, groups: identity.groups }, 'signed in');
+    res.redirect(pending.returnTo);
+  });
+
+  router.post(LOGOUT_PATH, express.urlencoded({ extended: false, limit: '4kb' }), requireCsrf, async (req: Request, res: Response) => {
+    const user = req.session.identity?.username;
+    await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
+    res.clearCookie('mcp_gateway_session', { path: '/' });
+    log.info({ user }, 'signed out');
+    res.redirect('/');
+  });
+
+  return router;
+}
+
+function save(req: Request): Promise<void> {
+  return new Promise((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
+}
+
+/** A new session id at login, so a session id fixed before login is worth nothing after it. */
+function regenerate(req: Request): Promise<void> {
+  return new Promise((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
+}

@@ -1,0 +1,63 @@
+import { dirname, join } from 'node:path';
+import { loadConfig } from './config/load.ts';
+import { startGateway } from './gateway.ts';
+import { DEMO_PASSWORD, demoUsers } from './identity/demo-users.ts';
+import { createLogger } from './log.ts';
+
+// The table of contents: config → logger → gateway (sessions, catalog, IdP, app, nginx) → signals.
+const projectRoot = join(dirname(import.meta.filename), '..', '..');
+const loaded = loadConfig(process.env, projectRoot);
+if (!loaded.ok) {
+  process.stderr.write(`invalid configuration:\n${loaded.errors.map((e) => `  ${e}`).join('\n')}\n`);
+  process.exit(1);
+}
+const config = loaded.config;
+const log = createLogger(config.logLevel);
+for (const warning of config.warnings) log.warn(warning);
+if (!config.authEnabled) {
+  log.warn('MCP_AUTH_ENABLED=false: EVERY REQUEST IS ALLOWED AS AN ANONYMOUS ADMIN. Never run like this where anyone else can connect.');
+}
+if (process.argv.includes('--check-config')) {
+  process.stdout.write('configuration is valid\n');
+  process.exit(0);
+}
+
+const gateway = await startGateway(config, log).catch((err: unknown) => {
+  log.fatal({ err }, 'the gateway could not start');
+  process.stderr.write(`cannot start: ${(err as Error).message}\n`);
+  process.exit(1);
+});
+
+const lines = [`MCP Gateway Registry is running: open ${config.gateway.publicUrl}`];
+if (config.providerType === 'dev') {
+  lines.push('Demo logins (built-in development identity provider):');
+  for (const user of demoUsers(config.admin)) {
+    const password = user.password === DEMO_PASSWORD ? DEMO_PASSWORD : adminPasswordHint();
+    lines.push(`  ${user.username.padEnd(10)} ${password.padEnd(12)} ${user.description}`);
+  }
+}
+lines.push(`MCP endpoints: ${config.gateway.publicUrl}/api/streamable/<server>  and  ${config.gateway.publicUrl}/api/execute/<server>/sse`);
+process.stdout.write(`\n${lines.join('\n')}\n\n`);
+
+/** The generated admin password is shown on a terminal only; where stdout is a log, point at the file. */
+function adminPasswordHint(): string {
+  if (!config.admin.passwordGenerated) return '(ADMIN_PASSWORD)';
+  if (process.stdout.isTTY) return config.admin.password;
+  return `(generated: ${join(config.stateDir, 'admin_password')})`;
+}
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    gateway.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  });
+}

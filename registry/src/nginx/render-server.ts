@@ -1,0 +1,225 @@
+/**
+ * The nginx locations for one MCP server. Pure; called by render.ts with values that already
+ * passed names.ts (the branded types make that the only way in).
+ */
+import {
+  EXECUTE_PREFIX,
+  MISSING_SCOPE_HEADER,
+  ORIGINAL_METHOD_HEADER,
+  ORIGINAL_URI_HEADER,
+  REQUEST_ID_HEADER,
+  SCOPES_HEADER,
+  SERVER_HEADER,
+  STREAMABLE_PREFIX,
+  TRANSPORT_HEADER,
+  USER_HEADER,
+  USERNAME_HEADER,
+  VALIDATE_PATH,
+} from '../authz/paths.ts';
+import type { Transport } from '../catalog/server-definition.ts';
+import { assertBackendPath, backendTarget, quoted, type BackendPath, type BackendUrl, type ServerName } from './names.ts';
+
+export type Lines = string[];
+
+/** A server definition reduced to what the config needs, every string checked. */
+export interface CheckedServer {
+  readonly name: ServerName;
+  readonly url: BackendUrl;
+  readonly enabled: boolean;
+  readonly streamable: BackendPath | undefined;
+  readonly sse: BackendPath | undefined;
+}
+
+/** The upstream block name for the registry; render.ts declares it. */
+export const REGISTRY_UPSTREAM = 'mcp_registry';
+
+/** Filled by the njs body reader in a later step; blanked until then so a client cannot set them. */
+const MCP_METHOD_HEADER = 'x-mcp-method';
+const MCP_TOOL_HEADER = 'x-mcp-tool';
+
+function upstreamVariable(header: string): string {
+  return `$upstream_http_${header.replaceAll('-', '_')}`;
+}
+
+/** `auth_request_set` targets, named after the check's response headers. */
+const IDENTITY_VARIABLES: ReadonlyArray<readonly [variable: string, header: string]> = [
+  ['$mcp_user', USER_HEADER],
+  ['$mcp_username', USERNAME_HEADER],
+  ['$mcp_scopes', SCOPES_HEADER],
+  ['$mcp_missing_scope', MISSING_SCOPE_HEADER],
+  ['$mcp_www_authenticate', 'www-authenticate'],
+];
+
+/**
+ * Written once at server level and inherited by every location that runs auth_request. Server
+ * level also declares the variables when no server is enabled, so @mcp_403 always compiles.
+ * nginx sets them after the check whatever it answered, and they survive the error_page
+ * redirect, so @mcp_403 can name the missing scope.
+ */
+export function renderIdentityVariables(): Lines {
+  return IDENTITY_VARIABLES.map(([variable, header]) => `auth_request_set ${variable} ${upstreamVariable(header)};`);
+}
+
+/** `{ ... }` with the body indented four spaces. */
+export function block(head: string, body: Lines): Lines {
+  return [`${head} {`, ...body.map((line) => (line === '' ? line : `    ${line}`)), '}'];
+}
+
+/**
+ * A fixed JSON body for `return`. Single-quoted because JSON is full of `"`; the values in it
+ * are checked names, and this refuses the characters that are special in that context.
+ */
+export function jsonReturn(status: number, body: Record<string, string>): string {
+  const json = JSON.stringify(body);
+  if (/['\\$]/.test(json)) throw new Error(`refusing to put ${json} into a return`);
+  return `return ${status} '${json}';`;
+}
+
+function authLocation(name: ServerName, transport: Transport): string {
+  return `/_mcp_auth/${name}/${transport}`;
+}
+
+/**
+ * The internal location auth_request calls. The server and transport are literals written
+ * here, never parsed from the request: `$request_uri` is the raw URI and can name a different
+ * server than the normalized one nginx matched (`/api/execute/a/../b/`), so the check learns
+ * which server it guards from the location that matched, and gets the raw URI for logs only.
+ */
+function renderAuthLocation(name: ServerName, transport: Transport): Lines {
+  return block(`location = ${authLocation(name, transport)}`, [
+    'internal;',
+    `proxy_pass http://${REGISTRY_UPSTREAM}${VALIDATE_PATH};`,
+    // The subrequest carries headers only: nginx cannot send the body twice, and a body-less
+    // request that still said Content-Length: N would make the registry wait for N bytes.
+    'proxy_pass_request_body off;',
+    'proxy_set_header Content-Length "";',
+    'proxy_set_header Connection "";',
+    // Spelled out although proxying passes client headers by default: these two are what the
+    // check authenticates, and an http-level `proxy_set_header Cookie ""` added later would
+    // otherwise silently make every request anonymous.
+    'proxy_set_header Cookie $http_cookie;',
+    'proxy_set_header Authorization $http_authorization;',
+    `proxy_set_header ${SERVER_HEADER} ${quoted(name)};`,
+    `proxy_set_header ${TRANSPORT_HEADER} "${transport}";`,
+    `proxy_set_header ${ORIGINAL_URI_HEADER} $request_uri;`,
+    `proxy_set_header ${ORIGINAL_METHOD_HEADER} $request_method;`,
+    `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
+    // Identity and routing headers come from nginx or nobody: a client's copies are dropped.
+    `proxy_set_header ${USER_HEADER} "";`,
+    `proxy_set_header ${USERNAME_HEADER} "";`,
+    `proxy_set_header ${SCOPES_HEADER} "";`,
+    `proxy_set_header ${MISSING_SCOPE_HEADER} "";`,
+    `proxy_set_header ${MCP_METHOD_HEADER} "";`,
+    `proxy_set_header ${MCP_TOOL_HEADER} "";`,
+    'proxy_set_header Host $http_host;',
+    'proxy_set_header X-Forwarded-For $remote_addr;',
+    'proxy_set_header X-Forwarded-Proto $scheme;',
+    'proxy_set_header X-Forwarded-Host $http_host;',
+    'proxy_set_header X-Forwarded-Port $server_port;',
+    // X-Scopes can be long; the default 4k header buffer would turn it into a 502 (= deny).
+    'proxy_buffer_size 16k;',
+    'proxy_buffers 4 16k;',
+    // Fail closed, and fast: a hung registry is a 500 in seconds, not a client stuck for 60 s.
+    'proxy_connect_timeout 2s;',
+    'proxy_read_timeout 10s;',
+  ]);
+}
+
+/** Directives shared by every location that proxies to a backend after the check. */
+function renderProxyToBackend(name: ServerName, transport: Transport, target: string, https: boolean): Lines {
+  return [
+    // The auth_request_set lines that copy the check's answer are at server level.
+    `auth_request ${authLocation(name, transport)};`,
+    'error_page 401 = @mcp_401;',
+    'error_page 403 = @mcp_403;',
+    // auth_request turns a registry failure (down, timeout, 5xx) into 500: refuse, as JSON.
+    'error_page 500 = @mcp_500;',
+    // nginx's own 502/504 (backend unreachable); the backend's responses pass untouched.
+    'error_page 502 504 = @mcp_502;',
+    'error_page 413 = @mcp_413;',
+    `proxy_pass ${target};`,
+    ...(https ? ['proxy_ssl_server_name on;'] : []),
+    // Stream responses (SSE) as they come; never cache a per-user answer.
+    'proxy_buffering off;',
+    'proxy_cache off;',
+    // Read the whole body before proxying: the body authorized (njs, later) is the one sent.
+    'proxy_request_buffering on;',
+    'proxy_read_timeout 3600s;',
+    'proxy_send_timeout 3600s;',
+    'proxy_set_header Host $proxy_host;',
+    'proxy_set_header Connection "";',
+    // No token passthrough: the client's credentials are for the gateway, not the backend.
+    'proxy_set_header Cookie "";',
+    'proxy_set_header Authorization "";',
+    // Set from the check's answer. proxy_set_header replaces a client-sent header of the same
+    // name, and an empty value sends none, so a forged `X-User: root` never reaches a backend.
+    `proxy_set_header ${USER_HEADER} $mcp_user;`,
+    `proxy_set_header ${USERNAME_HEADER} $mcp_username;`,
+    `proxy_set_header ${SCOPES_HEADER} $mcp_scopes;`,
+    `proxy_set_header ${MISSING_SCOPE_HEADER} "";`,
+    `proxy_set_header ${SERVER_HEADER} "";`,
+    `proxy_set_header ${TRANSPORT_HEADER} "";`,
+    `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
+    // Mcp-Session-Id, MCP-Protocol-Version and Last-Event-ID pass through as client headers.
+  ];
+}
+
+function renderDisabled(name: ServerName, location: string): Lines {
+  return block(`location ${location}`, [
+    'default_type application/json;',
+    jsonReturn(503, { error: 'SERVER_DISABLED', message: `server ${name} is disabled` }),
+  ]);
+}
+
+function renderStreamable(server: CheckedServer, path: BackendPath): Lines {
+  const out: Lines = [];
+  // Exact matches only, with and without the slash: a prefix would let `a` catch `a-b`.
+  for (const location of [`= ${STREAMABLE_PREFIX}${server.name}`, `= ${STREAMABLE_PREFIX}${server.name}/`]) {
+    out.push(
+      ...(server.enabled
+        ? block(`location ${location}`, renderProxyToBackend(server.name, 'streamable-http', quoted(backendTarget(server.url, path)), server.url.startsWith('https:')))
+        : renderDisabled(server.name, location)),
+    );
+  }
+  return out;
+}
+
+function renderSse(server: CheckedServer): Lines {
+  const prefix = `${EXECUTE_PREFIX}${server.name}/`;
+  if (!server.enabled) {
+    return [...renderDisabled(server.name, `= ${EXECUTE_PREFIX}${server.name}`), ...renderDisabled(server.name, prefix)];
+  }
+  return [
+    // The bare name is not an endpoint; a redirect to the slash form would GET the backend root.
+    ...block(`location = ${EXECUTE_PREFIX}${server.name}`, [
+      'default_type application/json;',
+      jsonReturn(404, { error: 'NOT_FOUND', message: `the endpoints of ${server.name} are under ${prefix}` }),
+    ]),
+    // Slash-terminated prefix: `/api/execute/a/` cannot match `/api/execute/ab/...`.
+    ...block(`location ${prefix}`, [
+      ...renderProxyToBackend(server.name, 'sse', quoted(backendTarget(server.url, assertBackendPath('/'))), server.url.startsWith('https:')),
+      // The SDK's SSE transport announces `event: endpoint` / `data: /messages?sessionId=...`,
+      // a path the client resolves against the gateway origin, where it names nothing. Rewrite
+      // the first `data: /` of each response to the gateway prefix. sub_filter only sees plain
+      // text, hence no compression upstream; it passes each chunk on as it arrives.
+      'proxy_set_header Accept-Encoding "";',
+      'sub_filter_types text/event-stream;',
+      'sub_filter_once on;',
+      `sub_filter 'data: /' 'data: ${prefix}';`,
+    ]),
+  ];
+}
+
+/** The internal auth locations and the public locations of one server. */
+export function renderServerLocations(server: CheckedServer): Lines {
+  const transports: Transport[] = [];
+  if (server.streamable !== undefined) transports.push('streamable-http');
+  if (server.sse !== undefined) transports.push('sse');
+  const out: Lines = [
+    `# ${server.name}: ${server.enabled ? 'enabled' : 'disabled'}; ${transports.join(', ')}`,
+    ...transports.flatMap((transport) => renderAuthLocation(server.name, transport)),
+  ];
+  if (server.streamable !== undefined) out.push(...renderStreamable(server, server.streamable));
+  if (server.sse !== undefined) out.push(...renderSse(server));
+  return out;
+}

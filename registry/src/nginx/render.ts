@@ -1,0 +1,209 @@
+/**
+ * Renders the whole nginx config from the catalog. Pure: no file system, no processes; the
+ * same input gives the same bytes, so apply.ts can skip a reload when nothing changed.
+ */
+import {
+  EXECUTE_PREFIX,
+  MISSING_SCOPE_HEADER,
+  ORIGINAL_METHOD_HEADER,
+  ORIGINAL_URI_HEADER,
+  REQUEST_ID_HEADER,
+  SCOPES_HEADER,
+  SERVER_HEADER,
+  STREAMABLE_PREFIX,
+  TRANSPORT_HEADER,
+  USER_HEADER,
+  USERNAME_HEADER,
+  VALIDATE_PATH,
+} from '../authz/paths.ts';
+import type { ServerDefinition } from '../catalog/server-definition.ts';
+import { GatewayError } from '../errors.ts';
+import {
+  assertBackendPath,
+  assertBackendUrl,
+  assertBodySize,
+  assertFilePath,
+  assertListenHost,
+  assertPort,
+  assertServerName,
+  assertWorkerUser,
+  hostPort,
+  quoted,
+} from './names.ts';
+import { block, jsonReturn, REGISTRY_UPSTREAM, renderIdentityVariables, renderServerLocations, type CheckedServer, type Lines } from './render-server.ts';
+
+export interface NginxRenderInput {
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Absolute directory for the pid file, logs and temp files. */
+  readonly runtimeDir: string;
+  /** The registry always listens on 127.0.0.1. */
+  readonly registry: { readonly port: number };
+  /** `ngx_http_js_module.so`, loaded when given. */
+  readonly njsModulePath?: string;
+  /** `user` for the workers, e.g. `nobody nogroup` when the master runs as root. */
+  readonly workerUser?: string;
+  /** Largest request body; default `1m`. */
+  readonly maxBodySize?: string;
+  readonly servers: readonly ServerDefinition[];
+}
+
+const TEMP_PATHS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const;
+
+function checkServers(servers: readonly ServerDefinition[]): CheckedServer[] {
+  const checked = servers.map((def): CheckedServer => ({
+    name: assertServerName(def.name),
+    url: assertBackendUrl(def.url),
+    enabled: def.enabled === true,
+    streamable: def.transports['streamable-http'] === undefined ? undefined : assertBackendPath(def.transports['streamable-http']),
+    sse: def.transports.sse === undefined ? undefined : assertBackendPath(def.transports.sse),
+  }));
+  // Sorted so the output is deterministic whatever order the catalog read the files in.
+  checked.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (let i = 1; i < checked.length; i++) {
+    if (checked[i]?.name === checked[i - 1]?.name) {
+      throw new GatewayError('CATALOG_FILE_INVALID', `server name ${checked[i]?.name} is defined twice`);
+    }
+  }
+  return checked;
+}
+
+/** Where the MCP error pages live: JSON for clients that parse JSON, never the web page. */
+function renderErrorLocations(): Lines {
+  return [
+    ...block('location @mcp_401', [
+      'default_type application/json;',
+      // auth_request already copies the check's WWW-Authenticate onto this response (nginx
+      // keeps it across the error_page redirect), so adding $mcp_www_authenticate here would
+      // send it twice. MCP clients read resource_metadata from it to find the login.
+      jsonReturn(401, { error: 'AUTH_NO_CREDENTIALS', message: 'sign in or send a valid token' }),
+    ]),
+    ...block('location @mcp_403', [
+      'default_type application/json;',
+      // The scope comes from the registry's X-Missing-Scope, which only ever holds scope
+      // characters; the registry is the one party trusted to write into this response.
+      `return 403 '{"error":"AUTH_SCOPE_MISSING","message":"missing scope","missing_scope":"$mcp_missing_scope"}';`,
+    ]),
+    ...block('location @mcp_500', [
+      'default_type application/json;',
+      jsonReturn(500, { error: 'INTERNAL', message: 'the access check is unavailable' }),
+    ]),
+    ...block('location @mcp_502', [
+      'default_type application/json;',
+      jsonReturn(502, { error: 'BACKEND_UNAVAILABLE', message: 'the MCP server did not answer' }),
+    ]),
+    ...block('location @mcp_413', [
+      'default_type application/json;',
+      jsonReturn(413, { error: 'BODY_TOO_LARGE', message: 'request body too large' }),
+    ]),
+  ];
+}
+
+function renderRegistryLocation(): Lines {
+  return block('location /', [
+    `proxy_pass http://${REGISTRY_UPSTREAM};`,
+    'proxy_set_header Connection "";',
+    'proxy_set_header Host $http_host;',
+    'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    'proxy_set_header X-Forwarded-Proto $scheme;',
+    'proxy_set_header X-Forwarded-Host $http_host;',
+    'proxy_set_header X-Forwarded-Port $server_port;',
+    `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
+    // Identity reaches the registry as a session or token only; these headers are the
+    // check's vocabulary and mean nothing when a client sends them.
+    ...[USER_HEADER, USERNAME_HEADER, SCOPES_HEADER, MISSING_SCOPE_HEADER, SERVER_HEADER, TRANSPORT_HEADER, ORIGINAL_URI_HEADER, ORIGINAL_METHOD_HEADER].map(
+      (header) => `proxy_set_header ${header} "";`,
+    ),
+  ]);
+}
+
+function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[]): Lines {
+  const host = assertListenHost(input.listen.host);
+  const port = assertPort(input.listen.port, 'listen port');
+  const bodySize = assertBodySize(input.maxBodySize ?? '1m');
+  const validatePath = assertBackendPath(VALIDATE_PATH);
+  return block('server', [
+    `listen ${quoted(hostPort(host, port))};`,
+    // Equal sizes: the njs body reader needs the whole body in memory (r.requestText fails on
+    // a body spooled to disk), and so the bytes authorized are the bytes forwarded. Bigger
+    // bodies get 413 before anything else happens.
+    `client_max_body_size ${bodySize};`,
+    `client_body_buffer_size ${bodySize};`,
+    ...renderIdentityVariables(),
+    '',
+    ...servers.flatMap((server) => [...renderServerLocations(server), '']),
+    '# Any other MCP path: a JSON 404, never the web page.',
+    ...block(`location ${STREAMABLE_PREFIX}`, ['default_type application/json;', jsonReturn(404, { error: 'SERVER_UNKNOWN', message: 'no such MCP server' })]),
+    ...block(`location ${EXECUTE_PREFIX}`, ['default_type application/json;', jsonReturn(404, { error: 'SERVER_UNKNOWN', message: 'no such MCP server' })]),
+    '',
+    // The check is reachable only through the internal locations above. A regex, matched
+    // case-insensitively with any trailing slashes, because Express routes /Auth/Validate/ to
+    // the same handler while nginx locations are case-sensitive.
+    `# ${validatePath} answers auth_request subrequests only.`,
+    ...block(`location ~* ^${validatePath}/*$`, ['default_type application/json;', jsonReturn(404, { error: 'NOT_FOUND', message: 'not found' })]),
+    '',
+    ...renderErrorLocations(),
+    '',
+    '# The web page, login, OAuth and the dev IdP live in the registry.',
+    ...renderRegistryLocation(),
+  ]);
+}
+
+/**
+ * Renders the complete nginx config.
+ *
+ * Every value from `input` passes names.ts before it is written, and servers are sorted by
+ * name, so equal input gives equal output.
+ * @throws GatewayError `SERVER_NAME_INVALID` for a bad server name, `CATALOG_FILE_INVALID` for
+ *   a bad backend URL/path or a duplicate name, `CONFIG_INVALID` for a bad listen address,
+ *   port, path, worker user or body size. Nothing is rendered when any check fails.
+ */
+export function renderNginxConfig(input: NginxRenderInput): string {
+  const runtimeDir = assertFilePath(input.runtimeDir.replace(/\/+$/, '') || '/');
+  const registryPort = assertPort(input.registry.port, 'registry port');
+  const servers = checkServers(input.servers);
+  const file = (name: string): string => quoted(assertFilePath(`${runtimeDir}/${name}`));
+
+  const main: Lines = [
+    '# Generated by registry/src/nginx/render.ts from the server catalog. Do not edit.',
+    // The registry supervises nginx as a child process: foreground master, no daemon.
+    'daemon off;',
+    'master_process on;',
+    'worker_processes 2;',
+    `pid ${file('nginx.pid')};`,
+    // notice: apply.ts reads "start worker processes" / [emerg] after a reload from this log.
+    `error_log ${file('error.log')} notice;`,
+    // A reload leaves old workers serving their open SSE streams, under the old config (a
+    // since-disabled server keeps streaming). Bound that; clients reconnect to the new config.
+    'worker_shutdown_timeout 60s;',
+  ];
+  if (input.workerUser !== undefined) {
+    const parts = assertWorkerUser(input.workerUser).split(' ');
+    main.push(`user ${parts.map((part) => quoted(assertWorkerUser(part))).join(' ')};`);
+  }
+  if (input.njsModulePath !== undefined) main.push(`load_module ${quoted(assertFilePath(input.njsModulePath))};`);
+
+  const http = block('http', [
+    ...TEMP_PATHS.map((kind) => `${kind}_temp_path ${file(`tmp/${kind}`)};`),
+    'default_type application/octet-stream;',
+    'server_tokens off;',
+    // Redirects nginx makes itself stay relative, never naming an internal host or port.
+    'absolute_redirect off;',
+    // The path without the query string: OAuth codes and session ids travel in queries.
+    'map $request_uri $mcp_log_path {',
+    '    ~^(?<path>[^?]*) $path;',
+    '}',
+    `log_format mcp_gateway '$remote_addr [$time_local] "$request_method $mcp_log_path $server_protocol" $status $body_bytes_sent $request_time $request_id';`,
+    `access_log ${file('access.log')} mcp_gateway buffer=32k flush=1s;`,
+    // Upstream keepalive (with Connection "" per location) needs HTTP/1.1; so does streaming.
+    'proxy_http_version 1.1;',
+    // proxy_set_header is inherited only by locations that set none, so every location below
+    // lists its headers in full instead of relying on an http-level default.
+    'proxy_headers_hash_bucket_size 128;',
+    '',
+    ...block(`upstream ${REGISTRY_UPSTREAM}`, [`server ${quoted(hostPort(assertListenHost('127.0.0.1'), registryPort))};`, 'keepalive 16;']),
+    '',
+    ...renderServerBlock(input, servers),
+  ]);
+
+  return [...main, '', ...block('events', ['worker_connections 1024;']), '', ...http, ''].join('\n');
+}

@@ -1,0 +1,95 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import session from 'express-session';
+import { join } from 'node:path';
+import { VALIDATE_PATH } from '../authz/paths.ts';
+import { createValidateRoute } from '../authz/validate-route.ts';
+import type { Catalog } from '../catalog/catalog.ts';
+import { toHttp } from '../errors.ts';
+import type { IdentityProvider } from '../identity/provider.ts';
+import { loginRoutes } from '../identity/login-routes.ts';
+import type { Logger } from '../log.ts';
+import { SESSION_COOKIE, sessionCookieOptions } from '../sessions/cookie.ts';
+import type { FileSessionStore } from '../sessions/file-store.ts';
+import { serverRoutes, type NginxStatusView } from './routes/servers.ts';
+
+export interface AppOptions {
+  readonly publicUrl: string;
+  readonly secretKey: string;
+  readonly cookieSecure: boolean;
+  readonly sessionTtlSeconds: number;
+  readonly authEnabled: boolean;
+  readonly catalog: Catalog;
+  readonly sessions: FileSessionStore;
+  readonly provider: IdentityProvider;
+  readonly nginxStatus: () => NginxStatusView;
+  readonly log: Logger;
+}
+
+/**
+ * The registry's HTTP surface, in the order requests meet it:
+ * 1. /auth/validate: the nginx check, before sessions (it reads, never writes them);
+ * 2. /healthz, /readyz;
+ * 3. the built-in IdP (dev provider only);
+ * 4. sessions, then login/logout/callback and the operators' page;
+ * 5. one error handler: a page for people, never a stack trace.
+ */
+export function createApp(options: AppOptions): express.Express {
+  const { log } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  // Only nginx on loopback may say which protocol and host the client used.
+  app.set('trust proxy', 'loopback');
+  app.set('view engine', 'ejs');
+  app.set('views', join(import.meta.dirname, 'views'));
+
+  app.all(
+    VALIDATE_PATH,
+    createValidateRoute({
+      catalog: options.catalog,
+      sessions: options.sessions,
+      secret: options.secretKey,
+      authEnabled: options.authEnabled,
+      realm: 'mcp-gateway',
+      log: log.child({ module: 'authz' }),
+    }),
+  );
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/readyz', (_req, res) => {
+    const status = options.nginxStatus();
+    res.status(status.lastAppliedAt ? 200 : 503).json({ status: status.lastAppliedAt ? 'ready' : 'starting' });
+  });
+  if (options.provider.router) app.use('/idp', options.provider.router);
+
+  app.use(
+    session({
+      name: SESSION_COOKIE,
+      secret: options.secretKey,
+      store: options.sessions,
+      resave: false,
+      saveUninitialized: false,
+      rolling: true,
+      proxy: true,
+      cookie: sessionCookieOptions(options.cookieSecure, options.sessionTtlSeconds),
+    }),
+  );
+  app.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    res.set('X-Frame-Options', 'DENY');
+    res.set('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self' " + new URL(options.publicUrl).origin);
+    next();
+  });
+  app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, log: log.child({ module: 'login' }) }));
+  app.use(serverRoutes({ catalog: options.catalog, publicUrl: options.publicUrl, nginxStatus: options.nginxStatus, log: log.child({ module: 'web' }) }));
+
+  app.use((_req: Request, res: Response) => {
+    res.status(404).render('error', { status: 404, message: 'There is no page here.', signedIn: false });
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const { status, body } = toHttp(err);
+    if (status >= 500) log.error({ err, req }, 'request failed');
+    else log.info({ code: body.error, path: req.path }, body.message);
+    if (res.headersSent) return;
+    res.status(status).render('error', { status, message: body.message, signedIn: Boolean(req.session?.identity) });
+  });
+  return app;
+}

@@ -1,0 +1,25 @@
+import { randomBytes } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import { GatewayError } from '../errors.ts';
+import { constantTimeEqual } from '../identity/demo-users.ts';
+
+/** The session's CSRF token, created on first use (synchronizer-token pattern). */
+export function csrfToken(req: Request): string {
+  if (!req.session.csrfToken) req.session.csrfToken = randomBytes(32).toString('base64url');
+  return req.session.csrfToken;
+}
+
+/**
+ * Refuses a state-changing form whose `_csrf` field does not match the session's token.
+ * SameSite=Lax already stops most cross-site posts; this covers the rest (same-site
+ * subdomains, older browsers). Compared in constant time.
+ */
+export function requireCsrf(req: Request, _res: Response, next: NextFunction): void {
+  const sent = typeof req.body?._csrf === 'string' ? req.body._csrf : '';
+  const expected = req.session.csrfToken;
+  if (!expected || !constantTimeEqual(sent, expected)) {
+    next(new GatewayError('CSRF_TOKEN_INVALID', 'This form has expired. Reload the page and try again.'));
+    return;
+  }
+  next();
+}

@@ -1,0 +1,127 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildServer } from '../../../servers/currenttime/server.ts';
+import { serveMcp, type ReceivedRequest, type RunningMcpServer } from '../../../servers/shared/serve-mcp.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { startGateway, type RunningGateway } from '../../src/gateway.ts';
+import { createLogger } from '../../src/log.ts';
+
+export const ADMIN_PASSWORD = 'test-admin-password';
+const projectRoot = join(import.meta.dirname, '..', '..', '..');
+
+export interface TestGateway extends AsyncDisposable {
+  readonly url: string;
+  readonly gateway: RunningGateway;
+  readonly backend: RunningMcpServer;
+  /** Every request the currenttime backend received, in order. */
+  readonly received: ReceivedRequest[];
+  readonly catalogDir: string;
+  readonly stateDir: string;
+  writeDefinition(name: string, definition: Record<string, unknown>): void;
+  /** Stops the registry and its nginx and starts them again on the same state and port. */
+  restart(): Promise<void>;
+  errorLog(): string;
+}
+
+/** A free loopback port for nginx (nginx cannot listen on port 0 and report it). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Starts the real thing on ephemeral loopback ports: the currenttime MCP server, the registry
+ * with the built-in IdP, and the registry's own nginx (with njs). One per test file.
+ */
+export async function startTestGateway(): Promise<TestGateway> {
+  const root = mkdtempSync(join(tmpdir(), 'mcpgw-it-'));
+  const catalogDir = join(root, 'servers');
+  const stateDir = join(root, 'state');
+  rmSync(catalogDir, { recursive: true, force: true });
+  writeFileSync(join(root, '.keep'), '');
+  const received: ReceivedRequest[] = [];
+  const backend = await serveMcp(buildServer, { port: 0, onRequest: (r) => received.push(r) });
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(catalogDir);
+  const writeDefinition = (name: string, definition: Record<string, unknown>) =>
+    writeFileSync(join(catalogDir, `${name}.json`), JSON.stringify(definition, null, 2));
+  writeDefinition('currenttime', {
+    name: 'currenttime',
+    description: 'Current time in any time zone',
+    url: backend.url,
+    transports: { 'streamable-http': '/mcp', sse: '/sse' },
+    enabled: true,
+    tools: [{ name: 'current_time_by_timezone', description: 'time' }],
+  });
+  writeDefinition('offline', { name: 'offline', url: backend.url, transports: { 'streamable-http': '/mcp', sse: '/sse' }, enabled: false });
+
+  const port = await freePort();
+  const loaded = loadConfig(
+    {
+      GATEWAY_PORT: String(port),
+      GATEWAY_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      STATE_DIR: stateDir,
+      CATALOG_DIR: catalogDir,
+      SECRET_KEY: 'test-secret-key-test-secret-key-0123456789',
+      ADMIN_PASSWORD,
+      LOGGING_LEVEL: process.env['TEST_LOG_LEVEL'] ?? 'silent',
+    },
+    projectRoot,
+  );
+  if (!loaded.ok) {
+    await backend.close();
+    throw new Error(loaded.errors.join('\n'));
+  }
+  const log = createLogger(loaded.config.logLevel);
+  let gateway: RunningGateway;
+  try {
+    gateway = await startGateway(loaded.config, log);
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
+
+  const handle: TestGateway = {
+    url: `http://127.0.0.1:${port}`,
+    get gateway() {
+      return gateway;
+    },
+    backend,
+    received,
+    catalogDir,
+    stateDir,
+    writeDefinition,
+    async restart() {
+      await gateway.stop();
+      gateway = await startGateway(loaded.config, log);
+    },
+    errorLog() {
+      try {
+        return readFileSync(join(gateway.runtimeDir, 'error.log'), 'utf8');
+      } catch {
+        return '(no error.log)';
+      }
+    },
+    async [Symbol.asyncDispose]() {
+      await gateway.stop();
+      await backend.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
+
+/** Polls until `check` passes or `ms` runs out; returns how long it took. */
+export async function eventually(check: () => Promise<boolean>, ms = 2000): Promise<number> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > ms) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return Date.now() - start;
+}

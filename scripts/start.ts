@@ -1,0 +1,45 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { ensureSystemDeps } from './ensure-system-deps.ts';
+
+/**
+ * `npm start`: the gateway on its embedded defaults. Installs nginx + njs where it can, starts
+ * the example MCP servers, then the registry (which runs nginx as its own child). Ctrl-C stops
+ * everything.
+ */
+const root = join(import.meta.dirname, '..');
+const EXAMPLE_SERVERS = [{ name: 'currenttime', entry: 'servers/currenttime/server.ts', port: '8001' }] as const;
+
+ensureSystemDeps();
+
+const children: ChildProcess[] = [];
+let stopping = false;
+
+function run(name: string, entry: string, env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, [join(root, entry)], { cwd: root, env: { ...process.env, ...env }, stdio: 'inherit' });
+  child.on('exit', (code, signal) => {
+    if (stopping) return;
+    process.stderr.write(`${name} stopped unexpectedly (${signal ?? `exit code ${code}`}); stopping the gateway\n`);
+    stop(code ?? 1);
+  });
+  children.push(child);
+  return child;
+}
+
+function stop(code: number): void {
+  if (stopping) return;
+  stopping = true;
+  for (const child of children) child.kill('SIGTERM');
+  let left = children.filter((c) => c.exitCode === null && c.signalCode === null).length;
+  if (left === 0) process.exit(code);
+  for (const child of children) child.once('exit', () => --left === 0 && process.exit(code));
+  setTimeout(() => process.exit(code), 8000).unref();
+}
+
+for (const server of EXAMPLE_SERVERS) {
+  run(server.name, server.entry, { HOST: '127.0.0.1', PORT: server.port });
+}
+run('registry', 'registry/src/main.ts', {});
+
+process.on('SIGINT', () => stop(0));
+process.on('SIGTERM', () => stop(0));
