@@ -7,6 +7,7 @@ import { principalFromCookie, type Principal, type SessionLookup } from './crede
 import { headerQuotedValue, headerValue } from './header-value.ts';
 import {
   MISSING_SCOPE_HEADER,
+  VALIDATE_PATH,
   ORIGINAL_METHOD_HEADER,
   REQUEST_ID_HEADER,
   SCOPES_HEADER,
@@ -46,6 +47,12 @@ export function createValidateRoute(options: ValidateRouteOptions): RequestHandl
   const challenge = `Bearer realm="${headerQuotedValue(options.realm)}"`;
 
   return (req: Request, res: Response) => {
+    // Express matches paths case-insensitively and ignores a trailing slash; the check answers
+    // on its exact path only (nginx blocks every spelling from outside as well).
+    if (req.path !== VALIDATE_PATH) {
+      res.status(404).end();
+      return;
+    }
     const serverName = req.get(SERVER_HEADER) ?? '';
     const requestId = req.get(REQUEST_ID_HEADER);
     if (!SERVER_NAME_PATTERN.test(serverName)) {

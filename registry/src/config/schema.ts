@@ -33,9 +33,9 @@ export interface EnvVarDoc {
 export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'GATEWAY_PORT', default: '8080', example: '8443', description: 'Port nginx listens on for browsers and MCP clients.' },
   { name: 'GATEWAY_HOST', default: '127.0.0.1', example: '0.0.0.0', description: 'Address nginx listens on. The default keeps the development setup off the network; containers set 0.0.0.0.' },
-  { name: 'GATEWAY_PUBLIC_URL', default: 'http://localhost:<GATEWAY_PORT>', example: 'https://mcp.example.com', description: 'The URL people and MCP clients use to reach the gateway. Login redirects and the dev IdP issuer are built from it; https makes cookies Secure.' },
+  { name: 'GATEWAY_PUBLIC_URL', default: 'http://localhost:$GATEWAY_PORT', example: 'https://mcp.example.com', description: 'The URL people and MCP clients use to reach the gateway. Login redirects and the dev IdP issuer are built from it; https makes cookies Secure.' },
   { name: 'REGISTRY_PORT', default: '0 (any free port)', example: '7860', description: 'Loopback port of the registry behind nginx. It never listens on another address.' },
-  { name: 'MCP_AUTH_ENABLED', default: 'true', example: 'false', description: 'false turns every check off (every request is allowed as an anonymous admin). For local experiments only; a banner says so at every start.' },
+  { name: 'MCP_AUTH_ENABLED', default: 'true', example: 'false', description: 'false turns the check on MCP requests off: every MCP request is allowed as an anonymous admin (the page still asks for a login). For local experiments only; a warning says so at every start.' },
   { name: 'MCP_AUTH_PROVIDER_TYPE', default: 'dev', example: 'dev', description: 'Identity provider: dev (built-in, demo users). cognito, okta and oidc follow in the identity-provider work.' },
   { name: 'SECRET_KEY', default: 'generated once into STATE_DIR/secret_key', example: '(64 random hex characters)', description: 'Signs session cookies and CSRF tokens and keys the dev IdP cookies. At least 32 characters. Never logged.' },
   { name: 'ADMIN_USER', default: 'admin', example: 'root-operator', description: 'Login name of the dev IdP\'s administrator (group mcp-admin).' },

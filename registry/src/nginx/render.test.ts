@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { GatewayError } from '../errors.ts';
 import { definition } from './harness.ts';
@@ -133,6 +134,15 @@ describe('renderNginxConfig', () => {
     const empty = renderNginxConfig({ ...INPUT, servers: [] });
     assert.match(empty, /location \/api\/streamable\/ \{/);
     assert.doesNotMatch(empty, /auth_request \//);
+  });
+
+  it('is what docs/nginx.md shows for one server', () => {
+    const lines = config.split('\n');
+    const start = lines.findIndex((line) => line.startsWith('        # github:'));
+    const end = lines.indexOf('', start);
+    const github = lines.slice(start, end).map((line) => line.slice(8)).join('\n');
+    const docs = readFileSync(new URL('../../../docs/nginx.md', import.meta.url), 'utf8');
+    assert.ok(start > 0 && docs.includes(`\`\`\`nginx\n${github}\n\`\`\``), 'docs/nginx.md is out of date: copy the github block from the snapshot');
   });
 
   it('throws before rendering anything when a value is hostile', () => {

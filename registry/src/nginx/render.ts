@@ -85,7 +85,7 @@ function renderErrorLocations(): Lines {
     ]),
     ...block('location @mcp_500', [
       'default_type application/json;',
-      jsonReturn(500, { error: 'INTERNAL', message: 'the access check is unavailable' }),
+      jsonReturn(500, { error: 'INTERNAL', message: 'internal error' }),
     ]),
     ...block('location @mcp_502', [
       'default_type application/json;',
@@ -196,9 +196,8 @@ export function renderNginxConfig(input: NginxRenderInput): string {
     `access_log ${file('access.log')} mcp_gateway buffer=32k flush=1s;`,
     // Upstream keepalive (with Connection "" per location) needs HTTP/1.1; so does streaming.
     'proxy_http_version 1.1;',
-    // proxy_set_header is inherited only by locations that set none, so every location below
-    // lists its headers in full instead of relying on an http-level default.
-    'proxy_headers_hash_bucket_size 128;',
+    // No http-level proxy_set_header: nginx inherits them only into locations that set none,
+    // so each location below lists its headers in full and can be read on its own.
     '',
     ...block(`upstream ${REGISTRY_UPSTREAM}`, [`server ${quoted(hostPort(assertListenHost('127.0.0.1'), registryPort))};`, 'keepalive 16;']),
     '',
