@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Catalog } from './catalog/catalog.ts';
+import type { ServerDefinition } from './catalog/server-definition.ts';
 import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
 import { demoUsers } from './identity/demo-users.ts';
@@ -22,6 +23,21 @@ export interface RunningGateway {
   readonly nginx: NginxSync;
   readonly runtimeDir: string;
   stop(): Promise<void>;
+}
+
+/** The catalog → nginx config function for this configuration. */
+export function nginxRenderer(config: Config, runtimeDir: string, registryPort: number, njsModule: string): (servers: readonly ServerDefinition[]) => string {
+  return (servers) =>
+    renderNginxConfig({
+      listen: { host: config.gateway.host, port: config.gateway.port },
+      runtimeDir,
+      registry: { port: registryPort },
+      njsModulePath: njsModule,
+      // As root, nginx workers drop to nobody; otherwise they run as whoever started us.
+      ...(process.getuid?.() === 0 ? { workerUser: 'nobody nogroup' } : {}),
+      maxBodySize: config.nginx.maxBodySize,
+      servers,
+    });
 }
 
 /**
@@ -61,19 +77,9 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   registryUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const runtimeDir = config.nginx.runtimeDir;
-  const registryPort = (server.address() as AddressInfo).port;
   sync = new NginxSync({
     controller: new NginxController({ nginxBin: nginxFound.bin, runtimeDir, log: log.child({ module: 'nginx' }) }),
-    render: (servers) =>
-      renderNginxConfig({
-        listen: { host: config.gateway.host, port: config.gateway.port },
-        runtimeDir,
-        registry: { port: registryPort },
-        njsModulePath: nginxFound.njsModule,
-        ...(process.getuid?.() === 0 ? { workerUser: 'nobody nogroup' } : {}),
-        maxBodySize: config.nginx.maxBodySize,
-        servers,
-      }),
+    render: nginxRenderer(config, runtimeDir, (server.address() as AddressInfo).port, nginxFound.njsModule),
     log: log.child({ module: 'nginx' }),
   });
   try {

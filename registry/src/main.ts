@@ -1,4 +1,5 @@
 import { dirname, join } from 'node:path';
+import { checkConfiguration } from './check-config.ts';
 import { loadConfig } from './config/load.ts';
 import { startGateway } from './gateway.ts';
 import { DEMO_PASSWORD, demoUsers } from './identity/demo-users.ts';
@@ -18,7 +19,12 @@ if (!config.authEnabled) {
   log.warn('MCP_AUTH_ENABLED=false: EVERY REQUEST IS ALLOWED AS AN ANONYMOUS ADMIN. Never run like this where anyone else can connect.');
 }
 if (process.argv.includes('--check-config')) {
-  process.stdout.write('configuration is valid\n');
+  const problems = await checkConfiguration(config, log);
+  if (problems.length > 0) {
+    process.stderr.write(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
+    process.exit(1);
+  }
+  process.stdout.write('configuration is valid: environment, catalog files and the nginx config they render\n');
   process.exit(0);
 }
 

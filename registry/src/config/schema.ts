@@ -43,7 +43,7 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'LOGGING_LEVEL', default: 'info', example: 'debug', description: 'One of trace, debug, info, warn, error, fatal, silent (any case, as the Python gateway accepted).' },
   { name: 'STATE_DIR', default: '.state', example: '/var/lib/mcp-gateway', description: 'Folder for sessions, generated secrets and the nginx runtime files. Relative paths are resolved from the project root.' },
   { name: 'CATALOG_DIR', default: 'registry/servers', example: '/etc/mcp-gateway/servers', description: 'Folder of server definition files (<name>.json), watched for changes.' },
-  { name: 'SESSION_TTL_SECONDS', default: '28800 (8 hours)', example: '3600', description: 'How long a login lasts without activity. Between 60 and 604800.' },
+  { name: 'SESSION_TTL_SECONDS', default: '28800 (8 hours)', example: '3600', description: 'How long a login lasts; every visit to the page renews it (MCP requests do not). Between 60 and 604800.' },
   { name: 'NGINX_BIN', default: 'nginx on PATH, else /usr/sbin/nginx', example: '/usr/local/sbin/nginx', description: 'The nginx binary the registry runs as its child.' },
   { name: 'NGINX_NJS_MODULE', default: '/usr/lib/nginx/modules/ngx_http_js_module.so', example: '/usr/lib/nginx/modules/ngx_http_js_module.so', description: 'The njs dynamic module (Debian package libnginx-mod-http-js).' },
   { name: 'NGINX_MAX_BODY_SIZE', default: '1m', example: '4m', description: 'Largest MCP request body nginx accepts (413 above it). nginx size syntax: digits with k or m.' },

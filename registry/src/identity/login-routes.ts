@@ -8,6 +8,7 @@ import type { IdentityProvider } from './provider.ts';
 export const LOGIN_PATH = '/login';
 export const LOGOUT_PATH = '/logout';
 export const CALLBACK_PREFIX = '/oauth/callback/';
+const PENDING_LOGIN_TTL_MS = 10 * 60 * 1000;
 
 /**
  * Only same-origin paths are allowed after login: `/x` yes; `//evil`, `/\evil`, `http://…`,
@@ -24,8 +25,8 @@ export function safeReturnTo(value: unknown): string {
  * The one-time login state is deleted before the callback is checked, so a code or state can
  * never be used twice; any failure ends on a page that says what to do, never a stack trace.
  */
-export function loginRoutes(options: { provider: IdentityProvider; publicUrl: string; log: Logger }): express.Router {
-  const { provider, publicUrl, log } = options;
+export function loginRoutes(options: { provider: IdentityProvider; publicUrl: string; sessionTtlSeconds: number; log: Logger }): express.Router {
+  const { provider, publicUrl, sessionTtlSeconds, log } = options;
   const redirectUri = `${publicUrl}${CALLBACK_PREFIX}${provider.name}`;
   const publicHost = new URL(publicUrl).host;
   const router = express.Router();
@@ -38,6 +39,8 @@ export function loginRoutes(options: { provider: IdentityProvider; publicUrl: st
       return;
     }
     const challenge = await provider.startLogin(redirectUri);
+    // A login in flight needs minutes, not the session's hours: abandoned ones expire soon.
+    req.session.cookie.maxAge = PENDING_LOGIN_TTL_MS;
     req.session.login = {
       state: challenge.state,
       nonce: challenge.nonce,
@@ -58,6 +61,7 @@ export function loginRoutes(options: { provider: IdentityProvider; publicUrl: st
     const callbackUrl = new URL(req.originalUrl, publicUrl);
     const identity = await provider.finishLogin(callbackUrl, pending, redirectUri);
     await regenerate(req);
+    req.session.cookie.maxAge = sessionTtlSeconds * 1000;
     req.session.identity = { ...identity, groups: [...identity.groups], provider: provider.name };
     req.session.scopes = scopesForGroups(identity.groups);
     csrfToken(req);

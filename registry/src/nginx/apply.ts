@@ -216,6 +216,12 @@ export class NginxController {
     return { changed: true };
   }
 
+  /** Runs `nginx -t` on a config without starting or touching a running nginx. */
+  async test(config: string): Promise<void> {
+    await this.#prepareDirs();
+    await this.#testCandidate(config);
+  }
+
   /** Writes nginx.conf.next and runs `nginx -t` on it. */
   async #testCandidate(config: string): Promise<void> {
     const candidate = `${this.configPath}.next`;

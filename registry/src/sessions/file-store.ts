@@ -52,10 +52,14 @@ export class FileSessionStore extends session.Store {
     this.#write(sid, copy).then(() => callback?.(), (err: unknown) => callback?.(err));
   }
 
+  /** Renews the expiry in memory; writes the file only when it moved by a minute or more. */
   override touch(sid: string, data: SessionData, callback?: Callback): void {
     const existing = this.#sessions.get(sid);
-    if (existing) existing.cookie = data.cookie;
-    callback?.();
+    if (!existing) return void callback?.();
+    const before = expiresAt(existing);
+    existing.cookie = JSON.parse(JSON.stringify(data.cookie)) as SessionData['cookie'];
+    if (Math.abs(expiresAt(existing) - before) < 60_000) return void callback?.();
+    this.#write(sid, existing).then(() => callback?.(), (err: unknown) => callback?.(err));
   }
 
   override destroy(sid: string, callback?: Callback): void {
@@ -108,7 +112,11 @@ export class FileSessionStore extends session.Store {
   }
 }
 
-function isExpired(data: SessionData): boolean {
+function expiresAt(data: SessionData): number {
   const expires = data.cookie?.expires;
-  return expires !== undefined && expires !== null && new Date(expires).getTime() <= Date.now();
+  return expires === undefined || expires === null ? Number.POSITIVE_INFINITY : new Date(expires).getTime();
+}
+
+function isExpired(data: SessionData): boolean {
+  return expiresAt(data) <= Date.now();
 }

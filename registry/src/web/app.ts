@@ -78,7 +78,7 @@ export function createApp(options: AppOptions): express.Express {
     res.set('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self' " + new URL(options.publicUrl).origin);
     next();
   });
-  app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, log: log.child({ module: 'login' }) }));
+  app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, log: log.child({ module: 'login' }) }));
   app.use(serverRoutes({ catalog: options.catalog, publicUrl: options.publicUrl, nginxStatus: options.nginxStatus, log: log.child({ module: 'web' }) }));
 
   app.use((_req: Request, res: Response) => {

@@ -68,6 +68,24 @@ describe('MCP clients through nginx', () => {
     assert.ok(posts.length >= 3 && posts.every((r) => r.path === '/messages'), 'messages reached the backend through /api/execute/currenttime/messages');
   });
 
+  test('keeps Mcp-Session-Id through nginx and ends the session with DELETE', async () => {
+    const transport = streamable(user.cookie);
+    const client = new Client({ name: 'gateway-test', version: '1.0.0' });
+    await client.connect(transport);
+    const sessionId = transport.sessionId;
+    assert.ok(sessionId, 'the backend session id reached the client');
+    await transport.terminateSession();
+    const deleted = gw.received.filter((r) => r.method === 'DELETE' && r.headers['mcp-session-id'] === sessionId);
+    assert.equal(deleted.length, 1, 'DELETE with the session id reached the backend');
+    const reuse = await fetch(`${gw.url}/api/streamable/currenttime`, {
+      method: 'POST',
+      headers: { cookie: user.cookie, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+    });
+    assert.equal(reuse.status, 404, 'the ended session is gone at the backend');
+    await client.close();
+  });
+
   test('an unknown time zone comes back as a clear tool error', async () => {
     assert.match(await callTime(streamable(user.cookie), 'Mars/Olympus'), /^ERROR Unknown time zone "Mars\/Olympus"/);
   });
@@ -173,6 +191,18 @@ describe('login', () => {
     assert.match(await refused.text(), /already used or has expired/);
   });
 
+  test('/logout ends the session: the cookie no longer opens the page or MCP', async () => {
+    const trace = await login(gw.url, 'user', 'demo');
+    assert.equal((await post('/api/streamable/currenttime', { cookie: trace.cookie })).status, 200);
+    const csrf = await csrfFrom(gw.url, trace.jar);
+    const out = await jarFetch(trace.jar, `${gw.url}/logout`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf }).toString(),
+    });
+    assert.equal(out.status, 302);
+    assert.equal((await post('/api/streamable/currenttime', { cookie: trace.cookie })).status, 401);
+    assert.match(await (await fetch(`${gw.url}/`, { headers: { cookie: trace.cookie } })).text(), /id="sign-in"/);
+  });
+
   test('a wrong password stays on the form with a message', async () => {
     await assert.rejects(login(gw.url, 'user', 'wrong'), /login form answered 401/);
   });
@@ -189,7 +219,7 @@ describe('login', () => {
 });
 
 describe('operators toggle servers', () => {
-  test('an operator disables and enables currenttime; nginx follows in under 2 seconds', async () => {
+  test('an operator disables and enables currenttime; nginx follows in under 2 seconds', async (t) => {
     const csrf = await csrfFrom(gw.url, operator.jar);
     const toggle = (enabled: boolean) =>
       jarFetch(operator.jar, `${gw.url}/servers/currenttime/toggle`, {
@@ -200,6 +230,7 @@ describe('operators toggle servers', () => {
     assert.equal((await toggle(false)).status, 303);
     const off = await eventually(async () => (await post('/api/streamable/currenttime', { cookie: user.cookie })).status === 503);
     assert.ok(off < 2000);
+    t.diagnostic(`disable reached nginx in ${off} ms`);
     const page = await (await jarFetch(operator.jar, `${gw.url}/`)).text();
     assert.match(page, /currenttime is now disabled/);
     assert.equal(JSON.parse(readFileSync(join(gw.catalogDir, 'currenttime.json'), 'utf8')).enabled, false);

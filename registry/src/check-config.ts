@@ -1,0 +1,34 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Catalog } from './catalog/catalog.ts';
+import type { Config } from './config/load.ts';
+import { nginxRenderer } from './gateway.ts';
+import type { Logger } from './log.ts';
+import { findNginx, NginxController } from './nginx/apply.ts';
+
+/**
+ * `npm run config:check`: the environment (already validated by the caller), every catalog
+ * file, and the nginx config they render, tested with `nginx -t` in a scratch folder. Nothing
+ * is started and nothing running is touched. Returns the problems, one line each.
+ */
+export async function checkConfiguration(config: Config, log: Logger): Promise<string[]> {
+  const problems: string[] = [];
+  const catalog = await Catalog.open(config.catalogDir, log).catch((err: Error) => {
+    problems.push(err.message);
+    return undefined;
+  });
+  for (const p of catalog?.problems() ?? []) problems.push(`${join(config.catalogDir, p.file)}: ${p.message}`);
+  const nginx = findNginx(config.nginx.bin, config.nginx.njsModule);
+  if ('missing' in nginx) return [...problems, nginx.missing];
+  const scratch = await mkdtemp(join(tmpdir(), 'mcpgw-check-'));
+  try {
+    const render = nginxRenderer(config, scratch, 1, nginx.njsModule);
+    await new NginxController({ nginxBin: nginx.bin, runtimeDir: scratch, log }).test(render(catalog?.list() ?? []));
+  } catch (err) {
+    problems.push(`nginx refuses the rendered config: ${(err as Error).message}`);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  return problems;
+}
