@@ -8,7 +8,10 @@ import { ensureSystemDeps } from './ensure-system-deps.ts';
  * everything.
  */
 const root = join(import.meta.dirname, '..');
-const EXAMPLE_SERVERS = [{ name: 'currenttime', entry: 'servers/currenttime/server.ts', port: '8001' }] as const;
+const EXAMPLE_SERVERS = [
+  { name: 'currenttime', entry: 'servers/currenttime/server.ts', port: '8001' },
+  { name: 'fininfo', entry: 'servers/fininfo/server.ts', port: '8002' },
+] as const;
 
 ensureSystemDeps();
 

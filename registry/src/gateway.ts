@@ -1,10 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { Catalog } from './catalog/catalog.ts';
 import type { ServerDefinition } from './catalog/server-definition.ts';
 import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
-import { demoUsers } from './identity/demo-users.ts';
 import { createDevProvider } from './identity/dev.ts';
 import type { IdentityProvider } from './identity/provider.ts';
 import type { Logger } from './log.ts';
@@ -22,8 +22,13 @@ export interface RunningGateway {
   readonly catalog: Catalog;
   readonly nginx: NginxSync;
   readonly runtimeDir: string;
+  readonly audit: AuditLog;
+  readonly auditFile: string;
   stop(): Promise<void>;
 }
+
+/** The njs code nginx loads: the repository's nginx/njs folder. */
+const NJS_DIR = join(import.meta.dirname, '..', '..', 'nginx', 'njs');
 
 /** The catalog → nginx config function for this configuration. */
 export function nginxRenderer(config: Config, runtimeDir: string, registryPort: number, njsModule: string): (servers: readonly ServerDefinition[]) => string {
@@ -33,6 +38,7 @@ export function nginxRenderer(config: Config, runtimeDir: string, registryPort: 
       runtimeDir,
       registry: { port: registryPort },
       njsModulePath: njsModule,
+      njsDir: NJS_DIR,
       // As root, nginx workers drop to nobody; otherwise they run as whoever started us.
       ...(process.getuid?.() === 0 ? { workerUser: 'nobody nogroup' } : {}),
       maxBodySize: config.nginx.maxBodySize,
@@ -48,6 +54,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const nginxFound = findNginx(config.nginx.bin, config.nginx.njsModule);
   if ('missing' in nginxFound) throw new GatewayError('NGINX_UNAVAILABLE', nginxFound.missing);
 
+  const audit = createAuditLog(config.auditLogFile);
   const sessions = new FileSessionStore(join(config.stateDir, 'sessions'), log.child({ module: 'sessions' }));
   const catalog = await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
   let registryUrl = '';
@@ -55,7 +62,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     publicUrl: config.gateway.publicUrl,
     internalUrl: () => registryUrl,
     secretKey: config.secretKey,
-    users: demoUsers(config.admin),
+    users: config.devUsers,
     log: log.child({ module: 'dev-idp' }),
   });
 
@@ -70,6 +77,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     sessions,
     provider,
     nginxStatus: () => sync?.status() ?? {},
+    audit,
     log,
   });
   const server = app.listen(config.registryPort, '127.0.0.1');
@@ -88,6 +96,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     server.close();
     await catalog.close();
     sessions.close();
+    await audit.close();
     throw err;
   }
   catalog.watch();
@@ -99,6 +108,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     catalog,
     nginx: sync,
     runtimeDir,
+    audit,
+    auditFile: config.auditLogFile,
     async stop() {
       await catalog.close();
       await sync.stop();
@@ -106,6 +117,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       await new Promise<void>((resolve) => server.close(() => resolve()));
       sessions.close();
       await provider.close?.();
+      await audit.close();
     },
   };
 }

@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { checkConfiguration } from './check-config.ts';
 import { loadConfig } from './config/load.ts';
 import { startGateway } from './gateway.ts';
-import { DEMO_PASSWORD, demoUsers } from './identity/demo-users.ts';
+import { DEMO_PASSWORD } from './identity/demo-users.ts';
 import { createLogger } from './log.ts';
 
 // The table of contents: config → logger → gateway (sessions, catalog, IdP, app, nginx) → signals.
@@ -37,8 +37,8 @@ const gateway = await startGateway(config, log).catch((err: unknown) => {
 const lines = [`MCP Gateway Registry is running: open ${config.gateway.publicUrl}`];
 if (config.providerType === 'dev') {
   lines.push('Demo logins (built-in development identity provider):');
-  for (const user of demoUsers(config.admin)) {
-    const password = user.password === DEMO_PASSWORD ? DEMO_PASSWORD : adminPasswordHint();
+  for (const user of config.devUsers) {
+    const password = user.username === config.admin.user ? adminPasswordHint() : user.password === DEMO_PASSWORD ? DEMO_PASSWORD : '(from DEV_IDP_USERS_FILE)';
     lines.push(`  ${user.username.padEnd(10)} ${password.padEnd(12)} ${user.description}`);
   }
 }

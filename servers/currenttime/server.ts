@@ -78,15 +78,16 @@ async function main(): Promise<void> {
   const host = process.env.HOST ?? '127.0.0.1';
   const port = Number(process.env.PORT ?? 8001);
   const running = await serveMcp(buildServer, { host, port, log: (msg) => console.error(msg) });
-  console.log(`currenttime MCP server on ${running.url} (streamable: /mcp, sse: /sse)`);
   const stop = (): void => {
     running.close().then(
       () => process.exit(0),
       () => process.exit(1),
     );
   };
+  // Handlers before the startup line: a supervisor may signal as soon as it reads the line.
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  console.log(`currenttime MCP server on ${running.url} (streamable: /mcp, sse: /sse)`);
 }
 
 if (import.meta.main) {

@@ -2,7 +2,7 @@
  * Paths shared by the Express routes and the rendered nginx config, so the two cannot disagree.
  */
 
-/** The registry route nginx's auth_request subrequests reach (loopback only, never public). */
+/** The registry route the njs check's subrequests reach (loopback only, never public). */
 export const VALIDATE_PATH = '/auth/validate';
 
 /** Public MCP paths. `<name>` is a validated server name. */
@@ -16,8 +16,13 @@ export const ORIGINAL_URI_HEADER = 'x-original-uri';
 export const ORIGINAL_METHOD_HEADER = 'x-original-method';
 export const REQUEST_ID_HEADER = 'x-request-id';
 
-/** Headers the check answers with; nginx copies them with auth_request_set. */
+/** Headers the check answers with; njs copies them into variables for the backend request. */
 export const USER_HEADER = 'x-user';
 export const USERNAME_HEADER = 'x-username';
 export const SCOPES_HEADER = 'x-scopes';
 export const MISSING_SCOPE_HEADER = 'x-missing-scope';
+
+/** What the njs step read from the body: `method[ tool]` entries, comma-separated; `-` for none. */
+export const MESSAGES_HEADER = 'x-mcp-messages';
+/** On a 200 for a principal limited to some tools: a JSON array of the tools it may see and call. */
+export const TOOL_FILTER_HEADER = 'x-mcp-tool-filter';

@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import express from 'express';
 import { sign } from 'cookie-signature';
 import type { SessionData } from 'express-session';
+import type { AuditEntry } from '../audit/audit-log.ts';
 import { createLogger } from '../log.ts';
 import { VALIDATE_PATH } from './paths.ts';
 import { createValidateRoute } from './validate-route.ts';
@@ -15,14 +16,18 @@ const sessions = new Map<string, SessionData>([
 ]);
 const catalog = { get: (name: string) => (name === 'svc' ? ({ name: 'svc', enabled: true } as never) : undefined) };
 
+const audited: AuditEntry[] = [];
+const audit = { record: (e: AuditEntry) => void audited.push(e), flush: async () => {} };
+
 async function serve(authEnabled: boolean): Promise<{ url: string; server: Server }> {
   const app = express();
-  app.all(VALIDATE_PATH, createValidateRoute({ catalog, sessions: { peek: (sid) => sessions.get(sid) }, secret: SECRET, authEnabled, realm: 'mcp-gateway', log: createLogger('silent') }));
+  app.all(VALIDATE_PATH, createValidateRoute({ catalog, sessions: { peek: (sid) => sessions.get(sid) }, secret: SECRET, authEnabled, realm: 'mcp-gateway', audit, log: createLogger('silent') }));
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
+const call = { 'x-mcp-messages': 'tools/call get_time', 'x-original-method': 'POST' };
 const cookie = (sid: string) => `mcp_gateway_session=${encodeURIComponent(`s:${sign(sid, SECRET)}`)}`;
 
 describe('the check endpoint', () => {
@@ -38,7 +43,7 @@ describe('the check endpoint', () => {
   });
 
   test('allows a session with the execute scope and sanitizes identity headers', async () => {
-    const res = await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-user') } });
+    const res = await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-user'), ...call } });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-user'), 'u-1');
     assert.equal(res.headers.get('x-username'), 'user??X-Injected: 1', 'CR/LF in a claim cannot split a header');
@@ -48,7 +53,7 @@ describe('the check endpoint', () => {
 
   test('"fail closed": a missing or malformed X-MCP-Server is a 500, never a 200 or 401', async () => {
     for (const server of [undefined, '', 'a;b', '../svc', 'SVC']) {
-      const headers: Record<string, string> = { cookie: cookie('sid-user') };
+      const headers: Record<string, string> = { cookie: cookie('sid-user'), ...call };
       if (server !== undefined) headers['x-mcp-server'] = server;
       assert.equal((await fetch(`${on.url}${VALIDATE_PATH}`, { headers })).status, 500, String(server));
     }
@@ -67,9 +72,27 @@ describe('the check endpoint', () => {
   });
 
   test('with MCP_AUTH_ENABLED=false every request to a known enabled server is allowed as anonymous', async () => {
-    const res = await fetch(`${off.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc' } });
+    const res = await fetch(`${off.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', ...call } });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-username'), 'anonymous');
-    assert.equal((await fetch(`${off.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'nope' } })).status, 404);
+    assert.equal((await fetch(`${off.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'nope', ...call } })).status, 404);
+  });
+
+  test('"fail closed": a POST without a readable body summary from njs is a 500', async () => {
+    for (const messages of [undefined, '', '-', 'a b c', Array(101).fill('ping').join(',')]) {
+      const headers: Record<string, string> = { 'x-mcp-server': 'svc', cookie: cookie('sid-user'), 'x-original-method': 'POST' };
+      if (messages !== undefined) headers['x-mcp-messages'] = messages;
+      assert.equal((await fetch(`${on.url}${VALIDATE_PATH}`, { headers })).status, 500, String(messages));
+    }
+  });
+
+  test('every decision is audited with user, server, method, tool, decision and missing scope', async () => {
+    audited.length = 0;
+    await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-user'), 'x-request-id': 'req-7', 'x-mcp-transport': 'sse', ...call } });
+    await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', ...call } });
+    assert.deepEqual(audited.map((e) => e.event === 'access' && [e.requestId, e.user, e.server, e.transport, e.method, e.tool, e.decision, e.status]), [
+      ['req-7', 'user\r\nX-Injected: 1', 'svc', 'sse', 'tools/call', 'get_time', 'allow', 200],
+      [undefined, '', 'svc', undefined, 'tools/call', 'get_time', 'deny', 401],
+    ]);
   });
 });

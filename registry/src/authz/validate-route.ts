@@ -1,12 +1,17 @@
 import type { Request, RequestHandler, Response } from 'express';
+import type { AccessAuditEntry, AuditLog } from '../audit/audit-log.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
 import type { Logger } from '../log.ts';
-import { decideAccess } from '../scopes/decide.ts';
+import { decideAccess, type McpMessage } from '../scopes/decide.ts';
 import { principalFromCookie, type Principal, type SessionLookup } from './credentials.ts';
 import { headerQuotedValue, headerValue } from './header-value.ts';
+import { parseMessagesHeader } from './messages-header.ts';
 import {
+  MESSAGES_HEADER,
   MISSING_SCOPE_HEADER,
+  TOOL_FILTER_HEADER,
+  TRANSPORT_HEADER,
   VALIDATE_PATH,
   ORIGINAL_METHOD_HEADER,
   REQUEST_ID_HEADER,
@@ -22,6 +27,7 @@ export interface ValidateRouteOptions {
   readonly secret: string;
   readonly authEnabled: boolean;
   readonly realm: string;
+  readonly audit: AuditLog;
   readonly log: Logger;
 }
 
@@ -33,17 +39,19 @@ const ANONYMOUS: Principal = Object.freeze({
 /**
  * The nginx `auth_request` endpoint (MCP authorization spec; RFC 6750 for the challenge).
  * nginx names the server in X-MCP-Server, a literal from the matched location, never parsed
- * from the URI. Answers, with an empty body (nginx drops it):
- * - 200 + X-User / X-Username / X-Scopes, which nginx forwards to the backend;
+ * from the URI, and what the body holds in X-MCP-Messages (read by njs). Answers, with an
+ * empty body (njs builds the client's response):
+ * - 200 + X-User / X-Username / X-Scopes, which nginx forwards to the backend, and
+ *   X-MCP-Tool-Filter (JSON array) when the principal may use only some tools;
  * - 401 + WWW-Authenticate: no credentials, or a cookie that is forged, expired or unknown;
  * - 403 + X-Missing-Scope: signed in without the scope;
  * - 404 / 503: the server is unknown / disabled (nginx normally answers these itself);
- * - 500: nginx sent no valid server name (a config fault; nginx denies on it, fail closed).
+ * - 500: nginx sent no valid server name or body summary (a config fault; denied, fail closed).
  * No disk or network I/O: sessions come from memory, the catalog is in memory.
  */
 export function createValidateRoute(options: ValidateRouteOptions): RequestHandler {
-  const { catalog, sessions, secret, authEnabled, log } = options;
-  if (!catalog || !sessions || !secret || !log) throw new TypeError('createValidateRoute: catalog, sessions, secret and log are required');
+  const { catalog, sessions, secret, authEnabled, audit, log } = options;
+  if (!catalog || !sessions || !secret || !audit || !log) throw new TypeError('createValidateRoute: catalog, sessions, secret, audit and log are required');
   const challenge = `Bearer realm="${headerQuotedValue(options.realm)}"`;
 
   return (req: Request, res: Response) => {
@@ -65,31 +73,60 @@ export function createValidateRoute(options: ValidateRouteOptions): RequestHandl
       const found = principalFromCookie(req.get('cookie'), secret, sessions);
       if (!found.ok) {
         log.debug({ requestId, server: serverName, reason: found.reason }, 'auth check: 401');
+        audit.record(accessEntry(req, serverName, '', parseMessagesHeader(req.get(MESSAGES_HEADER)) ?? [], 401, found.reason));
         const error = found.reason === 'session-invalid' ? ', error="invalid_token"' : '';
         res.status(401).set('WWW-Authenticate', `${challenge}${error}`).end();
         return;
       }
       principal = found.principal;
     }
+    const messages = parseMessagesHeader(req.get(MESSAGES_HEADER));
+    // A POST always has a body summary; without one we cannot know what we would allow.
+    if (messages === undefined || (messages.length === 0 && req.get(ORIGINAL_METHOD_HEADER) === 'POST')) {
+      log.error({ requestId, server: serverName }, 'auth check without a valid X-MCP-Messages header: nginx config fault');
+      res.status(500).end();
+      return;
+    }
     const server = catalog.get(serverName);
-    const decision = decideAccess({
-      scopes: principal.scopes,
-      server: server && { name: server.name, enabled: server.enabled },
-      method: req.get('x-mcp-method'),
-      tool: req.get('x-mcp-tool'),
-    });
+    const decision = decideAccess({ scopes: principal.scopes, server: server && { name: server.name, enabled: server.enabled }, messages });
     const user = principal.identity;
-    log.debug({ requestId, server: serverName, user: user.username, method: req.get(ORIGINAL_METHOD_HEADER), decision }, 'auth check');
+    log.debug({ requestId, server: serverName, user: user.username, messages: req.get(MESSAGES_HEADER), decision }, 'auth check');
+    const refused = decision.allow ? undefined : decision.method;
+    audit.record({
+      ...accessEntry(req, serverName, user.username, messages, decision.allow ? 200 : decision.status, decision.allow ? undefined : decision.reason, refused),
+      missingScope: decision.allow ? undefined : decision.missingScope,
+    });
     if (decision.allow) {
       res
         .status(200)
         .set(USER_HEADER, headerValue(user.sub))
         .set(USERNAME_HEADER, headerValue(user.username))
-        .set(SCOPES_HEADER, headerValue(principal.scopes.join(' ')))
-        .end();
+        .set(SCOPES_HEADER, headerValue(principal.scopes.join(' ')));
+      if (decision.toolFilter) res.set(TOOL_FILTER_HEADER, JSON.stringify(decision.toolFilter));
+      res.end();
       return;
     }
     if (decision.missingScope) res.set(MISSING_SCOPE_HEADER, headerValue(decision.missingScope));
     res.status(decision.status).end();
+  };
+}
+
+/** The audit line for one decision: the first message, or the one that was refused. */
+function accessEntry(req: Request, server: string, user: string, messages: readonly McpMessage[], status: number, reason: string | undefined, refusedMethod?: string): AccessAuditEntry {
+  const first = messages.find((m) => m.kind === 'request' && (refusedMethod === undefined || m.method === refusedMethod)) ?? messages[0];
+  const request = first?.kind === 'request' ? first : undefined;
+  return {
+    event: 'access',
+    requestId: req.get(REQUEST_ID_HEADER),
+    user,
+    server,
+    transport: req.get(TRANSPORT_HEADER),
+    method: request?.method ?? (first ? '!response' : ''),
+    tool: request?.tool,
+    messages: messages.length,
+    decision: status === 200 ? 'allow' : 'deny',
+    status,
+    missingScope: undefined,
+    reason,
   };
 }

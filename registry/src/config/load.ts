@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { demoUsers, mergeDevUsers, type DemoUser } from '../identity/demo-users.ts';
 import { ENV_VARS, envSchema } from './schema.ts';
 
 /** The validated, frozen configuration every module receives. Nothing else reads process.env. */
@@ -10,11 +11,14 @@ export interface Config {
   readonly authEnabled: boolean;
   readonly providerType: 'dev';
   readonly admin: { readonly user: string; readonly password: string; readonly passwordGenerated: boolean };
+  /** The dev provider's users: the demo users, merged with DEV_IDP_USERS_FILE. */
+  readonly devUsers: readonly DemoUser[];
   readonly secretKey: string;
   readonly secretKeyGenerated: boolean;
   readonly logLevel: string;
   readonly stateDir: string;
   readonly catalogDir: string;
+  readonly auditLogFile: string;
   readonly sessionTtlSeconds: number;
   /** Cookies are Secure when the public URL is https. */
   readonly cookieSecure: boolean;
@@ -56,6 +60,20 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
   const secret = e.SECRET_KEY ?? readOrCreateSecret(join(stateDir, 'secret_key'), () => randomBytes(32).toString('hex'));
   const password =
     e.ADMIN_PASSWORD ?? readOrCreateSecret(join(stateDir, 'admin_password'), () => randomBytes(12).toString('base64url'));
+  const admin = { user: e.ADMIN_USER, password };
+  let devUsers = demoUsers(admin);
+  if (e.DEV_IDP_USERS_FILE !== undefined) {
+    const file = resolveFrom(projectRoot, e.DEV_IDP_USERS_FILE);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      return { ok: false, errors: [`DEV_IDP_USERS_FILE ${file} cannot be read: ${(err as Error).message}`] };
+    }
+    const merged = mergeDevUsers(devUsers, text, file);
+    if ('errors' in merged) return { ok: false, errors: merged.errors };
+    devUsers = merged.users;
+  }
   const publicUrl = (e.GATEWAY_PUBLIC_URL ?? `http://localhost:${e.GATEWAY_PORT}`).replace(/\/+$/, '');
 
   if (e.SECRET_KEY === undefined) warnings.push(`SECRET_KEY is not set: using a generated key kept in ${join(stateDir, 'secret_key')}`);
@@ -68,11 +86,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     authEnabled: e.MCP_AUTH_ENABLED,
     providerType: e.MCP_AUTH_PROVIDER_TYPE,
     admin: { user: e.ADMIN_USER, password, passwordGenerated: e.ADMIN_PASSWORD === undefined },
+    devUsers,
     secretKey: secret,
     secretKeyGenerated: e.SECRET_KEY === undefined,
     logLevel: e.LOGGING_LEVEL,
     stateDir,
     catalogDir,
+    auditLogFile: e.AUDIT_LOG_FILE === undefined ? join(stateDir, 'audit.log') : resolveFrom(projectRoot, e.AUDIT_LOG_FILE),
     sessionTtlSeconds: e.SESSION_TTL_SECONDS,
     cookieSecure: publicUrl.startsWith('https:'),
     nginx: { bin: e.NGINX_BIN, njsModule: e.NGINX_NJS_MODULE, maxBodySize: e.NGINX_MAX_BODY_SIZE, runtimeDir: join(stateDir, 'nginx') },

@@ -40,8 +40,10 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'SECRET_KEY', default: 'generated once into STATE_DIR/secret_key', example: '(64 random hex characters)', description: 'Signs session cookies and CSRF tokens and keys the dev IdP cookies. At least 32 characters. Never logged.' },
   { name: 'ADMIN_USER', default: 'admin', example: 'root-operator', description: 'Login name of the dev IdP\'s administrator (group mcp-admin).' },
   { name: 'ADMIN_PASSWORD', default: 'generated once into STATE_DIR/admin_password', example: '(a long password)', description: 'Password of the dev IdP\'s administrator. At least 8 characters.' },
+  { name: 'DEV_IDP_USERS_FILE', default: '(none)', example: 'dev-users.json', description: 'dev provider only: a JSON array of { "username", "password", "groups": [...] } that replaces demo users of the same name and adds the others, to try your IdP\'s group names.' },
   { name: 'LOGGING_LEVEL', default: 'info', example: 'debug', description: 'One of trace, debug, info, warn, error, fatal, silent (any case, as the Python gateway accepted).' },
   { name: 'STATE_DIR', default: '.state', example: '/var/lib/mcp-gateway', description: 'Folder for sessions, generated secrets and the nginx runtime files. Relative paths are resolved from the project root.' },
+  { name: 'AUDIT_LOG_FILE', default: 'STATE_DIR/audit.log', example: '/var/log/mcp-gateway/audit.log', description: 'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id. Never tokens or cookies.' },
   { name: 'CATALOG_DIR', default: 'registry/servers', example: '/etc/mcp-gateway/servers', description: 'Folder of server definition files (<name>.json), watched for changes.' },
   { name: 'SESSION_TTL_SECONDS', default: '28800 (8 hours)', example: '3600', description: 'How long a login lasts; every visit to the page renews it (MCP requests do not). Between 60 and 604800.' },
   { name: 'NGINX_BIN', default: 'nginx on PATH, else /usr/sbin/nginx', example: '/usr/local/sbin/nginx', description: 'The nginx binary the registry runs as its child.' },
@@ -71,6 +73,7 @@ export const envSchema = z
     SECRET_KEY: z.string().min(32, 'SECRET_KEY must be at least 32 characters (try: openssl rand -hex 32)').optional(),
     ADMIN_USER: z.string().trim().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'ADMIN_USER must be 1-64 of A-Z a-z 0-9 . _ @ -').default('admin'),
     ADMIN_PASSWORD: z.string().min(8, 'ADMIN_PASSWORD must be at least 8 characters').optional(),
+    DEV_IDP_USERS_FILE: z.string().trim().min(1).optional(),
     LOGGING_LEVEL: z
       .string()
       .trim()
@@ -79,6 +82,7 @@ export const envSchema = z
       .default('info'),
     STATE_DIR: z.string().trim().min(1).default('.state'),
     CATALOG_DIR: z.string().trim().min(1).default('registry/servers'),
+    AUDIT_LOG_FILE: z.string().trim().min(1).optional(),
     SESSION_TTL_SECONDS: z
       .string()
       .trim()

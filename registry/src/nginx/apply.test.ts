@@ -1,6 +1,8 @@
 /**
- * The generated config under the real nginx (no mocks): real backends, a stand-in registry,
- * one nginx master for the whole file. On failure the nginx error.log tail is printed.
+ * The generated config under the real nginx and njs (no mocks): real backends, a stand-in
+ * registry, one nginx master for the whole file. Each MCP request goes through nginx/njs/mcp.js
+ * (body read and classified, check subrequest, named location to the backend). On failure the
+ * nginx error.log tail is printed.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -10,16 +12,34 @@ import { after, before, describe, it } from 'node:test';
 import { GatewayError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { findNginx, NginxController } from './apply.ts';
-import { definition, freePort, readStreamUntil, send, startBackend, startRegistryDouble, type Peer } from './harness.ts';
+import {
+  definition,
+  freePort,
+  readStreamUntil,
+  send,
+  startBackend,
+  startRegistryDouble,
+  TOOLS_LIST_RESULT,
+  TOOLS_STREAM_OPEN_MS,
+  type Peer,
+  type RegistryDouble,
+} from './harness.ts';
 import { renderNginxConfig, type NginxRenderInput } from './render.ts';
 
 const found = findNginx();
 const skip = 'missing' in found ? found.missing : false;
 const nginxBin = 'missing' in found ? '' : found.bin;
 
+/** Bodies the tests send: well-formed JSON-RPC, as MCP clients send it. */
+const TOOLS_CALL = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}';
+const TOOLS_LIST = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
+const INITIALIZE = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}';
+/** TOOLS_LIST_RESULT after the filter for a principal that may use tool `a` only. */
+const ONLY_A = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}}';
+
 describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
   let backend: Peer;
-  let registry: Peer;
+  let registry: RegistryDouble;
   let nginx: NginxController;
   let port: number;
   let runtimeDir: string;
@@ -29,6 +49,7 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
   const mcp = (path: string, headers: Record<string, string> = {}, body?: string) =>
     send(port, { method: body === undefined ? 'GET' : 'POST', path, headers, ...(body === undefined ? {} : { body }) });
   const checksOf = (server: string) => registry.seen.filter((s) => s.headers['x-mcp-server'] === server);
+  const checkCount = () => registry.seen.filter((s) => s.url === '/auth/validate').length;
 
   /** Runs a test body and prints the end of nginx's error.log when it fails. */
   const withLog = (fn: () => Promise<void>) => async () => {
@@ -49,6 +70,7 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
       runtimeDir,
       registry: { port: registry.port },
       njsModulePath: found.njsModule,
+      njsDir: join(import.meta.dirname, '..', '..', '..', 'nginx', 'njs'),
       ...(process.getuid?.() === 0 ? { workerUser: 'nobody nogroup' } : {}),
       servers: [
         definition('alpha', backend.url, { 'streamable-http': '/mcp', sse: '/sse' }),
@@ -96,14 +118,21 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
       authorization: 'Bearer client-token',
       'x-user': 'root',
       'x-scopes': 'mcp:registry:admin',
+      // The check's vocabulary, forged by the client: nginx sets or blanks each of them.
+      'x-mcp-messages': 'initialize',
+      'x-mcp-tool-filter': '["x"]',
+      'x-missing-scope': 'nothing',
       'mcp-session-id': 's-1',
       'mcp-protocol-version': '2025-06-18',
       'content-type': 'application/json',
-    }, '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+    }, TOOLS_CALL);
     assert.equal(reply.status, 200);
+    assert.equal(backend.seen.length, 1);
     const upstream = backend.seen.at(-1);
+    assert.equal(upstream?.method, 'POST');
     assert.equal(upstream?.url, '/mcp?x=1');
-    assert.equal(upstream?.body, '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+    assert.equal(upstream?.body, TOOLS_CALL, 'the backend gets the bytes the check was told about');
+    assert.equal(upstream?.headers['content-length'], String(TOOLS_CALL.length));
     assert.equal(upstream?.headers['x-user'], 'user-1');
     assert.equal(upstream?.headers['x-username'], 'alice');
     assert.equal(upstream?.headers['x-scopes'], 'mcp:server:alpha:execute');
@@ -112,6 +141,9 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
     assert.equal(upstream?.headers['mcp-session-id'], 's-1');
     assert.equal(upstream?.headers['mcp-protocol-version'], '2025-06-18');
     assert.equal(upstream?.headers.host, `127.0.0.1:${backend.port}`);
+    for (const header of ['x-mcp-messages', 'x-mcp-tool-filter', 'x-missing-scope', 'x-mcp-server', 'x-mcp-transport']) {
+      assert.equal(upstream?.headers[header], undefined, `no ${header} to the backend`);
+    }
 
     const check = checksOf('alpha').at(-1);
     assert.equal(check?.url, '/auth/validate');
@@ -124,29 +156,123 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
     assert.equal(check?.headers['x-original-uri'], '/api/streamable/alpha?x=1');
     assert.equal(check?.headers['x-original-method'], 'POST');
     assert.equal(check?.headers['x-user'], undefined, 'a forged X-User never reaches the check');
+    assert.equal(check?.headers['x-missing-scope'], undefined);
+    assert.equal(check?.headers['x-mcp-messages'], 'tools/call x', 'the check learns what the body holds, not what the client claims');
+    assert.equal(registry.messages.at(-1), 'tools/call x');
     assert.match(String(check?.headers['x-request-id']), /^[0-9a-f]{32}$/);
     assert.equal(upstream?.headers['x-request-id'], check?.headers['x-request-id']);
   }));
 
   it('serves the slash form of the streamable path too', withLog(async () => {
-    assert.equal((await mcp('/api/streamable/alpha/', { cookie: 'ok=1' }, '{}')).status, 200);
+    backend.seen.length = 0;
+    assert.equal((await mcp('/api/streamable/alpha/', { cookie: 'ok=1' }, INITIALIZE)).status, 200);
+    assert.equal(registry.messages.at(-1), 'initialize');
+    assert.equal(backend.seen[0]?.url, '/mcp');
+    assert.equal(backend.seen[0]?.body, INITIALIZE);
+  }));
+
+  it('tells the check every message of a batch, and `-` for requests without a body', withLog(async () => {
+    const batch = `[${TOOLS_CALL},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":7,"result":{}}]`;
+    backend.seen.length = 0;
+    assert.equal((await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, batch)).status, 200);
+    assert.equal(registry.messages.at(-1), 'tools/call x,notifications/initialized,!response');
+    assert.equal(backend.seen[0]?.body, batch);
+    for (const method of ['GET', 'DELETE']) {
+      backend.seen.length = 0;
+      const reply = await send(port, { method, path: '/api/streamable/alpha', headers: { cookie: 'ok=1', 'mcp-session-id': 's-1' } });
+      assert.equal(reply.status, 200, method);
+      assert.equal(registry.messages.at(-1), '-', method);
+      assert.equal(checksOf('alpha').at(-1)?.headers['x-original-method'], method);
+      assert.equal(backend.seen[0]?.method, method);
+      assert.equal(backend.seen[0]?.url, '/mcp');
+    }
   }));
 
   it('answers 401 JSON with the check\'s WWW-Authenticate, once', withLog(async () => {
-    const reply = await mcp('/api/streamable/alpha', {}, '{}');
+    backend.seen.length = 0;
+    const reply = await mcp('/api/streamable/alpha', {}, TOOLS_CALL);
     assert.equal(reply.status, 401);
     assert.equal(reply.headers['content-type'], 'application/json');
     assert.deepEqual(JSON.parse(reply.body), { error: 'AUTH_NO_CREDENTIALS', message: 'sign in or send a valid token' });
     const challenges = reply.rawHeaders.filter((_, i) => i % 2 === 0 && reply.rawHeaders[i]?.toLowerCase() === 'www-authenticate');
     assert.equal(challenges.length, 1);
     assert.equal(reply.headers['www-authenticate'], 'Bearer realm="x"');
+    assert.equal(registry.messages.at(-1), 'tools/call x');
+    assert.equal(backend.seen.length, 0);
   }));
 
-  it('answers 403 JSON naming the missing scope', withLog(async () => {
-    const reply = await mcp('/api/streamable/alpha', { cookie: 'ok=forbidden' }, '{}');
+  it('answers 403 naming the missing scope: a JSON-RPC error for a request with an id, else plain JSON', withLog(async () => {
+    backend.seen.length = 0;
+    const scope = 'mcp:server:alpha:execute';
+    const reply = await mcp('/api/streamable/alpha', { cookie: 'ok=forbidden' }, '{"jsonrpc":"2.0","id":"req-9","method":"tools/call","params":{"name":"x"}}');
     assert.equal(reply.status, 403);
     assert.equal(reply.headers['content-type'], 'application/json');
-    assert.deepEqual(JSON.parse(reply.body), { error: 'AUTH_SCOPE_MISSING', message: 'missing scope', missing_scope: 'mcp:server:alpha:execute' });
+    assert.deepEqual(JSON.parse(reply.body), {
+      jsonrpc: '2.0',
+      id: 'req-9',
+      error: { code: -32001, message: `missing scope ${scope}`, data: { error: 'AUTH_SCOPE_MISSING', missing_scope: scope } },
+    });
+    const plain = { error: 'AUTH_SCOPE_MISSING', message: `missing scope ${scope}`, missing_scope: scope };
+    const notification = '{"jsonrpc":"2.0","method":"notifications/initialized"}';
+    for (const body of [undefined, notification, `[${TOOLS_CALL}]`]) {
+      const denied = await mcp('/api/streamable/alpha', { cookie: 'ok=forbidden' }, body);
+      assert.equal(denied.status, 403, String(body));
+      assert.equal(denied.headers['content-type'], 'application/json');
+      assert.deepEqual(JSON.parse(denied.body), plain, String(body));
+    }
+    assert.equal(backend.seen.length, 0);
+  }));
+
+  it('refuses a body that is not well-formed JSON-RPC with 400, before asking the check', withLog(async () => {
+    backend.seen.length = 0;
+    const checks = checkCount();
+    const cases: Array<{ body: string | Buffer; headers?: Record<string, string>; id: string | number | null; code: number; message: string | RegExp; error?: string }> = [
+      { body: '{"jsonrpc":"2.0","id":1,"method":', id: null, code: -32700, message: 'request body is not valid JSON' },
+      { body: 'not json', id: null, code: -32700, message: 'request body is not valid JSON' },
+      { body: '', id: null, code: -32600, message: 'empty request body' },
+      { body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), id: null, code: -32700, message: 'request body is not valid UTF-8' },
+      // JSON.parse keeps the last "method", other parsers the first: never ambiguous.
+      { body: '{"jsonrpc":"2.0","id":1,"method":"ping","m\\u0065thod":"tools/call"}', id: null, code: -32700, message: 'duplicate key "method" in the request body' },
+      // The limit sits below what njs's own JSON.parse can take; far deeper is refused by name.
+      { body: `${'['.repeat(200)}${']'.repeat(200)}`, id: null, code: -32700, message: /^request body nests deeper than \d+ levels$/ },
+      // A byte order mark is not JSON (and a backend's parser would refuse it too).
+      { body: `\uFEFF${TOOLS_CALL}`, id: null, code: -32700, message: 'request body is not valid JSON' },
+      { body: '[]', id: null, code: -32600, message: 'a batch holds 1 to 100 messages' },
+      { body: `[${Array(101).fill(TOOLS_CALL).join(',')}]`, id: null, code: -32600, message: 'a batch holds 1 to 100 messages' },
+      { body: '{"jsonrpc":"1.0","id":3,"method":"ping"}', id: 3, code: -32600, message: 'jsonrpc must be "2.0"' },
+      { body: '{"jsonrpc":"2.0","id":4}', id: 4, code: -32600, message: 'a JSON-RPC request needs a method' },
+      {
+        body: TOOLS_CALL,
+        headers: { 'mcp-method': 'tools/call', 'mcp-name': 'y' },
+        id: 1,
+        code: -32600,
+        message: 'Mcp-Name header does not match the body',
+        error: 'MCP_HEADER_MISMATCH',
+      },
+      { body: TOOLS_CALL, headers: { 'mcp-method': 'ping' }, id: 1, code: -32600, message: 'Mcp-Method header does not match the body', error: 'MCP_HEADER_MISMATCH' },
+    ];
+    for (const { body, headers, id, code, message, error } of cases) {
+      const what = `${String(body).slice(0, 60)} ${JSON.stringify(headers ?? {})}`;
+      const reply = await send(port, { method: 'POST', path: '/api/streamable/alpha', headers: { cookie: 'ok=1', 'content-type': 'application/json', ...headers }, body });
+      assert.equal(reply.status, 400, what);
+      assert.equal(reply.headers['content-type'], 'application/json', what);
+      const answer = JSON.parse(reply.body) as { jsonrpc: string; id: unknown; error: { code: number; message: string; data: { error: string } } };
+      assert.equal(answer.jsonrpc, '2.0', what);
+      assert.equal(answer.id, id, what);
+      assert.equal(answer.error.code, code, what);
+      if (typeof message === 'string') assert.equal(answer.error.message, message, what);
+      else assert.match(answer.error.message, message, what);
+      assert.equal(answer.error.data.error, error ?? 'MCP_REQUEST_INVALID', what);
+    }
+    // Headers that agree with the body pass.
+    const agreed = await mcp('/api/streamable/alpha', { cookie: 'ok=1', 'mcp-method': 'tools/call', 'mcp-name': 'x' }, TOOLS_CALL);
+    assert.equal(agreed.status, 200);
+    // So does ordinary nesting in the arguments (16 levels).
+    const nested = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":${'{"a":'.repeat(13)}1${'}'.repeat(13)}}}`;
+    assert.equal((await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, nested)).status, 200);
+    assert.equal(checkCount(), checks + 2, 'only the well-formed requests reached the check');
+    assert.equal(backend.seen.length, 2);
+    assert.equal(backend.seen[1]?.body, nested);
   }));
 
   it('answers 404 JSON for unknown servers and paths, never the web page', withLog(async () => {
@@ -188,7 +314,14 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
       const check = registry.seen.at(-1);
       assert.equal(check?.headers['x-mcp-server'], 'gamma');
       assert.equal(check?.headers['x-original-uri'], path);
+      assert.equal(check?.headers['x-mcp-messages'], '-');
+      assert.equal(JSON.parse(reply.body).missing_scope, 'mcp:server:gamma:execute', path);
     }
+    // The same with a body: the JSON-RPC error names gamma's scope.
+    const post = await mcp('/api/execute/alpha/../gamma/messages', { cookie: 'ok=only-alpha' }, TOOLS_CALL);
+    assert.equal(post.status, 403);
+    assert.equal(JSON.parse(post.body).error.data.missing_scope, 'mcp:server:gamma:execute');
+    assert.equal(registry.seen.at(-1)?.headers['x-mcp-server'], 'gamma');
     assert.equal((await mcp('/api/execute/alpha/../nosuch/x', { cookie: 'ok=1' })).status, 404);
     assert.equal(backend.seen.length, 0);
   }));
@@ -216,24 +349,122 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
     assert.match(later.text, /messages\?sessionId=abc\n\nevent: message\ndata: \{"later":"data: \/x"\}\n\n$/);
     assert.equal(later.ended, false);
     assert.equal(checksOf('alpha').at(-1)?.headers['x-mcp-transport'], 'sse');
+    assert.equal(registry.messages.at(-1), '-');
 
     backend.seen.length = 0;
-    const post = await mcp('/api/execute/alpha/messages?sessionId=abc', { cookie: 'ok=1' }, '{"jsonrpc":"2.0","id":2,"method":"tools/list"}');
+    const body = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_x"}}';
+    const post = await mcp('/api/execute/alpha/messages?sessionId=abc', { cookie: 'ok=1' }, body);
     assert.equal(post.status, 200);
+    assert.equal(registry.messages.at(-1), 'tools/call get_x');
     assert.equal(backend.seen[0]?.url, '/messages?sessionId=abc');
+    assert.equal(backend.seen[0]?.body, body);
     assert.equal(backend.seen[0]?.headers.cookie, undefined);
   }));
 
+  it('drops the tools a principal may not use from a JSON tools/list result', withLog(async () => {
+    const full = await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, TOOLS_LIST);
+    assert.equal(full.status, 200);
+    assert.equal(full.body, TOOLS_LIST_RESULT, 'no filter without X-MCP-Tool-Filter');
+
+    backend.seen.length = 0;
+    const filtered = await mcp('/api/streamable/alpha', { cookie: 'ok=filter', authorization: 'Bearer t' }, TOOLS_LIST);
+    assert.equal(filtered.status, 200);
+    assert.equal(registry.messages.at(-1), 'tools/list');
+    assert.equal(filtered.headers['content-type'], 'application/json');
+    assert.equal(filtered.headers['content-length'], undefined, 'the backend\'s length no longer holds');
+    assert.deepEqual(JSON.parse(filtered.body), JSON.parse(ONLY_A));
+    // The filtered route proxies like the plain one.
+    const upstream = backend.seen[0];
+    assert.equal(upstream?.url, '/mcp');
+    assert.equal(upstream?.body, TOOLS_LIST);
+    assert.equal(upstream?.headers.cookie, undefined);
+    assert.equal(upstream?.headers.authorization, undefined);
+    assert.equal(upstream?.headers['x-user'], 'user-1');
+    assert.equal(upstream?.headers['x-scopes'], 'mcp:server:alpha:tool:a');
+    assert.equal(upstream?.headers['x-mcp-tool-filter'], undefined);
+
+    // Other answers pass through the filtered route untouched.
+    const call = await mcp('/api/streamable/alpha', { cookie: 'ok=filter' }, TOOLS_CALL);
+    assert.equal(call.status, 200);
+    assert.equal(JSON.parse(call.body).body, TOOLS_CALL);
+  }));
+
+  it('drops them from a tools/list result on an event stream too, event by event', withLog(async () => {
+    const headers = { cookie: 'ok=filter', accept: 'application/json, text/event-stream', 'content-type': 'application/json' };
+    const path = '/api/streamable/alpha?reply=sse';
+    const started = Date.now();
+    const first = await readStreamUntil(port, path, headers, '}\n\n', { body: TOOLS_LIST });
+    assert.equal(first.status, 200);
+    assert.match(String(first.headers['content-type']), /^text\/event-stream/);
+    assert.equal(first.text, `event: message\ndata: ${ONLY_A}\n\n`);
+    assert.equal(first.ended, false, 'the event arrived while the stream was still open');
+    assert.ok(Date.now() - started < TOOLS_STREAM_OPEN_MS, 'and before the backend ended it');
+
+    // The whole stream, to its end: still only `a`, nothing lost or added.
+    const whole = await send(port, { method: 'POST', path, headers, body: TOOLS_LIST });
+    assert.equal(whole.status, 200);
+    assert.equal(whole.body, `event: message\ndata: ${ONLY_A}\n\n`);
+    const unfiltered = await send(port, { method: 'POST', path, headers: { ...headers, cookie: 'ok=1' }, body: TOOLS_LIST });
+    assert.equal(unfiltered.body, `event: message\ndata: ${TOOLS_LIST_RESULT}\n\n`);
+
+    // The legacy SSE stream on the filtered route still streams, with its endpoint rewritten.
+    const legacy = await readStreamUntil(port, '/api/execute/alpha/sse', { cookie: 'ok=filter', accept: 'text/event-stream' }, 'sessionId=abc\n\n');
+    assert.equal(legacy.text, 'event: endpoint\ndata: /api/execute/alpha/messages?sessionId=abc\n\n');
+    assert.equal(legacy.ended, false);
+  }));
+
+  it('refuses a body on a method other than POST instead of forwarding it unread', withLog(async () => {
+    for (const method of ['PUT', 'PATCH', 'GET', 'DELETE']) {
+      backend.seen.length = 0;
+      const reply = await send(port, { method, path: '/api/streamable/alpha', headers: { cookie: 'ok=filter', 'content-length': String(TOOLS_CALL.length) }, body: TOOLS_CALL });
+      assert.equal(backend.seen.length, 0, `${method}: the backend got ${JSON.stringify(backend.seen[0]?.body)} while the check saw ${registry.messages.at(-1)}`);
+      assert.ok(reply.status === 405 || reply.status === 400, `${method}: ${reply.status}`);
+    }
+  }));
+
+  it('fails closed when the filter cannot read a tools/list answer', withLog(async () => {
+    // Nested deeper than njs's JSON.parse takes: passed through whole, tool b included.
+    const deep = await mcp('/api/streamable/alpha?reply=deep', { cookie: 'ok=filter' }, TOOLS_LIST);
+    assert.doesNotMatch(deep.body, /"name":"b"/, 'deep JSON');
+    // CR line endings: never split into events, so held to the end and then sent unfiltered.
+    const cr = await mcp('/api/streamable/alpha?reply=sse-cr', { cookie: 'ok=filter' }, TOOLS_LIST);
+    assert.doesNotMatch(cr.body, /"name":"b"/, 'SSE with CR line endings');
+    assert.match(cr.body, /"name":"a"/, 'and tool a still comes through');
+    // The last event with no blank line after it, at the end of the stream.
+    const noBlank = await mcp('/api/streamable/alpha?reply=sse-noblank', { cookie: 'ok=filter' }, TOOLS_LIST);
+    assert.doesNotMatch(noBlank.body, /"name":"b"/, 'final event without a blank line');
+    assert.match(noBlank.body, /"name":"a"/);
+  }));
+
   it('answers 502 JSON when the backend is down', withLog(async () => {
-    const reply = await mcp('/api/streamable/omega', { cookie: 'ok=1' }, '{}');
+    const reply = await mcp('/api/streamable/omega', { cookie: 'ok=1' }, TOOLS_CALL);
     assert.equal(reply.status, 502);
     assert.equal(JSON.parse(reply.body).error, 'BACKEND_UNAVAILABLE');
   }));
 
   it('answers 413 JSON above the body limit, so nothing is authorized on part of a body', withLog(async () => {
-    const reply = await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, 'x'.repeat(1024 * 1024 + 1));
-    assert.equal(reply.status, 413);
-    assert.equal(JSON.parse(reply.body).error, 'BODY_TOO_LARGE');
+    backend.seen.length = 0;
+    const checks = checkCount();
+    // Valid JSON-RPC, one byte over 1m: with Content-Length, and chunked (size learned while reading).
+    const big = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"s":"${'x'.repeat(1024 * 1024)}"}}}`;
+    for (const chunked of [false, true]) {
+      const reply = await send(port, { method: 'POST', path: '/api/streamable/alpha', headers: { cookie: 'ok=1' }, body: big, chunked });
+      assert.equal(reply.status, 413, `chunked: ${chunked}`);
+      assert.equal(reply.headers['content-type'], 'application/json');
+      assert.deepEqual(JSON.parse(reply.body), { error: 'BODY_TOO_LARGE', message: 'request body too large' });
+    }
+    assert.equal(checkCount(), checks, 'the check was never asked');
+    assert.equal(backend.seen.length, 0, 'the backend received nothing');
+
+    // Just under the limit, the whole body is checked and forwarded byte for byte.
+    const fits = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"s":"${'y'.repeat(1024 * 1024 - 200)}"}}}`;
+    for (const chunked of [false, true]) {
+      backend.seen.length = 0;
+      const reply = await send(port, { method: 'POST', path: '/api/streamable/alpha', headers: { cookie: 'ok=1' }, body: fits, chunked });
+      assert.equal(reply.status, 200, `chunked: ${chunked}`);
+      assert.equal(registry.messages.at(-1), 'tools/call x');
+      assert.equal(backend.seen[0]?.body, fits);
+    }
   }));
 
   it('skips a reload when the config is unchanged', withLog(async () => {
@@ -248,7 +479,7 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
       return true;
     });
     assert.match(nginx.lastError ?? '', /this_is_not_a_directive/);
-    assert.equal((await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, '{}')).status, 200);
+    assert.equal((await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, TOOLS_CALL)).status, 200);
     assert.deepEqual(await nginx.apply(render()), { changed: false }, 'the live config is still the old one');
   }));
 
@@ -262,7 +493,7 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
       return true;
     });
     assert.equal(await readFile(nginx.configPath, 'utf8'), live, 'nginx.conf is the live config again');
-    assert.equal((await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, '{}')).status, 200);
+    assert.equal((await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, TOOLS_CALL)).status, 200);
   }));
 
   it('applies a new config (alpha disabled) within 2 s, one apply at a time', withLog(async () => {
@@ -273,7 +504,7 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
     assert.deepEqual([first, second], [{ changed: true }, { changed: true }]);
     let status = 0;
     while (Date.now() - started < 2000 && status !== 503) {
-      status = (await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, '{}')).status;
+      status = (await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, TOOLS_CALL)).status;
     }
     assert.equal(status, 503);
     assert.equal(nginx.status().running, true);
@@ -284,9 +515,14 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
     await registry.close();
     const reply = await mcp('/api/streamable/beta-never', {});
     assert.equal(reply.status, 404);
-    const denied = await mcp('/api/execute/gamma/sse', { cookie: 'ok=1' });
-    assert.equal(denied.status, 500);
-    assert.deepEqual(JSON.parse(denied.body), { error: 'INTERNAL', message: 'internal error' });
+    backend.seen.length = 0;
+    for (const body of [undefined, TOOLS_CALL]) {
+      const denied = await mcp(body === undefined ? '/api/execute/gamma/sse' : '/api/execute/gamma/messages', { cookie: 'ok=1' }, body);
+      assert.equal(denied.status, 500, String(body));
+      assert.equal(denied.headers['content-type'], 'application/json');
+      assert.deepEqual(JSON.parse(denied.body), { error: 'INTERNAL', message: 'the access check failed' });
+    }
+    assert.equal(backend.seen.length, 0);
   }));
 
   it('applies a config with no servers at all: every MCP path is a JSON 404', withLog(async () => {

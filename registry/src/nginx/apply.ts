@@ -202,7 +202,9 @@ export class NginxController {
     // rename() is atomic: the master reads either the old file or the new one, never half.
     await rename(`${this.configPath}.next`, this.configPath);
     this.#child?.kill('SIGHUP');
-    const verdict = await reloadVerdict(this.#errorLog, offset, this.#child?.pid, this.#log);
+    // The workers of the config being replaced, each of which must confirm it stopped accepting.
+    const oldWorkers = Number(/^\s*worker_processes\s+(\d+);/m.exec(this.#current ?? '')?.[1] ?? 1);
+    const verdict = await reloadVerdict(this.#errorLog, offset, this.#child?.pid, this.#log, oldWorkers);
     if (verdict.failed) {
       // The master keeps serving its old config when a reload fails; make the file match it.
       await writeFile(this.configPath, this.#current ?? '', { mode: 0o644 });

@@ -55,17 +55,28 @@ export class ErrorLog {
   }
 }
 
+/** How many distinct worker pids (not the master) logged "gracefully shutting down". */
+function shutDownWorkers(text: string, masterPid: number | undefined): number {
+  const pids = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (!line.includes('gracefully shutting down')) continue;
+    const pid = / (\d+)#\d+: /.exec(line)?.[1];
+    if (pid !== undefined && pid !== String(masterPid)) pids.add(pid);
+  }
+  return pids.size;
+}
+
 /**
  * Waits for the master's verdict on a SIGHUP, reading what it logged after `offset` (the
  * rendered config logs at `notice`).
  * Success: the master logs "start worker processes"; it then sleeps ~100 ms before telling
  * the old workers to quit, and until then they still accept connections under the old
- * config, so we also wait for their "gracefully shutting down".
+ * config, so we also wait until each of them (`oldWorkers`) logged "gracefully shutting down".
  * Failure: an [emerg]/[alert] line from the master. We let it finish first (a taken port is
  * retried 5 times, 500 ms apart) so its late lines are not read as the next apply's verdict.
  * Neither within 5 s: reported as success with a warning, since nginx said nothing wrong.
  */
-export async function reloadVerdict(log: ErrorLog, offset: number, masterPid: number | undefined, logger: Logger): Promise<{ failed: boolean; detail: string }> {
+export async function reloadVerdict(log: ErrorLog, offset: number, masterPid: number | undefined, logger: Logger, oldWorkers = 1): Promise<{ failed: boolean; detail: string }> {
   const fromMaster = (line: string): boolean => line.includes(` ${masterPid}#`);
   const masterFailures = (text: string): string[] => text.split('\n').filter((line) => fromMaster(line) && /\[(emerg|alert)\]/.test(line));
   let deadline = Date.now() + RELOAD_TIMEOUT_MS;
@@ -80,7 +91,9 @@ export async function reloadVerdict(log: ErrorLog, offset: number, masterPid: nu
       loaded = true;
       deadline = Date.now() + 1000;
     }
-    if (loaded && text.includes('gracefully shutting down')) return { failed: false, detail: '' };
+    // Every old worker must have stopped accepting: until the last one says so, a request can
+    // still meet the previous config.
+    if (loaded && shutDownWorkers(text, masterPid) >= oldWorkers) return { failed: false, detail: '' };
     const failures = masterFailures(text);
     if (!loaded && failures.length > 0 && (text.includes('still could not bind') || Date.now() - quietSince > 700)) {
       return { failed: true, detail: failures.join('\n') };

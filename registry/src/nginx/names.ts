@@ -171,8 +171,28 @@ export function hostPort(host: ListenHost, port: number): HostPort {
   return `${host}:${assertPort(port)}` as HostPort;
 }
 
+/** `scheme://host[:port]` of a checked backend URL: a `proxy_pass` target with no URI part. */
+export type BackendOrigin = Checked<'BackendOrigin'>;
+/** The path part of a checked backend URL without a trailing `/` (may be empty). */
+export type BackendBase = Checked<'BackendBase'>;
+
+/** Splits a checked backend URL into its origin (what a named location may proxy_pass to). */
+export function backendOrigin(url: BackendUrl): BackendOrigin {
+  return /^https?:\/\/[^/]+/.exec(url)?.[0] as BackendOrigin;
+}
+
+/** The backend URL's own path (`http://h/base` -> `/base`, `http://h` -> ``). */
+export function backendBasePath(url: BackendUrl): BackendBase {
+  return url.slice(backendOrigin(url).length).replace(/\/+$/, '') as BackendBase;
+}
+
+/** The Host header for a backend: `host[:port]` as the URL spells it. */
+export function hostOf(origin: BackendOrigin): HostPort {
+  return origin.replace(/^https?:\/\//, '') as HostPort;
+}
+
 /** Appends a checked transport path to a checked backend URL (which has no trailing `/`). */
-export function backendTarget(url: BackendUrl, path: BackendPath): BackendTarget {
+export function backendTarget(url: BackendUrl | BackendBase, path: BackendPath): BackendTarget {
   return `${url}${path}` as BackendTarget;
 }
 

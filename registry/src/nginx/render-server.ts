@@ -4,7 +4,9 @@
  */
 import {
   EXECUTE_PREFIX,
+  MESSAGES_HEADER,
   MISSING_SCOPE_HEADER,
+  TOOL_FILTER_HEADER,
   ORIGINAL_METHOD_HEADER,
   ORIGINAL_URI_HEADER,
   REQUEST_ID_HEADER,
@@ -17,7 +19,7 @@ import {
   VALIDATE_PATH,
 } from '../authz/paths.ts';
 import type { Transport } from '../catalog/server-definition.ts';
-import { assertBackendPath, backendTarget, quoted, type BackendPath, type BackendUrl, type ServerName } from './names.ts';
+import { backendBasePath, backendOrigin, backendTarget, hostOf, quoted, type BackendPath, type BackendUrl, type ServerName } from './names.ts';
 
 export type Lines = string[];
 
@@ -33,31 +35,11 @@ export interface CheckedServer {
 /** The upstream block name for the registry; render.ts declares it. */
 export const REGISTRY_UPSTREAM = 'mcp_registry';
 
-/** Filled by the njs body reader in a later step; blanked until then so a client cannot set them. */
-const MCP_METHOD_HEADER = 'x-mcp-method';
-const MCP_TOOL_HEADER = 'x-mcp-tool';
+/** Variables the njs step sets; declared at http level so every location may use them. */
+const NJS_VARIABLES = ['$mcp_messages', '$mcp_user', '$mcp_username', '$mcp_scopes', '$mcp_tool_filter'] as const;
 
-function upstreamVariable(header: string): string {
-  return `$upstream_http_${header.replaceAll('-', '_')}`;
-}
-
-/** `auth_request_set` targets, named after the check's response headers. */
-const IDENTITY_VARIABLES: ReadonlyArray<readonly [variable: string, header: string]> = [
-  ['$mcp_user', USER_HEADER],
-  ['$mcp_username', USERNAME_HEADER],
-  ['$mcp_scopes', SCOPES_HEADER],
-  ['$mcp_missing_scope', MISSING_SCOPE_HEADER],
-  ['$mcp_www_authenticate', 'www-authenticate'],
-];
-
-/**
- * Written once at server level and inherited by every location that runs auth_request. Server
- * level also declares the variables when no server is enabled, so @mcp_403 always compiles.
- * nginx sets them after the check whatever it answered, and they survive the error_page
- * redirect, so @mcp_403 can name the missing scope.
- */
-export function renderIdentityVariables(): Lines {
-  return IDENTITY_VARIABLES.map(([variable, header]) => `auth_request_set ${variable} ${upstreamVariable(header)};`);
+export function renderNjsVariables(): Lines {
+  return NJS_VARIABLES.map((variable) => `js_var ${variable};`);
 }
 
 /** `{ ... }` with the body indented four spaces. */
@@ -80,7 +62,7 @@ function authLocation(name: ServerName, transport: Transport): string {
 }
 
 /**
- * The internal location auth_request calls. The server and transport are literals written
+ * The internal location the njs step calls for the check. The server and transport are literals written
  * here, never parsed from the request: `$request_uri` is the raw URI and can name a different
  * server than the normalized one nginx matched (`/api/execute/a/../b/`), so the check learns
  * which server it guards from the location that matched, and gets the raw URI for logs only.
@@ -109,8 +91,8 @@ function renderAuthLocation(name: ServerName, transport: Transport): Lines {
     `proxy_set_header ${USERNAME_HEADER} "";`,
     `proxy_set_header ${SCOPES_HEADER} "";`,
     `proxy_set_header ${MISSING_SCOPE_HEADER} "";`,
-    `proxy_set_header ${MCP_METHOD_HEADER} "";`,
-    `proxy_set_header ${MCP_TOOL_HEADER} "";`,
+    // What njs read from the body; set on every check, '-' when there is no body.
+    `proxy_set_header ${MESSAGES_HEADER} $mcp_messages;`,
     'proxy_set_header Host $http_host;',
     'proxy_set_header X-Forwarded-For $remote_addr;',
     'proxy_set_header X-Forwarded-Proto $scheme;',
@@ -125,42 +107,75 @@ function renderAuthLocation(name: ServerName, transport: Transport): Lines {
   ]);
 }
 
-/** Directives shared by every location that proxies to a backend after the check. */
-function renderProxyToBackend(name: ServerName, transport: Transport, target: string, https: boolean): Lines {
+/** The named location the njs step redirects to after a 200: `@mcp_<name>_<transport>[_filtered]`. */
+function backendLocation(name: ServerName, transport: Transport, filtered: boolean): string {
+  return `@mcp_${name}_${transport}${filtered ? '_filtered' : ''}`;
+}
+
+/**
+ * A public MCP location: njs reads the whole body, asks the check, and redirects to the named
+ * backend location, which proxies that same buffered body. `$mcp_server` / `$mcp_transport` are
+ * literals from the catalog, never parsed from the URI.
+ */
+function renderCheckedEntry(name: ServerName, transport: Transport): Lines {
   return [
-    // The auth_request_set lines that copy the check's answer are at server level.
-    `auth_request ${authLocation(name, transport)};`,
-    'error_page 401 = @mcp_401;',
-    'error_page 403 = @mcp_403;',
-    // auth_request turns a registry failure (down, timeout, 5xx) into 500: refuse, as JSON.
-    'error_page 500 = @mcp_500;',
+    `set $mcp_server ${quoted(name)};`,
+    `set $mcp_transport "${transport}";`,
+    // A body over client_max_body_size never reaches njs: nginx answers 413 while reading it.
+    'error_page 413 = @mcp_413;',
+    'js_content mcp.handle;',
+  ];
+}
+
+/** Directives of a named location that proxies to a backend after the check said 200. */
+function renderBackend(server: CheckedServer, transport: Transport, rewrite: string, filtered: boolean): Lines {
+  const origin = backendOrigin(server.url);
+  return block(`location ${backendLocation(server.name, transport, filtered)}`, [
+    // Named locations cannot carry a URI in proxy_pass; rewrite sets it (query string kept).
+    rewrite,
+    `proxy_pass ${quoted(origin)};`,
+    ...(origin.startsWith('https:') ? ['proxy_ssl_server_name on;'] : []),
     // nginx's own 502/504 (backend unreachable); the backend's responses pass untouched.
     'error_page 502 504 = @mcp_502;',
-    'error_page 413 = @mcp_413;',
-    `proxy_pass ${target};`,
-    ...(https ? ['proxy_ssl_server_name on;'] : []),
     // Stream responses (SSE) as they come; never cache a per-user answer.
     'proxy_buffering off;',
     'proxy_cache off;',
-    // Read the whole body before proxying: the body authorized (njs, later) is the one sent.
+    // The body was read whole before the check; this sends exactly those bytes.
     'proxy_request_buffering on;',
     'proxy_read_timeout 3600s;',
     'proxy_send_timeout 3600s;',
-    'proxy_set_header Host $proxy_host;',
+    `proxy_set_header Host ${quoted(hostOf(origin))};`,
     'proxy_set_header Connection "";',
     // No token passthrough: the client's credentials are for the gateway, not the backend.
     'proxy_set_header Cookie "";',
     'proxy_set_header Authorization "";',
-    // Set from the check's answer. proxy_set_header replaces a client-sent header of the same
-    // name, and an empty value sends none, so a forged `X-User: root` never reaches a backend.
+    // Set by njs from the check's answer. proxy_set_header replaces a client-sent header of
+    // the same name, and an empty value sends none, so a forged `X-User: root` never arrives.
     `proxy_set_header ${USER_HEADER} $mcp_user;`,
     `proxy_set_header ${USERNAME_HEADER} $mcp_username;`,
     `proxy_set_header ${SCOPES_HEADER} $mcp_scopes;`,
-    `proxy_set_header ${MISSING_SCOPE_HEADER} "";`,
-    `proxy_set_header ${SERVER_HEADER} "";`,
-    `proxy_set_header ${TRANSPORT_HEADER} "";`,
+    ...[MISSING_SCOPE_HEADER, SERVER_HEADER, TRANSPORT_HEADER, MESSAGES_HEADER, TOOL_FILTER_HEADER].map((h) => `proxy_set_header ${h} "";`),
     `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
     // Mcp-Session-Id, MCP-Protocol-Version and Last-Event-ID pass through as client headers.
+    ...(transport === 'sse' ? renderEndpointRewrite(server.name) : []),
+    // For a principal limited to some tools, njs drops the others from every tools/list result.
+    // Plain text for the filter (the SSE rewrite above already asks for it).
+    ...(filtered ? [...(transport === 'sse' ? [] : ['proxy_set_header Accept-Encoding "";']), 'js_header_filter mcp.filterHeaders;', 'js_body_filter mcp.filterBody;'] : []),
+  ]);
+}
+
+/**
+ * The SDK's SSE transport announces `event: endpoint` / `data: /messages?sessionId=...`, a path
+ * the client resolves against the gateway origin, where it names nothing. Rewrite the first
+ * `data: /` of each response to the gateway prefix. sub_filter only sees plain text, hence no
+ * compression upstream; it passes each chunk on as it arrives.
+ */
+function renderEndpointRewrite(name: ServerName): Lines {
+  return [
+    'proxy_set_header Accept-Encoding "";',
+    'sub_filter_types text/event-stream;',
+    'sub_filter_once on;',
+    `sub_filter 'data: /' 'data: ${EXECUTE_PREFIX}${name}/';`,
   ];
 }
 
@@ -175,11 +190,11 @@ function renderStreamable(server: CheckedServer, path: BackendPath): Lines {
   const out: Lines = [];
   // Exact matches only, with and without the slash: a prefix would let `a` catch `a-b`.
   for (const location of [`= ${STREAMABLE_PREFIX}${server.name}`, `= ${STREAMABLE_PREFIX}${server.name}/`]) {
-    out.push(
-      ...(server.enabled
-        ? block(`location ${location}`, renderProxyToBackend(server.name, 'streamable-http', quoted(backendTarget(server.url, path)), server.url.startsWith('https:')))
-        : renderDisabled(server.name, location)),
-    );
+    out.push(...(server.enabled ? block(`location ${location}`, renderCheckedEntry(server.name, 'streamable-http')) : renderDisabled(server.name, location)));
+  }
+  if (server.enabled) {
+    const rewrite = `rewrite ^ ${quoted(backendTarget(backendBasePath(server.url), path))} break;`;
+    out.push(...renderBackend(server, 'streamable-http', rewrite, false), ...renderBackend(server, 'streamable-http', rewrite, true));
   }
   return out;
 }
@@ -189,6 +204,10 @@ function renderSse(server: CheckedServer): Lines {
   if (!server.enabled) {
     return [...renderDisabled(server.name, `= ${EXECUTE_PREFIX}${server.name}`), ...renderDisabled(server.name, prefix)];
   }
+  // Everything under the prefix maps onto the backend URL's path: /api/execute/a/sse -> /sse.
+  // Unquoted on purpose: `$1` must interpolate, and both parts hold only checked name and path
+  // characters (no space, `;`, `{`, `}` or quote).
+  const rewrite = `rewrite ^${EXECUTE_PREFIX}${server.name}(/.*)$ ${backendBasePath(server.url)}$1 break;`;
   return [
     // The bare name is not an endpoint; a redirect to the slash form would GET the backend root.
     ...block(`location = ${EXECUTE_PREFIX}${server.name}`, [
@@ -196,17 +215,9 @@ function renderSse(server: CheckedServer): Lines {
       jsonReturn(404, { error: 'NOT_FOUND', message: `the endpoints of ${server.name} are under ${prefix}` }),
     ]),
     // Slash-terminated prefix: `/api/execute/a/` cannot match `/api/execute/ab/...`.
-    ...block(`location ${prefix}`, [
-      ...renderProxyToBackend(server.name, 'sse', quoted(backendTarget(server.url, assertBackendPath('/'))), server.url.startsWith('https:')),
-      // The SDK's SSE transport announces `event: endpoint` / `data: /messages?sessionId=...`,
-      // a path the client resolves against the gateway origin, where it names nothing. Rewrite
-      // the first `data: /` of each response to the gateway prefix. sub_filter only sees plain
-      // text, hence no compression upstream; it passes each chunk on as it arrives.
-      'proxy_set_header Accept-Encoding "";',
-      'sub_filter_types text/event-stream;',
-      'sub_filter_once on;',
-      `sub_filter 'data: /' 'data: ${prefix}';`,
-    ]),
+    ...block(`location ${prefix}`, renderCheckedEntry(server.name, 'sse')),
+    ...renderBackend(server, 'sse', rewrite, false),
+    ...renderBackend(server, 'sse', rewrite, true),
   ];
 }
 

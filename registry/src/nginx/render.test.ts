@@ -10,6 +10,7 @@ const INPUT: NginxRenderInput = {
   runtimeDir: '/var/lib/mcp-gateway/nginx',
   registry: { port: 7860 },
   njsModulePath: '/usr/lib/nginx/modules/ngx_http_js_module.so',
+  njsDir: '/opt/mcp-gateway/nginx/njs',
   workerUser: 'nobody nogroup',
   // Out of order on purpose: the output is sorted by name.
   servers: [
@@ -52,16 +53,20 @@ describe('renderNginxConfig', () => {
       '= /_mcp_auth/github/sse',
       '= /api/streamable/github',
       '= /api/streamable/github/',
+      '@mcp_github_streamable-http',
+      '@mcp_github_streamable-http_filtered',
       '= /api/execute/github',
       '/api/execute/github/',
+      '@mcp_github_sse',
+      '@mcp_github_sse_filtered',
       '= /_mcp_auth/weather/streamable-http',
       '= /api/streamable/weather',
       '= /api/streamable/weather/',
+      '@mcp_weather_streamable-http',
+      '@mcp_weather_streamable-http_filtered',
       '/api/streamable/',
       '/api/execute/',
       '~* ^/auth/validate/*$',
-      '@mcp_401',
-      '@mcp_403',
       '@mcp_500',
       '@mcp_502',
       '@mcp_413',
@@ -70,9 +75,11 @@ describe('renderNginxConfig', () => {
   });
 
   it('makes every auth location internal, with the server and transport as literals', () => {
-    for (const [path, body] of byPath) {
+    const auth = [...byPath].filter(([path]) => path.startsWith('= /_mcp_auth/'));
+    assert.equal(auth.length, 5);
+    for (const [path, body] of auth) {
       const match = /^= \/_mcp_auth\/([a-z0-9-]+)\/(streamable-http|sse)$/.exec(path);
-      if (match === null) continue;
+      assert.ok(match, path);
       assert.match(body, /^ +internal;$/m, path);
       assert.match(body, /proxy_pass http:\/\/mcp_registry\/auth\/validate;/, path);
       assert.match(body, /proxy_pass_request_body off;/, path);
@@ -82,47 +89,141 @@ describe('renderNginxConfig', () => {
       assert.match(body, /proxy_set_header Cookie \$http_cookie;/, path);
       assert.match(body, /proxy_set_header Authorization \$http_authorization;/, path);
       assert.match(body, /proxy_set_header x-user "";/, path);
+      assert.match(body, /proxy_set_header x-missing-scope "";/, path);
+      // What njs read from the body, replacing any client-sent copy.
+      assert.match(body, /proxy_set_header x-mcp-messages \$mcp_messages;/, path);
     }
   });
 
-  it('answers 503 for the disabled server with no auth and no proxy_pass', () => {
+  it('hands every enabled public location to njs, with no proxy_pass of its own', () => {
+    const entries: Array<[string, string, string]> = [
+      ['= /api/streamable/github', 'github', 'streamable-http'],
+      ['= /api/streamable/github/', 'github', 'streamable-http'],
+      ['/api/execute/github/', 'github', 'sse'],
+      ['= /api/streamable/weather', 'weather', 'streamable-http'],
+      ['= /api/streamable/weather/', 'weather', 'streamable-http'],
+    ];
+    for (const [path, name, transport] of entries) {
+      const body = byPath.get(path) ?? '';
+      // Literals from the catalog: nothing parses the server out of the URI.
+      assert.ok(body.includes(`set $mcp_server "${name}";`), path);
+      assert.ok(body.includes(`set $mcp_transport "${transport}";`), path);
+      assert.match(body, /^ +js_content mcp\.handle;$/m, path);
+      assert.match(body, /error_page 413 = @mcp_413;/, path);
+      assert.doesNotMatch(body, /proxy_pass|proxy_set_header|auth_request|return /, path);
+      // Everything njs needs exists: the check it calls and both places it may redirect to.
+      assert.ok(byPath.has(`= /_mcp_auth/${name}/${transport}`), path);
+      assert.ok(byPath.has(`@mcp_${name}_${transport}`), path);
+      assert.ok(byPath.has(`@mcp_${name}_${transport}_filtered`), path);
+    }
+    const handed = [...byPath].filter(([, body]) => body.includes('js_content'));
+    assert.deepEqual(handed.map(([path]) => path), entries.map(([path]) => path));
+    assert.doesNotMatch(config, /^ *auth_request(_set)? /m, 'no auth_request: its subrequests carry no body');
+  });
+
+  it('answers 503 for the disabled server with no check, no njs and no proxy_pass', () => {
     for (const path of ['= /api/streamable/archive', '= /api/streamable/archive/', '= /api/execute/archive', '/api/execute/archive/']) {
       const body = byPath.get(path) ?? '';
       assert.match(body, /return 503 '\{"error":"SERVER_DISABLED","message":"server archive is disabled"\}';/, path);
-      assert.doesNotMatch(body, /proxy_pass|auth_request/, path);
+      assert.doesNotMatch(body, /proxy_pass|auth_request|js_content|\$mcp_server/, path);
     }
+    assert.ok(![...byPath.keys()].some((path) => path.startsWith('@mcp_archive')), 'no backend location for a disabled server');
     assert.doesNotMatch(config, /archive\.example\.com/);
   });
 
-  it('copies the check\'s answer into variables once, at server level', () => {
+  it('loads the njs module once, at http level, with its variables declared', () => {
+    const http = config.slice(config.indexOf('\nhttp {'), config.indexOf('\n    server {'));
+    assert.ok(config.includes('\nload_module "/usr/lib/nginx/modules/ngx_http_js_module.so";\n'));
     for (const line of [
-      'auth_request_set $mcp_user $upstream_http_x_user;',
-      'auth_request_set $mcp_scopes $upstream_http_x_scopes;',
-      'auth_request_set $mcp_missing_scope $upstream_http_x_missing_scope;',
+      'js_path "/opt/mcp-gateway/nginx/njs";',
+      'js_import mcp from mcp.js;',
+      'js_var $mcp_messages;',
+      'js_var $mcp_user;',
+      'js_var $mcp_username;',
+      'js_var $mcp_scopes;',
+      'js_var $mcp_tool_filter;',
     ]) {
-      assert.ok(config.includes(`\n        ${line}\n`), line);
+      assert.ok(http.includes(`\n    ${line}\n`), line);
+      assert.equal(config.split(line).length, 2, `${line} once`);
     }
-    assert.equal(config.split('auth_request_set $mcp_user ').length, 2);
+    // The whole body in memory: njs reads it from there, and the same buffer is forwarded.
+    assert.ok(config.includes('\n        client_max_body_size 1m;\n        client_body_buffer_size 1m;\n'));
+    const small = renderNginxConfig({ ...INPUT, maxBodySize: '256k', njsDir: '/srv/gw/nginx/njs/' });
+    assert.ok(small.includes('\n        client_max_body_size 256k;\n        client_body_buffer_size 256k;\n'));
+    assert.ok(small.includes('\n    js_path "/srv/gw/nginx/njs";\n'), 'a trailing slash is dropped');
   });
 
   it('blanks Cookie and Authorization on every location that proxies to a backend', () => {
     const toBackends = [...byPath].filter(([, body]) => /proxy_pass "?http/.test(body) && !body.includes('mcp_registry'));
-    assert.equal(toBackends.length, 5);
+    assert.deepEqual(
+      toBackends.map(([path]) => path),
+      [...byPath.keys()].filter((path) => /^@mcp_[a-z0-9-]+_(streamable-http|sse)(_filtered)?$/.test(path)),
+      'only the named locations njs redirects to reach a backend',
+    );
+    assert.equal(toBackends.length, 6);
     for (const [path, body] of toBackends) {
-      assert.match(body, /auth_request \/_mcp_auth\//, path);
       assert.match(body, /proxy_set_header Cookie "";/, path);
       assert.match(body, /proxy_set_header Authorization "";/, path);
       assert.match(body, /proxy_set_header x-user \$mcp_user;/, path);
+      assert.match(body, /proxy_set_header x-username \$mcp_username;/, path);
+      assert.match(body, /proxy_set_header x-scopes \$mcp_scopes;/, path);
+      for (const header of ['x-missing-scope', 'x-mcp-server', 'x-mcp-transport', 'x-mcp-messages', 'x-mcp-tool-filter']) {
+        assert.ok(body.includes(`proxy_set_header ${header} "";`), `${path} ${header}`);
+      }
       assert.match(body, /proxy_buffering off;/, path);
+      assert.match(body, /proxy_request_buffering on;/, path);
+      assert.match(body, /error_page 502 504 = @mcp_502;/, path);
+      assert.doesNotMatch(body, /js_content|auth_request/, path);
     }
   });
 
-  it('proxies to the validated URL plus transport path, and rewrites the SSE endpoint event', () => {
-    assert.match(byPath.get('= /api/streamable/github') ?? '', /proxy_pass "http:\/\/127\.0\.0\.1:8001\/mcp";/);
-    assert.match(byPath.get('= /api/streamable/weather/') ?? '', /proxy_pass "http:\/\/127\.0\.0\.1:8003\/mcp";/);
-    const sse = byPath.get('/api/execute/github/') ?? '';
-    assert.match(sse, /proxy_pass "http:\/\/127\.0\.0\.1:8001\/";/);
-    assert.match(sse, /sub_filter 'data: \/' 'data: \/api\/execute\/github\/';/);
+  it('filters tools/list only in the _filtered variants', () => {
+    for (const [path, body] of byPath) {
+      const filters = /js_header_filter mcp\.filterHeaders;[\s\S]*js_body_filter mcp\.filterBody;/.test(body);
+      assert.equal(filters, path.endsWith('_filtered'), path);
+      // The filter reads plain text: the backend must not compress.
+      if (filters) assert.match(body, /proxy_set_header Accept-Encoding "";/, path);
+    }
+    // Apart from the filters, a variant proxies exactly like its plain twin.
+    const strip = (body: string) => body.replace(/^ +(js_header_filter|js_body_filter|proxy_set_header Accept-Encoding).*\n/gm, '');
+    for (const plain of ['@mcp_github_streamable-http', '@mcp_github_sse', '@mcp_weather_streamable-http']) {
+      assert.equal(strip(byPath.get(`${plain}_filtered`) ?? 'x'), strip(byPath.get(plain) ?? ''), plain);
+    }
+  });
+
+  it('proxies to the validated origin, rewriting to the transport path, and rewrites the SSE endpoint event', () => {
+    for (const variant of ['', '_filtered']) {
+      const github = byPath.get(`@mcp_github_streamable-http${variant}`) ?? '';
+      assert.match(github, /^ +rewrite \^ "\/mcp" break;$/m);
+      assert.match(github, /proxy_pass "http:\/\/127\.0\.0\.1:8001";/);
+      assert.match(github, /proxy_set_header Host "127\.0\.0\.1:8001";/);
+      assert.doesNotMatch(github, /sub_filter/);
+      const weather = byPath.get(`@mcp_weather_streamable-http${variant}`) ?? '';
+      assert.match(weather, /rewrite \^ "\/mcp" break;/);
+      assert.match(weather, /proxy_pass "http:\/\/127\.0\.0\.1:8003";/);
+      const sse = byPath.get(`@mcp_github_sse${variant}`) ?? '';
+      assert.match(sse, /^ +rewrite \^\/api\/execute\/github\(\/\.\*\)\$ \$1 break;$/m);
+      assert.match(sse, /proxy_pass "http:\/\/127\.0\.0\.1:8001";/);
+      assert.match(sse, /sub_filter_types text\/event-stream;/);
+      assert.match(sse, /sub_filter_once on;/);
+      assert.match(sse, /sub_filter 'data: \/' 'data: \/api\/execute\/github\/';/);
+      assert.match(sse, /proxy_set_header Accept-Encoding "";/);
+    }
+  });
+
+  it('keeps the backend URL\'s own path and speaks TLS with SNI to an https backend', () => {
+    const https = locations(renderNginxConfig({ ...INPUT, servers: [definition('archive', 'https://archive.example.com/base/', { 'streamable-http': '/mcp', sse: '/sse' })] }));
+    for (const variant of ['', '_filtered']) {
+      const streamable = https.get(`@mcp_archive_streamable-http${variant}`) ?? '';
+      assert.match(streamable, /rewrite \^ "\/base\/mcp" break;/);
+      assert.match(streamable, /proxy_pass "https:\/\/archive\.example\.com";/);
+      assert.match(streamable, /proxy_ssl_server_name on;/);
+      assert.match(streamable, /proxy_set_header Host "archive\.example\.com";/);
+      const sse = https.get(`@mcp_archive_sse${variant}`) ?? '';
+      assert.match(sse, /rewrite \^\/api\/execute\/archive\(\/\.\*\)\$ \/base\$1 break;/);
+      assert.match(sse, /proxy_ssl_server_name on;/);
+    }
+    assert.doesNotMatch(config, /proxy_ssl_server_name/, 'not for http backends');
   });
 
   it('never lets the registry location carry client identity headers', () => {
@@ -130,10 +231,18 @@ describe('renderNginxConfig', () => {
     for (const header of ['x-user', 'x-username', 'x-scopes', 'x-mcp-server']) assert.ok(body.includes(`proxy_set_header ${header} "";`), header);
   });
 
+  it('answers 401 and 403 from njs, and keeps the JSON pages nginx itself needs', () => {
+    assert.ok(!byPath.has('@mcp_401') && !byPath.has('@mcp_403'));
+    assert.match(byPath.get('@mcp_413') ?? '', /return 413 '\{"error":"BODY_TOO_LARGE","message":"request body too large"\}';/);
+    assert.match(byPath.get('@mcp_502') ?? '', /return 502 '\{"error":"BACKEND_UNAVAILABLE",/);
+    assert.match(byPath.get('@mcp_500') ?? '', /return 500 '\{"error":"INTERNAL",/);
+  });
+
   it('renders a config with no servers', () => {
     const empty = renderNginxConfig({ ...INPUT, servers: [] });
     assert.match(empty, /location \/api\/streamable\/ \{/);
-    assert.doesNotMatch(empty, /auth_request \//);
+    assert.match(empty, /js_import mcp from mcp\.js;/);
+    assert.doesNotMatch(empty, /^ *(auth_request|js_content)|location @mcp_[a-z0-9-]+_|_mcp_auth/m);
   });
 
   it('is what docs/nginx.md shows for one server', () => {
@@ -158,6 +267,10 @@ describe('renderNginxConfig', () => {
       [{ workerUser: 'root;' }, 'CONFIG_INVALID'],
       [{ maxBodySize: '1m; evil' }, 'CONFIG_INVALID'],
       [{ njsModulePath: '/x"y' }, 'CONFIG_INVALID'],
+      [{ njsDir: 'nginx/njs' }, 'CONFIG_INVALID'],
+      [{ njsDir: '/opt/../etc' }, 'CONFIG_INVALID'],
+      [{ njsDir: '/opt/njs;\nevil' }, 'CONFIG_INVALID'],
+      [{ njsDir: '/x"y' }, 'CONFIG_INVALID'],
     ];
     for (const [patch, code] of hostile) {
       assert.throws(

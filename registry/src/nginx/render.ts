@@ -4,7 +4,9 @@
  */
 import {
   EXECUTE_PREFIX,
+  MESSAGES_HEADER,
   MISSING_SCOPE_HEADER,
+  TOOL_FILTER_HEADER,
   ORIGINAL_METHOD_HEADER,
   ORIGINAL_URI_HEADER,
   REQUEST_ID_HEADER,
@@ -30,7 +32,7 @@ import {
   hostPort,
   quoted,
 } from './names.ts';
-import { block, jsonReturn, REGISTRY_UPSTREAM, renderIdentityVariables, renderServerLocations, type CheckedServer, type Lines } from './render-server.ts';
+import { block, jsonReturn, REGISTRY_UPSTREAM, renderNjsVariables, renderServerLocations, type CheckedServer, type Lines } from './render-server.ts';
 
 export interface NginxRenderInput {
   readonly listen: { readonly host: string; readonly port: number };
@@ -38,8 +40,10 @@ export interface NginxRenderInput {
   readonly runtimeDir: string;
   /** The registry always listens on 127.0.0.1. */
   readonly registry: { readonly port: number };
-  /** `ngx_http_js_module.so`, loaded when given. */
-  readonly njsModulePath?: string;
+  /** `ngx_http_js_module.so` (Debian package libnginx-mod-http-js). */
+  readonly njsModulePath: string;
+  /** Absolute folder holding `mcp.js`, the njs body check (the repository's `nginx/njs`). */
+  readonly njsDir: string;
   /** `user` for the workers, e.g. `nobody nogroup` when the master runs as root. */
   readonly workerUser?: string;
   /** Largest request body; default `1m`. */
@@ -70,19 +74,7 @@ function checkServers(servers: readonly ServerDefinition[]): CheckedServer[] {
 /** Where the MCP error pages live: JSON for clients that parse JSON, never the web page. */
 function renderErrorLocations(): Lines {
   return [
-    ...block('location @mcp_401', [
-      'default_type application/json;',
-      // auth_request already copies the check's WWW-Authenticate onto this response (nginx
-      // keeps it across the error_page redirect), so adding $mcp_www_authenticate here would
-      // send it twice. MCP clients read resource_metadata from it to find the login.
-      jsonReturn(401, { error: 'AUTH_NO_CREDENTIALS', message: 'sign in or send a valid token' }),
-    ]),
-    ...block('location @mcp_403', [
-      'default_type application/json;',
-      // The scope comes from the registry's X-Missing-Scope, which only ever holds scope
-      // characters; the registry is the one party trusted to write into this response.
-      `return 403 '{"error":"AUTH_SCOPE_MISSING","message":"missing scope","missing_scope":"$mcp_missing_scope"}';`,
-    ]),
+    // 401 and 403 are answered by njs (nginx/njs/mcp.js), which knows the JSON-RPC id.
     ...block('location @mcp_500', [
       'default_type application/json;',
       jsonReturn(500, { error: 'INTERNAL', message: 'internal error' }),
@@ -110,7 +102,7 @@ function renderRegistryLocation(): Lines {
     `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
     // Identity reaches the registry as a session or token only; these headers are the
     // check's vocabulary and mean nothing when a client sends them.
-    ...[USER_HEADER, USERNAME_HEADER, SCOPES_HEADER, MISSING_SCOPE_HEADER, SERVER_HEADER, TRANSPORT_HEADER, ORIGINAL_URI_HEADER, ORIGINAL_METHOD_HEADER].map(
+    ...[USER_HEADER, USERNAME_HEADER, SCOPES_HEADER, MISSING_SCOPE_HEADER, SERVER_HEADER, TRANSPORT_HEADER, ORIGINAL_URI_HEADER, ORIGINAL_METHOD_HEADER, MESSAGES_HEADER, TOOL_FILTER_HEADER].map(
       (header) => `proxy_set_header ${header} "";`,
     ),
   ]);
@@ -128,7 +120,6 @@ function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[]): L
     // bodies get 413 before anything else happens.
     `client_max_body_size ${bodySize};`,
     `client_body_buffer_size ${bodySize};`,
-    ...renderIdentityVariables(),
     '',
     ...servers.flatMap((server) => [...renderServerLocations(server), '']),
     '# Any other MCP path: a JSON 404, never the web page.',
@@ -138,7 +129,7 @@ function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[]): L
     // The check is reachable only through the internal locations above. A regex, matched
     // case-insensitively with any trailing slashes, because Express routes /Auth/Validate/ to
     // the same handler while nginx locations are case-sensitive.
-    `# ${validatePath} answers auth_request subrequests only.`,
+    `# ${validatePath} answers the njs check subrequests only.`,
     ...block(`location ~* ^${validatePath}/*$`, ['default_type application/json;', jsonReturn(404, { error: 'NOT_FOUND', message: 'not found' })]),
     '',
     ...renderErrorLocations(),
@@ -180,7 +171,7 @@ export function renderNginxConfig(input: NginxRenderInput): string {
     const parts = assertWorkerUser(input.workerUser).split(' ');
     main.push(`user ${parts.map((part) => quoted(assertWorkerUser(part))).join(' ')};`);
   }
-  if (input.njsModulePath !== undefined) main.push(`load_module ${quoted(assertFilePath(input.njsModulePath))};`);
+  main.push(`load_module ${quoted(assertFilePath(input.njsModulePath))};`);
 
   const http = block('http', [
     ...TEMP_PATHS.map((kind) => `${kind}_temp_path ${file(`tmp/${kind}`)};`),
@@ -196,6 +187,10 @@ export function renderNginxConfig(input: NginxRenderInput): string {
     `access_log ${file('access.log')} mcp_gateway buffer=32k flush=1s;`,
     // Upstream keepalive (with Connection "" per location) needs HTTP/1.1; so does streaming.
     'proxy_http_version 1.1;',
+    // The njs step that reads each MCP body and asks the check (nginx/njs/mcp.js).
+    `js_path ${quoted(assertFilePath(input.njsDir.replace(/\/+$/, '')))};`,
+    'js_import mcp from mcp.js;',
+    ...renderNjsVariables(),
     // No http-level proxy_set_header: nginx inherits them only into locations that set none,
     // so each location below lists its headers in full and can be read on its own.
     '',

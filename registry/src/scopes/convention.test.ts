@@ -13,6 +13,8 @@ const CONVENTION: ReadonlyArray<readonly [string, readonly string[]]> = [
   ['mcp-server-github-admin', ALL_SERVER('github')],
   ['mcp-server-github-toggle', ['mcp:server:github:toggle']],
   ['mcp-server-github-edit', ['mcp:server:github:edit']],
+  ['mcp-server-github-resources', ['mcp:server:github:resources:read']],
+  ['mcp-server-github-prompts', ['mcp:server:github:prompts:read']],
   ['mcp-server-github-tool-create_issue', ['mcp:server:github:tool:create_issue:execute']],
 ];
 
@@ -21,6 +23,12 @@ const AMBIGUITY: ReadonlyArray<readonly [string, string, readonly string[]]> = [
   ['a hyphenated server name', 'mcp-server-my-app', ['mcp:server:my-app:execute', 'mcp:server:my-app:read']],
   ['a role suffix after a hyphenated name', 'mcp-server-my-app-admin', ALL_SERVER('my-app')],
   ['only the last suffix as the role', 'mcp-server-x-edit-toggle', ['mcp:server:x-edit:toggle']],
+  ['-resources after a hyphenated name', 'mcp-server-my-docs-resources', ['mcp:server:my-docs:resources:read']],
+  ['only the last suffix as the role (prompts after resources)', 'mcp-server-x-resources-prompts', ['mcp:server:x-resources:prompts:read']],
+  ['-prompts before -tool- (so a tool ending in -prompts needs the mapping)', 'mcp-server-gh-tool-export-prompts', ['mcp:server:gh-tool-export:prompts:read']],
+  ['a server named resources (no leading -)', 'mcp-server-resources', ['mcp:server:resources:execute', 'mcp:server:resources:read']],
+  ['a server named prompts (no leading -)', 'mcp-server-prompts', ['mcp:server:prompts:execute', 'mcp:server:prompts:read']],
+  ['-resource (singular) as part of the server name', 'mcp-server-x-resource', ['mcp:server:x-resource:execute', 'mcp:server:x-resource:read']],
   ['a role suffix before -tool- (so a tool ending in -admin needs the mapping)', 'mcp-server-x-tool-y-admin', ALL_SERVER('x-tool-y')],
   ['the first -tool- as the split', 'mcp-server-gh-tool-list-tool-x', ['mcp:server:gh:tool:list-tool-x:execute']],
   ['a tool name with -, _ and .', 'mcp-server-gh-tool-files.read-v2_x', ['mcp:server:gh:tool:files.read-v2_x:execute']],
@@ -57,6 +65,13 @@ describe('scopesForGroups: the convention', () => {
   it('grants nothing to no groups or to groups outside the convention', () => {
     assert.deepEqual(scopesForGroups([]), []);
     assert.deepEqual(scopesForGroups(['engineering', 'admins', 'mcp-users']), []);
+  });
+  it('grants nothing to a resources or prompts group whose server name is invalid', () => {
+    const groups = ['mcp-server--resources', 'mcp-server-GH-prompts', 'mcp-server-a;b-resources', 'mcp-server-*-prompts', 'mcp-server-gh-RESOURCES', 'mcp-server-gh-resources ', 'mcp-server-gh-prompts\n'];
+    assert.deepEqual(scopesForGroups(groups), []);
+  });
+  it('does not give -admin separate resources or prompts scopes: its execute covers them', () => {
+    assert.deepEqual(scopesForGroups(['mcp-server-gh-admin']).filter((s) => /resources|prompts/.test(s)), []);
   });
   it('ignores members of the groups claim that are not strings', () => {
     const groups = [null, 7, { toString: () => 'mcp-admin' }, 'mcp-user'] as unknown as string[];
@@ -126,6 +141,10 @@ describe('validateMappedScope', () => {
     ['mcp:server:github:execute', true],
     ['mcp:server:*:read', true],
     ['mcp:server:*:tool:search:execute', true],
+    ['mcp:server:*:resources:read', true],
+    ['mcp:server:docs:prompts:read', true],
+    ['mcp:server:docs:resources:write', false],
+    ['mcp:server:docs:prompts', false],
     ['mcp:server:github:tool:a.b-c_d:execute', true],
     ['mcp:server:gh*:read', false],
     ['mcp:server:github:tool:*:execute', false],

@@ -10,6 +10,8 @@ import {
   isServerName,
   isToolName,
   parseScopePattern,
+  promptsScope,
+  resourcesScope,
   serverScope,
   toolScope,
 } from './scope.ts';
@@ -26,25 +28,32 @@ const FIXED_GROUPS: ReadonlyMap<string, string> = new Map([
   ['mcp-user', REGISTRY_READ],
 ]);
 
-/** `mcp-server-<name><suffix>` -> the server actions it grants. Checked before `-tool-`. */
-const ROLE_SUFFIXES = [
-  ['-admin', ['read', 'execute', 'toggle', 'edit']],
-  ['-toggle', ['toggle']],
-  ['-edit', ['edit']],
-] as const;
+/**
+ * `mcp-server-<name><suffix>` -> the scopes it grants on `<name>` (a valid server name). Checked
+ * before `-tool-`. `-admin` needs no resources or prompts scope: its execute covers them.
+ */
+const ROLE_SUFFIXES: ReadonlyArray<readonly [string, (server: string) => string[]]> = [
+  ['-admin', (s) => [serverScope(s, 'read'), serverScope(s, 'execute'), serverScope(s, 'toggle'), serverScope(s, 'edit')]],
+  ['-toggle', (s) => [serverScope(s, 'toggle')]],
+  ['-edit', (s) => [serverScope(s, 'edit')]],
+  ['-resources', (s) => [resourcesScope(s)]],
+  ['-prompts', (s) => [promptsScope(s)]],
+];
 
 /**
  * The scopes one group grants by convention, or `[]`.
  *
  * Server names may contain `-`, so `mcp-server-<rest>` is read in this order:
- * 1. `rest` ends in `-admin`, `-toggle` or `-edit`: that role for the server before the suffix
- *    (`mcp-server-my-app-admin` -> server `my-app`, all server scopes);
+ * 1. `rest` ends in `-admin`, `-toggle`, `-edit`, `-resources` or `-prompts`: that role for the
+ *    server before the suffix (`mcp-server-my-app-admin` -> server `my-app`, read, execute,
+ *    toggle and edit; `mcp-server-docs-resources` -> `mcp:server:docs:resources:read`);
  * 2. else `rest` contains `-tool-`: the FIRST one splits server from tool, so a tool name may
  *    itself contain `-tool-`, `-`, `_` or `.` (`mcp-server-gh-tool-list-tool-x` -> server `gh`,
  *    tool `list-tool-x`);
  * 3. else the whole of `rest` is the server name: read + execute.
- * So a server whose name ends in `-admin`/`-toggle`/`-edit` or contains `-tool-`, and a tool
- * whose name ends in one of those suffixes, cannot be named by convention: use the mapping file.
+ * So a server whose name ends in one of those suffixes or contains `-tool-`, and a tool whose
+ * name ends in one (`mcp-server-gh-tool-export-prompts` is the prompts group of server
+ * `gh-tool-export`), cannot be named by convention: use the mapping file.
  *
  * The resulting server name must match SERVER_NAME_PATTERN and the tool TOOL_NAME_PATTERN, or
  * the group grants nothing. That check is the security boundary: group names come from the IdP
@@ -58,10 +67,10 @@ export function conventionScopes(group: string): string[] {
   if (!group.startsWith(SERVER_PREFIX)) return [];
   const rest = group.slice(SERVER_PREFIX.length);
 
-  for (const [suffix, actions] of ROLE_SUFFIXES) {
+  for (const [suffix, grants] of ROLE_SUFFIXES) {
     if (rest.endsWith(suffix)) {
       const server = rest.slice(0, -suffix.length);
-      return isServerName(server) ? actions.map((action) => serverScope(server, action)) : [];
+      return isServerName(server) ? grants(server) : [];
     }
   }
   const at = rest.indexOf(TOOL_SEPARATOR);

@@ -1,154 +1,108 @@
 /**
- * The access decision behind `/auth/validate`, and the scope tests the registry's own pages use.
- * Pure: the caller looks the server up in the catalog and the scopes up in the session.
+ * The access decision behind `/auth/validate`: may this session send these JSON-RPC messages to
+ * this server? docs/authorization.md holds the table it implements. Pure: the caller looks the
+ * server up in the catalog, the scopes up in the session, and takes the messages from nginx's
+ * njs step. What a message needs is in method-rules.ts, what scopes grant in grants.ts.
  */
-import {
-  ANY_SERVER,
-  REGISTRY_ADMIN,
-  REGISTRY_READ,
-  isServerName,
-  parseScope,
-  parseScopePattern,
-  serverScope,
-  toolScope,
-  type Scope,
-} from './scope.ts';
+import { grantsOnServer, type ServerGrants } from './grants.ts';
+import { SERVER_ACCESS, needOf, type McpMessage, type Need } from './method-rules.ts';
+import { isServerName, promptsScope, resourcesScope, serverScope, toolScope } from './scope.ts';
+
+export { canEditServer, canReadServer, canToggleServer, hasScope } from './grants.ts';
+export type { McpMessage } from './method-rules.ts';
 
 /** What the check needs to know about one request. */
-export type AccessInput = {
+export interface AccessInput {
   /** The session's scopes (from scopesForGroups), possibly holding mapped `*` wildcards. */
   readonly scopes: readonly string[];
   /** The catalog's entry for the server named by the location, or undefined if none. */
   readonly server: { readonly name: string; readonly enabled: boolean } | undefined;
-  /** JSON-RPC method (X-MCP-Method). Accepted, not yet used: see decideAccess. */
-  readonly method?: string;
-  /** Tool name of a `tools/call` (X-MCP-Tool). Accepted, not yet used: see decideAccess. */
-  readonly tool?: string;
-};
+  /** Empty for a request without a body (GET stream, DELETE). One entry, or several for a JSON-RPC batch. */
+  readonly messages: readonly McpMessage[];
+}
 
 export type DenyReason = 'server-unknown' | 'server-disabled' | 'scope-missing';
 
 export type Decision =
-  | { readonly allow: true }
+  | {
+      readonly allow: true;
+      /**
+       * Present exactly when the session may use only some tools (no execute, no admin): the
+       * tool names its tool scopes grant on this server, sorted, possibly empty. The server's
+       * answers to `tools/list` must be filtered to these names.
+       */
+      readonly toolFilter?: readonly string[];
+    }
   | {
       readonly allow: false;
       readonly status: 403 | 404 | 503;
       readonly reason: DenyReason;
-      /** For 403 only: the scope that would have allowed the request, safe to show the client. */
+      /** For 403 only: the scope that would have allowed the first refused message; safe to show the client. */
       readonly missingScope?: string;
+      /** For 403 only, when the refused message has one: its method, as received (escape it before use). */
+      readonly method?: string;
     };
 
 type Denial = Extract<Decision, { allow: false }>;
-/** One named rule: returns a denial, or undefined to let the next rule decide. */
-type Check = (input: AccessInput) => Denial | undefined;
 
-const ALLOW: Decision = Object.freeze({ allow: true });
+const SERVER_UNKNOWN: Decision = Object.freeze({ allow: false, status: 404, reason: 'server-unknown' });
+const SERVER_DISABLED: Decision = Object.freeze({ allow: false, status: 503, reason: 'server-disabled' });
+const ALLOW_ALL: Decision = Object.freeze({ allow: true });
 
-/**
- * The scope strings any one of which grants `wanted` (besides mcp:registry:admin, which grants
- * everything). Implications follow DESIGN.md's scope table: registry read sees every server;
- * server execute covers every tool; a mapped `*` stands for any server name.
- */
-function grantorsOf(wanted: Scope): string[] {
-  switch (wanted.kind) {
-    case 'registry-admin':
-      return [REGISTRY_ADMIN];
-    case 'registry-read':
-      return [REGISTRY_READ];
-    case 'server': {
-      const grantors = [serverScope(wanted.server, wanted.action), serverScope(ANY_SERVER, wanted.action)];
-      return wanted.action === 'read' ? [...grantors, REGISTRY_READ] : grantors;
-    }
-    case 'tool':
-      return [
-        toolScope(wanted.server, wanted.tool),
-        toolScope(ANY_SERVER, wanted.tool),
-        serverScope(wanted.server, 'execute'),
-        serverScope(ANY_SERVER, 'execute'),
-      ];
+/** True when `grants` cover `need`; execute covers every need. */
+function covers(grants: ServerGrants, need: Need): boolean {
+  if (grants.execute) return true;
+  switch (need.kind) {
+    case 'server-access': return grants.tools.length > 0 || grants.resources || grants.prompts;
+    case 'any-tool': return grants.tools.length > 0;
+    case 'tool': return grants.tools.includes(need.tool);
+    case 'resources': return grants.resources;
+    case 'prompts': return grants.prompts;
+    case 'execute': return false;
   }
 }
 
-/**
- * True when `scopes` grant `wanted`: it is held exactly, or with `*` in the server position,
- * or implied (mcp:registry:admin implies everything, mcp:registry:read implies every
- * `mcp:server:<name>:read`, `mcp:server:<name>:execute` implies every tool scope of `<name>`).
- * @param wanted a concrete scope (no `*`). Malformed or wildcard `wanted` -> false, even for
- *   an admin: a check asking for a non-scope is a bug, and failing closed keeps it visible.
- */
-export function hasScope(scopes: readonly string[], wanted: string): boolean {
-  const scope = parseScope(wanted);
-  if (scope === undefined) return false;
-  if (scopes.includes(REGISTRY_ADMIN)) return true;
-  return grantorsOf(scope).some((grantor) => scopes.includes(grantor));
+/** The scope to name in a 403 for `need`: the narrowest single scope that would cover it. */
+function scopeFor(need: Need, server: string): string {
+  switch (need.kind) {
+    case 'tool': return toolScope(server, need.tool);
+    case 'resources': return resourcesScope(server);
+    case 'prompts': return promptsScope(server);
+    default: return serverScope(server, 'execute');
+  }
 }
 
-/**
- * True when the user may see server `name` (its listing, tools and health): admin, registry
- * read, or any scope about that server (`read`, `execute`, `toggle`, `edit` or a tool scope),
- * including mapped `*` wildcards. False for an invalid server name.
- */
-export function canReadServer(scopes: readonly string[], name: string): boolean {
-  if (!isServerName(name)) return false;
-  if (hasScope(scopes, serverScope(name, 'read'))) return true;
-  return scopes.some((held) => {
-    const scope = parseScopePattern(held);
-    return (scope?.kind === 'server' || scope?.kind === 'tool') && (scope.server === name || scope.server === ANY_SERVER);
-  });
-}
-
-/** True when the user may enable or disable server `name`: admin or its toggle scope. */
-export function canToggleServer(scopes: readonly string[], name: string): boolean {
-  return isServerName(name) && hasScope(scopes, serverScope(name, 'toggle'));
-}
-
-/** True when the user may change server `name`'s definition: admin or its edit scope. */
-export function canEditServer(scopes: readonly string[], name: string): boolean {
-  return isServerName(name) && hasScope(scopes, serverScope(name, 'edit'));
-}
-
-/**
- * 404 for no catalog entry, and for an entry whose name is not a valid server name (it cannot
- * have come from the catalog, so treat it as unknown rather than format a scope from it);
- * 503 for a disabled server. Both come before any scope check, so these answers do not depend
- * on who asks, and nothing is ever allowed through to a server that is missing or switched off.
- */
-const serverKnownAndEnabled: Check = ({ server }) => {
-  if (server === undefined || !isServerName(server.name)) return { allow: false, status: 404, reason: 'server-unknown' };
-  if (!server.enabled) return { allow: false, status: 503, reason: 'server-disabled' };
+/** The 403 for the first message `grants` do not cover (no messages: as one session message), or undefined. */
+function firstRefusal(server: string, grants: ServerGrants, messages: readonly McpMessage[]): Denial | undefined {
+  if (messages.length === 0 && !covers(grants, SERVER_ACCESS)) return refusal(server, SERVER_ACCESS, undefined);
+  for (const message of messages) {
+    const need = needOf(message);
+    if (!covers(grants, need)) return refusal(server, need, message.kind === 'response' ? undefined : message.method);
+  }
   return undefined;
-};
+}
 
-/** 403 naming `mcp:server:<name>:execute` unless the scopes grant it (see hasScope). */
-const hasServerScope: Check = ({ scopes, server }) => {
-  // Unreachable after serverKnownAndEnabled; here so a reordering of CHECKS still fails closed.
-  if (server === undefined || !isServerName(server.name)) return { allow: false, status: 404, reason: 'server-unknown' };
-  const wanted = serverScope(server.name, 'execute');
-  if (hasScope(scopes, wanted)) return undefined;
-  return { allow: false, status: 403, reason: 'scope-missing', missingScope: wanted };
-};
-
-/** In order; the first refusal wins. The tool-level rule (hasToolScope) slots in after hasServerScope. */
-const CHECKS: readonly Check[] = [serverKnownAndEnabled, hasServerScope];
+function refusal(server: string, need: Need, method: string | undefined): Denial {
+  const denial = { allow: false, status: 403, reason: 'scope-missing', missingScope: scopeFor(need, server) } as const;
+  return Object.freeze(typeof method === 'string' ? { ...denial, method } : denial);
+}
 
 /**
- * Decides one MCP request to one server.
- *
- * - server unknown (no catalog entry) -> `{ allow: false, status: 404, reason: 'server-unknown' }`
- * - server disabled -> `{ allow: false, status: 503, reason: 'server-disabled' }`
- * - scopes hold mcp:registry:admin, `mcp:server:<name>:execute` or a mapped
- *   `mcp:server:*:execute` -> `{ allow: true }`
- * - otherwise -> `{ allow: false, status: 403, reason: 'scope-missing',
- *   missingScope: 'mcp:server:<name>:execute' }`
- *
- * `method` and `tool` are accepted but not used yet: only the server rule applies, so a session
- * holding only tool scopes (`mcp:server:<name>:tool:<tool>:execute`) is refused with 403 until
- * the tool-level rule lands. The 404/503 answers come before the scope check whatever the scopes.
+ * Decides one MCP request to one server, in this order:
+ * 1. no catalog entry, or one whose name is not a valid server name -> 404 `server-unknown`;
+ * 2. server disabled -> 503 `server-disabled`. Both before any scope, so admins get them too
+ *    and nothing reaches a server that is missing or switched off;
+ * 3. mcp:registry:admin, `mcp:server:<s>:execute` or `mcp:server:*:execute` -> allow, no toolFilter;
+ * 4. every message covered by the session's tool, resources and prompts scopes (see
+ *    method-rules.ts; no messages counts as one session message) -> allow with `toolFilter`;
+ * 5. otherwise -> 403 `scope-missing` for the first message not covered, with `missingScope`
+ *    (tools/call T: T's tool scope; resources/* and prompts/*: their read scope; else
+ *    `mcp:server:<s>:execute`) and that message's `method` when it has one.
  */
-export function decideAccess(input: AccessInput): Decision {
-  for (const check of CHECKS) {
-    const denial = check(input);
-    if (denial !== undefined) return denial;
-  }
-  return ALLOW;
+export function decideAccess({ scopes, server, messages }: AccessInput): Decision {
+  if (server === undefined || !isServerName(server.name)) return SERVER_UNKNOWN;
+  if (!server.enabled) return SERVER_DISABLED;
+  const grants = grantsOnServer(scopes, server.name);
+  if (grants.execute) return ALLOW_ALL;
+  return firstRefusal(server.name, grants, messages) ?? Object.freeze({ allow: true, toolFilter: grants.tools });
 }

@@ -8,6 +8,8 @@ import {
   formatScope,
   parseScope,
   parseScopePattern,
+  promptsScope,
+  resourcesScope,
   serverScope,
   toolScope,
   type Scope,
@@ -23,6 +25,10 @@ const VALID: ReadonlyArray<readonly [string, Scope]> = [
   ['mcp:server:github:toggle', { kind: 'server', server: 'github', action: 'toggle' }],
   ['mcp:server:github:edit', { kind: 'server', server: 'github', action: 'edit' }],
   ['mcp:server:my-app-2:execute', { kind: 'server', server: 'my-app-2', action: 'execute' }],
+  ['mcp:server:github:resources:read', { kind: 'resources', server: 'github' }],
+  ['mcp:server:github:prompts:read', { kind: 'prompts', server: 'github' }],
+  ['mcp:server:resources:resources:read', { kind: 'resources', server: 'resources' }],
+  ['mcp:server:prompts:read', { kind: 'server', server: 'prompts', action: 'read' }],
   ['mcp:server:0:read', { kind: 'server', server: '0', action: 'read' }],
   ['mcp:server:github:tool:create_issue:execute', { kind: 'tool', server: 'github', tool: 'create_issue' }],
   ['mcp:server:gh:tool:files.read-v2_x:execute', { kind: 'tool', server: 'gh', tool: 'files.read-v2_x' }],
@@ -67,6 +73,21 @@ const INVALID: readonly string[] = [
   `mcp:server:github:tool:${'T'.repeat(129)}:execute`,
   'mcp:server:github:tools:x:execute',
   'mcp:server:github:tool:x:execute:',
+  'mcp:server:github:resources',
+  'mcp:server:github:prompts',
+  'mcp:server:github:resources:write',
+  'mcp:server:github:resources:execute',
+  'mcp:server:github:prompts:get',
+  'mcp:server:github:resource:read',
+  'mcp:server:github:prompt:read',
+  'mcp:server:github:Resources:read',
+  'mcp:server:github:resources:READ',
+  'mcp:server:github:resources:read:extra',
+  'mcp:server:github:resources:read ',
+  'mcp:server:github:tools:read',
+  'mcp:server:github:resources:*',
+  'mcp:server:*:resources:read',
+  'mcp:server:*:prompts:read',
 ];
 
 describe('parseScope', () => {
@@ -91,6 +112,8 @@ describe('parseScopePattern', () => {
     ['mcp:server:*:read', { kind: 'server', server: '*', action: 'read' }],
     ['mcp:server:*:execute', { kind: 'server', server: '*', action: 'execute' }],
     ['mcp:server:*:tool:search:execute', { kind: 'tool', server: '*', tool: 'search' }],
+    ['mcp:server:*:resources:read', { kind: 'resources', server: '*' }],
+    ['mcp:server:*:prompts:read', { kind: 'prompts', server: '*' }],
     ['mcp:registry:read', { kind: 'registry-read' }],
   ];
   for (const [text, scope] of PATTERNS) {
@@ -99,7 +122,7 @@ describe('parseScopePattern', () => {
       assert.equal(formatScope(scope), text);
     });
   }
-  for (const text of ['mcp:server:gh*:read', 'mcp:server:**:read', 'mcp:server:*', 'mcp:server:gh:tool:*:execute', 'mcp:*:admin', 'mcp:server:gh:*']) {
+  for (const text of ['mcp:server:gh*:resources:read', 'mcp:server:gh:*:read', 'mcp:server:gh*:read', 'mcp:server:**:read', 'mcp:server:*', 'mcp:server:gh:tool:*:execute', 'mcp:*:admin', 'mcp:server:gh:*']) {
     it(`refuses ${JSON.stringify(text)}: * anywhere else, or mixed with a name`, () => {
       assert.equal(parseScopePattern(text), undefined);
     });
@@ -111,14 +134,19 @@ describe('scope helpers', () => {
     assert.equal(REGISTRY_ADMIN, 'mcp:registry:admin');
     assert.equal(REGISTRY_READ, 'mcp:registry:read');
   });
-  it('builds server and tool scopes', () => {
+  it('builds server, resources, prompts and tool scopes', () => {
     assert.equal(serverScope('github', 'toggle'), 'mcp:server:github:toggle');
+    assert.equal(resourcesScope('github'), 'mcp:server:github:resources:read');
+    assert.equal(promptsScope('github'), 'mcp:server:github:prompts:read');
+    assert.equal(resourcesScope('*'), 'mcp:server:*:resources:read');
     assert.equal(toolScope('github', 'create_issue'), 'mcp:server:github:tool:create_issue:execute');
   });
   const MISUSE: ReadonlyArray<readonly [string, () => string]> = [
     ['a server name holding ":"', () => serverScope('a:b', 'read')],
     ['an upper-case server name', () => serverScope('GitHub', 'read')],
     ['an empty server name', () => serverScope('', 'read')],
+    ['a resources scope for a server name holding ":"', () => resourcesScope('a:b')],
+    ['a prompts scope for an upper-case server name', () => promptsScope('GitHub')],
     ['a tool name holding ":"', () => toolScope('gh', 'a:execute')],
     ['an empty tool name', () => toolScope('gh', '')],
     ['an unknown action', () => serverScope('gh', 'delete' as 'read')],

@@ -7,6 +7,8 @@
  *   mcp:registry:admin
  *   mcp:registry:read
  *   mcp:server:<name>:read | execute | toggle | edit
+ *   mcp:server:<name>:resources:read
+ *   mcp:server:<name>:prompts:read
  *   mcp:server:<name>:tool:<tool>:execute
  */
 
@@ -37,6 +39,8 @@ export type Scope =
   | { readonly kind: 'registry-admin' }
   | { readonly kind: 'registry-read' }
   | { readonly kind: 'server'; readonly server: string; readonly action: ServerAction }
+  | { readonly kind: 'resources'; readonly server: string }
+  | { readonly kind: 'prompts'; readonly server: string }
   | { readonly kind: 'tool'; readonly server: string; readonly tool: string };
 
 /** True for a valid server name (not `*`). */
@@ -73,6 +77,11 @@ function parse(s: string, allowAnyServer: boolean): Scope | undefined {
   if (parts.length === 4) {
     const action = parts[3] ?? '';
     return isServerAction(action) ? { kind: 'server', server, action } : undefined;
+  }
+  if (parts.length === 5 && parts[4] === 'read') {
+    const area = parts[3];
+    if (area === 'resources' || area === 'prompts') return { kind: area, server };
+    return undefined;
   }
   if (parts.length === 6 && parts[3] === 'tool' && parts[5] === 'execute') {
     const tool = parts[4] ?? '';
@@ -123,6 +132,9 @@ export function formatScope(scope: Scope): string {
     case 'server':
       if (!isServerAction(scope.action)) throw new TypeError(`invalid server action: ${String(scope.action)}`);
       return `mcp:server:${checkServer(scope.server)}:${scope.action}`;
+    case 'resources':
+    case 'prompts':
+      return `mcp:server:${checkServer(scope.server)}:${scope.kind}:read`;
     case 'tool':
       if (!isToolName(scope.tool)) throw new TypeError(`invalid tool name for a scope: ${JSON.stringify(scope.tool)}`);
       return `mcp:server:${checkServer(scope.server)}:tool:${scope.tool}:execute`;
@@ -135,6 +147,22 @@ export function formatScope(scope: Scope): string {
  */
 export function serverScope(name: string, action: ServerAction): string {
   return formatScope({ kind: 'server', server: name, action });
+}
+
+/**
+ * `mcp:server:<name>:resources:read`: list, read and subscribe to the server's resources.
+ * @throws TypeError for an invalid server name (see formatScope).
+ */
+export function resourcesScope(name: string): string {
+  return formatScope({ kind: 'resources', server: name });
+}
+
+/**
+ * `mcp:server:<name>:prompts:read`: list and get the server's prompts.
+ * @throws TypeError for an invalid server name (see formatScope).
+ */
+export function promptsScope(name: string): string {
+  return formatScope({ kind: 'prompts', server: name });
 }
 
 /**

@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import session from 'express-session';
 import { join } from 'node:path';
+import type { AuditLog } from '../audit/audit-log.ts';
 import { VALIDATE_PATH } from '../authz/paths.ts';
 import { createValidateRoute } from '../authz/validate-route.ts';
 import type { Catalog } from '../catalog/catalog.ts';
@@ -22,6 +23,7 @@ export interface AppOptions {
   readonly sessions: FileSessionStore;
   readonly provider: IdentityProvider;
   readonly nginxStatus: () => NginxStatusView;
+  readonly audit: AuditLog;
   readonly log: Logger;
 }
 
@@ -50,6 +52,7 @@ export function createApp(options: AppOptions): express.Express {
       secret: options.secretKey,
       authEnabled: options.authEnabled,
       realm: 'mcp-gateway',
+      audit: options.audit,
       log: log.child({ module: 'authz' }),
     }),
   );
@@ -79,7 +82,7 @@ export function createApp(options: AppOptions): express.Express {
     next();
   });
   app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, log: log.child({ module: 'login' }) }));
-  app.use(serverRoutes({ catalog: options.catalog, publicUrl: options.publicUrl, nginxStatus: options.nginxStatus, log: log.child({ module: 'web' }) }));
+  app.use(serverRoutes({ catalog: options.catalog, publicUrl: options.publicUrl, nginxStatus: options.nginxStatus, audit: options.audit, log: log.child({ module: 'web' }) }));
 
   app.use((_req: Request, res: Response) => {
     res.status(404).render('error', { status: 404, message: 'There is no page here.', signedIn: false });

@@ -128,9 +128,10 @@ describe('bad credentials and bad paths get a clear answer', () => {
   test('signed in without the scope: 403 naming mcp:server:currenttime:execute', async () => {
     const res = await post('/api/streamable/currenttime', { cookie: noGroups.cookie });
     assert.equal(res.status, 403);
-    const body = await json(res);
-    assert.equal(body.error, 'AUTH_SCOPE_MISSING');
-    assert.equal(body.missing_scope, 'mcp:server:currenttime:execute');
+    const body = (await res.json()) as { id: number; error: { code: number; message: string; data: { missing_scope: string } } };
+    assert.equal(body.id, 1, 'a JSON-RPC error carrying the request id');
+    assert.match(body.error.message, /mcp:server:currenttime:execute/);
+    assert.equal(body.error.data.missing_scope, 'mcp:server:currenttime:execute');
   });
 
   test('unknown server: 404 JSON on both transports, never the web page', async () => {

@@ -34,11 +34,18 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+export interface TestGatewayOptions {
+  /** More catalog entries, for backends the test file started itself. */
+  readonly definitions?: readonly Record<string, unknown>[];
+  /** Users the dev IdP knows besides the demo users (DEV_IDP_USERS_FILE). */
+  readonly users?: readonly { username: string; password: string; groups: string[] }[];
+}
+
 /**
  * Starts the real thing on ephemeral loopback ports: the currenttime MCP server, the registry
  * with the built-in IdP, and the registry's own nginx (with njs). One per test file.
  */
-export async function startTestGateway(): Promise<TestGateway> {
+export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
   const root = mkdtempSync(join(tmpdir(), 'mcpgw-it-'));
   const catalogDir = join(root, 'servers');
   const stateDir = join(root, 'state');
@@ -59,6 +66,9 @@ export async function startTestGateway(): Promise<TestGateway> {
     tools: [{ name: 'current_time_by_timezone', description: 'time' }],
   });
   writeDefinition('offline', { name: 'offline', url: backend.url, transports: { 'streamable-http': '/mcp', sse: '/sse' }, enabled: false });
+  for (const definition of options.definitions ?? []) writeDefinition(String(definition['name']), definition);
+  const usersFile = join(root, 'users.json');
+  writeFileSync(usersFile, JSON.stringify(options.users ?? []));
 
   const port = await freePort();
   const loaded = loadConfig(
@@ -69,6 +79,7 @@ export async function startTestGateway(): Promise<TestGateway> {
       CATALOG_DIR: catalogDir,
       SECRET_KEY: 'test-secret-key-test-secret-key-0123456789',
       ADMIN_PASSWORD,
+      DEV_IDP_USERS_FILE: usersFile,
       LOGGING_LEVEL: process.env['TEST_LOG_LEVEL'] ?? 'silent',
     },
     projectRoot,

@@ -1,4 +1,5 @@
 import express, { type Request, type Response, type NextFunction } from 'express';
+import type { AuditLog } from '../../audit/audit-log.ts';
 import type { Catalog } from '../../catalog/catalog.ts';
 import { SERVER_NAME_PATTERN, type ServerDefinition } from '../../catalog/server-definition.ts';
 import { GatewayError } from '../../errors.ts';
@@ -20,8 +21,8 @@ interface ServerRow {
 }
 
 /** The operators' page: who am I, my scopes, the servers I may read, toggles where allowed. */
-export function serverRoutes(options: { catalog: Catalog; publicUrl: string; nginxStatus: () => NginxStatusView; log: Logger }): express.Router {
-  const { catalog, publicUrl, nginxStatus, log } = options;
+export function serverRoutes(options: { catalog: Catalog; publicUrl: string; nginxStatus: () => NginxStatusView; audit: AuditLog; log: Logger }): express.Router {
+  const { catalog, publicUrl, nginxStatus, audit, log } = options;
   const router = express.Router();
 
   router.get('/', (req: Request, res: Response) => {
@@ -61,6 +62,7 @@ export function serverRoutes(options: { catalog: Catalog; publicUrl: string; ngi
     const enabled = req.body?.enabled === 'true';
     await catalog.setEnabled(name, enabled);
     log.info({ user: req.session.identity?.username, server: name, enabled }, 'server toggled from the page');
+    audit.record({ event: 'change', user: req.session.identity?.username ?? '', server: name, action: enabled ? 'enable' : 'disable' });
     req.session.notice = `${name} is now ${enabled ? 'enabled' : 'disabled'}.`;
     res.redirect(303, '/');
   });

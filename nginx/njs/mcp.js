@@ -1,0 +1,324 @@
+/*
+ * The MCP request check, inside nginx (njs 0.7.9: ES5 plus a little ES6; no destructuring).
+ *
+ * nginx `auth_request` subrequests carry no body, so the tool a `tools/call` names cannot reach
+ * the registry that way. This content handler reads the whole JSON-RPC body (it is in memory:
+ * client_body_buffer_size equals client_max_body_size), refuses what it cannot read exactly,
+ * tells the registry's check which methods and tools the body holds, and on a 200 redirects to
+ * the named location that proxies the SAME buffered body: the bytes authorized are the bytes
+ * forwarded. Every other answer of the check denies (fail closed).
+ *
+ * The location sets $mcp_server and $mcp_transport as literals from the catalog; nothing here
+ * reads the server name from the URI.
+ */
+
+/* njs 0.7.9's JSON.parse refuses 32 levels or more; refuse those bodies first, with a clear message. */
+var MAX_DEPTH = 31;
+var MAX_BATCH = 100;
+var METHOD_PATTERN = /^[A-Za-z0-9_\/.$-]{1,128}$/;
+var TOOL_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
+var NAMED_METHODS = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'resources/subscribe': 'uri', 'resources/unsubscribe': 'uri' };
+
+/* JSON-RPC error codes (https://www.jsonrpc.org/specification#error_object); -32001 is ours. */
+var PARSE_ERROR = -32700;
+var INVALID_REQUEST = -32600;
+var FORBIDDEN = -32001;
+
+function handle(r) {
+    var parsed = { messages: [], ids: [], single: null };
+    // nginx has read any body by now, whatever the method, and would forward it: only POST may
+    // carry one (and it is checked); GET opens a stream, DELETE ends a session, nothing else.
+    if (r.method === 'POST') {
+        var problem = readBody(r, parsed);
+        if (problem) {
+            return refuse(r, problem.status, jsonRpcError(problem.id, problem.code, problem.message, { error: problem.error }));
+        }
+    } else if (r.method !== 'GET' && r.method !== 'DELETE') {
+        r.headersOut['Allow'] = 'GET, POST, DELETE';
+        return refuse(r, 405, { error: 'METHOD_NOT_ALLOWED', message: 'MCP endpoints take GET, POST and DELETE' });
+    } else if (hasBody(r)) {
+        return refuse(r, 400, { error: 'MCP_REQUEST_INVALID', message: r.method + ' must not carry a body' });
+    }
+    r.variables.mcp_messages = parsed.messages.length ? parsed.messages.join(',') : '-';
+    var server = r.variables.mcp_server;
+    var transport = r.variables.mcp_transport;
+    r.subrequest('/_mcp_auth/' + server + '/' + transport, { method: 'GET' }, function (reply) {
+        decide(r, reply, parsed, server, transport);
+    });
+}
+
+function decide(r, reply, parsed, server, transport) {
+    var h = reply.headersOut;
+    if (reply.status === 200) {
+        r.variables.mcp_user = h['X-User'] || '';
+        r.variables.mcp_username = h['X-Username'] || '';
+        r.variables.mcp_scopes = h['X-Scopes'] || '';
+        var filter = h['X-MCP-Tool-Filter'];
+        r.variables.mcp_tool_filter = filter || '';
+        return r.internalRedirect('@mcp_' + server + '_' + transport + (filter ? '_filtered' : ''));
+    }
+    if (reply.status === 401) {
+        if (h['WWW-Authenticate']) r.headersOut['WWW-Authenticate'] = h['WWW-Authenticate'];
+        return refuse(r, 401, { error: 'AUTH_NO_CREDENTIALS', message: 'sign in or send a valid token' });
+    }
+    if (reply.status === 403) {
+        var scope = h['X-Missing-Scope'] || '';
+        var message = 'missing scope ' + scope;
+        if (parsed.single && parsed.single.id !== undefined) {
+            return refuse(r, 403, jsonRpcError(parsed.single.id, FORBIDDEN, message, { error: 'AUTH_SCOPE_MISSING', missing_scope: scope }));
+        }
+        return refuse(r, 403, { error: 'AUTH_SCOPE_MISSING', message: message, missing_scope: scope });
+    }
+    if (reply.status === 404) return refuse(r, 404, { error: 'SERVER_UNKNOWN', message: 'no such MCP server' });
+    if (reply.status === 503) return refuse(r, 503, { error: 'SERVER_DISABLED', message: 'server ' + server + ' is disabled' });
+    r.error('mcp check answered ' + reply.status + ' for ' + server + '; denying');
+    return refuse(r, 500, { error: 'INTERNAL', message: 'the access check failed' });
+}
+
+function hasBody(r) {
+    try {
+        var buffer = r.requestBuffer;
+        return buffer !== undefined && buffer.length > 0;
+    } catch (e) {
+        return true;
+    }
+}
+
+/* Reads and classifies the body. Returns a refusal, or null with parsed.messages filled. */
+function readBody(r, parsed) {
+    var buffer;
+    try {
+        buffer = r.requestBuffer;
+    } catch (e) {
+        return bad(413, null, INVALID_REQUEST, 'request body too large', 'BODY_TOO_LARGE');
+    }
+    if (buffer === undefined || buffer.length === 0) return bad(400, null, INVALID_REQUEST, 'empty request body', 'MCP_REQUEST_INVALID');
+    var text;
+    try {
+        // ignoreBOM keeps a byte order mark in the text, so JSON.parse refuses it as the backend would.
+        text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(buffer);
+    } catch (e) {
+        return bad(400, null, PARSE_ERROR, 'request body is not valid UTF-8', 'MCP_REQUEST_INVALID');
+    }
+    var structure = scanStructure(text);
+    if (structure) return bad(400, null, PARSE_ERROR, structure, 'MCP_REQUEST_INVALID');
+    var body;
+    try {
+        body = JSON.parse(text);
+    } catch (e) {
+        return bad(400, null, PARSE_ERROR, 'request body is not valid JSON', 'MCP_REQUEST_INVALID');
+    }
+    var list = Array.isArray(body) ? body : [body];
+    if (list.length === 0 || list.length > MAX_BATCH) return bad(400, null, INVALID_REQUEST, 'a batch holds 1 to ' + MAX_BATCH + ' messages', 'MCP_REQUEST_INVALID');
+    for (var i = 0; i < list.length; i++) {
+        var entry = classify(list[i]);
+        if (typeof entry !== 'string') return bad(400, idOf(list[i]), INVALID_REQUEST, entry.message, 'MCP_REQUEST_INVALID');
+        parsed.messages.push(entry);
+    }
+    if (!Array.isArray(body)) parsed.single = body;
+    return checkHeaders(r, body);
+}
+
+/* One JSON-RPC message as the check's header entry: `method`, `tools/call tool`, or `!response`. */
+function classify(m) {
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) return { message: 'a JSON-RPC message must be an object' };
+    if (m.jsonrpc !== '2.0') return { message: 'jsonrpc must be "2.0"' };
+    if (m.method === undefined) {
+        if (m.id !== undefined && (m.result !== undefined || m.error !== undefined)) return '!response';
+        return { message: 'a JSON-RPC request needs a method' };
+    }
+    if (typeof m.method !== 'string') return { message: 'method must be a string' };
+    if (m.params !== undefined && (m.params === null || typeof m.params !== 'object')) return { message: 'params must be an object or array' };
+    // A method the check could not read safely is passed as a name no rule grants but execute.
+    var method = METHOD_PATTERN.test(m.method) ? m.method : '!invalid';
+    if (method !== 'tools/call') return method;
+    var tool = m.params && m.params.name;
+    return typeof tool === 'string' && TOOL_PATTERN.test(tool) ? method + ' ' + tool : method;
+}
+
+/*
+ * The 2026-07-28 spec's Mcp-Method / Mcp-Name headers let a gateway route without the body.
+ * We still decide on the body; headers that disagree with it are refused, so no component
+ * behind us can be told something other than what we checked.
+ */
+function checkHeaders(r, body) {
+    var method = r.headersIn['Mcp-Method'];
+    var name = r.headersIn['Mcp-Name'];
+    if (method === undefined && name === undefined) return null;
+    if (Array.isArray(body)) return bad(400, null, INVALID_REQUEST, 'Mcp-Method / Mcp-Name headers cannot describe a batch', 'MCP_HEADER_MISMATCH');
+    if (method !== undefined && method !== body.method) {
+        return bad(400, idOf(body), INVALID_REQUEST, 'Mcp-Method header does not match the body', 'MCP_HEADER_MISMATCH');
+    }
+    if (name !== undefined) {
+        var field = NAMED_METHODS[body.method];
+        var actual = field && body.params ? body.params[field] : undefined;
+        if (typeof actual !== 'string' || actual !== name) {
+            return bad(400, idOf(body), INVALID_REQUEST, 'Mcp-Name header does not match the body', 'MCP_HEADER_MISMATCH');
+        }
+    }
+    return null;
+}
+
+/*
+ * Refuses nesting deeper than MAX_DEPTH and duplicate keys in any object. JSON.parse keeps the
+ * last of two `"method"` keys while other parsers keep the first: a backend must never read a
+ * different request than the one we checked. Keys are compared decoded (`"m\u0065thod"`).
+ */
+function scanStructure(text) {
+    var stack = [];
+    var n = text.length;
+    for (var i = 0; i < n; i++) {
+        var c = text.charCodeAt(i);
+        if (c === 34) {
+            var j = i + 1;
+            while (j < n) {
+                var d = text.charCodeAt(j);
+                if (d === 92) j += 2;
+                else if (d === 34) break;
+                else j++;
+            }
+            if (j >= n) return 'request body is not valid JSON';
+            var top = stack[stack.length - 1];
+            if (top && top.object && top.expectKey) {
+                var key;
+                try {
+                    key = JSON.parse(text.slice(i, j + 1));
+                } catch (e) {
+                    return 'request body is not valid JSON';
+                }
+                if (top.keys['$' + key] === true) return 'duplicate key "' + key.slice(0, 64) + '" in the request body';
+                top.keys['$' + key] = true;
+                top.expectKey = false;
+            }
+            i = j;
+        } else if (c === 123 || c === 91) {
+            stack.push({ object: c === 123, expectKey: c === 123, keys: {} });
+            if (stack.length > MAX_DEPTH) return 'request body nests deeper than ' + MAX_DEPTH + ' levels';
+        } else if (c === 125 || c === 93) {
+            stack.pop();
+        } else if (c === 44) {
+            var t = stack[stack.length - 1];
+            if (t && t.object) t.expectKey = true;
+        }
+    }
+    return null;
+}
+
+function idOf(m) {
+    return m && typeof m === 'object' && (typeof m.id === 'string' || typeof m.id === 'number') ? m.id : null;
+}
+
+function bad(status, id, code, message, error) {
+    return { status: status, id: id, code: code, message: message, error: error };
+}
+
+function jsonRpcError(id, code, message, data) {
+    return { jsonrpc: '2.0', id: id === undefined ? null : id, error: { code: code, message: message, data: data } };
+}
+
+function refuse(r, status, body) {
+    r.headersOut['Content-Type'] = 'application/json';
+    r.headersOut['Cache-Control'] = 'no-store';
+    r.return(status, JSON.stringify(body));
+}
+
+/* ---- tools/list filtering for principals that hold tool scopes only ---- */
+
+var filterState = null;
+
+/* Header filter: the body changes length, so drop Content-Length and remember the type. */
+function filterHeaders(r) {
+    delete r.headersOut['Content-Length'];
+    var type = String(r.headersOut['Content-Type'] || '');
+    filterState = { sse: type.indexOf('text/event-stream') === 0, pending: '', allowed: allowedTools(r) };
+}
+
+/*
+ * Body filter: removes tools the principal may not call from every tools/list result, in a
+ * JSON response (buffered whole) or an SSE stream (event by event, streaming preserved). What
+ * it cannot read is not passed on if it may hold tools: it fails closed, like the check.
+ */
+function filterBody(r, data, flags) {
+    var state = filterState;
+    if (!state) return r.sendBuffer(data, flags);
+    state.pending += data;
+    if (!state.sse) {
+        if (!flags.last) return;
+        var whole = state.pending;
+        state.pending = '';
+        return r.sendBuffer(filterJson(whole, state.allowed), flags);
+    }
+    // SSE lines end in CRLF, LF or CR. Normalise to LF, holding back a final CR that may be
+    // the first half of a CRLF split across chunks.
+    var text = state.pending;
+    var hold = '';
+    if (!flags.last && text.charAt(text.length - 1) === '\r') {
+        hold = '\r';
+        text = text.slice(0, -1);
+    }
+    var events = text.replace(/\r\n?/g, '\n').split('\n\n');
+    var tail = events.pop();
+    state.pending = tail + hold;
+    var out = '';
+    for (var i = 0; i < events.length; i++) out += filterEvent(events[i], state.allowed) + '\n\n';
+    if (flags.last && tail !== '') {
+        out += filterEvent(tail, state.allowed);
+        state.pending = '';
+    }
+    if (out !== '' || flags.last) r.sendBuffer(out, flags);
+}
+
+function allowedTools(r) {
+    var set = {};
+    try {
+        var list = JSON.parse(r.variables.mcp_tool_filter || '[]');
+        for (var i = 0; i < list.length; i++) set['$' + list[i]] = true;
+    } catch (e) {
+        /* An unreadable filter allows nothing (fail closed). */
+    }
+    return set;
+}
+
+function filterEvent(event, allowed) {
+    var lines = event.split('\n');
+    var data = [];
+    var rest = [];
+    for (var i = 0; i < lines.length; i++) {
+        if (lines[i].indexOf('data:') === 0) data.push(lines[i].slice(lines[i].charAt(5) === ' ' ? 6 : 5));
+        else rest.push(lines[i]);
+    }
+    if (data.length === 0) return event;
+    var joined = data.join('\n');
+    var filtered = filterJson(joined, allowed);
+    if (filtered === joined) return event;
+    return rest.concat(['data: ' + filtered]).join('\n');
+}
+
+/*
+ * Filters `result.tools` of every JSON-RPC response in `text`. Text that does not parse (too
+ * deep for njs, or not JSON) passes only if it cannot be a tools list; otherwise it becomes a
+ * JSON-RPC error for the same id, so a hidden tool's name or schema never leaks.
+ */
+function filterJson(text, allowed) {
+    var body;
+    try {
+        body = JSON.parse(text);
+    } catch (e) {
+        if (text.indexOf('"tools"') === -1) return text;
+        var id = /"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)/.exec(text);
+        return JSON.stringify({ jsonrpc: '2.0', id: id ? JSON.parse(id[1]) : null, error: { code: -32603, message: 'the gateway could not filter this response for your tool scopes' } });
+    }
+    var list = Array.isArray(body) ? body : [body];
+    var changed = false;
+    for (var i = 0; i < list.length; i++) {
+        var result = list[i] && list[i].result;
+        if (!result || !Array.isArray(result.tools)) continue;
+        result.tools = result.tools.filter(function (tool) {
+            return tool && typeof tool.name === 'string' && allowed['$' + tool.name] === true;
+        });
+        changed = true;
+    }
+    return changed ? JSON.stringify(body) : text;
+}
+
+export default { handle: handle, filterHeaders: filterHeaders, filterBody: filterBody };
