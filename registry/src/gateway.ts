@@ -5,13 +5,16 @@ import { Catalog } from './catalog/catalog.ts';
 import type { ServerDefinition } from './catalog/server-definition.ts';
 import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
-import { createDevProvider } from './identity/dev.ts';
+import { createIdentityProvider } from './identity/create-provider.ts';
+import { ScopeMappingSource } from './identity/scope-mapping-source.ts';
 import type { IdentityProvider } from './identity/provider.ts';
 import type { Logger } from './log.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
 import { renderNginxConfig } from './nginx/render.ts';
 import { NginxSync } from './nginx/sync.ts';
 import { FileSessionStore } from './sessions/file-store.ts';
+import { SessionRefresher } from './sessions/refresh.ts';
+import { createSealer } from './sessions/seal.ts';
 import { createApp } from './web/app.ts';
 
 export interface RunningGateway {
@@ -55,16 +58,17 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   if ('missing' in nginxFound) throw new GatewayError('NGINX_UNAVAILABLE', nginxFound.missing);
 
   const audit = createAuditLog(config.auditLogFile);
+  const mapping = new ScopeMappingSource(config.identity.mappingFile, log.child({ module: 'scope-mapping' }));
   const sessions = new FileSessionStore(join(config.stateDir, 'sessions'), log.child({ module: 'sessions' }));
   const catalog = await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
   let registryUrl = '';
-  const provider: IdentityProvider = createDevProvider({
-    publicUrl: config.gateway.publicUrl,
+  const provider: IdentityProvider = createIdentityProvider(config, {
     internalUrl: () => registryUrl,
-    secretKey: config.secretKey,
-    users: config.devUsers,
-    log: log.child({ module: 'dev-idp' }),
+    machineClients: () => mapping.machineClients(),
+    log: log.child({ module: 'identity' }),
   });
+  const sealer = createSealer(config.secretKey);
+  const refresher = new SessionRefresher({ store: sessions, provider, scopesFor: (groups) => mapping.scopesFor(groups), sealer, log: log.child({ module: 'refresh' }) });
 
   let sync: NginxSync | undefined;
   const app = createApp({
@@ -77,6 +81,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     sessions,
     provider,
     nginxStatus: () => sync?.status() ?? {},
+    mapping,
+    sealer,
     audit,
     log,
   });
@@ -100,6 +106,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     throw err;
   }
   catalog.watch();
+  mapping.watch();
+  refresher.start();
 
   const url = `http://${config.gateway.host === '0.0.0.0' ? '127.0.0.1' : config.gateway.host}:${config.gateway.port}`;
   return {
@@ -111,6 +119,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     audit,
     auditFile: config.auditLogFile,
     async stop() {
+      refresher.stop();
+      await mapping.close();
       await catalog.close();
       await sync.stop();
       server.closeAllConnections();

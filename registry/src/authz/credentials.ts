@@ -1,4 +1,5 @@
 import type { SessionData } from 'express-session';
+import type { BearerResult } from './bearer.ts';
 import { sessionIdFromCookieHeader } from '../sessions/cookie.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
 
@@ -10,7 +11,7 @@ export interface Principal {
 
 export type CredentialResult =
   | { ok: true; principal: Principal }
-  | { ok: false; reason: 'no-credentials' | 'session-invalid' };
+  | { ok: false; reason: 'no-credentials' | 'session-invalid' | 'token-invalid' | 'token-malformed'; detail?: string };
 
 /** Reads sessions synchronously from memory; the file and Redis stores both offer this. */
 export interface SessionLookup {
@@ -31,4 +32,37 @@ export function principalFromCookie(cookieHeader: string | undefined, secret: st
   const data = sessions.peek(sid);
   if (!data?.identity || !Array.isArray(data.scopes)) return { ok: false, reason: 'session-invalid' };
   return { ok: true, principal: { identity: data.identity, scopes: data.scopes } };
+}
+
+/** `Authorization: Bearer <token>` per RFC 6750 section 2.1 (b64token). */
+const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i;
+
+export interface BearerContext {
+  readonly verify: ((token: string) => Promise<BearerResult>) | undefined;
+  readonly provider: string;
+  readonly scopesFor: (groups: readonly string[]) => string[];
+  readonly machineScopes: (clientId: string | undefined) => string[];
+}
+
+/**
+ * Finds the principal behind an `Authorization` header: a JWT access token from the IdP,
+ * verified by bearer.ts. People get the scopes of their groups; machine (client-credentials)
+ * tokens get only what the mapping file lists for their client id. A provider that accepts no
+ * bearer tokens refuses them all as `token-invalid`.
+ */
+export async function principalFromBearer(authorization: string, context: BearerContext): Promise<CredentialResult> {
+  const token = BEARER.exec(authorization)?.[1];
+  if (token === undefined) return { ok: false, reason: 'token-malformed' };
+  if (!context.verify) return { ok: false, reason: 'token-invalid', detail: 'this identity provider is configured to accept no bearer tokens' };
+  const result = await context.verify(token);
+  if (!result.ok) return { ok: false, reason: 'token-invalid', detail: result.reason };
+  const who = result.identity;
+  const scopes = who.machine ? context.machineScopes(who.clientId) : context.scopesFor(who.groups);
+  return {
+    ok: true,
+    principal: {
+      identity: { sub: who.sub, username: who.machine ? `client:${who.clientId ?? who.sub}` : who.username, groups: who.groups, provider: context.provider },
+      scopes,
+    },
+  };
 }

@@ -4,7 +4,7 @@ import type { Catalog } from '../catalog/catalog.ts';
 import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
 import type { Logger } from '../log.ts';
 import { decideAccess, type McpMessage } from '../scopes/decide.ts';
-import { principalFromCookie, type Principal, type SessionLookup } from './credentials.ts';
+import { principalFromBearer, principalFromCookie, type BearerContext, type Principal, type SessionLookup } from './credentials.ts';
 import { headerQuotedValue, headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
 import {
@@ -27,9 +27,19 @@ export interface ValidateRouteOptions {
   readonly secret: string;
   readonly authEnabled: boolean;
   readonly realm: string;
+  /** Bearer tokens; omit to accept session cookies only. */
+  readonly bearer?: BearerContext;
   readonly audit: AuditLog;
   readonly log: Logger;
 }
+
+/** RFC 6750 section 3.1: what the challenge says, and never why a token was refused. */
+const CHALLENGE_ERRORS = {
+  'no-credentials': '',
+  'session-invalid': ', error="invalid_token"',
+  'token-invalid': ', error="invalid_token"',
+  'token-malformed': ', error="invalid_request"',
+} as const;
 
 const ANONYMOUS: Principal = Object.freeze({
   identity: Object.freeze({ sub: 'anonymous', username: 'anonymous', groups: Object.freeze([]), provider: 'none' }),
@@ -54,7 +64,7 @@ export function createValidateRoute(options: ValidateRouteOptions): RequestHandl
   if (!catalog || !sessions || !secret || !audit || !log) throw new TypeError('createValidateRoute: catalog, sessions, secret, audit and log are required');
   const challenge = `Bearer realm="${headerQuotedValue(options.realm)}"`;
 
-  return (req: Request, res: Response) => {
+  return async (req: Request, res: Response) => {
     // Express matches paths case-insensitively and ignores a trailing slash; the check answers
     // on its exact path only (nginx blocks every spelling from outside as well).
     if (req.path !== VALIDATE_PATH) {
@@ -70,12 +80,16 @@ export function createValidateRoute(options: ValidateRouteOptions): RequestHandl
     }
     let principal: Principal = ANONYMOUS;
     if (authEnabled) {
-      const found = principalFromCookie(req.get('cookie'), secret, sessions);
+      const authorization = req.get('authorization');
+      // An Authorization header is the client's explicit choice; a cookie is only consulted without one.
+      const found =
+        authorization !== undefined && options.bearer
+          ? await principalFromBearer(authorization, options.bearer)
+          : principalFromCookie(req.get('cookie'), secret, sessions);
       if (!found.ok) {
-        log.debug({ requestId, server: serverName, reason: found.reason }, 'auth check: 401');
+        log.info({ requestId, server: serverName, reason: found.reason, detail: found.detail }, 'auth check: 401');
         audit.record(accessEntry(req, serverName, '', parseMessagesHeader(req.get(MESSAGES_HEADER)) ?? [], 401, found.reason));
-        const error = found.reason === 'session-invalid' ? ', error="invalid_token"' : '';
-        res.status(401).set('WWW-Authenticate', `${challenge}${error}`).end();
+        res.status(401).set('WWW-Authenticate', `${challenge}${CHALLENGE_ERRORS[found.reason]}`).end();
         return;
       }
       principal = found.principal;

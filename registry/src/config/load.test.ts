@@ -68,3 +68,41 @@ test('warns about unknown MCP_AUTH_* names and makes cookies Secure behind https
   assert.equal(result.config.cookieSecure, true);
   assert.equal(result.config.gateway.publicUrl, 'https://mcp.example.com');
 });
+
+test('each provider names the variables it is missing, one line each', () => {
+  const cases: Array<[Record<string, string>, string[]]> = [
+    [{ MCP_AUTH_PROVIDER_TYPE: 'cognito' }, ['MCP_AUTH_COGNITO_USER_POOL_ID', 'MCP_AUTH_COGNITO_CLIENT_ID', 'MCP_AUTH_COGNITO_REGION']],
+    [{ MCP_AUTH_PROVIDER_TYPE: 'okta' }, ['MCP_AUTH_OKTA_TENANT_URL', 'MCP_AUTH_OKTA_CLIENT_ID']],
+    [{ MCP_AUTH_PROVIDER_TYPE: 'generic' }, ['MCP_AUTH_ISSUER', 'MCP_AUTH_CLIENT_ID']],
+    [{ MCP_AUTH_PROVIDER_TYPE: 'generic', MCP_AUTH_ISSUER: 'https://sso.example.com', MCP_AUTH_CLIENT_ID: 'x', MCP_AUTH_AUTHORIZE_URL: 'https://sso.example.com/auth' }, ['MCP_AUTH_TOKEN_URL', 'MCP_AUTH_JWKS_URL']],
+  ];
+  for (const [env, names] of cases) {
+    const result = loadConfig(env, root());
+    assert.ok(!result.ok, JSON.stringify(env));
+    assert.equal(result.errors.length, names.length, result.errors.join('\n'));
+    for (const name of names) assert.ok(result.errors.some((e) => e.startsWith(name) && e.includes('missing')), `${name}: ${result.errors.join('\n')}`);
+  }
+});
+
+test('identity provider URLs must be https unless MCP_AUTH_ALLOW_INSECURE_HTTP=true, and callbacks must use the served path', () => {
+  const okta = { MCP_AUTH_PROVIDER_TYPE: 'okta', MCP_AUTH_OKTA_TENANT_URL: 'http://127.0.0.1:9', MCP_AUTH_OKTA_CLIENT_ID: 'c' };
+  const refused = loadConfig(okta, root());
+  assert.ok(!refused.ok && refused.errors.some((e) => e.startsWith('MCP_AUTH_OKTA_TENANT_URL must be https')));
+  const allowed = loadConfig({ ...okta, MCP_AUTH_ALLOW_INSECURE_HTTP: 'true' }, root());
+  assert.ok(allowed.ok && allowed.config.warnings.some((w) => w.includes('MCP_AUTH_ALLOW_INSECURE_HTTP')));
+  assert.equal(allowed.ok && allowed.config.identity.type === 'okta' && allowed.config.identity.issuer, 'http://127.0.0.1:9/oauth2/default');
+  const badCallback = loadConfig({ ...okta, MCP_AUTH_ALLOW_INSECURE_HTTP: 'true', MCP_AUTH_OKTA_CALLBACK_URI: 'https://x/callback' }, root());
+  assert.ok(!badCallback.ok && badCallback.errors.some((e) => e.includes('must end in /oauth/callback/okta')));
+});
+
+test('cognito builds the issuer from region and pool, and reads groups from cognito:groups; oidc is an alias of generic', () => {
+  const cognito = loadConfig({ MCP_AUTH_PROVIDER_TYPE: 'cognito', MCP_AUTH_COGNITO_USER_POOL_ID: 'eu-west-1_AbC123', MCP_AUTH_COGNITO_CLIENT_ID: 'c', MCP_AUTH_COGNITO_REGION: 'eu-west-1' }, root());
+  assert.ok(cognito.ok && cognito.config.identity.type === 'cognito');
+  assert.equal(cognito.config.identity.issuer, 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123');
+  assert.equal(cognito.config.identity.groupsClaim, 'cognito:groups');
+  assert.equal(cognito.config.identity.redirectUri, 'http://localhost:8080/oauth/callback/cognito');
+  const generic = loadConfig({ MCP_AUTH_PROVIDER_TYPE: 'oidc', MCP_AUTH_ISSUER: 'https://sso.example.com/', MCP_AUTH_CLIENT_ID: 'c' }, root());
+  assert.ok(generic.ok && generic.config.identity.type === 'generic');
+  assert.equal(generic.config.identity.issuer, 'https://sso.example.com/', 'the issuer is kept exactly');
+  assert.ok(generic.config.warnings.some((w) => w.includes('set MCP_AUTH_AUDIENCE')));
+});

@@ -9,7 +9,8 @@ export interface Config {
   readonly gateway: { readonly host: string; readonly port: number; readonly publicUrl: string };
   readonly registryPort: number;
   readonly authEnabled: boolean;
-  readonly providerType: 'dev';
+  readonly providerType: IdentityConfig['type'];
+  readonly identity: IdentityConfig;
   readonly admin: { readonly user: string; readonly password: string; readonly passwordGenerated: boolean };
   /** The dev provider's users: the demo users, merged with DEV_IDP_USERS_FILE. */
   readonly devUsers: readonly DemoUser[];
@@ -25,6 +26,32 @@ export interface Config {
   readonly nginx: { readonly bin: string | undefined; readonly njsModule: string; readonly maxBodySize: string; readonly runtimeDir: string };
   /** Development defaults in use, each naming the variable that turns it off. */
   readonly warnings: readonly string[];
+}
+
+/** What the identity provider needs, resolved from the MCP_AUTH_* variables. */
+export type IdentityConfig =
+  | (IdentityCommon & { readonly type: 'dev' })
+  | (IdentityCommon & OidcClient & { readonly type: 'cognito'; readonly region: string; readonly userPoolId: string })
+  | (IdentityCommon & OidcClient & { readonly type: 'okta'; readonly audience: string })
+  | (IdentityCommon & OidcClient & {
+      readonly type: 'generic';
+      readonly audience: string | undefined;
+      /** Set when the IdP is configured without discovery. */
+      readonly endpoints: { readonly authorization: string; readonly token: string; readonly jwks: string; readonly userinfo: string | undefined } | undefined;
+    });
+
+interface IdentityCommon {
+  readonly scope: string;
+  readonly groupsClaim: string;
+  readonly mappingFile: string | undefined;
+  readonly allowInsecureHttp: boolean;
+}
+
+interface OidcClient {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret: string | undefined;
+  readonly redirectUri: string;
 }
 
 export type LoadResult = { ok: true; config: Config } | { ok: false; errors: string[] };
@@ -80,11 +107,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
   if (!publicUrl.startsWith('https:')) warnings.push('cookies are not Secure because GATEWAY_PUBLIC_URL is not https');
   if (e.MCP_AUTH_PROVIDER_TYPE === 'dev') warnings.push('the built-in development identity provider is active (set MCP_AUTH_PROVIDER_TYPE for a real IdP)');
 
+  const identity = identityConfig(e, publicUrl, projectRoot);
+  if (identity.allowInsecureHttp) warnings.push('MCP_AUTH_ALLOW_INSECURE_HTTP=true: identity provider URLs may be http; use this for loopback tests only');
+  if (identity.type === 'generic' && identity.audience === undefined) warnings.push('bearer tokens are refused: set MCP_AUTH_AUDIENCE to the audience your IdP puts in access tokens for the gateway');
+
   const config: Config = {
     gateway: { host: e.GATEWAY_HOST, port: e.GATEWAY_PORT, publicUrl },
     registryPort: e.REGISTRY_PORT,
     authEnabled: e.MCP_AUTH_ENABLED,
     providerType: e.MCP_AUTH_PROVIDER_TYPE,
+    identity,
     admin: { user: e.ADMIN_USER, password, passwordGenerated: e.ADMIN_PASSWORD === undefined },
     devUsers,
     secretKey: secret,
@@ -99,6 +131,62 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     warnings,
   };
   return { ok: true, config: deepFreeze(config) };
+}
+
+type Env = ReturnType<typeof envSchema.parse>;
+
+function identityConfig(e: Env, publicUrl: string, projectRoot: string): IdentityConfig {
+  const common = {
+    scope: e.MCP_AUTH_SCOPES ?? 'openid profile email',
+    groupsClaim: e.MCP_AUTH_GROUPS_CLAIM ?? (e.MCP_AUTH_PROVIDER_TYPE === 'cognito' ? 'cognito:groups' : 'groups'),
+    mappingFile: e.MCP_AUTH_SCOPE_MAPPING_FILE === undefined ? undefined : resolveFrom(projectRoot, e.MCP_AUTH_SCOPE_MAPPING_FILE),
+    allowInsecureHttp: e.MCP_AUTH_ALLOW_INSECURE_HTTP,
+  };
+  const callback = (type: string, set: string | undefined) => set ?? `${publicUrl}/oauth/callback/${type}`;
+  const trim = (u: string) => u.replace(/\/+$/, '');
+  // The schema's cross-field rules guarantee the `!` values for the chosen provider.
+  switch (e.MCP_AUTH_PROVIDER_TYPE) {
+    case 'dev':
+      return { ...common, type: 'dev', scope: e.MCP_AUTH_SCOPES ?? 'openid profile email groups' };
+    case 'cognito': {
+      const endpoint = trim(e.MCP_AUTH_COGNITO_ENDPOINT ?? `https://cognito-idp.${e.MCP_AUTH_COGNITO_REGION}.amazonaws.com`);
+      return {
+        ...common,
+        type: 'cognito',
+        region: e.MCP_AUTH_COGNITO_REGION!,
+        userPoolId: e.MCP_AUTH_COGNITO_USER_POOL_ID!,
+        issuer: `${endpoint}/${e.MCP_AUTH_COGNITO_USER_POOL_ID}`,
+        clientId: e.MCP_AUTH_COGNITO_CLIENT_ID!,
+        clientSecret: e.MCP_AUTH_COGNITO_CLIENT_SECRET,
+        redirectUri: callback('cognito', e.MCP_AUTH_COGNITO_CALLBACK_URI),
+      };
+    }
+    case 'okta':
+      return {
+        ...common,
+        type: 'okta',
+        issuer: `${trim(e.MCP_AUTH_OKTA_TENANT_URL!)}/oauth2/${e.MCP_AUTH_OKTA_AUTH_SERVER}`,
+        clientId: e.MCP_AUTH_OKTA_CLIENT_ID!,
+        clientSecret: e.MCP_AUTH_OKTA_CLIENT_SECRET,
+        redirectUri: callback('okta', e.MCP_AUTH_OKTA_CALLBACK_URI),
+        audience: e.MCP_AUTH_AUDIENCE ?? 'api://default',
+      };
+    case 'generic':
+      return {
+        ...common,
+        type: 'generic',
+        // Exactly as configured: some issuers end in / and iss must match byte for byte.
+        issuer: e.MCP_AUTH_ISSUER!,
+        clientId: e.MCP_AUTH_CLIENT_ID!,
+        clientSecret: e.MCP_AUTH_CLIENT_SECRET,
+        redirectUri: callback('generic', e.MCP_AUTH_CALLBACK_URI),
+        audience: e.MCP_AUTH_AUDIENCE,
+        endpoints:
+          e.MCP_AUTH_AUTHORIZE_URL === undefined
+            ? undefined
+            : { authorization: e.MCP_AUTH_AUTHORIZE_URL, token: e.MCP_AUTH_TOKEN_URL!, jwks: e.MCP_AUTH_JWKS_URL!, userinfo: e.MCP_AUTH_USERINFO_URL },
+      };
+  }
 }
 
 function formatIssue(path: readonly PropertyKey[], message: string): string {

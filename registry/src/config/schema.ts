@@ -37,6 +37,30 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'REGISTRY_PORT', default: '0 (any free port)', example: '7860', description: 'Loopback port of the registry behind nginx. It never listens on another address.' },
   { name: 'MCP_AUTH_ENABLED', default: 'true', example: 'false', description: 'false turns the check on MCP requests off: every MCP request is allowed as an anonymous admin (the page still asks for a login). For local experiments only; a warning says so at every start.' },
   { name: 'MCP_AUTH_PROVIDER_TYPE', default: 'dev', example: 'dev', description: 'Identity provider: dev (built-in, demo users). cognito, okta and oidc follow in the identity-provider work.' },
+  { name: 'MCP_AUTH_COGNITO_USER_POOL_ID', default: '(required for cognito)', example: 'us-east-1_AbCdEf123', description: 'cognito: the user pool id. The issuer is <endpoint>/<pool id>.' },
+  { name: 'MCP_AUTH_COGNITO_CLIENT_ID', default: '(required for cognito)', example: '3n4b5urk1ft4fl3mg5e62d9ado', description: 'cognito: the app client id; its access tokens carry it as client_id (they have no aud).' },
+  { name: 'MCP_AUTH_COGNITO_CLIENT_SECRET', default: '(none: public client)', example: '(from the app client)', description: 'cognito: the app client secret. Never logged.' },
+  { name: 'MCP_AUTH_COGNITO_CALLBACK_URI', default: 'GATEWAY_PUBLIC_URL/oauth/callback/cognito', example: 'https://mcp.example.com/oauth/callback/cognito', description: 'cognito: the redirect URI registered with the app client; its path must be /oauth/callback/cognito.' },
+  { name: 'MCP_AUTH_COGNITO_REGION', default: '(required for cognito)', example: 'us-east-1', description: 'cognito: the AWS region of the user pool.' },
+  { name: 'MCP_AUTH_COGNITO_ENDPOINT', default: 'https://cognito-idp.<region>.amazonaws.com', example: 'https://cognito-idp.us-east-1.amazonaws.com', description: 'cognito: the identity endpoint (override for private endpoints and tests).' },
+  { name: 'MCP_AUTH_OKTA_TENANT_URL', default: '(required for okta)', example: 'https://dev-123456.okta.com', description: 'okta: the Okta org URL.' },
+  { name: 'MCP_AUTH_OKTA_CLIENT_ID', default: '(required for okta)', example: '0oa1b2c3d4e5f6g7h8i9', description: 'okta: the application client id.' },
+  { name: 'MCP_AUTH_OKTA_CLIENT_SECRET', default: '(none: public client)', example: '(from the application)', description: 'okta: the application client secret. Never logged.' },
+  { name: 'MCP_AUTH_OKTA_CALLBACK_URI', default: 'GATEWAY_PUBLIC_URL/oauth/callback/okta', example: 'https://mcp.example.com/oauth/callback/okta', description: 'okta: the sign-in redirect URI; its path must be /oauth/callback/okta.' },
+  { name: 'MCP_AUTH_OKTA_AUTH_SERVER', default: 'default', example: 'aus1a2b3c4d5e6f7g8h9', description: 'okta: the custom authorization server id; the issuer is <tenant>/oauth2/<id>. Access tokens must carry MCP_AUTH_AUDIENCE (default api://default).' },
+  { name: 'MCP_AUTH_ISSUER', default: '(required for generic)', example: 'https://sso.example.com/realms/mcp', description: 'generic: the issuer. With no endpoint URLs set, its discovery document supplies them.' },
+  { name: 'MCP_AUTH_CLIENT_ID', default: '(required for generic)', example: 'mcp-gateway', description: 'generic: the client id.' },
+  { name: 'MCP_AUTH_CLIENT_SECRET', default: '(none: public client)', example: '(from the IdP)', description: 'generic: the client secret. Never logged.' },
+  { name: 'MCP_AUTH_AUTHORIZE_URL', default: '(from discovery)', example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/auth', description: 'generic: the authorization endpoint. Set it, MCP_AUTH_TOKEN_URL and MCP_AUTH_JWKS_URL together to skip discovery.' },
+  { name: 'MCP_AUTH_TOKEN_URL', default: '(from discovery)', example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/token', description: 'generic: the token endpoint.' },
+  { name: 'MCP_AUTH_JWKS_URL', default: '(from discovery)', example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/certs', description: 'generic: the JWKS endpoint used to verify ID tokens and bearer tokens.' },
+  { name: 'MCP_AUTH_USERINFO_URL', default: '(from discovery, or none)', example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/userinfo', description: 'generic: the userinfo endpoint, asked at sign-in when the ID token has no groups claim.' },
+  { name: 'MCP_AUTH_CALLBACK_URI', default: 'GATEWAY_PUBLIC_URL/oauth/callback/generic', example: 'https://mcp.example.com/oauth/callback/generic', description: 'generic: the redirect URI; its path must be /oauth/callback/generic.' },
+  { name: 'MCP_AUTH_SCOPES', default: 'openid profile email (+ groups for dev)', example: 'openid profile email groups offline_access', description: 'OAuth scopes asked for at sign-in (space-separated). Add offline_access where the IdP needs it to issue refresh tokens.' },
+  { name: 'MCP_AUTH_AUDIENCE', default: 'okta: api://default; generic: (none: bearer tokens refused)', example: 'mcp-gateway', description: 'The audience a bearer access token must carry (okta, generic). Cognito tokens have no aud; their client_id is checked instead.' },
+  { name: 'MCP_AUTH_GROUPS_CLAIM', default: 'cognito:groups for cognito, groups elsewhere', example: 'roles', description: 'The claim that holds the user\'s groups, in ID tokens, userinfo and access tokens.' },
+  { name: 'MCP_AUTH_SCOPE_MAPPING_FILE', default: '(none)', example: 'scope-mapping.yaml', description: 'YAML or JSON: groups (group -> scopes) and clients (machine client id -> scopes). Validated at start, reloaded on change; an invalid edit keeps the last good mapping.' },
+  { name: 'MCP_AUTH_ALLOW_INSECURE_HTTP', default: 'false', example: 'true', description: 'Allow http:// identity provider URLs (loopback tests only). Logged as a warning at every start.' },
   { name: 'SECRET_KEY', default: 'generated once into STATE_DIR/secret_key', example: '(64 random hex characters)', description: 'Signs session cookies and CSRF tokens and keys the dev IdP cookies. At least 32 characters. Never logged.' },
   { name: 'ADMIN_USER', default: 'admin', example: 'root-operator', description: 'Login name of the dev IdP\'s administrator (group mcp-admin).' },
   { name: 'ADMIN_PASSWORD', default: 'generated once into STATE_DIR/admin_password', example: '(a long password)', description: 'Password of the dev IdP\'s administrator. At least 8 characters.' },
@@ -50,6 +74,21 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'NGINX_NJS_MODULE', default: '/usr/lib/nginx/modules/ngx_http_js_module.so', example: '/usr/lib/nginx/modules/ngx_http_js_module.so', description: 'The njs dynamic module (Debian package libnginx-mod-http-js).' },
   { name: 'NGINX_MAX_BODY_SIZE', default: '1m', example: '4m', description: 'Largest MCP request body nginx accepts (413 above it). nginx size syntax: digits with k or m.' },
 ]);
+
+const clientId = (name: string) =>
+  z.string().trim().regex(/^[\x21-\x7e]{1,256}$/, `${name} must be 1-256 printable characters`).optional();
+
+const url = (name: string) => z.url({ protocol: /^https?$/, error: `${name} must be an http(s) URL` }).optional();
+
+/** Which variables each identity provider needs; the check names the missing ones. */
+const REQUIRED_BY_PROVIDER = {
+  dev: [],
+  cognito: ['MCP_AUTH_COGNITO_USER_POOL_ID', 'MCP_AUTH_COGNITO_CLIENT_ID', 'MCP_AUTH_COGNITO_REGION'],
+  okta: ['MCP_AUTH_OKTA_TENANT_URL', 'MCP_AUTH_OKTA_CLIENT_ID'],
+  generic: ['MCP_AUTH_ISSUER', 'MCP_AUTH_CLIENT_ID'],
+} as const;
+
+const EXPLICIT_ENDPOINTS = ['MCP_AUTH_AUTHORIZE_URL', 'MCP_AUTH_TOKEN_URL', 'MCP_AUTH_JWKS_URL'] as const;
 
 export const envSchema = z
   .object({
@@ -68,8 +107,34 @@ export const envSchema = z
     MCP_AUTH_PROVIDER_TYPE: z
       .string()
       .trim()
-      .pipe(z.enum(['dev'], { error: (i) => `MCP_AUTH_PROVIDER_TYPE "${String(i.input)}" is not one of: dev` }))
+      .toLowerCase()
+      .transform((v) => (v === 'oidc' ? 'generic' : v))
+      .pipe(z.enum(['dev', 'cognito', 'okta', 'generic'], { error: (i) => `MCP_AUTH_PROVIDER_TYPE "${String(i.input)}" is not one of: dev, cognito, okta, generic` }))
       .default('dev'),
+    MCP_AUTH_COGNITO_USER_POOL_ID: z.string().trim().regex(/^[a-z]{2}(?:-[a-z]+)+-\d_[A-Za-z0-9]+$/, 'MCP_AUTH_COGNITO_USER_POOL_ID must look like us-east-1_AbCdEf123').optional(),
+    MCP_AUTH_COGNITO_CLIENT_ID: clientId('MCP_AUTH_COGNITO_CLIENT_ID'),
+    MCP_AUTH_COGNITO_CLIENT_SECRET: z.string().min(1).optional(),
+    MCP_AUTH_COGNITO_CALLBACK_URI: url('MCP_AUTH_COGNITO_CALLBACK_URI'),
+    MCP_AUTH_COGNITO_REGION: z.string().trim().regex(/^[a-z]{2}(?:-[a-z]+)+-\d$/, 'MCP_AUTH_COGNITO_REGION must be an AWS region such as us-east-1').optional(),
+    MCP_AUTH_COGNITO_ENDPOINT: url('MCP_AUTH_COGNITO_ENDPOINT'),
+    MCP_AUTH_OKTA_TENANT_URL: url('MCP_AUTH_OKTA_TENANT_URL'),
+    MCP_AUTH_OKTA_CLIENT_ID: clientId('MCP_AUTH_OKTA_CLIENT_ID'),
+    MCP_AUTH_OKTA_CLIENT_SECRET: z.string().min(1).optional(),
+    MCP_AUTH_OKTA_CALLBACK_URI: url('MCP_AUTH_OKTA_CALLBACK_URI'),
+    MCP_AUTH_OKTA_AUTH_SERVER: z.string().trim().regex(/^[A-Za-z0-9]{1,64}$/, 'MCP_AUTH_OKTA_AUTH_SERVER must be an authorization server id such as default').default('default'),
+    MCP_AUTH_ISSUER: url('MCP_AUTH_ISSUER'),
+    MCP_AUTH_CLIENT_ID: clientId('MCP_AUTH_CLIENT_ID'),
+    MCP_AUTH_CLIENT_SECRET: z.string().min(1).optional(),
+    MCP_AUTH_AUTHORIZE_URL: url('MCP_AUTH_AUTHORIZE_URL'),
+    MCP_AUTH_TOKEN_URL: url('MCP_AUTH_TOKEN_URL'),
+    MCP_AUTH_JWKS_URL: url('MCP_AUTH_JWKS_URL'),
+    MCP_AUTH_USERINFO_URL: url('MCP_AUTH_USERINFO_URL'),
+    MCP_AUTH_CALLBACK_URI: url('MCP_AUTH_CALLBACK_URI'),
+    MCP_AUTH_SCOPES: z.string().trim().regex(/^[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'MCP_AUTH_SCOPES must be space-separated OAuth scopes').refine((v) => v.split(' ').includes('openid'), 'MCP_AUTH_SCOPES must include openid').optional(),
+    MCP_AUTH_AUDIENCE: z.string().trim().min(1).max(512).optional(),
+    MCP_AUTH_GROUPS_CLAIM: z.string().trim().regex(/^[A-Za-z0-9_:.\/-]{1,128}$/, 'MCP_AUTH_GROUPS_CLAIM must be a claim name such as groups').optional(),
+    MCP_AUTH_SCOPE_MAPPING_FILE: z.string().trim().min(1).optional(),
+    MCP_AUTH_ALLOW_INSECURE_HTTP: bool('MCP_AUTH_ALLOW_INSECURE_HTTP').default(false),
     SECRET_KEY: z.string().min(32, 'SECRET_KEY must be at least 32 characters (try: openssl rand -hex 32)').optional(),
     ADMIN_USER: z.string().trim().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'ADMIN_USER must be 1-64 of A-Z a-z 0-9 . _ @ -').default('admin'),
     ADMIN_PASSWORD: z.string().min(8, 'ADMIN_PASSWORD must be at least 8 characters').optional(),
@@ -93,6 +158,33 @@ export const envSchema = z
     NGINX_BIN: z.string().trim().min(1).optional(),
     NGINX_NJS_MODULE: z.string().trim().min(1).default('/usr/lib/nginx/modules/ngx_http_js_module.so'),
     NGINX_MAX_BODY_SIZE: z.string().trim().regex(/^\d{1,6}[km]$/, 'NGINX_MAX_BODY_SIZE must be digits followed by k or m, such as 1m').default('1m'),
+  })
+  .superRefine((env, ctx) => {
+    const provider = env.MCP_AUTH_PROVIDER_TYPE;
+    for (const name of REQUIRED_BY_PROVIDER[provider]) {
+      if (env[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: `${name} is missing (needed when MCP_AUTH_PROVIDER_TYPE=${provider})` });
+    }
+    if (provider === 'generic') {
+      const set = EXPLICIT_ENDPOINTS.filter((name) => env[name] !== undefined);
+      if (set.length > 0 && set.length < EXPLICIT_ENDPOINTS.length) {
+        for (const name of EXPLICIT_ENDPOINTS.filter((n) => env[n] === undefined)) {
+          ctx.addIssue({ code: 'custom', path: [name], message: `${name} is missing (set MCP_AUTH_AUTHORIZE_URL, MCP_AUTH_TOKEN_URL and MCP_AUTH_JWKS_URL together, or none of them to use discovery)` });
+        }
+      }
+    }
+    if (!env.MCP_AUTH_ALLOW_INSECURE_HTTP) {
+      for (const [name, value] of Object.entries(env)) {
+        if (name.startsWith('MCP_AUTH_') && typeof value === 'string' && value.startsWith('http://') && !name.endsWith('CALLBACK_URI')) {
+          ctx.addIssue({ code: 'custom', path: [name], message: `${name} must be https (http is allowed only with MCP_AUTH_ALLOW_INSECURE_HTTP=true, for loopback tests)` });
+        }
+      }
+    }
+    for (const [name, path] of [['MCP_AUTH_COGNITO_CALLBACK_URI', 'cognito'], ['MCP_AUTH_OKTA_CALLBACK_URI', 'okta'], ['MCP_AUTH_CALLBACK_URI', 'generic']] as const) {
+      const value = env[name];
+      if (value !== undefined && new URL(value).pathname !== `/oauth/callback/${path}`) {
+        ctx.addIssue({ code: 'custom', path: [name], message: `${name} must end in /oauth/callback/${path}, the path the registry serves` });
+      }
+    }
   });
 
 export type EnvInput = z.input<typeof envSchema>;

@@ -35,11 +35,12 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
   provider.proxy = true;
   provider.on('server_error', (_ctx: unknown, err: Error) => options.log.error({ err }, 'dev IdP server error'));
 
-  let login: OidcLogin | undefined;
-  const oidcLogin = (): OidcLogin => {
-    if (login) return login;
-    const internal = `${options.internalUrl()}${DEV_IDP_PATH}`;
-    const configuration = new client.Configuration(
+  const login = new OidcLogin({
+    scope: SCOPE,
+    groupsClaim: 'groups',
+    configuration: async () => {
+      const internal = `${options.internalUrl()}${DEV_IDP_PATH}`;
+      const configuration = new client.Configuration(
       {
         issuer,
         authorization_endpoint: `${issuer}/auth`,
@@ -48,20 +49,23 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
         userinfo_endpoint: `${internal}/me`,
         authorization_response_iss_parameter_supported: true,
       },
-      CLIENT_ID,
-      clientSecret,
-    );
-    // The in-process IdP is reached over loopback http; no other provider may do this.
-    client.allowInsecureRequests(configuration);
-    login = new OidcLogin({ configuration, scope: SCOPE, groupsClaim: 'groups' });
-    return login;
-  };
+        CLIENT_ID,
+        clientSecret,
+      );
+      // The in-process IdP is reached over loopback http; only the dev provider does this.
+      client.allowInsecureRequests(configuration);
+      return configuration;
+    },
+  });
 
   return {
     name: 'dev',
     displayName: 'Development sign-in',
-    startLogin: (uri: string) => oidcLogin().startLogin(uri),
-    finishLogin: (url: URL, expected: Omit<LoginChallenge, 'url'>, uri: string) => oidcLogin().finishLogin(url, expected, uri),
+    redirectUri,
+    startLogin: (uri: string) => login.startLogin(uri),
+    finishLogin: (url: URL, expected: Omit<LoginChallenge, 'url'>, uri: string) => login.finishLogin(url, expected, uri),
+    refresh: (token: string) => login.refresh(token),
+    bearer: undefined,
     router: idpRouter(provider, options),
   };
 }

@@ -1,7 +1,6 @@
 import express, { type Request, type Response } from 'express';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { scopesForGroups } from '../scopes/convention.ts';
 import { csrfToken, requireCsrf } from '../web/csrf.ts';
 import type { IdentityProvider } from './provider.ts';
 
@@ -25,9 +24,19 @@ export function safeReturnTo(value: unknown): string {
  * The one-time login state is deleted before the callback is checked, so a code or state can
  * never be used twice; any failure ends on a page that says what to do, never a stack trace.
  */
-export function loginRoutes(options: { provider: IdentityProvider; publicUrl: string; sessionTtlSeconds: number; log: Logger }): express.Router {
-  const { provider, publicUrl, sessionTtlSeconds, log } = options;
-  const redirectUri = `${publicUrl}${CALLBACK_PREFIX}${provider.name}`;
+export interface LoginRouteOptions {
+  readonly provider: IdentityProvider;
+  readonly publicUrl: string;
+  readonly sessionTtlSeconds: number;
+  /** Groups -> scopes, with the current mapping file. */
+  readonly scopesFor: (groups: readonly string[]) => string[];
+  readonly sealer: { seal(plain: string): string };
+  readonly log: Logger;
+}
+
+export function loginRoutes(options: LoginRouteOptions): express.Router {
+  const { provider, publicUrl, sessionTtlSeconds, scopesFor, sealer, log } = options;
+  const redirectUri = provider.redirectUri;
   const publicHost = new URL(publicUrl).host;
   const router = express.Router();
 
@@ -59,11 +68,17 @@ export function loginRoutes(options: { provider: IdentityProvider; publicUrl: st
       throw new GatewayError('LOGIN_STATE_INVALID', 'This sign-in link has expired or was already used. Sign in again.');
     }
     const callbackUrl = new URL(req.originalUrl, publicUrl);
-    const identity = await provider.finishLogin(callbackUrl, pending, redirectUri);
+    const result = await provider.finishLogin(callbackUrl, pending, redirectUri);
+    const identity = result.identity;
     await regenerate(req);
     req.session.cookie.maxAge = sessionTtlSeconds * 1000;
     req.session.identity = { ...identity, groups: [...identity.groups], provider: provider.name };
-    req.session.scopes = scopesForGroups(identity.groups);
+    req.session.scopes = scopesFor(identity.groups);
+    req.session.tokens = {
+      sealedRefreshToken: result.refreshToken === undefined ? undefined : sealer.seal(result.refreshToken),
+      expiresAt: result.accessTokenExpiresAt,
+      issuedAt: Date.now(),
+    };
     csrfToken(req);
     await save(req);
     log.info({ user: identity.username, provider: provider.name, groups: identity.groups }, 'signed in');

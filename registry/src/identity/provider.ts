@@ -1,4 +1,5 @@
 import type { Router } from 'express';
+import type { BearerRules } from '../authz/bearer.ts';
 
 /** Who signed in, as the identity provider says. Groups drive the scopes. */
 export interface LoginIdentity {
@@ -6,6 +7,14 @@ export interface LoginIdentity {
   readonly username: string;
   readonly email?: string;
   readonly groups: readonly string[];
+}
+
+/** A finished sign-in or refresh: who, and what it takes to refresh later. */
+export interface LoginResult {
+  readonly identity: LoginIdentity;
+  readonly refreshToken?: string;
+  /** When the access token expires (ms since epoch): the session is refreshed before then. */
+  readonly accessTokenExpiresAt?: number;
 }
 
 /** What the login route keeps in the session between the redirect and the callback. */
@@ -33,7 +42,13 @@ export interface IdentityProvider {
    * Throws GatewayError LOGIN_STATE_INVALID for a wrong state or a used code, LOGIN_FAILED when
    * the provider cannot be reached or answers with an error.
    */
-  finishLogin(callbackUrl: URL, expected: Omit<LoginChallenge, 'url'>, redirectUri: string): Promise<LoginIdentity>;
+  finishLogin(callbackUrl: URL, expected: Omit<LoginChallenge, 'url'>, redirectUri: string): Promise<LoginResult>;
+  /** Uses a refresh token; the groups in the result replace the session's. */
+  refresh(refreshToken: string): Promise<LoginResult>;
+  /** How this provider's bearer access tokens are verified; undefined when it accepts none. */
+  readonly bearer: BearerRules | undefined;
+  /** The redirect URI registered with the IdP (…/oauth/callback/<name>). */
+  readonly redirectUri: string;
   /** Routes the provider itself serves (the dev provider's IdP), mounted before everything else. */
   readonly router?: Router;
   close?(): Promise<void>;

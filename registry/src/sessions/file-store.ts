@@ -67,6 +67,12 @@ export class FileSessionStore extends session.Store {
     rm(this.#file(sid), { force: true }).then(() => callback?.(), (err: unknown) => callback?.(err));
   }
 
+  /** Every live session, for the refresher (a snapshot; changes go through set/destroy). */
+  entries(): Array<[string, SessionData]> {
+    this.prune();
+    return [...this.#sessions];
+  }
+
   /** Drops expired sessions from memory and disk. */
   prune(): void {
     for (const [sid, data] of this.#sessions) if (isExpired(data)) this.#forget(sid);

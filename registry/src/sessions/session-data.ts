@@ -18,9 +18,19 @@ export interface PendingLogin {
   readonly provider: string;
 }
 
+/** The IdP tokens a session keeps to refresh itself; the refresh token is sealed (seal.ts). */
+export interface SessionTokens {
+  readonly sealedRefreshToken: string | undefined;
+  /** When the IdP's access token expires (ms since epoch); refreshed before then. */
+  readonly expiresAt: number | undefined;
+  /** When the access token was issued (ms since epoch), to refresh at a share of its lifetime. */
+  readonly issuedAt: number;
+}
+
 declare module 'express-session' {
   interface SessionData {
     identity: SessionIdentity;
+    tokens: SessionTokens;
     scopes: string[];
     login: PendingLogin;
     csrfToken: string;

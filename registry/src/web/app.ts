@@ -2,7 +2,9 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import session from 'express-session';
 import { join } from 'node:path';
 import type { AuditLog } from '../audit/audit-log.ts';
+import { createBearerVerifier } from '../authz/bearer.ts';
 import { VALIDATE_PATH } from '../authz/paths.ts';
+import type { ScopeMappingSource } from '../identity/scope-mapping-source.ts';
 import { createValidateRoute } from '../authz/validate-route.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { toHttp } from '../errors.ts';
@@ -23,6 +25,8 @@ export interface AppOptions {
   readonly sessions: FileSessionStore;
   readonly provider: IdentityProvider;
   readonly nginxStatus: () => NginxStatusView;
+  readonly mapping: ScopeMappingSource;
+  readonly sealer: { seal(plain: string): string };
   readonly audit: AuditLog;
   readonly log: Logger;
 }
@@ -52,6 +56,12 @@ export function createApp(options: AppOptions): express.Express {
       secret: options.secretKey,
       authEnabled: options.authEnabled,
       realm: 'mcp-gateway',
+      bearer: {
+        verify: options.provider.bearer ? createBearerVerifier(options.provider.bearer) : undefined,
+        provider: options.provider.name,
+        scopesFor: (groups) => options.mapping.scopesFor(groups),
+        machineScopes: (clientId) => options.mapping.machineScopes(clientId),
+      },
       audit: options.audit,
       log: log.child({ module: 'authz' }),
     }),
@@ -81,7 +91,7 @@ export function createApp(options: AppOptions): express.Express {
     res.set('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self' " + new URL(options.publicUrl).origin);
     next();
   });
-  app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, log: log.child({ module: 'login' }) }));
+  app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, scopesFor: (groups) => options.mapping.scopesFor(groups), sealer: options.sealer, log: log.child({ module: 'login' }) }));
   app.use(serverRoutes({ catalog: options.catalog, publicUrl: options.publicUrl, nginxStatus: options.nginxStatus, audit: options.audit, log: log.child({ module: 'web' }) }));
 
   app.use((_req: Request, res: Response) => {

@@ -1,0 +1,118 @@
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+
+/** Asymmetric algorithms only: no `none`, and no HS* (a public key must never be an HMAC secret). */
+export const ACCEPTED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+/** Clock skew tolerated on exp / nbf / iat, in seconds. */
+export const CLOCK_TOLERANCE_SECONDS = 60;
+
+/**
+ * How one identity provider's access tokens are checked. Audiences differ by IdP, and getting
+ * them wrong is how the Python gateway failed (DESIGN.md): Okta custom authorization servers and
+ * generic IdPs put the API in `aud`; Cognito access tokens carry no `aud`, so the requesting
+ * `client_id` is checked against the clients we know instead.
+ */
+export interface BearerRules {
+  readonly issuer: string;
+  /** Resolved lazily (discovery may be needed); the key set is fetched once and cached. */
+  readonly jwksUri: () => Promise<string>;
+  /** The `aud` a token must carry; undefined where the IdP puts none (Cognito). */
+  readonly audience: string | undefined;
+  /** The claim naming the client the token was issued to. */
+  readonly clientClaim: 'client_id' | 'cid' | 'azp';
+  /** Cognito: `token_use` must be `access`. */
+  readonly tokenUse?: 'access';
+  /** Where there is no audience: the client ids whose tokens we accept. */
+  readonly allowedClients?: () => readonly string[];
+  readonly groupsClaim: string;
+}
+
+/** Who a verified access token speaks for. */
+export interface BearerIdentity {
+  readonly sub: string;
+  readonly username: string;
+  readonly clientId: string | undefined;
+  readonly groups: readonly string[];
+  /** A client-credentials token: a machine, not a person. Scopes come from the mapping's clients. */
+  readonly machine: boolean;
+}
+
+/** The reason stays in the log; the client only ever learns `invalid_token`. */
+export type BearerResult = { ok: true; identity: BearerIdentity; expiresAt: number } | { ok: false; reason: string };
+
+/**
+ * Builds the verifier for one provider: signature against the provider's JWKS (cached; an
+ * unknown `kid` refetches at most once per 30 s), issuer, expiry and not-before with
+ * {@link CLOCK_TOLERANCE_SECONDS}, {@link ACCEPTED_ALGORITHMS}, the provider's audience rule,
+ * and that it is an access token (an ID token carries `nonce`/`at_hash`, Cognito's says
+ * `token_use: id`). See RFC 9068 for JWT access tokens.
+ */
+export function createBearerVerifier(rules: BearerRules): (token: string) => Promise<BearerResult> {
+  if (!rules?.issuer || typeof rules.jwksUri !== 'function') throw new TypeError('createBearerVerifier: issuer and jwksUri are required');
+  const keys = lazyKeySet(rules.jwksUri);
+  return async (token) => {
+    let payload: JWTPayload;
+    try {
+      const typ = decodeProtectedHeader(token).typ;
+      if (typ !== undefined && !/^(?:application\/)?(?:at\+jwt|jwt)$/i.test(typ)) return { ok: false, reason: `token type ${typ} is not an access token` };
+      ({ payload } = await jwtVerify(token, keys, {
+        issuer: rules.issuer,
+        ...(rules.audience === undefined ? {} : { audience: rules.audience }),
+        algorithms: [...ACCEPTED_ALGORITHMS],
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        requiredClaims: ['exp', 'sub'],
+      }));
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      // Not reaching the IdP's keys is our fault, not the token's: let it become a 500 (deny).
+      if (code === undefined || code === 'ERR_JWKS_TIMEOUT') throw err;
+      return { ok: false, reason: code };
+    }
+    const refused = accessTokenProblem(payload, rules);
+    if (refused) return { ok: false, reason: refused };
+    return { ok: true, identity: identityOf(payload, rules), expiresAt: (payload.exp ?? 0) * 1000 };
+  };
+}
+
+function accessTokenProblem(payload: JWTPayload, rules: BearerRules): string | undefined {
+  if (payload['nonce'] !== undefined || payload['at_hash'] !== undefined || payload['token_use'] === 'id') return 'an ID token is not an access token';
+  if (rules.tokenUse !== undefined && payload['token_use'] !== rules.tokenUse) return `token_use is not ${rules.tokenUse}`;
+  if (rules.allowedClients) {
+    const client = payload[rules.clientClaim];
+    if (typeof client !== 'string' || !rules.allowedClients().includes(client)) return `${rules.clientClaim} is not a client of this gateway`;
+  }
+  return undefined;
+}
+
+function identityOf(payload: JWTPayload, rules: BearerRules): BearerIdentity {
+  const sub = payload.sub ?? '';
+  const clientId = typeof payload[rules.clientClaim] === 'string' ? (payload[rules.clientClaim] as string) : undefined;
+  const username = firstString(payload['preferred_username'], payload['username'], payload['cognito:username'], payload['email'], sub);
+  const machine = (clientId !== undefined && sub === clientId) || username.startsWith('service-account-');
+  return { sub, username, clientId, groups: readGroups(payload[rules.groupsClaim]), machine };
+}
+
+function lazyKeySet(uri: () => Promise<string>): JWTVerifyGetKey {
+  let keys: Promise<JWTVerifyGetKey> | undefined;
+  return async (header, token) => {
+    keys ??= uri().then(
+      (u) => createRemoteJWKSet(new URL(u), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 5_000 }),
+      (err: unknown) => {
+        keys = undefined; // let the next request try discovery again
+        throw err;
+      },
+    );
+    return (await keys)(header, token);
+  };
+}
+
+function readGroups(value: unknown): string[] {
+  if (Array.isArray(value)) return value.filter((g): g is string => typeof g === 'string');
+  if (typeof value === 'string') return value.split(/[,\s]+/).filter(Boolean);
+  return [];
+}
+
+function firstString(...values: unknown[]): string {
+  for (const v of values) if (typeof v === 'string' && v.length > 0) return v;
+  return '';
+}

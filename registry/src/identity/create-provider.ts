@@ -1,0 +1,26 @@
+import type { Config } from '../config/load.ts';
+import type { Logger } from '../log.ts';
+import { cognitoSpec } from './cognito.ts';
+import { createDevProvider } from './dev.ts';
+import { createExternalProvider } from './external.ts';
+import { genericSpec } from './generic.ts';
+import { oktaSpec } from './okta.ts';
+import type { IdentityProvider } from './provider.ts';
+
+/** The one place that turns MCP_AUTH_PROVIDER_TYPE into a provider. */
+export function createIdentityProvider(
+  config: Config,
+  deps: { internalUrl: () => string; machineClients: () => readonly string[]; log: Logger },
+): IdentityProvider {
+  const identity = config.identity;
+  switch (identity.type) {
+    case 'dev':
+      return createDevProvider({ publicUrl: config.gateway.publicUrl, internalUrl: deps.internalUrl, secretKey: config.secretKey, users: config.devUsers, log: deps.log });
+    case 'cognito':
+      return createExternalProvider(identity, cognitoSpec(identity, deps.machineClients));
+    case 'okta':
+      return createExternalProvider(identity, oktaSpec(identity));
+    case 'generic':
+      return createExternalProvider(identity, genericSpec(identity));
+  }
+}
