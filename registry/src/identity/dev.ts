@@ -1,6 +1,6 @@
 import { createHmac, generateKeyPairSync } from 'node:crypto';
 import express, { type Request, type Response, type NextFunction } from 'express';
-import Provider, { type Configuration as ProviderConfiguration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Configuration as ProviderConfiguration, type KoaContextWithOIDC } from 'oidc-provider';
 import * as client from 'openid-client';
 import type { Logger } from '../log.ts';
 import { authenticateDemoUser, type DemoUser } from './demo-users.ts';
@@ -10,6 +10,10 @@ import type { IdentityProvider, LoginChallenge } from './provider.ts';
 /** Where the built-in IdP is mounted inside the registry (and so behind nginx). */
 export const DEV_IDP_PATH = '/idp';
 const CLIENT_ID = 'mcp-gateway-registry';
+/** The dev IdP's machine client (client-credentials grant); scopes come from the mapping file. */
+export const DEV_MACHINE_CLIENT_ID = 'mcp-dev-machine';
+/** The audience the dev IdP puts in access tokens for the gateway. */
+export const DEV_AUDIENCE = 'mcp-gateway';
 const SCOPE = 'openid profile email groups';
 
 export interface DevProviderOptions {
@@ -30,7 +34,7 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
   const issuer = `${options.publicUrl}${DEV_IDP_PATH}`;
   const redirectUri = `${options.publicUrl}/oauth/callback/dev`;
   const clientSecret = derive(options.secretKey, 'dev-idp-client-secret');
-  const provider = new Provider(issuer, providerConfiguration(options, redirectUri, clientSecret));
+  const provider = new Provider(issuer, providerConfiguration(options, redirectUri, clientSecret, devMachineSecret(options.secretKey)));
   // Behind nginx: trust X-Forwarded-Proto/Host for the URLs the IdP builds.
   provider.proxy = true;
   provider.on('server_error', (_ctx: unknown, err: Error) => options.log.error({ err }, 'dev IdP server error'));
@@ -65,12 +69,23 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
     startLogin: (uri: string) => login.startLogin(uri),
     finishLogin: (url: URL, expected: Omit<LoginChallenge, 'url'>, uri: string) => login.finishLogin(url, expected, uri),
     refresh: (token: string) => login.refresh(token),
-    bearer: undefined,
+    bearer: {
+      issuer,
+      jwksUri: async () => `${options.internalUrl()}${DEV_IDP_PATH}/jwks`,
+      audience: DEV_AUDIENCE,
+      clientClaim: 'client_id',
+      groupsClaim: 'groups',
+    },
     router: idpRouter(provider, options),
   };
 }
 
-function providerConfiguration(options: DevProviderOptions, redirectUri: string, clientSecret: string): ProviderConfiguration {
+/** The machine client's secret, derived from SECRET_KEY (the start banner shows where to find it). */
+export function devMachineSecret(secretKey: string): string {
+  return derive(secretKey, 'dev-machine-client-secret');
+}
+
+function providerConfiguration(options: DevProviderOptions, redirectUri: string, clientSecret: string, machineSecret: string): ProviderConfiguration {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const byName = new Map(options.users.map((u) => [u.username, u]));
   return {
@@ -83,6 +98,14 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      {
+        client_id: DEV_MACHINE_CLIENT_ID,
+        client_secret: machineSecret,
+        redirect_uris: [],
+        grant_types: ['client_credentials'],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
     ],
     jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'dev-1', use: 'sig', alg: 'RS256' }] },
     cookies: { keys: [derive(options.secretKey, 'dev-idp-cookies')] },
@@ -92,7 +115,21 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
     claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email'], groups: ['groups'] },
     // Put scope claims (groups) in the ID token so the registry needs no userinfo call.
     conformIdTokenClaims: false,
-    features: { devInteractions: { enabled: false } },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      // Client-credentials tokens are JWTs for the gateway (RFC 8707 resource, RFC 9068 format);
+      // the registry's own sign-in keeps plain OIDC tokens.
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx: KoaContextWithOIDC, client) => (client.clientId === DEV_MACHINE_CLIENT_ID ? `${options.publicUrl}/api` : undefined) as string,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx: KoaContextWithOIDC, resource: string) => {
+          if (resource !== `${options.publicUrl}/api`) throw new errors.InvalidTarget();
+          return { scope: 'mcp', audience: DEV_AUDIENCE, accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'RS256' } } };
+        },
+      },
+    },
     interactions: { url: (_ctx: KoaContextWithOIDC, interaction) => `${DEV_IDP_PATH}/interaction/${interaction.uid}` },
     findAccount: (_ctx: KoaContextWithOIDC, sub: string) => {
       const user = byName.get(sub);

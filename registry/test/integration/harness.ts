@@ -9,6 +9,7 @@ import { startGateway, type RunningGateway } from '../../src/gateway.ts';
 import { createLogger } from '../../src/log.ts';
 
 export const ADMIN_PASSWORD = 'test-admin-password';
+export const TEST_SECRET_KEY = 'test-secret-key-test-secret-key-0123456789';
 const projectRoot = join(import.meta.dirname, '..', '..', '..');
 
 export interface TestGateway extends AsyncDisposable {
@@ -19,6 +20,8 @@ export interface TestGateway extends AsyncDisposable {
   readonly received: ReceivedRequest[];
   readonly catalogDir: string;
   readonly stateDir: string;
+  /** Where MCP_AUTH_SCOPE_MAPPING_FILE is (written only when the options gave a mapping). */
+  readonly mappingFile: string;
   writeDefinition(name: string, definition: Record<string, unknown>): void;
   /** Stops the registry and its nginx and starts them again on the same state and port. */
   restart(): Promise<void>;
@@ -39,6 +42,12 @@ export interface TestGatewayOptions {
   readonly definitions?: readonly Record<string, unknown>[];
   /** Users the dev IdP knows besides the demo users (DEV_IDP_USERS_FILE). */
   readonly users?: readonly { username: string; password: string; groups: string[] }[];
+  /** The nginx port, when the test must know it before the start (an IdP's redirect URI). */
+  readonly port?: number;
+  /** More environment, e.g. MCP_AUTH_* for another identity provider. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The text of MCP_AUTH_SCOPE_MAPPING_FILE (YAML or JSON). */
+  readonly mapping?: string;
 }
 
 /**
@@ -70,17 +79,21 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   const usersFile = join(root, 'users.json');
   writeFileSync(usersFile, JSON.stringify(options.users ?? []));
 
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
+  const mappingFile = join(root, 'scope-mapping.yaml');
+  if (options.mapping !== undefined) writeFileSync(mappingFile, options.mapping);
   const loaded = loadConfig(
     {
       GATEWAY_PORT: String(port),
       GATEWAY_PUBLIC_URL: `http://127.0.0.1:${port}`,
       STATE_DIR: stateDir,
       CATALOG_DIR: catalogDir,
-      SECRET_KEY: 'test-secret-key-test-secret-key-0123456789',
+      SECRET_KEY: TEST_SECRET_KEY,
       ADMIN_PASSWORD,
       DEV_IDP_USERS_FILE: usersFile,
       LOGGING_LEVEL: process.env['TEST_LOG_LEVEL'] ?? 'silent',
+      ...(options.mapping === undefined ? {} : { MCP_AUTH_SCOPE_MAPPING_FILE: mappingFile }),
+      ...options.env,
     },
     projectRoot,
   );
@@ -106,6 +119,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     received,
     catalogDir,
     stateDir,
+    mappingFile,
     writeDefinition,
     async restart() {
       await gateway.stop();

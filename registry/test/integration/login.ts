@@ -28,9 +28,10 @@ export async function login(gatewayUrl: string, username: string, password: stri
       continue;
     }
     const body = await response.text();
-    const form = /action="(\/idp\/interaction\/[^"]+\/login)"/.exec(body);
-    if (response.status === 200 && form) {
-      const posted = await jarFetch(jar, new URL(form[1] ?? '', url).href, {
+    // Any IdP's sign-in page: the first POST form with a password field.
+    const form = /<form[^>]*method="post"[^>]*action="([^"]+)"[^>]*>(?:(?!<\/form>)[\s\S])*name="password"/i.exec(body);
+    if (response.status === 200 && form && !url.startsWith(gatewayUrl + '/?') && new URL(url).pathname !== '/') {
+      const posted = await jarFetch(jar, new URL((form[1] ?? '').replaceAll('&amp;', '&'), url).href, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ username, password }).toString(),

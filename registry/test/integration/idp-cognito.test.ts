@@ -1,0 +1,3 @@
+import { externalFixture, runIdentityProviderContract } from './identity-contract.ts';
+
+runIdentityProviderContract('cognito', (backend) => externalFixture('cognito', backend), { userAccessTokens: true, refresh: true });

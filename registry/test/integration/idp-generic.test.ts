@@ -1,0 +1,3 @@
+import { externalFixture, runIdentityProviderContract } from './identity-contract.ts';
+
+runIdentityProviderContract('generic', (backend) => externalFixture('generic', backend), { userAccessTokens: true, refresh: true });
