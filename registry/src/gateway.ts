@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
@@ -86,7 +87,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     audit,
     log,
   });
-  const server = app.listen(config.registryPort, '127.0.0.1');
+  const server = createServer({ keepAliveTimeout: 65_000 }, app).listen(config.registryPort, '127.0.0.1');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   registryUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 

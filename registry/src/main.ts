@@ -3,6 +3,7 @@ import { checkConfiguration } from './check-config.ts';
 import { loadConfig } from './config/load.ts';
 import { startGateway } from './gateway.ts';
 import { DEMO_PASSWORD } from './identity/demo-users.ts';
+import { DEV_MACHINE_CLIENT_ID, devMachineSecret } from './identity/dev.ts';
 import { createLogger } from './log.ts';
 
 // The table of contents: config → logger → gateway (sessions, catalog, IdP, app, nginx) → signals.
@@ -41,6 +42,10 @@ if (config.providerType === 'dev') {
     const password = user.username === config.admin.user ? adminPasswordHint() : user.password === DEMO_PASSWORD ? DEMO_PASSWORD : '(from DEV_IDP_USERS_FILE)';
     lines.push(`  ${user.username.padEnd(10)} ${password.padEnd(12)} ${user.description}`);
   }
+}
+if (config.providerType === 'dev') {
+  const secret = process.stdout.isTTY ? devMachineSecret(config.secretKey) : '(derived from SECRET_KEY; run on a terminal to see it)';
+  lines.push(`Machine client (client credentials at ${config.gateway.publicUrl}/idp/token): ${DEV_MACHINE_CLIENT_ID} / ${secret}; its scopes come from MCP_AUTH_SCOPE_MAPPING_FILE`);
 }
 lines.push(`MCP endpoints: ${config.gateway.publicUrl}/api/streamable/<server>  and  ${config.gateway.publicUrl}/api/execute/<server>/sse`);
 process.stdout.write(`\n${lines.join('\n')}\n\n`);

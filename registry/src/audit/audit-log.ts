@@ -40,9 +40,17 @@ export interface AuditLog {
  * left out of the line.
  */
 export function createAuditLog(file: string): AuditLog & { close(): Promise<void> } {
-  const destination = pino.destination({ dest: file, sync: false, mkdir: true });
+  // Batched: lines collect until 4 KiB or the next second, so a busy check makes few writes.
+  const destination = pino.destination({ dest: file, sync: false, mkdir: true, minLength: 4096 });
+  let open = false;
+  let closed = false;
+  const timer = setInterval(() => {
+    if (open && !closed) destination.flush(() => undefined);
+  }, 1000).unref();
   // The file opens asynchronously; flush and close wait for it.
-  const ready = once(destination, 'ready').then(() => undefined);
+  const ready = once(destination, 'ready').then(() => {
+    open = true;
+  });
   return {
     record(entry) {
       destination.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
@@ -52,10 +60,12 @@ export function createAuditLog(file: string): AuditLog & { close(): Promise<void
       await new Promise<void>((resolve) => destination.flush(() => resolve()));
     },
     async close() {
+      clearInterval(timer);
+      closed = true;
       await ready;
-      const closed = once(destination, 'close');
+      const ended = once(destination, 'close');
       destination.end();
-      await closed;
+      await ended;
     },
   };
 }

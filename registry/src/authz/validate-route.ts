@@ -1,4 +1,4 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AccessAuditEntry, AuditLog } from '../audit/audit-log.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
@@ -59,82 +59,100 @@ const ANONYMOUS: Principal = Object.freeze({
  * - 500: nginx sent no valid server name or body summary (a config fault; denied, fail closed).
  * No disk or network I/O: sessions come from memory, the catalog is in memory.
  */
-export function createValidateRoute(options: ValidateRouteOptions): RequestHandler {
+export function createValidateRoute(options: ValidateRouteOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { catalog, sessions, secret, authEnabled, audit, log } = options;
   if (!catalog || !sessions || !secret || !audit || !log) throw new TypeError('createValidateRoute: catalog, sessions, secret, audit and log are required');
   const challenge = `Bearer realm="${headerQuotedValue(options.realm)}"`;
 
-  return async (req: Request, res: Response) => {
-    // Express matches paths case-insensitively and ignores a trailing slash; the check answers
-    // on its exact path only (nginx blocks every spelling from outside as well).
-    if (req.path !== VALIDATE_PATH) {
-      res.status(404).end();
-      return;
+  // Plain node:http, no Express: this runs on every MCP request, and routing it through a
+  // framework costs more than the decision itself (measured; docs/performance.md).
+  return async (req, res) => {
+    try {
+      await check(req, res);
+    } catch (err) {
+      // Not reaching the IdP's keys, or a fault of ours: deny, as a server error, never a 401.
+      log.error({ err, requestId: header(req, REQUEST_ID_HEADER) }, 'auth check failed');
+      if (!res.headersSent) res.writeHead(500).end();
     }
-    const serverName = req.get(SERVER_HEADER) ?? '';
-    const requestId = req.get(REQUEST_ID_HEADER);
+  };
+
+  async function check(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // The check answers on its exact path only (nginx blocks every spelling from outside too).
+    if ((req.url ?? '').split('?')[0] !== VALIDATE_PATH) return void res.writeHead(404).end();
+    const serverName = header(req, SERVER_HEADER) ?? '';
+    const requestId = header(req, REQUEST_ID_HEADER);
     if (!SERVER_NAME_PATTERN.test(serverName)) {
       log.error({ requestId }, 'auth check without a valid X-MCP-Server header: nginx config fault');
-      res.status(500).end();
-      return;
+      return void res.writeHead(500).end();
     }
+    const messages = parseMessagesHeader(header(req, MESSAGES_HEADER));
     let principal: Principal = ANONYMOUS;
     if (authEnabled) {
-      const authorization = req.get('authorization');
+      const authorization = header(req, 'authorization');
       // An Authorization header is the client's explicit choice; a cookie is only consulted without one.
       const found =
         authorization !== undefined && options.bearer
           ? await principalFromBearer(authorization, options.bearer)
-          : principalFromCookie(req.get('cookie'), secret, sessions);
+          : principalFromCookie(header(req, 'cookie'), secret, sessions);
       if (!found.ok) {
         log.info({ requestId, server: serverName, reason: found.reason, detail: found.detail }, 'auth check: 401');
-        audit.record(accessEntry(req, serverName, '', parseMessagesHeader(req.get(MESSAGES_HEADER)) ?? [], 401, found.reason));
-        res.status(401).set('WWW-Authenticate', `${challenge}${CHALLENGE_ERRORS[found.reason]}`).end();
-        return;
+        audit.record(accessEntry(req, serverName, '', messages ?? [], 401, found.reason));
+        return void res.writeHead(401, { 'www-authenticate': `${challenge}${CHALLENGE_ERRORS[found.reason]}` }).end();
       }
       principal = found.principal;
     }
-    const messages = parseMessagesHeader(req.get(MESSAGES_HEADER));
     // A POST always has a body summary; without one we cannot know what we would allow.
-    if (messages === undefined || (messages.length === 0 && req.get(ORIGINAL_METHOD_HEADER) === 'POST')) {
+    if (messages === undefined || (messages.length === 0 && header(req, ORIGINAL_METHOD_HEADER) === 'POST')) {
       log.error({ requestId, server: serverName }, 'auth check without a valid X-MCP-Messages header: nginx config fault');
-      res.status(500).end();
-      return;
+      return void res.writeHead(500).end();
     }
     const server = catalog.get(serverName);
     const decision = decideAccess({ scopes: principal.scopes, server: server && { name: server.name, enabled: server.enabled }, messages });
     const user = principal.identity;
-    log.debug({ requestId, server: serverName, user: user.username, messages: req.get(MESSAGES_HEADER), decision }, 'auth check');
-    const refused = decision.allow ? undefined : decision.method;
+    if (log.isLevelEnabled('debug')) log.debug({ requestId, server: serverName, user: user.username, messages: header(req, MESSAGES_HEADER), decision }, 'auth check');
     audit.record({
-      ...accessEntry(req, serverName, user.username, messages, decision.allow ? 200 : decision.status, decision.allow ? undefined : decision.reason, refused),
+      ...accessEntry(req, serverName, user.username, messages, decision.allow ? 200 : decision.status, decision.allow ? undefined : decision.reason, decision.allow ? undefined : decision.method),
       missingScope: decision.allow ? undefined : decision.missingScope,
     });
     if (decision.allow) {
-      res
-        .status(200)
-        .set(USER_HEADER, headerValue(user.sub))
-        .set(USERNAME_HEADER, headerValue(user.username))
-        .set(SCOPES_HEADER, headerValue(principal.scopes.join(' ')));
-      if (decision.toolFilter) res.set(TOOL_FILTER_HEADER, JSON.stringify(decision.toolFilter));
-      res.end();
-      return;
+      const headers: Record<string, string> = {
+        [USER_HEADER]: headerValue(user.sub),
+        [USERNAME_HEADER]: headerValue(user.username),
+        [SCOPES_HEADER]: scopesHeader(principal.scopes),
+      };
+      if (decision.toolFilter) headers[TOOL_FILTER_HEADER] = JSON.stringify(decision.toolFilter);
+      return void res.writeHead(200, headers).end();
     }
-    if (decision.missingScope) res.set(MISSING_SCOPE_HEADER, headerValue(decision.missingScope));
-    res.status(decision.status).end();
-  };
+    res.writeHead(decision.status, decision.missingScope ? { [MISSING_SCOPE_HEADER]: headerValue(decision.missingScope) } : {}).end();
+  }
+}
+
+/** The X-Scopes value, computed once per scope list (a session's list is one object for its life). */
+const scopesHeaders = new WeakMap<readonly string[], string>();
+function scopesHeader(scopes: readonly string[]): string {
+  let value = scopesHeaders.get(scopes);
+  if (value === undefined) {
+    value = headerValue(scopes.join(' '));
+    scopesHeaders.set(scopes, value);
+  }
+  return value;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 /** The audit line for one decision: the first message, or the one that was refused. */
-function accessEntry(req: Request, server: string, user: string, messages: readonly McpMessage[], status: number, reason: string | undefined, refusedMethod?: string): AccessAuditEntry {
+function accessEntry(req: IncomingMessage, server: string, user: string, messages: readonly McpMessage[], status: number, reason: string | undefined, refusedMethod?: string): AccessAuditEntry {
   const first = messages.find((m) => m.kind === 'request' && (refusedMethod === undefined || m.method === refusedMethod)) ?? messages[0];
   const request = first?.kind === 'request' ? first : undefined;
   return {
     event: 'access',
-    requestId: req.get(REQUEST_ID_HEADER),
+    requestId: header(req, REQUEST_ID_HEADER),
     user,
     server,
-    transport: req.get(TRANSPORT_HEADER),
+    transport: header(req, TRANSPORT_HEADER),
     method: request?.method ?? (first ? '!response' : ''),
     tool: request?.tool,
     messages: messages.length,

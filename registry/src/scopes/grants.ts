@@ -107,6 +107,25 @@ export interface ServerGrants {
  * @throws TypeError for an invalid server name (a programmer error: check it first).
  */
 export function grantsOnServer(scopes: readonly string[], name: string): ServerGrants {
+  // The check asks this on every MCP request with the same (frozen-in-practice) scope list of a
+  // session: remember the answer per list and server. Lists are never mutated after login or
+  // refresh (a refresh stores a new list), so the cache cannot go stale.
+  let perServer = GRANTS_CACHE.get(scopes);
+  if (perServer === undefined) {
+    perServer = new Map();
+    GRANTS_CACHE.set(scopes, perServer);
+  }
+  let grants = perServer.get(name);
+  if (grants === undefined) {
+    grants = computeGrants(scopes, name);
+    if (perServer.size < 1000) perServer.set(name, grants);
+  }
+  return grants;
+}
+
+const GRANTS_CACHE = new WeakMap<readonly string[], Map<string, ServerGrants>>();
+
+function computeGrants(scopes: readonly string[], name: string): ServerGrants {
   const tools = new Set<string>();
   for (const scope of scopesOnServer(scopes, name)) if (scope.kind === 'tool') tools.add(scope.tool);
   return Object.freeze({

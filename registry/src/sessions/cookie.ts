@@ -23,6 +23,22 @@ export function sessionIdFromCookieHeader(header: string | undefined, secret: st
     return undefined;
   }
   if (!raw?.startsWith('s:')) return undefined;
+  if (verifiedSecret !== secret) {
+    verified.clear();
+    verifiedSecret = secret;
+  }
+  const known = verified.get(raw);
+  if (known !== undefined) return known;
   const sid = unsign(raw.slice(2), secret);
-  return sid === false ? undefined : sid;
+  if (sid === false) return undefined;
+  // Only values whose signature verified are remembered, so the map answers exactly what
+  // unsign would. Bounded: cleared when full rather than tracking recency.
+  if (verified.size >= VERIFIED_MAX) verified.clear();
+  verified.set(raw, sid);
+  return sid;
 }
+
+/** Cookie values already verified (HMAC-SHA256 is the largest cost of the check after I/O). */
+const verified = new Map<string, string>();
+let verifiedSecret: string | undefined;
+const VERIFIED_MAX = 10_000;

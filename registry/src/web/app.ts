@@ -1,3 +1,4 @@
+import type { RequestListener } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import session from 'express-session';
 import { join } from 'node:path';
@@ -33,13 +34,13 @@ export interface AppOptions {
 
 /**
  * The registry's HTTP surface, in the order requests meet it:
- * 1. /auth/validate: the nginx check, before sessions (it reads, never writes them);
+ * 1. /auth/validate: the nginx check, plain node:http before Express (it reads sessions, never writes them);
  * 2. /healthz, /readyz;
  * 3. the built-in IdP (dev provider only);
  * 4. sessions, then login/logout/callback and the operators' page;
  * 5. one error handler: a page for people, never a stack trace.
  */
-export function createApp(options: AppOptions): express.Express {
+export function createApp(options: AppOptions): RequestListener {
   const { log } = options;
   const app = express();
   app.disable('x-powered-by');
@@ -48,9 +49,7 @@ export function createApp(options: AppOptions): express.Express {
   app.set('view engine', 'ejs');
   app.set('views', join(import.meta.dirname, 'views'));
 
-  app.all(
-    VALIDATE_PATH,
-    createValidateRoute({
+  const validate = createValidateRoute({
       catalog: options.catalog,
       sessions: options.sessions,
       secret: options.secretKey,
@@ -64,8 +63,7 @@ export function createApp(options: AppOptions): express.Express {
       },
       audit: options.audit,
       log: log.child({ module: 'authz' }),
-    }),
-  );
+    });
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', (_req, res) => {
     const status = options.nginxStatus();
@@ -104,5 +102,9 @@ export function createApp(options: AppOptions): express.Express {
     if (res.headersSent) return;
     res.status(status).render('error', { status, message: body.message, signedIn: Boolean(req.session?.identity) });
   });
-  return app;
+  // The check goes straight to its handler; everything else through Express.
+  return (req, res) => {
+    if (req.url === VALIDATE_PATH || req.url?.startsWith(`${VALIDATE_PATH}?`)) void validate(req, res);
+    else app(req, res);
+  };
 }

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { buildServer as buildFininfo } from '../../../servers/fininfo/server.ts';
@@ -22,6 +23,14 @@ export interface ProviderFixture {
   /** Tokens that must be refused, by name. */
   forged(): Promise<Array<{ name: string; token: string }>>;
   close(): Promise<void>;
+}
+
+async function eventuallyStatus(call: () => Promise<number>, ok: (status: number) => boolean): Promise<void> {
+  const start = Date.now();
+  while (!ok(await call())) {
+    if (Date.now() - start > 3000) throw new Error('the mapping change did not take effect within 3 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export const USERS: TestIdpUser[] = [
@@ -170,8 +179,36 @@ export function runIdentityProviderContract(
         assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="mcp-gateway", error="invalid_token"', name);
         assert.deepEqual(await res.json(), { error: 'AUTH_NO_CREDENTIALS', message: 'sign in or send a valid token' }, name);
       }
-      const malformed = await fetch(`${fx.gw.url}/api/streamable/fininfo`, { method: 'POST', headers: { authorization: 'Bearer not a token' }, body: '{}' });
-      assert.equal(malformed.status, 400, 'an unparseable body is refused first');
+      const malformed = await fetch(`${fx.gw.url}/api/streamable/fininfo`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer not a token', 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: aggregates }),
+      });
+      assert.equal(malformed.status, 401);
+      assert.equal(malformed.headers.get('www-authenticate'), 'Bearer realm="mcp-gateway", error="invalid_request"');
+    });
+
+    test('an edit of the mapping file applies to the next bearer request; a bad edit keeps the last good mapping', async () => {
+      const token = await fx.machineToken();
+      const original = readFileSync(fx.gw.mappingFile, 'utf8');
+      const call = async () =>
+        (await fetch(`${fx.gw.url}/api/streamable/fininfo`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: printStuff }),
+        })).status;
+      assert.equal(await call(), 403);
+      try {
+        // The machine client now gets the whole server.
+        writeFileSync(fx.gw.mappingFile, original.replace(/(clients:\n  "[^"]+": )\[[^\]]*\]/, '$1["mcp:server:fininfo:execute"]'));
+        await eventuallyStatus(call, (s) => s !== 403);
+        writeFileSync(fx.gw.mappingFile, 'clients: [not, a, mapping');
+        await new Promise((r) => setTimeout(r, 400));
+        assert.notEqual(await call(), 403, 'the last good mapping stays in force');
+      } finally {
+        writeFileSync(fx.gw.mappingFile, original);
+      }
+      await eventuallyStatus(call, (s) => s === 403);
     });
 
     if (can.refresh) test('removing a user from a group at the IdP removes the scope at the next refresh, without signing in again', async () => {
