@@ -2,18 +2,24 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Catalog } from './catalog/catalog.ts';
+import { ScopeMappingSource } from './identity/scope-mapping-source.ts';
 import type { Config } from './config/load.ts';
 import { nginxRenderer } from './gateway.ts';
 import type { Logger } from './log.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
 
 /**
- * `npm run config:check`: the environment (already validated by the caller), every catalog
- * file, and the nginx config they render, tested with `nginx -t` in a scratch folder. Nothing
+ * `npm run config:check`: the environment (already validated by the caller), the scope mapping
+ * file, every catalog file, and the nginx config they render, tested with `nginx -t` in a scratch folder. Nothing
  * is started and nothing running is touched. Returns the problems, one line each.
  */
 export async function checkConfiguration(config: Config, log: Logger): Promise<string[]> {
   const problems: string[] = [];
+  try {
+    new ScopeMappingSource(config.identity.mappingFile, log);
+  } catch (err) {
+    problems.push(...(err as Error).message.split('\n'));
+  }
   const catalog = await Catalog.open(config.catalogDir, log).catch((err: Error) => {
     problems.push(err.message);
     return undefined;

@@ -58,10 +58,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const nginxFound = findNginx(config.nginx.bin, config.nginx.njsModule);
   if ('missing' in nginxFound) throw new GatewayError('NGINX_UNAVAILABLE', nginxFound.missing);
 
-  const audit = createAuditLog(config.auditLogFile);
+  // Everything that can refuse the configuration runs before anything is opened or started.
   const mapping = new ScopeMappingSource(config.identity.mappingFile, log.child({ module: 'scope-mapping' }));
-  const sessions = new FileSessionStore(join(config.stateDir, 'sessions'), log.child({ module: 'sessions' }));
   const catalog = await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
+  const audit = createAuditLog(config.auditLogFile);
+  const sessions = new FileSessionStore(join(config.stateDir, 'sessions'), log.child({ module: 'sessions' }));
   let registryUrl = '';
   const provider: IdentityProvider = createIdentityProvider(config, {
     internalUrl: () => registryUrl,
@@ -88,7 +89,13 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     log,
   });
   const server = createServer({ keepAliveTimeout: 65_000 }, app).listen(config.registryPort, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  try {
+    await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  } catch (err) {
+    sessions.close();
+    await audit.close();
+    throw err;
+  }
   registryUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const runtimeDir = config.nginx.runtimeDir;

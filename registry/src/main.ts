@@ -30,8 +30,8 @@ if (process.argv.includes('--check-config')) {
 }
 
 const gateway = await startGateway(config, log).catch((err: unknown) => {
-  log.fatal({ err }, 'the gateway could not start');
-  process.stderr.write(`cannot start: ${(err as Error).message}\n`);
+  // Straight to stderr and out: nothing was started, and the logger may not be ready to flush.
+  process.stderr.write(`cannot start:\n${(err as Error).message.split('\n').map((l) => `  ${l}`).join('\n')}\n`);
   process.exit(1);
 });
 

@@ -3,6 +3,9 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, 
 /** Asymmetric algorithms only: no `none`, and no HS* (a public key must never be an HMAC secret). */
 export const ACCEPTED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 
+/** jose errors that mean the IdP's key set could not be had, whatever the token. */
+const SERVER_FAULTS = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID']);
+
 /** Clock skew tolerated on exp / nbf / iat, in seconds. */
 export const CLOCK_TOLERANCE_SECONDS = 60;
 
@@ -64,8 +67,9 @@ export function createBearerVerifier(rules: BearerRules): (token: string) => Pro
       }));
     } catch (err) {
       const code = (err as { code?: string }).code;
-      // Not reaching the IdP's keys is our fault, not the token's: let it become a 500 (deny).
-      if (code === undefined || code === 'ERR_JWKS_TIMEOUT') throw err;
+      // Not reaching the IdP (discovery, keys) is not the token's fault: let it become a 500,
+      // which denies too, but says "try later" rather than "your token is bad".
+      if (code === undefined || !code.startsWith('ERR_J') || SERVER_FAULTS.has(code)) throw err;
       return { ok: false, reason: code };
     }
     const refused = accessTokenProblem(payload, rules);

@@ -58,6 +58,7 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
       );
       // The in-process IdP is reached over loopback http; only the dev provider does this.
       client.allowInsecureRequests(configuration);
+      client.enableNonRepudiationChecks(configuration);
       return configuration;
     },
   });

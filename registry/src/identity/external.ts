@@ -22,15 +22,19 @@ export interface ProviderSpec {
  * gateway starts while the IdP is briefly unreachable.
  */
 export function createExternalProvider(config: ExternalConfig, spec: ProviderSpec): IdentityProvider {
-  const clientAuth = config.clientSecret === undefined ? client.None() : client.ClientSecretPost(config.clientSecret);
+  // HTTP Basic: the one method RFC 6749 (2.3.1) requires every server to support, and the
+  // default of Cognito app clients, Okta apps and Keycloak clients.
+  const clientAuth = config.clientSecret === undefined ? client.None() : client.ClientSecretBasic(config.clientSecret);
   const configure = async (): Promise<client.Configuration> => {
     const insecure = config.allowInsecureHttp ? { execute: [client.allowInsecureRequests] } : {};
-    if (spec.metadata) {
-      const configuration = new client.Configuration(spec.metadata, config.clientId, config.clientSecret, clientAuth);
-      if (config.allowInsecureHttp) client.allowInsecureRequests(configuration);
-      return configuration;
-    }
-    return client.discovery(new URL(config.issuer), config.clientId, config.clientSecret, clientAuth, insecure);
+    const configuration = spec.metadata
+      ? new client.Configuration(spec.metadata, config.clientId, config.clientSecret, clientAuth)
+      : await client.discovery(new URL(config.issuer), config.clientId, config.clientSecret, clientAuth, insecure);
+    if (config.allowInsecureHttp) client.allowInsecureRequests(configuration);
+    // Verify the ID token's signature against the IdP's JWKS, not only its claims: openid-client
+    // otherwise relies on TLS to the token endpoint (OIDC Core 3.1.3.7) and skips it.
+    client.enableNonRepudiationChecks(configuration);
+    return configuration;
   };
   const login = new OidcLogin({ configuration: configure, scope: config.scope, groupsClaim: config.groupsClaim });
   const configuration = () => login.configuration();

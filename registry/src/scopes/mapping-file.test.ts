@@ -42,3 +42,9 @@ test('refuses duplicate keys and YAML aliases, and non-YAML text', () => {
   assert.equal(parseScopeMapping('x: &a [1]\ngroups:\n  B: *a\n').ok, false);
   assert.equal(parseScopeMapping('groups: [').ok, false);
 });
+
+test('keys that look like numbers stay the group names they are', () => {
+  const result = parseScopeMapping('groups:\n  0123: [mcp:registry:read]\n  1e5: [mcp:registry:read]\n  true: [mcp:registry:read]\n');
+  assert.ok(result.ok, JSON.stringify(result));
+  assert.deepEqual(Object.keys(result.mapping.groups).sort(), ['0123', '1e5', 'true']);
+});

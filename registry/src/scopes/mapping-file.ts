@@ -27,7 +27,8 @@ export type MappingResult = { ok: true; mapping: ScopeMapping } | { ok: false; e
 export function parseScopeMapping(text: string): MappingResult {
   let data: unknown;
   try {
-    data = parseYaml(text, { uniqueKeys: true, maxAliasCount: 0 });
+    // failsafe: every scalar is a string, so a group named 0123 or 1e5 stays that name.
+    data = parseYaml(text, { schema: 'failsafe', uniqueKeys: true, maxAliasCount: 0 });
   } catch (err) {
     return { ok: false, errors: [`not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`] };
   }
