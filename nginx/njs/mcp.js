@@ -17,6 +17,8 @@ var MAX_DEPTH = 31;
 var MAX_BATCH = 100;
 var METHOD_PATTERN = /^[A-Za-z0-9_\/.$-]{1,128}$/;
 var TOOL_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
+// ignoreBOM keeps a byte order mark in the text, so JSON.parse refuses it as a backend would.
+var DECODER = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 var NAMED_METHODS = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'resources/subscribe': 'uri', 'resources/unsubscribe': 'uri' };
 
 /* JSON-RPC error codes (https://www.jsonrpc.org/specification#error_object); -32001 is ours. */
@@ -95,8 +97,7 @@ function readBody(r, parsed) {
     if (buffer === undefined || buffer.length === 0) return bad(400, null, INVALID_REQUEST, 'empty request body', 'MCP_REQUEST_INVALID');
     var text;
     try {
-        // ignoreBOM keeps a byte order mark in the text, so JSON.parse refuses it as the backend would.
-        text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(buffer);
+        text = DECODER.decode(buffer);
     } catch (e) {
         return bad(400, null, PARSE_ERROR, 'request body is not valid UTF-8', 'MCP_REQUEST_INVALID');
     }
@@ -163,6 +164,9 @@ function checkHeaders(r, body) {
  * Refuses nesting deeper than MAX_DEPTH and duplicate keys in any object. JSON.parse keeps the
  * last of two `"method"` keys while other parsers keep the first: a backend must never read a
  * different request than the one we checked. Keys are compared decoded (`"m\u0065thod"`).
+ * This runs on every MCP request: string contents (most of a body) are skipped with native
+ * indexOf; the interpreted loop only walks the characters between strings. (A regex tokenizer
+ * measured 4x slower on njs 0.7.9.)
  */
 function scanStructure(text) {
     var stack = [];
@@ -170,21 +174,17 @@ function scanStructure(text) {
     for (var i = 0; i < n; i++) {
         var c = text.charCodeAt(i);
         if (c === 34) {
-            var j = i + 1;
-            while (j < n) {
-                var d = text.charCodeAt(j);
-                if (d === 92) j += 2;
-                else if (d === 34) break;
-                else j++;
-            }
-            if (j >= n) return 'request body is not valid JSON';
+            var j = closingQuote(text, i);
+            if (j === -1) return 'request body is not valid JSON';
             var top = stack[stack.length - 1];
             if (top && top.object && top.expectKey) {
-                var key;
-                try {
-                    key = JSON.parse(text.slice(i, j + 1));
-                } catch (e) {
-                    return 'request body is not valid JSON';
+                var key = text.slice(i + 1, j);
+                if (key.indexOf('\\') !== -1) {
+                    try {
+                        key = JSON.parse(text.slice(i, j + 1));
+                    } catch (e) {
+                        return 'request body is not valid JSON';
+                    }
                 }
                 if (top.keys['$' + key] === true) return 'duplicate key "' + key.slice(0, 64) + '" in the request body';
                 top.keys['$' + key] = true;
@@ -202,6 +202,18 @@ function scanStructure(text) {
         }
     }
     return null;
+}
+
+/* The index of the quote that ends the string opening at `start`: one not escaped by an odd run of backslashes. */
+function closingQuote(text, start) {
+    var j = text.indexOf('"', start + 1);
+    while (j !== -1) {
+        var k = j - 1;
+        while (text.charCodeAt(k) === 92) k--;
+        if ((j - 1 - k) % 2 === 0) return j;
+        j = text.indexOf('"', j + 1);
+    }
+    return -1;
 }
 
 function idOf(m) {
