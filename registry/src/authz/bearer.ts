@@ -53,7 +53,25 @@ export type BearerResult = { ok: true; identity: BearerIdentity; expiresAt: numb
 export function createBearerVerifier(rules: BearerRules): (token: string) => Promise<BearerResult> {
   if (!rules?.issuer || typeof rules.jwksUri !== 'function') throw new TypeError('createBearerVerifier: issuer and jwksUri are required');
   const keys = lazyKeySet(rules.jwksUri);
+  // A verified JWT cannot change until it expires, so each token is verified once: the RSA/EC
+  // signature check is most of a bearer request's cost in the registry. Only successes are
+  // remembered (a forged token costs a verification every time), each until its own `exp`.
+  const verified = new Map<string, { identity: BearerIdentity; expiresAt: number }>();
   return async (token) => {
+    const known = verified.get(token);
+    if (known !== undefined) {
+      if (known.expiresAt > Date.now() - CLOCK_TOLERANCE_SECONDS * 1000) return { ok: true, ...known };
+      verified.delete(token);
+    }
+    const result = await verifyOnce(token);
+    if (result.ok) {
+      if (verified.size >= VERIFIED_MAX) verified.clear();
+      verified.set(token, { identity: result.identity, expiresAt: result.expiresAt });
+    }
+    return result;
+  };
+
+  async function verifyOnce(token: string): Promise<BearerResult> {
     let payload: JWTPayload;
     try {
       const typ = decodeProtectedHeader(token).typ;
@@ -75,8 +93,10 @@ export function createBearerVerifier(rules: BearerRules): (token: string) => Pro
     const refused = accessTokenProblem(payload, rules);
     if (refused) return { ok: false, reason: refused };
     return { ok: true, identity: identityOf(payload, rules), expiresAt: (payload.exp ?? 0) * 1000 };
-  };
+  }
 }
+
+const VERIFIED_MAX = 10_000;
 
 function accessTokenProblem(payload: JWTPayload, rules: BearerRules): string | undefined {
   if (payload['nonce'] !== undefined || payload['at_hash'] !== undefined || payload['token_use'] === 'id') return 'an ID token is not an access token';
