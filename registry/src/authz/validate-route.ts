@@ -55,7 +55,8 @@ const ANONYMOUS: Principal = Object.freeze({
  *   X-MCP-Tool-Filter (JSON array) when the principal may use only some tools;
  * - 401 + WWW-Authenticate: no credentials, or a cookie that is forged, expired or unknown;
  * - 403 + X-Missing-Scope: signed in without the scope;
- * - 404 / 503: the server is unknown / disabled (nginx normally answers these itself);
+ * - 404: the server is unknown (nginx normally answers this itself, for names not in its config);
+ * - 503: the server is disabled (only the check knows: toggles never reload nginx);
  * - 500: nginx sent no valid server name or body summary (a config fault; denied, fail closed).
  * No disk or network I/O: sessions come from memory, the catalog is in memory.
  */

@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { GatewayError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { findNginx, NginxController } from './apply.ts';
@@ -16,6 +17,7 @@ import {
   definition,
   freePort,
   readStreamUntil,
+  selfSignedLocalhost,
   send,
   startBackend,
   startRegistryDouble,
@@ -52,9 +54,9 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
   const checkCount = () => registry.seen.filter((s) => s.url === '/auth/validate').length;
 
   /** Runs a test body and prints the end of nginx's error.log when it fails. */
-  const withLog = (fn: () => Promise<void>) => async () => {
+  const withLog = (fn: (t: TestContext) => Promise<void>) => async (t: TestContext) => {
     try {
-      await fn();
+      await fn(t);
     } catch (err) {
       process.stderr.write(`--- nginx error.log (tail) ---\n${await nginx.errorLogTail(30)}\n`);
       throw err;
@@ -63,7 +65,8 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
 
   before(async () => {
     if ('missing' in found) return;
-    [backend, registry, port] = await Promise.all([startBackend(), startRegistryDouble(), freePort()]);
+    // delta is disabled in the catalog: the stand-in check refuses it, as decideAccess would.
+    [backend, registry, port] = await Promise.all([startBackend(), startRegistryDouble({ disabled: ['delta'] }), freePort()]);
     runtimeDir = await mkdtemp(join(tmpdir(), 'mcp-nginx-'));
     base = {
       listen: { host: '127.0.0.1', port },
@@ -286,14 +289,55 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
     assert.equal(JSON.parse(bare.body).error, 'NOT_FOUND');
   }));
 
-  it('answers 503 JSON for a disabled server without consulting the check', withLog(async () => {
-    for (const path of ['/api/streamable/delta', '/api/streamable/delta/', '/api/execute/delta/sse', '/api/execute/delta']) {
-      const reply = await mcp(path, { cookie: 'ok=1' });
-      assert.equal(reply.status, 503, path);
-      assert.equal(reply.headers['content-type'], 'application/json');
-      assert.deepEqual(JSON.parse(reply.body), { error: 'SERVER_DISABLED', message: 'server delta is disabled' });
+  it('answers the check\'s 503 for a disabled server as SERVER_DISABLED JSON, and the backend receives nothing', withLog(async () => {
+    backend.seen.length = 0;
+    const checks = checksOf('delta').length;
+    const requests: Array<[string, string | undefined]> = [
+      ['/api/streamable/delta', TOOLS_CALL],
+      ['/api/streamable/delta/', INITIALIZE],
+      ['/api/streamable/delta', undefined],
+      ['/api/execute/delta/sse', undefined],
+      ['/api/execute/delta/messages?sessionId=abc', TOOLS_CALL],
+    ];
+    for (const [path, body] of requests) {
+      for (const cookie of ['ok=1', 'ok=filter']) {
+        const reply = await mcp(path, { cookie }, body);
+        const what = `${path} ${cookie} ${String(body).slice(0, 30)}`;
+        assert.equal(reply.status, 503, what);
+        assert.equal(reply.headers['content-type'], 'application/json', what);
+        assert.equal(reply.headers['cache-control'], 'no-store', what);
+        assert.deepEqual(JSON.parse(reply.body), { error: 'SERVER_DISABLED', message: 'server delta is disabled' }, what);
+      }
     }
-    assert.equal(checksOf('delta').length, 0);
+    // Each was decided by the check (the config has no static 503 any more), none forwarded.
+    assert.equal(checksOf('delta').length, checks + requests.length * 2);
+    assert.equal(checksOf('delta').at(-1)?.headers['x-mcp-messages'], 'tools/call x');
+    assert.equal(backend.seen.length, 0, 'the backend received nothing');
+    // The bare name is the same static 404 as for an enabled server.
+    assert.equal(JSON.parse((await mcp('/api/execute/delta', { cookie: 'ok=1' })).body).error, 'NOT_FOUND');
+  }));
+
+  it('reuses one backend connection for sequential requests on one client connection (upstream keepalive)', withLog(async () => {
+    // One client connection: the same nginx worker serves both, and its upstream cache is per worker.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      backend.seen.length = 0;
+      const replies = [];
+      for (const body of [TOOLS_CALL, INITIALIZE]) {
+        replies.push(await send(port, { method: 'POST', path: '/api/streamable/alpha', headers: { cookie: 'ok=1' }, body, agent }));
+      }
+      assert.deepEqual(replies.map((r) => r.status), [200, 200]);
+      assert.ok(replies[0]?.localPort !== undefined);
+      assert.equal(replies[1]?.localPort, replies[0]?.localPort, 'both requests came over one client connection');
+      assert.deepEqual(backend.seen.map((s) => s.body), [TOOLS_CALL, INITIALIZE]);
+      const [first, second] = backend.seen;
+      assert.ok(first?.remotePort !== undefined);
+      assert.equal(second?.remotePort, first?.remotePort, 'nginx sent both over one TCP connection to the backend');
+      // Connection "" on the location: nginx does not ask the backend to close.
+      assert.equal(first?.headers.connection, undefined);
+    } finally {
+      agent.destroy();
+    }
   }));
 
   it('keeps /auth/validate unreachable from outside, whatever its spelling', withLog(async () => {
@@ -467,8 +511,74 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
     }
   }));
 
+  it('speaks TLS to an https backend with SNI and Host naming the backend, not the upstream block', withLog(async (t) => {
+    const identity = await selfSignedLocalhost();
+    if (identity === undefined) {
+      t.skip('openssl is not installed');
+      return;
+    }
+    // Where /etc/hosts also maps localhost to ::1, nginx tries that address too, finds nothing
+    // listening and moves on to 127.0.0.1 (a refused connect is retried, even for a POST).
+    const tls = await startBackend({ tls: identity });
+    try {
+      const servers = [...base.servers, definition('secure', `${tls.url}/base`, { 'streamable-http': '/mcp', sse: '/sse' })];
+      assert.deepEqual(await nginx.apply(render({ servers })), { changed: true });
+      const reply = await mcp('/api/streamable/secure?x=1', { cookie: 'ok=1', authorization: 'Bearer client-token' }, TOOLS_CALL);
+      assert.equal(reply.status, 200);
+      const stream = await readStreamUntil(port, '/api/execute/secure/sse', { cookie: 'ok=1' }, 'sessionId=abc\n\n');
+      assert.equal(stream.text, 'event: endpoint\ndata: /api/execute/secure/messages?sessionId=abc\n\n');
+      assert.deepEqual(tls.seen.map((s) => [s.method, s.url]), [['POST', '/base/mcp?x=1'], ['GET', '/base/sse']]);
+      for (const seen of tls.seen) {
+        assert.equal(seen.servername, 'localhost', 'SNI is the backend host');
+        assert.equal(seen.headers.host, `localhost:${tls.port}`, 'Host is host:port as the URL spells it');
+        assert.equal(seen.headers.cookie, undefined);
+        assert.equal(seen.headers.authorization, undefined);
+      }
+      assert.equal(tls.seen[0]?.body, TOOLS_CALL);
+    } finally {
+      await tls.close();
+      await nginx.apply(render());
+    }
+  }));
+
   it('skips a reload when the config is unchanged', withLog(async () => {
     assert.deepEqual(await nginx.apply(render()), { changed: false });
+  }));
+
+  it('never reloads for a toggle: the same catalog with a server disabled or enabled is { changed: false }', withLog(async () => {
+    const toggled = (name: string, enabled: boolean) => base.servers.map((s) => (s.name === name ? { ...s, enabled } : s));
+    assert.deepEqual(await nginx.apply(render({ servers: toggled('alpha', false) })), { changed: false }, 'alpha disabled');
+    assert.deepEqual(await nginx.apply(render({ servers: toggled('delta', true) })), { changed: false }, 'delta enabled');
+    assert.deepEqual(await nginx.apply(render({ servers: base.servers.map((s) => ({ ...s, enabled: false })) })), { changed: false }, 'all disabled');
+  }));
+
+  it('takes a toggle into effect at the next request, on the same client connection', withLog(async () => {
+    // A reload would close this idle keep-alive connection; a toggle must not.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const call = () => send(port, { method: 'POST', path: '/api/streamable/alpha', headers: { cookie: 'ok=1' }, body: TOOLS_CALL, agent });
+    const pid = nginx.status().pid;
+    try {
+      const first = await call();
+      assert.equal(first.status, 200);
+      // What the catalog does on a toggle: the check's answer changes, and the config does not.
+      registry.disabled.add('alpha');
+      assert.deepEqual(await nginx.apply(render({ servers: base.servers.map((s) => (s.name === 'alpha' ? { ...s, enabled: false } : s)) })), { changed: false });
+      backend.seen.length = 0;
+      const off = await call();
+      assert.equal(off.status, 503);
+      assert.deepEqual(JSON.parse(off.body), { error: 'SERVER_DISABLED', message: 'server alpha is disabled' });
+      assert.equal(backend.seen.length, 0);
+      registry.disabled.delete('alpha');
+      assert.deepEqual(await nginx.apply(render()), { changed: false });
+      const on = await call();
+      assert.equal(on.status, 200);
+      assert.equal(JSON.parse(on.body).body, TOOLS_CALL);
+      assert.deepEqual([off.localPort, on.localPort], [first.localPort, first.localPort], 'one client connection throughout');
+      assert.equal(nginx.status().pid, pid);
+    } finally {
+      registry.disabled.delete('alpha');
+      agent.destroy();
+    }
   }));
 
   it('refuses a config nginx rejects and keeps serving the old one', withLog(async () => {
@@ -496,17 +606,21 @@ describe('nginx with the generated config', { skip, timeout: 60_000 }, () => {
     assert.equal((await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, TOOLS_CALL)).status, 200);
   }));
 
-  it('applies a new config (alpha disabled) within 2 s, one apply at a time', withLog(async () => {
-    const disabled = base.servers.map((s) => (s.name === 'alpha' ? { ...s, enabled: false } : s));
+  it('applies a new config (alpha removed from the catalog) within 2 s, one apply at a time', withLog(async () => {
+    assert.equal((await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, TOOLS_CALL)).status, 200);
+    const withoutAlpha = base.servers.filter((s) => s.name !== 'alpha');
     const started = Date.now();
     // Two applies at once: they run in call order, so the second one wins.
-    const [first, second] = await Promise.all([nginx.apply(render({ maxBodySize: '2m' })), nginx.apply(render({ servers: disabled }))]);
+    const [first, second] = await Promise.all([nginx.apply(render({ maxBodySize: '2m' })), nginx.apply(render({ servers: withoutAlpha }))]);
     assert.deepEqual([first, second], [{ changed: true }, { changed: true }]);
-    let status = 0;
-    while (Date.now() - started < 2000 && status !== 503) {
-      status = (await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, TOOLS_CALL)).status;
+    let reply = await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, TOOLS_CALL);
+    while (Date.now() - started < 2000 && reply.status !== 404) {
+      reply = await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, TOOLS_CALL);
     }
-    assert.equal(status, 503);
+    assert.equal(reply.status, 404);
+    assert.deepEqual(JSON.parse(reply.body), { error: 'SERVER_UNKNOWN', message: 'no such MCP server' });
+    assert.equal(await readFile(nginx.configPath, 'utf8'), render({ servers: withoutAlpha }), 'the second apply is live');
+    assert.equal((await mcp('/api/execute/gamma/messages', { cookie: 'ok=1' }, TOOLS_CALL)).status, 200, 'the other servers still serve');
     assert.equal(nginx.status().running, true);
     assert.equal(nginx.lastError, undefined);
   }));

@@ -3,8 +3,14 @@
  * stand-in for the registry's /auth/validate) and a raw HTTP client. The stand-in is a double
  * of the registry only; nginx is always the real binary.
  */
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, request as httpRequest, type Agent, type IncomingHttpHeaders, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { MESSAGES_HEADER, MISSING_SCOPE_HEADER, SCOPES_HEADER, SERVER_HEADER, TOOL_FILTER_HEADER, USER_HEADER, USERNAME_HEADER, VALIDATE_PATH } from '../authz/paths.ts';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
 
@@ -13,6 +19,10 @@ export interface Seen {
   url: string;
   headers: IncomingHttpHeaders;
   body: string;
+  /** The peer's TCP port: equal ports on two requests mean one reused connection. */
+  remotePort: number | undefined;
+  /** The TLS server name (SNI) the peer sent; undefined over plain HTTP or without SNI. */
+  servername: string | undefined;
 }
 
 export interface Peer {
@@ -22,12 +32,12 @@ export interface Peer {
   close(): Promise<void>;
 }
 
-async function listen(server: Server, openStreams: Set<ServerResponse>, seen: Seen[]): Promise<Peer> {
+async function listen(server: Server, openStreams: Set<ServerResponse>, seen: Seen[], origin = (port: number) => `http://127.0.0.1:${port}`): Promise<Peer> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: origin(port),
     seen,
     close: () =>
       new Promise<void>((resolve) => {
@@ -43,7 +53,8 @@ function record(seen: Seen[], req: import('node:http').IncomingMessage): Promise
     let body = '';
     req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
     req.on('end', () => {
-      const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
+      const servername = (req.socket as Partial<TLSSocket>).servername;
+      const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, remotePort: req.socket.remotePort, servername: servername || undefined };
       seen.push(entry);
       resolve(entry);
     });
@@ -66,15 +77,16 @@ export const TOOLS_STREAM_OPEN_MS = 400;
  *   `?reply=sse-noblank`: the stream ends after the data line, with no blank line;
  *   `?reply=deep`: JSON whose tool `b` has an inputSchema nested 30 levels deep);
  * - every other request is echoed as JSON.
+ * With `tls`, it speaks HTTPS and its url names `localhost` (so nginx sends SNI).
  */
-export async function startBackend(): Promise<Peer> {
+export async function startBackend(options: { tls?: TlsIdentity } = {}): Promise<Peer> {
   const seen: Seen[] = [];
   const open = new Set<ServerResponse>();
   const keep = (res: ServerResponse): void => {
     open.add(res);
     res.on('close', () => open.delete(res));
   };
-  const server = createServer((req, res) => {
+  const handler: RequestListener = (req, res) => {
     void record(seen, req).then((entry) => {
       if (req.method === 'GET' && entry.url.endsWith('/sse')) {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -111,8 +123,34 @@ export async function startBackend(): Promise<Peer> {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(entry));
     });
-  });
-  return listen(server, open, seen);
+  };
+  if (options.tls === undefined) return listen(createServer(handler), open, seen);
+  // By name, not IP: a client sends no SNI for an IP address.
+  return listen(createHttpsServer(options.tls, handler), open, seen, (port) => `https://localhost:${port}`);
+}
+
+export interface TlsIdentity {
+  key: Buffer;
+  cert: Buffer;
+}
+
+/**
+ * A throwaway self-signed certificate for `localhost`, made with the openssl command line
+ * (nginx does not verify backend certificates here, so self-signed is enough); undefined when
+ * openssl is not installed.
+ */
+export async function selfSignedLocalhost(): Promise<TlsIdentity | undefined> {
+  const dir = await mkdtemp(join(tmpdir(), 'mcp-tls-'));
+  try {
+    const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost'];
+    const made = await new Promise<boolean>((resolve) =>
+      execFile('openssl', [...args, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { timeout: 10_000 }, (err) => resolve(err === null)),
+    );
+    if (!made) return undefined;
+    return { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 function methodOf(body: string): unknown {
@@ -123,20 +161,27 @@ function methodOf(body: string): unknown {
   }
 }
 
-/** The stand-in registry; `messages` holds each check's X-MCP-Messages, in order. */
-export type RegistryDouble = Peer & { messages: Array<string | undefined> };
+/**
+ * The stand-in registry; `messages` holds each check's X-MCP-Messages, in order. `disabled`
+ * names the servers the catalog has disabled: the check's view, which a test may change at
+ * any time (the nginx config does not depend on it).
+ */
+export type RegistryDouble = Peer & { messages: Array<string | undefined>; disabled: Set<string> };
 
 /**
- * Stands in for the registry. On VALIDATE_PATH: cookie `ok=1` → 200 with identity headers;
- * `ok=filter` → 200 with `X-MCP-Tool-Filter: ["a"]` (a principal that may use tool `a` only);
- * `ok=only-alpha` → 200 for server alpha only, else 403; `ok=forbidden` → 403 naming the
- * server's execute scope; no cookie → 401 with a Bearer challenge. Anything else is the
- * "web page": a JSON echo. Every check is recorded in `seen` (headers included, so a test
- * reads the X-MCP-Messages nginx sent) and its X-MCP-Messages value also in `messages`.
+ * Stands in for the registry. On VALIDATE_PATH, in the order decideAccess uses (credentials,
+ * then the server, then scopes): no known `ok=` cookie → 401 with a Bearer challenge; a server
+ * in `disabled` → 503; cookie `ok=1` → 200 with identity headers; `ok=filter` → 200 with
+ * `X-MCP-Tool-Filter: ["a"]` (a principal that may use tool `a` only); `ok=only-alpha` → 200
+ * for server alpha only, else 403; `ok=forbidden` → 403 naming the server's execute scope.
+ * Anything else is the "web page": a JSON echo. Every check is recorded in `seen` (headers
+ * included, so a test reads the X-MCP-Messages nginx sent) and its X-MCP-Messages value also
+ * in `messages`.
  */
-export async function startRegistryDouble(): Promise<RegistryDouble> {
+export async function startRegistryDouble(options: { disabled?: readonly string[] } = {}): Promise<RegistryDouble> {
   const seen: Seen[] = [];
   const messages: Array<string | undefined> = [];
+  const disabled = new Set(options.disabled ?? []);
   const server = createServer((req, res) => {
     void record(seen, req).then((entry) => {
       if (entry.url.split('?')[0] !== VALIDATE_PATH) {
@@ -150,22 +195,28 @@ export async function startRegistryDouble(): Promise<RegistryDouble> {
       const target = String(req.headers[SERVER_HEADER] ?? '');
       const has = (value: string): boolean => new RegExp(`(^|;\\s*)ok=${value}(;|$)`).test(cookie);
       const identity = { [USER_HEADER]: 'user-1', [USERNAME_HEADER]: 'alice', [SCOPES_HEADER]: `mcp:server:${target}:execute` };
-      if (has('1') || (has('only-alpha') && target === 'alpha')) {
+      const signedIn = has('1') || has('filter') || has('only-alpha') || has('forbidden');
+      if (!signedIn) {
+        res.writeHead(401, { 'www-authenticate': 'Bearer realm="x"', 'content-type': 'application/json' });
+        res.end('{"error":"AUTH_NO_CREDENTIALS"}');
+      } else if (disabled.has(target)) {
+        // decideAccess: a disabled server is refused before any scope, admins included.
+        res.writeHead(503);
+        res.end();
+      } else if (has('1') || (has('only-alpha') && target === 'alpha')) {
         res.writeHead(200, identity);
         res.end();
       } else if (has('filter')) {
         res.writeHead(200, { ...identity, [SCOPES_HEADER]: `mcp:server:${target}:tool:a`, [TOOL_FILTER_HEADER]: '["a"]' });
         res.end();
-      } else if (has('forbidden') || has('only-alpha')) {
+      } else {
+        // forbidden, or only-alpha on another server.
         res.writeHead(403, { [MISSING_SCOPE_HEADER]: `mcp:server:${target}:execute` });
         res.end();
-      } else {
-        res.writeHead(401, { 'www-authenticate': 'Bearer realm="x"', 'content-type': 'application/json' });
-        res.end('{"error":"AUTH_NO_CREDENTIALS"}');
       }
     });
   });
-  return { ...(await listen(server, new Set(), seen)), messages };
+  return { ...(await listen(server, new Set(), seen)), messages, disabled };
 }
 
 /** A port that was free a moment ago (listen on 0, read it, close). */
@@ -182,21 +233,26 @@ export interface Reply {
   headers: IncomingHttpHeaders;
   rawHeaders: string[];
   body: string;
+  /** The client's own TCP port: equal on two replies when they came over one connection. */
+  localPort: number | undefined;
 }
 
 /**
  * One request with node:http, which (unlike fetch) sends the path exactly as written. With
- * `chunked`, the body goes without a Content-Length.
+ * `chunked`, the body goes without a Content-Length. A new connection per request, closed
+ * after it, unless `agent` is given (a keep-alive Agent sends several on one connection).
  */
 export function send(
   port: number,
-  options: { method?: string; path: string; headers?: Record<string, string>; body?: string | Buffer; chunked?: boolean },
+  options: { method?: string; path: string; headers?: Record<string, string>; body?: string | Buffer; chunked?: boolean; agent?: Agent },
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, headers: options.headers, agent: false }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, headers: options.headers, agent: options.agent ?? false }, (res) => {
       let body = '';
+      // Read now: once the reply ends, the socket may be closed or handed to the next request.
+      const localPort = res.socket.localPort;
       res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body, localPort }));
     });
     req.on('error', reject);
     if (options.chunked === true && options.body !== undefined) {

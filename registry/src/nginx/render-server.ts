@@ -27,7 +27,6 @@ export type Lines = string[];
 export interface CheckedServer {
   readonly name: ServerName;
   readonly url: BackendUrl;
-  readonly enabled: boolean;
   readonly streamable: BackendPath | undefined;
   readonly sse: BackendPath | undefined;
 }
@@ -127,14 +126,40 @@ function renderCheckedEntry(name: ServerName, transport: Transport): Lines {
   ];
 }
 
+/** The upstream block name of a server's backend. */
+function backendUpstream(name: ServerName): string {
+  return `mcp_backend_${name}`;
+}
+
+/**
+ * One upstream per server, so nginx keeps connections to the backend open (keepalive) instead
+ * of a new TCP connection per MCP request. The port is explicit: an upstream has no scheme to
+ * default it from.
+ */
+export function renderBackendUpstream(server: CheckedServer): Lines {
+  const origin = backendOrigin(server.url);
+  const https = origin.startsWith('https:');
+  const host = hostOf(origin);
+  const withPort = /:\d+$/.test(host) ? host : `${host}:${https ? 443 : 80}`;
+  return block(`upstream ${backendUpstream(server.name)}`, [
+    `server ${quoted(withPort as ServerName)};`,
+    'keepalive 16;',
+    // Shorter than Node's 5 s idle timeout (the SDK servers' default): nginx must drop an idle
+    // connection before the backend does, or a POST sent as the backend closes it fails (502).
+    'keepalive_timeout 4s;',
+  ]);
+}
+
 /** Directives of a named location that proxies to a backend after the check said 200. */
 function renderBackend(server: CheckedServer, transport: Transport, rewrite: string, filtered: boolean): Lines {
   const origin = backendOrigin(server.url);
+  const https = origin.startsWith('https:');
   return block(`location ${backendLocation(server.name, transport, filtered)}`, [
     // Named locations cannot carry a URI in proxy_pass; rewrite sets it (query string kept).
     rewrite,
-    `proxy_pass ${quoted(origin)};`,
-    ...(origin.startsWith('https:') ? ['proxy_ssl_server_name on;'] : []),
+    `proxy_pass ${https ? 'https' : 'http'}://${backendUpstream(server.name)};`,
+    // TLS to the backend names the backend's host (SNI), not the upstream block.
+    ...(https ? ['proxy_ssl_server_name on;', `proxy_ssl_name ${quoted(hostOf(origin).replace(/:\d+$/, '') as ServerName)};`] : []),
     // nginx's own 502/504 (backend unreachable); the backend's responses pass untouched.
     'error_page 502 504 = @mcp_502;',
     // Stream responses (SSE) as they come; never cache a per-user answer.
@@ -179,31 +204,25 @@ function renderEndpointRewrite(name: ServerName): Lines {
   ];
 }
 
-function renderDisabled(name: ServerName, location: string): Lines {
-  return block(`location ${location}`, [
-    'default_type application/json;',
-    jsonReturn(503, { error: 'SERVER_DISABLED', message: `server ${name} is disabled` }),
-  ]);
-}
-
+/*
+ * Enabled or not, a server renders the same: the check answers 503 for a disabled server
+ * (decideAccess), so enabling and disabling never changes the config and never reloads nginx.
+ * A reload closes keep-alive connections in flight (the benchmark lost requests on each one),
+ * and the check sees a toggle at once, where a reload takes a moment.
+ */
 function renderStreamable(server: CheckedServer, path: BackendPath): Lines {
   const out: Lines = [];
   // Exact matches only, with and without the slash: a prefix would let `a` catch `a-b`.
   for (const location of [`= ${STREAMABLE_PREFIX}${server.name}`, `= ${STREAMABLE_PREFIX}${server.name}/`]) {
-    out.push(...(server.enabled ? block(`location ${location}`, renderCheckedEntry(server.name, 'streamable-http')) : renderDisabled(server.name, location)));
+    out.push(...block(`location ${location}`, renderCheckedEntry(server.name, 'streamable-http')));
   }
-  if (server.enabled) {
-    const rewrite = `rewrite ^ ${quoted(backendTarget(backendBasePath(server.url), path))} break;`;
-    out.push(...renderBackend(server, 'streamable-http', rewrite, false), ...renderBackend(server, 'streamable-http', rewrite, true));
-  }
+  const rewrite = `rewrite ^ ${quoted(backendTarget(backendBasePath(server.url), path))} break;`;
+  out.push(...renderBackend(server, 'streamable-http', rewrite, false), ...renderBackend(server, 'streamable-http', rewrite, true));
   return out;
 }
 
 function renderSse(server: CheckedServer): Lines {
   const prefix = `${EXECUTE_PREFIX}${server.name}/`;
-  if (!server.enabled) {
-    return [...renderDisabled(server.name, `= ${EXECUTE_PREFIX}${server.name}`), ...renderDisabled(server.name, prefix)];
-  }
   // Everything under the prefix maps onto the backend URL's path: /api/execute/a/sse -> /sse.
   // Unquoted on purpose: `$1` must interpolate, and both parts hold only checked name and path
   // characters (no space, `;`, `{`, `}` or quote).
@@ -227,7 +246,7 @@ export function renderServerLocations(server: CheckedServer): Lines {
   if (server.streamable !== undefined) transports.push('streamable-http');
   if (server.sse !== undefined) transports.push('sse');
   const out: Lines = [
-    `# ${server.name}: ${server.enabled ? 'enabled' : 'disabled'}; ${transports.join(', ')}`,
+    `# ${server.name}: ${transports.join(', ')}`,
     ...transports.flatMap((transport) => renderAuthLocation(server.name, transport)),
   ];
   if (server.streamable !== undefined) out.push(...renderStreamable(server, server.streamable));

@@ -29,6 +29,15 @@ function locations(config: string): Map<string, string> {
   return out;
 }
 
+/** The body of each `upstream` at http level, by its name (`mcp_backend_github`). */
+function upstreams(config: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const match of config.matchAll(/^ {4}upstream ([^ {\n]+) \{\n([\s\S]*?)^ {4}\}$/gm)) {
+    out.set(match[1] ?? '', match[2] ?? '');
+  }
+  return out;
+}
+
 describe('renderNginxConfig', () => {
   const config = renderNginxConfig(INPUT);
   const byPath = locations(config);
@@ -47,8 +56,12 @@ describe('renderNginxConfig', () => {
       '= /_mcp_auth/archive/sse',
       '= /api/streamable/archive',
       '= /api/streamable/archive/',
+      '@mcp_archive_streamable-http',
+      '@mcp_archive_streamable-http_filtered',
       '= /api/execute/archive',
       '/api/execute/archive/',
+      '@mcp_archive_sse',
+      '@mcp_archive_sse_filtered',
       '= /_mcp_auth/github/streamable-http',
       '= /_mcp_auth/github/sse',
       '= /api/streamable/github',
@@ -95,8 +108,11 @@ describe('renderNginxConfig', () => {
     }
   });
 
-  it('hands every enabled public location to njs, with no proxy_pass of its own', () => {
+  it('hands every public location to njs, with no proxy_pass of its own', () => {
     const entries: Array<[string, string, string]> = [
+      ['= /api/streamable/archive', 'archive', 'streamable-http'],
+      ['= /api/streamable/archive/', 'archive', 'streamable-http'],
+      ['/api/execute/archive/', 'archive', 'sse'],
       ['= /api/streamable/github', 'github', 'streamable-http'],
       ['= /api/streamable/github/', 'github', 'streamable-http'],
       ['/api/execute/github/', 'github', 'sse'],
@@ -121,14 +137,59 @@ describe('renderNginxConfig', () => {
     assert.doesNotMatch(config, /^ *auth_request(_set)? /m, 'no auth_request: its subrequests carry no body');
   });
 
-  it('answers 503 for the disabled server with no check, no njs and no proxy_pass', () => {
-    for (const path of ['= /api/streamable/archive', '= /api/streamable/archive/', '= /api/execute/archive', '/api/execute/archive/']) {
-      const body = byPath.get(path) ?? '';
-      assert.match(body, /return 503 '\{"error":"SERVER_DISABLED","message":"server archive is disabled"\}';/, path);
-      assert.doesNotMatch(body, /proxy_pass|auth_request|js_content|\$mcp_server/, path);
+  it('renders a disabled server exactly like an enabled one, so a toggle never changes the config', () => {
+    // archive is disabled in INPUT: the check refuses it (503 through njs), not the config.
+    const flip = (name: string) => INPUT.servers.map((s) => (s.name === name ? { ...s, enabled: !s.enabled } : s));
+    for (const name of ['archive', 'github', 'weather']) {
+      assert.equal(renderNginxConfig({ ...INPUT, servers: flip(name) }), config, `${name} toggled`);
     }
-    assert.ok(![...byPath.keys()].some((path) => path.startsWith('@mcp_archive')), 'no backend location for a disabled server');
-    assert.doesNotMatch(config, /archive\.example\.com/);
+    const allOff = INPUT.servers.map((s) => ({ ...s, enabled: false }));
+    const allOn = INPUT.servers.map((s) => ({ ...s, enabled: true }));
+    assert.equal(renderNginxConfig({ ...INPUT, servers: allOff }), config, 'all disabled');
+    assert.equal(renderNginxConfig({ ...INPUT, servers: allOn }), config, 'all enabled');
+    // Not even a comment says which: nothing in the config depends on the flag.
+    assert.doesNotMatch(config, /enabled|disabled|SERVER_DISABLED|return 503/);
+    // The disabled server has the whole chain: its check, its njs entries, its backends.
+    for (const path of ['= /_mcp_auth/archive/streamable-http', '= /_mcp_auth/archive/sse', '@mcp_archive_streamable-http', '@mcp_archive_sse_filtered']) {
+      assert.ok(byPath.has(path), path);
+    }
+    assert.match(byPath.get('= /api/streamable/archive') ?? '', /js_content mcp\.handle;/);
+  });
+
+  /** One server line, keepalive, and an idle timeout shorter than Node backends' 5 s. */
+  function assertUpstream(body: string | undefined, server: string, label: string): void {
+    const directives = (body ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('//') && !l.startsWith('#'));
+    assert.deepEqual(directives, [`server "${server}";`, 'keepalive 16;', 'keepalive_timeout 4s;'], label);
+  }
+
+  it('declares one upstream per server, with keepalive and an explicit port', () => {
+    const ups = upstreams(config);
+    assert.deepEqual([...ups.keys()], ['mcp_registry', 'mcp_backend_archive', 'mcp_backend_github', 'mcp_backend_weather']);
+    const expected: Array<[string, string]> = [
+      ['mcp_backend_archive', 'archive.example.com:443'],
+      ['mcp_backend_github', '127.0.0.1:8001'],
+      ['mcp_backend_weather', '127.0.0.1:8003'],
+    ];
+    for (const [name, server] of expected) {
+      assertUpstream(ups.get(name), server, name);
+    }
+    // The default port comes from the scheme; a port in the URL is kept as written.
+    const cases: Array<[string, string]> = [
+      ['http://backend.internal/x', 'backend.internal:80'],
+      ['https://backend.internal/x', 'backend.internal:443'],
+      ['http://backend.internal:8080', 'backend.internal:8080'],
+      ['https://backend.internal:8443/', 'backend.internal:8443'],
+      ['http://10.0.0.7', '10.0.0.7:80'],
+      ['https://[::1]', '[::1]:443'],
+      ['http://[::1]:9000', '[::1]:9000'],
+    ];
+    for (const [url, server] of cases) {
+      const one = upstreams(renderNginxConfig({ ...INPUT, servers: [definition('a-b', url, { 'streamable-http': '/mcp' })] }));
+      assertUpstream(one.get('mcp_backend_a-b'), server, url);
+    }
+    // Every upstream a location names exists, and every backend upstream is used.
+    const named = new Set([...config.matchAll(/proxy_pass https?:\/\/(mcp_[a-z0-9_-]+)[;/]/g)].map((m) => m[1]));
+    assert.deepEqual([...named].sort(), [...ups.keys()].sort());
   });
 
   it('loads the njs module once, at http level, with its variables declared', () => {
@@ -160,7 +221,7 @@ describe('renderNginxConfig', () => {
       [...byPath.keys()].filter((path) => /^@mcp_[a-z0-9-]+_(streamable-http|sse)(_filtered)?$/.test(path)),
       'only the named locations njs redirects to reach a backend',
     );
-    assert.equal(toBackends.length, 6);
+    assert.equal(toBackends.length, 10);
     for (const [path, body] of toBackends) {
       assert.match(body, /proxy_set_header Cookie "";/, path);
       assert.match(body, /proxy_set_header Authorization "";/, path);
@@ -195,15 +256,18 @@ describe('renderNginxConfig', () => {
     for (const variant of ['', '_filtered']) {
       const github = byPath.get(`@mcp_github_streamable-http${variant}`) ?? '';
       assert.match(github, /^ +rewrite \^ "\/mcp" break;$/m);
-      assert.match(github, /proxy_pass "http:\/\/127\.0\.0\.1:8001";/);
+      assert.match(github, /^ +proxy_pass http:\/\/mcp_backend_github;$/m);
       assert.match(github, /proxy_set_header Host "127\.0\.0\.1:8001";/);
+      assert.match(github, /proxy_set_header Connection "";/, 'keepalive to the upstream needs Connection ""');
       assert.doesNotMatch(github, /sub_filter/);
       const weather = byPath.get(`@mcp_weather_streamable-http${variant}`) ?? '';
       assert.match(weather, /rewrite \^ "\/mcp" break;/);
-      assert.match(weather, /proxy_pass "http:\/\/127\.0\.0\.1:8003";/);
+      assert.match(weather, /^ +proxy_pass http:\/\/mcp_backend_weather;$/m);
+      assert.match(weather, /proxy_set_header Host "127\.0\.0\.1:8003";/);
       const sse = byPath.get(`@mcp_github_sse${variant}`) ?? '';
       assert.match(sse, /^ +rewrite \^\/api\/execute\/github\(\/\.\*\)\$ \$1 break;$/m);
-      assert.match(sse, /proxy_pass "http:\/\/127\.0\.0\.1:8001";/);
+      assert.match(sse, /^ +proxy_pass http:\/\/mcp_backend_github;$/m);
+      assert.match(sse, /proxy_set_header Host "127\.0\.0\.1:8001";/);
       assert.match(sse, /sub_filter_types text\/event-stream;/);
       assert.match(sse, /sub_filter_once on;/);
       assert.match(sse, /sub_filter 'data: \/' 'data: \/api\/execute\/github\/';/);
@@ -211,19 +275,34 @@ describe('renderNginxConfig', () => {
     }
   });
 
-  it('keeps the backend URL\'s own path and speaks TLS with SNI to an https backend', () => {
-    const https = locations(renderNginxConfig({ ...INPUT, servers: [definition('archive', 'https://archive.example.com/base/', { 'streamable-http': '/mcp', sse: '/sse' })] }));
-    for (const variant of ['', '_filtered']) {
-      const streamable = https.get(`@mcp_archive_streamable-http${variant}`) ?? '';
-      assert.match(streamable, /rewrite \^ "\/base\/mcp" break;/);
-      assert.match(streamable, /proxy_pass "https:\/\/archive\.example\.com";/);
-      assert.match(streamable, /proxy_ssl_server_name on;/);
-      assert.match(streamable, /proxy_set_header Host "archive\.example\.com";/);
-      const sse = https.get(`@mcp_archive_sse${variant}`) ?? '';
-      assert.match(sse, /rewrite \^\/api\/execute\/archive\(\/\.\*\)\$ \/base\$1 break;/);
-      assert.match(sse, /proxy_ssl_server_name on;/);
+  it('keeps the backend URL\'s own path and speaks TLS with SNI naming the backend host to an https backend', () => {
+    for (const [url, host] of [
+      ['https://archive.example.com/base/', 'archive.example.com'],
+      ['https://archive.example.com:8443/base', 'archive.example.com:8443'],
+    ] as const) {
+      const https = locations(renderNginxConfig({ ...INPUT, servers: [definition('archive', url, { 'streamable-http': '/mcp', sse: '/sse' })] }));
+      for (const variant of ['', '_filtered']) {
+        for (const transport of ['streamable-http', 'sse']) {
+          const body = https.get(`@mcp_archive_${transport}${variant}`) ?? '';
+          const what = `${url} ${transport}${variant}`;
+          assert.match(body, /^ +proxy_pass https:\/\/mcp_backend_archive;$/m, what);
+          assert.match(body, /^ +proxy_ssl_server_name on;$/m, what);
+          // SNI (and the name a verified certificate must carry) is the backend's host, without
+          // the port; never the upstream block's name, which is what nginx would send by default.
+          assert.match(body, /^ +proxy_ssl_name "archive\.example\.com";$/m, what);
+          // Host is the URL's host[:port], as the backend's own URL spells it.
+          assert.ok(body.includes(`proxy_set_header Host "${host}";`), what);
+        }
+      }
+      assert.match(https.get('@mcp_archive_streamable-http') ?? '', /rewrite \^ "\/base\/mcp" break;/);
+      assert.match(https.get('@mcp_archive_sse') ?? '', /rewrite \^\/api\/execute\/archive\(\/\.\*\)\$ \/base\$1 break;/);
     }
-    assert.doesNotMatch(config, /proxy_ssl_server_name/, 'not for http backends');
+    // In INPUT, only archive is https.
+    const ssl = [...byPath].filter(([, body]) => body.includes('proxy_ssl_'));
+    assert.deepEqual(ssl.map(([path]) => path), [...byPath.keys()].filter((path) => path.startsWith('@mcp_archive_')));
+    for (const [path, body] of byPath) {
+      if (path.startsWith('@mcp_github_') || path.startsWith('@mcp_weather_')) assert.match(body, /proxy_pass http:\/\/mcp_backend_/, path);
+    }
   });
 
   it('never lets the registry location carry client identity headers', () => {
@@ -242,7 +321,8 @@ describe('renderNginxConfig', () => {
     const empty = renderNginxConfig({ ...INPUT, servers: [] });
     assert.match(empty, /location \/api\/streamable\/ \{/);
     assert.match(empty, /js_import mcp from mcp\.js;/);
-    assert.doesNotMatch(empty, /^ *(auth_request|js_content)|location @mcp_[a-z0-9-]+_|_mcp_auth/m);
+    assert.doesNotMatch(empty, /^ *(auth_request|js_content)|location @mcp_[a-z0-9-]+_|_mcp_auth|mcp_backend_/m);
+    assert.deepEqual([...upstreams(empty).keys()], ['mcp_registry']);
   });
 
   it('is what docs/nginx.md shows for one server', () => {

@@ -32,7 +32,7 @@ import {
   hostPort,
   quoted,
 } from './names.ts';
-import { block, jsonReturn, REGISTRY_UPSTREAM, renderNjsVariables, renderServerLocations, type CheckedServer, type Lines } from './render-server.ts';
+import { block, jsonReturn, REGISTRY_UPSTREAM, renderBackendUpstream, renderNjsVariables, renderServerLocations, type CheckedServer, type Lines } from './render-server.ts';
 
 export interface NginxRenderInput {
   readonly listen: { readonly host: string; readonly port: number };
@@ -57,7 +57,6 @@ function checkServers(servers: readonly ServerDefinition[]): CheckedServer[] {
   const checked = servers.map((def): CheckedServer => ({
     name: assertServerName(def.name),
     url: assertBackendUrl(def.url),
-    enabled: def.enabled === true,
     streamable: def.transports['streamable-http'] === undefined ? undefined : assertBackendPath(def.transports['streamable-http']),
     sse: def.transports.sse === undefined ? undefined : assertBackendPath(def.transports.sse),
   }));
@@ -163,8 +162,8 @@ export function renderNginxConfig(input: NginxRenderInput): string {
     `pid ${file('nginx.pid')};`,
     // notice: apply.ts reads "start worker processes" / [emerg] after a reload from this log.
     `error_log ${file('error.log')} notice;`,
-    // A reload leaves old workers serving their open SSE streams, under the old config (a
-    // since-disabled server keeps streaming). Bound that; clients reconnect to the new config.
+    // A reload (a server added, removed or re-pointed) leaves old workers serving their open
+    // SSE streams under the old config. Bound that; clients reconnect to the new config.
     'worker_shutdown_timeout 60s;',
   ];
   if (input.workerUser !== undefined) {
@@ -196,6 +195,7 @@ export function renderNginxConfig(input: NginxRenderInput): string {
     '',
     ...block(`upstream ${REGISTRY_UPSTREAM}`, [`server ${quoted(hostPort(assertListenHost('127.0.0.1'), registryPort))};`, 'keepalive 16;']),
     '',
+    ...servers.flatMap((server) => [...renderBackendUpstream(server), '']),
     ...renderServerBlock(input, servers),
   ]);
 

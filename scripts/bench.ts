@@ -1,0 +1,200 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { login } from '../registry/test/integration/login.ts';
+import { FULL_USER, machineToken, nginxReloads, startGateway, startToggler, TOOL_USER, type RunningGateway } from './bench/gateway.ts';
+import { measure, openMcpSession, TOOL_CALL_BODY, type LoadOptions, type Target } from './bench/load.ts';
+import { freePort, Processes, startDirectNginx, waitForHttp } from './bench/processes.ts';
+import { coresUsed, sampleCpu } from './bench/cpu.ts';
+import { compareWithDirect, summary, writeResults, type Row } from './bench/report.ts';
+
+/**
+ * `npm run bench`: the gateway's per-request cost, measured against plain nginx on this
+ * machine. Starts the fininfo MCP server, a plain nginx and the registry (with its nginx) as
+ * separate processes on 127.0.0.1, drives each row with the same autocannon load, prints a
+ * table and writes bench/results/<time>.json. See docs/performance.md.
+ *
+ * BENCH_CONNECTIONS (16), BENCH_DURATION (10 s), BENCH_WARMUP (3 s) and BENCH_ROWS (a,b,c,d,e,f)
+ * change the load and the rows; the defaults are what docs/performance.md reports.
+ */
+const root = join(import.meta.dirname, '..');
+const load: LoadOptions = {
+  connections: intFromEnv('BENCH_CONNECTIONS', 16),
+  duration: intFromEnv('BENCH_DURATION', 10),
+  warmup: intFromEnv('BENCH_WARMUP', 3),
+};
+/** The rows to run, in this order. */
+const selected = (process.env['BENCH_ROWS'] ?? 'a,b,c,d,e,f').split(',').map((r) => r.trim());
+if (selected.some((r) => !/^[a-f]$/.test(r))) throw new Error('BENCH_ROWS: a comma-separated list of the rows a, b, c, d, e, f');
+/** The whole run is bounded: start-up, 10 s of backend warm-up and six rows of 13 s take about 1.6 minutes. */
+const DEADLINE_MS = 4 * 60 * 1000;
+
+interface Setup {
+  readonly backendUrl: string;
+  readonly directUrl: string;
+  readonly gateway: RunningGateway;
+  readonly fullCookie: string;
+  readonly toolCookie: string;
+  readonly bearer: string;
+}
+
+function intFromEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
+  return value;
+}
+
+async function startBackend(procs: Processes, dir: string): Promise<string> {
+  const port = await freePort();
+  const child = procs.start('fininfo', process.execPath, [join(root, 'servers', 'fininfo', 'server.ts')], {
+    cwd: root,
+    logFile: join(dir, 'fininfo.log'),
+    env: { HOST: '127.0.0.1', PORT: String(port) },
+  });
+  await waitForHttp(`http://127.0.0.1:${port}/healthz`, child, 15_000);
+  return `http://127.0.0.1:${port}`;
+}
+
+async function setUp(procs: Processes, dir: string): Promise<Setup> {
+  step('starting the fininfo MCP server');
+  const backendUrl = await startBackend(procs, dir);
+  step('starting the plain nginx for row (a)');
+  const directUrl = await startDirectNginx(procs, join(dir, 'direct-nginx'), Number(new URL(backendUrl).port));
+  step('starting the registry and its nginx');
+  const gateway = await startGateway(procs, root, dir, backendUrl);
+  step('signing in through the login form, getting a machine token');
+  const fullCookie = (await login(gateway.url, FULL_USER.username, FULL_USER.password)).cookie;
+  const toolCookie = (await login(gateway.url, TOOL_USER.username, TOOL_USER.password)).cookie;
+  const bearer = await machineToken(gateway);
+  return { backendUrl, directUrl, gateway, fullCookie, toolCookie, bearer };
+}
+
+/** A `tools/call` target on an MCP path, with a session opened through that same path. */
+async function toolCall(url: string, auth: Record<string, string>): Promise<Target> {
+  return { url, method: 'POST', headers: await openMcpSession(url, auth), body: TOOL_CALL_BODY };
+}
+
+/** Row (e): the check nginx asks on each MCP request, sent straight to the registry's loopback port. */
+async function validateTarget(s: Setup): Promise<Target> {
+  const target: Target = {
+    url: `${s.gateway.registryUrl}/auth/validate`,
+    method: 'GET',
+    headers: {
+      'x-mcp-server': 'fininfo',
+      'x-mcp-transport': 'streamable-http',
+      'x-mcp-messages': 'tools/call get_stock_aggregates',
+      'x-original-method': 'POST',
+      cookie: s.fullCookie,
+    },
+  };
+  const res = await fetch(target.url, { headers: target.headers });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`/auth/validate answered ${res.status}`);
+  return target;
+}
+
+async function runRows(s: Setup, procs: Processes): Promise<Row[]> {
+  const gw = `${s.gateway.url}/api/streamable/fininfo`;
+  const rows: {
+    row: string;
+    what: string;
+    gateway: boolean;
+    target: () => Promise<Target>;
+    toggle?: boolean;
+  }[] = [
+    { row: 'a', what: 'direct: plain nginx -> fininfo, no auth', gateway: false, target: () => toolCall(`${s.directUrl}/mcp`, {}) },
+    { row: 'b', what: 'gateway, cookie, server scope', gateway: true, target: () => toolCall(gw, { cookie: s.fullCookie }) },
+    { row: 'c', what: 'gateway, cookie, tool scope', gateway: true, target: () => toolCall(gw, { cookie: s.toolCookie }) },
+    { row: 'd', what: 'gateway, bearer token', gateway: true, target: () => toolCall(gw, { authorization: `Bearer ${s.bearer}` }) },
+    { row: 'e', what: '/auth/validate alone (checks/s)', gateway: false, target: () => validateTarget(s) },
+    { row: 'f', what: '(b) while nginx reloads every 1 s', gateway: true, target: () => toolCall(gw, { cookie: s.fullCookie }), toggle: true },
+  ];
+  if (selected.some((r) => r !== 'e')) await warmUpBackend(s);
+  const results: Row[] = [];
+  for (const spec of selected.map((id) => rows.find((r) => r.row === id))) {
+    if (!spec) continue;
+    step(`row (${spec.row}) ${spec.what}: ${load.warmup} s warm-up, ${load.duration} s measured, ${load.connections} connections`);
+    const target = await spec.target();
+    const notes: Record<string, number> = {};
+    let cpu: Record<string, number> = {};
+    const measured = await measure(target, load, () => {
+      // Only around the measured run: CPU per process, and row (f)'s catalog toggles.
+      const started = performance.now();
+      const before = sampleCpu(procs.groups());
+      const reloadsBefore = nginxReloads(s.gateway);
+      const stopToggler = spec.toggle ? toggleDuring(s, notes) : undefined;
+      return () => {
+        stopToggler?.();
+        if (spec.toggle) notes['nginxReloads'] = nginxReloads(s.gateway) - reloadsBefore;
+        cpu = coresUsed(before, sampleCpu(procs.groups()), (performance.now() - started) / 1000);
+      };
+    });
+    results.push({ row: spec.row, what: spec.what, gateway: spec.gateway, ...measured, cpu, ...(spec.toggle ? { notes } : {}) });
+    if (measured.non2xx + measured.errors > 0) {
+      process.stderr.write(`  row (${spec.row}): status codes ${JSON.stringify(measured.statusCodes)}, errors ${JSON.stringify(measured.errorCodes)}\n`);
+    }
+  }
+  return results;
+}
+
+/**
+ * Once, before the rows: (a)'s load for 10 s, discarded. A fresh backend's first seconds are
+ * slower (its JIT is still compiling), which made (a), the first row and the baseline of every
+ * ratio, come out 10-20% low even after its own warm-up.
+ */
+async function warmUpBackend(s: Setup): Promise<void> {
+  step('warming up the backend: 10 s of row (a)\'s load, not counted');
+  await measure(await toolCall(`${s.directUrl}/mcp`, {}), { ...load, warmup: 0, duration: 10 });
+}
+
+/** Starts row (f)'s toggler; the function it returns stops it and records the toggles. */
+function toggleDuring(s: Setup, notes: Record<string, number>): () => void {
+  const toggler = startToggler(s.gateway, s.backendUrl);
+  return () => {
+    notes['catalogToggles'] = toggler.stop();
+  };
+}
+
+function step(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+async function main(): Promise<number> {
+  const startedAt = new Date();
+  const dir = mkdtempSync(join(tmpdir(), 'mcpgw-bench-'));
+  const procs = new Processes();
+  let failed = false;
+  const abort = (why: string, code: number) => {
+    process.stderr.write(`bench: ${why}; stopping everything it started\n`);
+    void procs.stopAll().finally(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(code);
+    });
+  };
+  process.once('SIGINT', () => abort('interrupted', 130));
+  process.once('SIGTERM', () => abort('terminated', 143));
+  process.on('exit', () => procs.killAllNow());
+  setTimeout(() => abort(`still running after ${DEADLINE_MS / 1000} s`, 1), DEADLINE_MS).unref();
+
+  try {
+    const setup = await setUp(procs, dir);
+    const rows = await runRows(setup, procs);
+    compareWithDirect(rows);
+    process.stdout.write(summary(root, load, rows));
+    process.stdout.write(`\nwritten to ${writeResults(root, load, rows, startedAt)}\n`);
+  } catch (err) {
+    failed = true;
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    for (const name of ['fininfo', 'direct-nginx', 'registry']) {
+      const tail = procs.tail(name);
+      if (tail) process.stderr.write(`--- last lines of ${name}:\n${tail}\n`);
+    }
+    process.stderr.write(`logs kept in ${dir}\n`);
+  } finally {
+    await procs.stopAll();
+    if (!failed) rmSync(dir, { recursive: true, force: true });
+  }
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();

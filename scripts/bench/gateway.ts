@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEV_MACHINE_CLIENT_ID, devMachineSecret } from '../../registry/src/identity/dev.ts';
+import { freePort, waitForHttp, type Processes } from './processes.ts';
+
+export const FULL_USER = { username: 'bench-full', password: 'bench-full-password', groups: ['mcp-server-fininfo'] };
+export const TOOL_USER = { username: 'bench-tool', password: 'bench-tool-password', groups: ['mcp-server-fininfo-tool-get_stock_aggregates'] };
+
+export interface RunningGateway {
+  /** The public URL: nginx in front of the registry. */
+  readonly url: string;
+  /** The registry's own loopback URL (what nginx's auth subrequests reach). */
+  readonly registryUrl: string;
+  readonly stateDir: string;
+  readonly catalogDir: string;
+  readonly secretKey: string;
+}
+
+/** A catalog entry for the fininfo backend at `backendUrl`, in registry/servers/fininfo.json's format. */
+export function definition(name: string, backendUrl: string, enabled: boolean): Record<string, unknown> {
+  return {
+    name,
+    description: `benchmark entry ${name}`,
+    url: backendUrl,
+    transports: { 'streamable-http': '/mcp', sse: '/sse' },
+    enabled,
+    tools: [{ name: 'get_stock_aggregates', description: 'Daily aggregates for a ticker.' }],
+  };
+}
+
+/** Writes a catalog file the way the registry does: temp file (ignored: leading dot) + rename. */
+export function writeDefinition(catalogDir: string, def: Record<string, unknown>): void {
+  const name = String(def['name']);
+  const tmp = join(catalogDir, `.${name}.json.bench.tmp`);
+  writeFileSync(tmp, JSON.stringify(def, null, 2));
+  renameSync(tmp, join(catalogDir, `${name}.json`));
+}
+
+/**
+ * Starts the registry (`registry/src/main.ts`, which runs its own nginx) as a child process
+ * with a catalog of `fininfo` and a disabled `other`, two users and a machine client.
+ */
+export async function startGateway(procs: Processes, root: string, dir: string, backendUrl: string): Promise<RunningGateway> {
+  const stateDir = join(dir, 'state');
+  const catalogDir = join(dir, 'servers');
+  mkdirSync(catalogDir, { recursive: true });
+  writeDefinition(catalogDir, definition('fininfo', backendUrl, true));
+  writeDefinition(catalogDir, definition('other', backendUrl, false));
+  const usersFile = join(dir, 'users.json');
+  writeFileSync(usersFile, JSON.stringify([FULL_USER, TOOL_USER]));
+  const mappingFile = join(dir, 'scope-mapping.yaml');
+  writeFileSync(mappingFile, `clients:\n  "${DEV_MACHINE_CLIENT_ID}": ["mcp:server:fininfo:execute"]\n`);
+
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const secretKey = randomBytes(32).toString('hex');
+  const child = procs.start('registry', process.execPath, [join(root, 'registry', 'src', 'main.ts')], {
+    cwd: root,
+    logFile: join(dir, 'registry.log'),
+    env: {
+      GATEWAY_PORT: String(port),
+      GATEWAY_PUBLIC_URL: url,
+      STATE_DIR: stateDir,
+      CATALOG_DIR: catalogDir,
+      SECRET_KEY: secretKey,
+      ADMIN_PASSWORD: randomBytes(12).toString('hex'),
+      LOGGING_LEVEL: 'warn',
+      DEV_IDP_USERS_FILE: usersFile,
+      MCP_AUTH_SCOPE_MAPPING_FILE: mappingFile,
+    },
+  });
+  await waitForHttp(`${url}/healthz`, child, 30_000);
+  return { url, registryUrl: `http://127.0.0.1:${registryPort(stateDir)}`, stateDir, catalogDir, secretKey };
+}
+
+/** The registry does not print its loopback port; the nginx config it rendered names it. */
+export function registryPort(stateDir: string): number {
+  const conf = readFileSync(join(stateDir, 'nginx', 'nginx.conf'), 'utf8');
+  const match = /upstream\s+mcp_registry\s*\{[^}]*?server\s+"?127\.0\.0\.1:(\d+)"?/.exec(conf);
+  if (!match?.[1]) throw new Error('no `upstream mcp_registry { server 127.0.0.1:PORT }` in the rendered nginx.conf');
+  return Number(match[1]);
+}
+
+/** A client-credentials access token of the dev IdP's machine client. */
+export async function machineToken(gateway: RunningGateway): Promise<string> {
+  const basic = Buffer.from(`${DEV_MACHINE_CLIENT_ID}:${devMachineSecret(gateway.secretKey)}`).toString('base64');
+  const res = await fetch(`${gateway.url}/idp/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic}` },
+    body: 'grant_type=client_credentials',
+  });
+  const body = (await res.json()) as { access_token?: string };
+  if (res.status !== 200 || !body.access_token) throw new Error(`token endpoint answered ${res.status}: ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+/** How many times nginx was told to reload so far (its error log, at `notice`). */
+export function nginxReloads(gateway: RunningGateway): number {
+  try {
+    return readFileSync(join(gateway.stateDir, 'nginx', 'error.log'), 'utf8').split('signal 1 (SIGHUP) received').length - 1;
+  } catch {
+    return 0;
+  }
+}
+
+/** Flips `other`'s `enabled` every `everyMs` by rewriting its file, until stopped. */
+/**
+ * Changes an unrelated catalog entry every second. Enabling and disabling never changes the
+ * nginx config (the check refuses disabled servers), so each change also moves the entry's
+ * backend port between two values: every change is a real `nginx -t` + reload under load.
+ */
+export function startToggler(gateway: RunningGateway, backendUrl: string, everyMs = 1000): { stop(): number } {
+  let enabled = false;
+  let toggles = 0;
+  const other = new URL(backendUrl);
+  const ports = [other.port, String(Number(other.port) + 1)];
+  const timer = setInterval(() => {
+    enabled = !enabled;
+    other.port = ports[toggles % 2] ?? other.port;
+    writeDefinition(gateway.catalogDir, definition('other', other.origin, enabled));
+    toggles++;
+  }, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return toggles;
+    },
+  };
+}
