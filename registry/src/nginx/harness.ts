@@ -3,12 +3,10 @@
  * stand-in for the registry's /auth/validate) and a raw HTTP client. The stand-in is a double
  * of the registry only; nginx is always the real binary.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Agent, type IncomingHttpHeaders, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { MESSAGES_HEADER, MISSING_SCOPE_HEADER, SCOPES_HEADER, SERVER_HEADER, TOOL_FILTER_HEADER, USER_HEADER, USERNAME_HEADER, VALIDATE_PATH } from '../authz/paths.ts';
@@ -135,22 +133,12 @@ export interface TlsIdentity {
 }
 
 /**
- * A throwaway self-signed certificate for `localhost`, made with the openssl command line
- * (nginx does not verify backend certificates here, so self-signed is enough); undefined when
- * openssl is not installed.
+ * The committed self-signed test certificate for `localhost` (registry/test/fixtures/tls; nginx
+ * does not verify backend certificates here, so self-signed is enough).
  */
-export async function selfSignedLocalhost(): Promise<TlsIdentity | undefined> {
-  const dir = await mkdtemp(join(tmpdir(), 'mcp-tls-'));
-  try {
-    const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost'];
-    const made = await new Promise<boolean>((resolve) =>
-      execFile('openssl', [...args, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { timeout: 10_000 }, (err) => resolve(err === null)),
-    );
-    if (!made) return undefined;
-    return { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+export async function selfSignedLocalhost(): Promise<TlsIdentity> {
+  const dir = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'tls');
+  return { key: await readFile(join(dir, 'localhost-key.pem')), cert: await readFile(join(dir, 'localhost-cert.pem')) };
 }
 
 function methodOf(body: string): unknown {
