@@ -1,7 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { serveMcp } from '../shared/serve-mcp.ts';
+import { runServer } from '../shared/run-server.ts';
 
 export const TOOL_NAME = 'current_time_by_timezone';
 const DEFAULT_TIME_ZONE = 'America/New_York';
@@ -74,22 +74,6 @@ export function formatInTimeZone(date: Date, timeZone: string): string | undefin
   return `${part('year')}-${part('month')}-${part('day')}T${part('hour')}:${part('minute')}:${part('second')}${offset}`;
 }
 
-async function main(): Promise<void> {
-  const host = process.env.HOST ?? '127.0.0.1';
-  const port = Number(process.env.PORT ?? 8001);
-  const running = await serveMcp(buildServer, { host, port, log: (msg) => console.error(msg) });
-  const stop = (): void => {
-    running.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  // Handlers before the startup line: a supervisor may signal as soon as it reads the line.
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  console.log(`currenttime MCP server on ${running.url} (streamable: /mcp, sse: /sse)`);
-}
-
 if (import.meta.main) {
-  await main();
+  await runServer('currenttime', buildServer, 8001);
 }

@@ -1,7 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult, GetPromptResult, ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { serveMcp } from '../shared/serve-mcp.ts';
+import { runServer } from '../shared/run-server.ts';
 
 /**
  * Tool names, exported so scope tests spell them the same way. `get-market.status` carries a
@@ -210,23 +210,6 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-async function main(): Promise<void> {
-  const host = process.env.HOST ?? '127.0.0.1';
-  const port = Number(process.env.PORT ?? 8002);
-  const running = await serveMcp(buildServer, { host, port, log: (msg) => console.error(msg) });
-  const stop = (): void => {
-    running.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  // Only after the handlers: a supervisor may signal as soon as it reads this line, and with
-  // the line first, Node 24 was seen to die of an early SIGTERM before the handler took effect.
-  console.log(`fininfo MCP server on ${running.url} (streamable: /mcp, sse: /sse)`);
-}
-
 if (import.meta.main) {
-  await main();
+  await runServer('fininfo', buildServer, 8002);
 }

@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { firstString, readGroups } from '../identity/claims.ts';
 
 /** Asymmetric algorithms only: no `none`, and no HS* (a public key must never be an HMAC secret). */
 export const ACCEPTED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -128,15 +129,4 @@ function lazyKeySet(uri: () => Promise<string>): JWTVerifyGetKey {
     );
     return (await keys)(header, token);
   };
-}
-
-function readGroups(value: unknown): string[] {
-  if (Array.isArray(value)) return value.filter((g): g is string => typeof g === 'string');
-  if (typeof value === 'string') return value.split(/[,\s]+/).filter(Boolean);
-  return [];
-}
-
-function firstString(...values: unknown[]): string {
-  for (const v of values) if (typeof v === 'string' && v.length > 0) return v;
-  return '';
 }

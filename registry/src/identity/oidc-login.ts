@@ -1,5 +1,6 @@
 import * as client from 'openid-client';
 import { GatewayError } from '../errors.ts';
+import { firstString, readGroups } from './claims.ts';
 import type { LoginChallenge, LoginIdentity, LoginResult } from './provider.ts';
 
 export interface OidcLoginOptions {
@@ -131,15 +132,4 @@ function causes(err: unknown): Array<{ code?: unknown; message: string }> {
   const chain: Array<{ code?: unknown; message: string }> = [];
   for (let e = err; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e as Error & { code?: unknown });
   return chain;
-}
-
-function readGroups(value: unknown): string[] {
-  if (Array.isArray(value)) return value.filter((g): g is string => typeof g === 'string');
-  if (typeof value === 'string') return value.split(/[,\s]+/).filter(Boolean);
-  return [];
-}
-
-function firstString(...values: unknown[]): string {
-  for (const v of values) if (typeof v === 'string' && v.length > 0) return v;
-  return '';
 }
