@@ -54,9 +54,12 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     return [...this.#byFile.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * The definition of one server, by name. On every MCP request (the check), so a map lookup: a
+   * definition's file is always `<name>.json` in this folder (load-definition.ts enforces it).
+   */
   get(name: string): ServerDefinition | undefined {
-    for (const def of this.#byFile.values()) if (def.name === name) return def;
-    return undefined;
+    return this.#byFile.get(this.#fileFor(name));
   }
 
   problems(): readonly CatalogProblem[] {
@@ -70,7 +73,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     if (!current) throw new GatewayError('SERVER_UNKNOWN', `no server named ${name}`);
     if (current.enabled === enabled) return current;
     const next = Object.freeze({ ...current, enabled });
-    const file = join(this.dir, `${name}.json`);
+    const file = this.#fileFor(name);
     const tmp = join(this.dir, `.${name}.json.${process.pid}.tmp`);
     await writeFile(tmp, formatServerDefinition(next), { mode: 0o644 });
     await rename(tmp, file);
@@ -102,7 +105,13 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     this.#watcher = undefined;
   }
 
-  async #reload(file: string, announce: boolean): Promise<void> {
+  /** The one key a file has in #byFile, however the watcher spelled its path. */
+  #fileFor(name: string): string {
+    return join(this.dir, `${name}.json`);
+  }
+
+  async #reload(path: string, announce: boolean): Promise<void> {
+    const file = join(this.dir, basename(path));
     let text: string;
     try {
       text = await readFile(file, 'utf8');
@@ -112,8 +121,6 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     }
     const result = loadServerDefinition(file, text);
     if (!result.ok) return this.#report(file, result.message);
-    const clash = this.list().find((d) => d.name === result.definition.name && this.#fileOf(d) !== file);
-    if (clash) return this.#report(file, `server ${result.definition.name} is already defined by another file`);
     const before = this.#byFile.get(file);
     this.#byFile.set(file, result.definition);
     const hadProblem = this.#problems.delete(file);
@@ -121,7 +128,8 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     if (announce && JSON.stringify(before) !== JSON.stringify(result.definition)) this.#announce();
   }
 
-  #remove(file: string): void {
+  #remove(path: string): void {
+    const file = join(this.dir, basename(path));
     const had = this.#byFile.delete(file);
     this.#problems.delete(file);
     if (had) {
@@ -134,11 +142,6 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     this.#problems.set(file, message);
     const kept = this.#byFile.has(file) ? 'the last good definition stays in force' : 'the file is ignored';
     this.#log.warn({ file: basename(file), problem: message }, `catalog file is invalid; ${kept}`);
-  }
-
-  #fileOf(def: ServerDefinition): string | undefined {
-    for (const [file, d] of this.#byFile) if (d === def) return file;
-    return undefined;
   }
 
   #announce(): void {
