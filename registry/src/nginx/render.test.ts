@@ -334,6 +334,12 @@ describe('renderNginxConfig', () => {
     assert.ok(start > 0 && docs.includes(`\`\`\`nginx\n${github}\n\`\`\``), 'docs/nginx.md is out of date: copy the github block from the snapshot');
   });
 
+  it('tells the registry the public scheme, so Secure cookies work behind a TLS-terminating load balancer', () => {
+    const registryBlock = (config: string) => config.slice(config.indexOf('location / {'));
+    assert.match(registryBlock(renderNginxConfig({ ...INPUT, publicScheme: 'https' })), /proxy_set_header X-Forwarded-Proto https;/);
+    assert.match(registryBlock(renderNginxConfig({ ...INPUT, publicScheme: undefined })), /proxy_set_header X-Forwarded-Proto \$scheme;/);
+  });
+
   it('throws before rendering anything when a value is hostile', () => {
     const hostile: Array<[Partial<NginxRenderInput>, string]> = [
       [{ servers: [definition('a;b', 'http://127.0.0.1:1', { sse: '/sse' })] }, 'SERVER_NAME_INVALID'],
@@ -351,6 +357,7 @@ describe('renderNginxConfig', () => {
       [{ njsDir: '/opt/../etc' }, 'CONFIG_INVALID'],
       [{ njsDir: '/opt/njs;\nevil' }, 'CONFIG_INVALID'],
       [{ njsDir: '/x"y' }, 'CONFIG_INVALID'],
+      [{ publicScheme: 'https;\nevil' as 'https' }, 'CONFIG_INVALID'],
     ];
     for (const [patch, code] of hostile) {
       assert.throws(

@@ -46,6 +46,12 @@ export interface NginxRenderInput {
   readonly njsDir: string;
   /** `user` for the workers, e.g. `nobody nogroup` when the master runs as root. */
   readonly workerUser?: string;
+  /**
+   * The scheme people and clients use (GATEWAY_PUBLIC_URL's). Behind a TLS-terminating load
+   * balancer nginx itself sees http; the registry must still know the public side is https to
+   * set Secure cookies and build https URLs. Default: what nginx sees (`$scheme`).
+   */
+  readonly publicScheme?: 'http' | 'https';
   /** Largest request body; default `1m`. */
   readonly maxBodySize?: string;
   readonly servers: readonly ServerDefinition[];
@@ -89,13 +95,17 @@ function renderErrorLocations(): Lines {
   ];
 }
 
-function renderRegistryLocation(): Lines {
+function renderRegistryLocation(publicScheme: 'http' | 'https' | undefined): Lines {
+  // Typed, but checked too: it is written into the config.
+  if (publicScheme !== undefined && publicScheme !== 'http' && publicScheme !== 'https') {
+    throw new GatewayError('CONFIG_INVALID', `public scheme must be http or https, not ${JSON.stringify(publicScheme)}`);
+  }
   return block('location /', [
     `proxy_pass http://${REGISTRY_UPSTREAM};`,
     'proxy_set_header Connection "";',
     'proxy_set_header Host $http_host;',
     'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
-    'proxy_set_header X-Forwarded-Proto $scheme;',
+    `proxy_set_header X-Forwarded-Proto ${publicScheme ?? '$scheme'};`,
     'proxy_set_header X-Forwarded-Host $http_host;',
     'proxy_set_header X-Forwarded-Port $server_port;',
     `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
@@ -134,7 +144,7 @@ function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[]): L
     ...renderErrorLocations(),
     '',
     '# The web page, login, OAuth and the dev IdP live in the registry.',
-    ...renderRegistryLocation(),
+    ...renderRegistryLocation(input.publicScheme),
   ]);
 }
 
