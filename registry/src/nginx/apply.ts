@@ -196,7 +196,11 @@ export class NginxController {
 
   async #applyNow(config: string): Promise<{ changed: boolean }> {
     if (!this.#alive) throw new GatewayError('NGINX_UNAVAILABLE', 'nginx is not running');
-    if (config === this.#current) return { changed: false };
+    if (config === this.#current) {
+      // What is wanted is what serves: an earlier refusal no longer stands.
+      this.#lastError = undefined;
+      return { changed: false };
+    }
     await this.#testCandidate(config);
     const offset = await this.#errorLog.size();
     // rename() is atomic: the master reads either the old file or the new one, never half.

@@ -19,7 +19,8 @@ export class NginxSync {
   readonly #render: (servers: readonly ServerDefinition[]) => string;
   readonly #log: Logger;
   readonly #debounceMs: number;
-  readonly #status: NginxSyncStatus = {};
+  /** A config that could not even be rendered; nginx never saw it. Everything else the controller tracks. */
+  #renderError: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #latest: readonly ServerDefinition[] = [];
   #running: Promise<void> = Promise.resolve();
@@ -34,7 +35,6 @@ export class NginxSync {
   /** Starts nginx on the catalog's current definitions and follows its changes. */
   async start(catalog: Catalog): Promise<void> {
     await this.#controller.start(this.#render(catalog.list()));
-    this.#status.lastAppliedAt = new Date().toISOString();
     catalog.on('changed', (defs) => this.schedule(defs));
   }
 
@@ -53,7 +53,9 @@ export class NginxSync {
   }
 
   status(): Readonly<NginxSyncStatus> {
-    return { ...this.#status };
+    const { lastAppliedAt, lastError } = this.#controller.status();
+    const error = this.#renderError ?? lastError;
+    return { ...(lastAppliedAt === undefined ? {} : { lastAppliedAt }), ...(error === undefined ? {} : { lastError: error }) };
   }
 
   async stop(): Promise<void> {
@@ -63,16 +65,20 @@ export class NginxSync {
   }
 
   async #applyLatest(): Promise<void> {
+    let config: string;
     try {
-      const { changed } = await this.#controller.apply(this.#render(this.#latest));
-      if (changed) {
-        this.#status.lastAppliedAt = new Date().toISOString();
-        this.#log.info({ servers: this.#latest.length }, 'nginx reloaded with the new configuration');
-      }
-      delete this.#status.lastError;
+      config = this.#render(this.#latest);
+      this.#renderError = undefined;
     } catch (err) {
-      const message = err instanceof GatewayError ? err.message : String(err);
-      this.#status.lastError = message;
+      this.#renderError = err instanceof GatewayError ? err.message : String(err);
+      this.#log.error({ err }, 'the catalog could not be rendered; the last good nginx config keeps serving');
+      return;
+    }
+    try {
+      const { changed } = await this.#controller.apply(config);
+      if (changed) this.#log.info({ servers: this.#latest.length }, 'nginx reloaded with the new configuration');
+    } catch (err) {
+      // The controller keeps the error for status(); the log gets the cause.
       this.#log.error({ err }, 'nginx refused the new configuration; the last good one keeps serving');
     }
   }
