@@ -1,6 +1,6 @@
+import { freePort } from '../../servers/shared/free-port.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 /**
@@ -84,14 +84,7 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-/** A free loopback port (nginx cannot listen on port 0 and report it). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+
 
 /** Polls `url` until it answers 200; fails early when `child` exits, and after `ms`. */
 export async function waitForHttp(url: string, child: ChildProcess, ms: number): Promise<void> {
@@ -161,3 +154,5 @@ export function nginxVersion(): string {
   const out = spawnSync(NGINX_BIN, ['-v'], { encoding: 'utf8' });
   return `${out.stderr}${out.stdout}`.trim();
 }
+
+export { freePort };

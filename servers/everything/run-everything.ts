@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
+import { freePort } from '../shared/free-port.ts';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -69,7 +70,7 @@ function childEnv(port: number): NodeJS.ProcessEnv {
  */
 export async function startEverything(options: { transport: EverythingTransport }): Promise<RunningEverything> {
   const entry = fileURLToPath(import.meta.resolve('@modelcontextprotocol/server-everything/dist/index.js'));
-  const port = await findFreePort();
+  const port = await freePort();
   const preload = `data:text/javascript,${encodeURIComponent(LOOPBACK_ONLY_PRELOAD)}`;
   const child = spawn(process.execPath, ['--import', preload, entry, CLI_ARG[options.transport]], {
     env: childEnv(port),
@@ -100,18 +101,6 @@ export async function startEverything(options: { transport: EverythingTransport 
   return { url: `http://127.0.0.1:${port}`, port, paths: { [options.transport]: path }, close };
 }
 
-/** Asks the OS for a free port by binding port 0, then releases it for the child to take. */
-async function findFreePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = probe.address();
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('could not read the probe port');
-  return address.port;
-}
 
 async function waitForPort(port: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;

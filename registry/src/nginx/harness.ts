@@ -3,6 +3,7 @@
  * stand-in for the registry's /auth/validate) and a raw HTTP client. The stand-in is a double
  * of the registry only; nginx is always the real binary.
  */
+import { freePort } from '../../../servers/shared/free-port.ts';
 import { readFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Agent, type IncomingHttpHeaders, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -207,14 +208,7 @@ export async function startRegistryDouble(options: { disabled?: readonly string[
   return { ...(await listen(server, new Set(), seen)), messages, disabled };
 }
 
-/** A port that was free a moment ago (listen on 0, read it, close). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+
 
 export interface Reply {
   status: number;
@@ -298,3 +292,5 @@ export function readStreamUntil(
 export function definition(name: string, url: string, transports: ServerDefinition['transports'], enabled = true): ServerDefinition {
   return { name, description: '', url, transports, enabled, tags: [], tools: [] };
 }
+
+export { freePort };

@@ -1,5 +1,5 @@
+import { freePort } from '../../../servers/shared/free-port.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildServer } from '../../../servers/currenttime/server.ts';
@@ -28,14 +28,6 @@ export interface TestGateway extends AsyncDisposable {
   errorLog(): string;
 }
 
-/** A free loopback port for nginx (nginx cannot listen on port 0 and report it). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 export interface TestGatewayOptions {
   /** More catalog entries, for backends the test file started itself. */
@@ -150,3 +142,5 @@ export async function eventually(check: () => Promise<boolean>, ms = 2000): Prom
   }
   return Date.now() - start;
 }
+
+export { freePort };
