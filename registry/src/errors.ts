@@ -8,7 +8,10 @@ export type GatewayErrorCode =
   | 'CATALOG_FILE_INVALID'
   | 'SERVER_NAME_INVALID'
   | 'SERVER_UNKNOWN'
+  | 'SERVER_EXISTS'
+  | 'SERVER_CHANGED'
   | 'SERVER_DISABLED'
+  | 'REQUEST_INVALID'
   | 'AUTH_NO_CREDENTIALS'
   | 'AUTH_SESSION_INVALID'
   | 'AUTH_SCOPE_MISSING'
@@ -29,7 +32,10 @@ const STATUS: Record<GatewayErrorCode, number> = {
   CATALOG_FILE_INVALID: 400,
   SERVER_NAME_INVALID: 400,
   SERVER_UNKNOWN: 404,
+  SERVER_EXISTS: 409,
+  SERVER_CHANGED: 412,
   SERVER_DISABLED: 503,
+  REQUEST_INVALID: 400,
   AUTH_NO_CREDENTIALS: 401,
   AUTH_SESSION_INVALID: 401,
   AUTH_SCOPE_MISSING: 403,
@@ -48,24 +54,36 @@ const STATUS: Record<GatewayErrorCode, number> = {
 
 export const GATEWAY_ERROR_CODES = Object.freeze(Object.keys(STATUS) as GatewayErrorCode[]);
 
+/** One invalid field of a request: its path (`url`, `transports.sse`, `tags.2`) and what is wrong. */
+export interface FieldProblem {
+  readonly field: string;
+  readonly message: string;
+}
+
 export class GatewayError extends Error {
   readonly code: GatewayErrorCode;
   readonly status: number;
   /** Whether `message` may be shown to the client. Server faults never are. */
   readonly expose: boolean;
+  /** For REQUEST_INVALID: each invalid field, so forms can show the message next to it. */
+  readonly fields: readonly FieldProblem[] | undefined;
+  /** For AUTH_SCOPE_MISSING: the scope that would allow the request (safe to show). */
+  readonly missingScope: string | undefined;
 
-  constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown; fields?: readonly FieldProblem[]; missingScope?: string }) {
     super(message, options);
     this.name = 'GatewayError';
     this.code = code;
     this.status = STATUS[code];
     this.expose = this.status < 500;
+    this.fields = options?.fields;
+    this.missingScope = options?.missingScope;
   }
 }
 
 export interface HttpError {
   status: number;
-  body: { error: GatewayErrorCode; message: string };
+  body: { error: GatewayErrorCode; message: string; fields?: readonly FieldProblem[]; missing_scope?: string };
 }
 
 /** Maps any thrown value to what the client may see. Unknown errors are a 500 with no detail. */
@@ -73,7 +91,7 @@ export function toHttp(err: unknown): HttpError {
   if (err instanceof GatewayError) {
     return {
       status: err.status,
-      body: { error: err.code, message: err.expose ? err.message : 'internal error' },
+      body: { error: err.code, message: err.expose ? err.message : 'internal error', ...(err.expose && err.fields ? { fields: err.fields } : {}), ...(err.expose && err.missingScope ? { missing_scope: err.missingScope } : {}) },
     };
   }
   return { status: 500, body: { error: 'INTERNAL', message: 'internal error' } };

@@ -10,6 +10,7 @@ import { createIdentityProvider } from './identity/create-provider.ts';
 import { ScopeMappingSource } from './identity/scope-mapping-source.ts';
 import type { IdentityProvider } from './identity/provider.ts';
 import type { Logger } from './log.ts';
+import { BackendMonitor } from './mcp/backend-monitor.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
 import { renderNginxConfig } from './nginx/render.ts';
 import { NginxSync } from './nginx/sync.ts';
@@ -28,6 +29,8 @@ export interface RunningGateway {
   readonly runtimeDir: string;
   readonly audit: AuditLog;
   readonly auditFile: string;
+  /** Background MCP health checks and tool discovery of every backend. */
+  readonly monitor: BackendMonitor;
   stop(): Promise<void>;
 }
 
@@ -74,6 +77,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const refresher = new SessionRefresher({ store: sessions, provider, scopesFor: (groups) => mapping.scopesFor(groups), sealer, log: log.child({ module: 'refresh' }) });
 
   let sync: NginxSync | undefined;
+  const monitor = new BackendMonitor({ catalog, intervalMs: config.healthCheck.intervalMs, timeoutMs: config.healthCheck.timeoutMs, log: log.child({ module: 'health' }) });
   const app = createApp({
     publicUrl: config.gateway.publicUrl,
     secretKey: config.secretKey,
@@ -84,6 +88,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     sessions,
     provider,
     nginxStatus: () => sync?.status() ?? {},
+    nginxSettled: async () => sync?.settled(),
+    monitor,
     mapping,
     sealer,
     audit,
@@ -117,6 +123,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   catalog.watch();
   mapping.watch();
   refresher.start();
+  // Health never feeds nginx: the monitor only records what it sees, for the page and the API.
+  monitor.start();
 
   const url = `http://${config.gateway.host === '0.0.0.0' ? '127.0.0.1' : config.gateway.host}:${config.gateway.port}`;
   return {
@@ -127,8 +135,10 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     runtimeDir,
     audit,
     auditFile: config.auditLogFile,
+    monitor,
     async stop() {
       refresher.stop();
+      await monitor.stop();
       await mapping.close();
       await catalog.close();
       await sync.stop();

@@ -17,7 +17,7 @@ const sessions = new Map<string, SessionData>([
 const catalog = { get: (name: string) => (name === 'svc' ? ({ name: 'svc', enabled: true } as never) : undefined) };
 
 const audited: AuditEntry[] = [];
-const audit = { record: (e: AuditEntry) => void audited.push(e), flush: async () => {} };
+const audit = { record: (e: AuditEntry) => void audited.push(e), flush: async () => {}, recent: () => [] };
 
 async function serve(authEnabled: boolean): Promise<{ url: string; server: Server }> {
   const app = express();

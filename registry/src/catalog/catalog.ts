@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { link, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { GatewayError } from '../errors.ts';
@@ -29,6 +30,8 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   readonly #byFile = new Map<string, ServerDefinition>();
   readonly #problems = new Map<string, string>();
   #watcher: FSWatcher | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  #writes = 0;
 
   private constructor(dir: string, log: Logger) {
     super();
@@ -68,20 +71,60 @@ export class Catalog extends EventEmitter<CatalogEvents> {
 
   /** Enables or disables a server by rewriting its file; announces the change at once. */
   async setEnabled(name: string, enabled: boolean): Promise<ServerDefinition> {
-    if (!SERVER_NAME_PATTERN.test(name)) throw new GatewayError('SERVER_NAME_INVALID', 'not a valid server name');
-    const current = this.get(name);
-    if (!current) throw new GatewayError('SERVER_UNKNOWN', `no server named ${name}`);
-    if (current.enabled === enabled) return current;
-    const next = Object.freeze({ ...current, enabled });
-    const file = this.#fileFor(name);
-    const tmp = join(this.dir, `.${name}.json.${process.pid}.tmp`);
-    await writeFile(tmp, formatServerDefinition(next), { mode: 0o644 });
-    await rename(tmp, file);
-    this.#byFile.set(file, next);
-    this.#problems.delete(file);
-    this.#log.info({ server: name, enabled }, 'server toggled');
-    this.#announce();
-    return next;
+    return this.#serialized(async () => {
+      const current = this.#existing(name);
+      if (current.enabled === enabled) return current;
+      const next = Object.freeze({ ...current, enabled });
+      await this.#write(next, 'replace');
+      this.#log.info({ server: name, enabled }, 'server toggled');
+      return next;
+    });
+  }
+
+  /**
+   * Adds a server: writes `<name>.json` only if no file of that name exists (a hard link of a
+   * finished temp file, so it is atomic, and a hand-made file with problems is never overwritten).
+   * @throws GatewayError SERVER_EXISTS when the name is taken.
+   */
+  async create(def: ServerDefinition): Promise<ServerDefinition> {
+    return this.#serialized(async () => {
+      if (this.get(def.name)) throw new GatewayError('SERVER_EXISTS', `A server named ${def.name} already exists.`);
+      await this.#write(def, 'create');
+      this.#log.info({ server: def.name }, 'server registered');
+      return def;
+    });
+  }
+
+  /**
+   * Replaces a server's definition (same name). With `expectedVersion`, refuses when the
+   * definition changed since the caller read it (another operator, or an edit on disk).
+   * @throws GatewayError SERVER_UNKNOWN, SERVER_CHANGED
+   */
+  async replace(name: string, def: ServerDefinition, expectedVersion?: string): Promise<ServerDefinition> {
+    return this.#serialized(async () => {
+      const current = this.#existing(name);
+      if (def.name !== name) throw new GatewayError('REQUEST_INVALID', 'A server cannot be renamed; register it under the new name and delete the old one.', { fields: [{ field: 'name', message: `must stay ${name}` }] });
+      this.#assertVersion(current, expectedVersion);
+      if (definitionVersion(current) === definitionVersion(def)) return current;
+      await this.#write(def, 'replace');
+      this.#log.info({ server: name }, 'server definition updated');
+      return def;
+    });
+  }
+
+  /** Deletes a server's file; its routes leave nginx at the next sync. @throws SERVER_UNKNOWN, SERVER_CHANGED */
+  async delete(name: string, expectedVersion?: string): Promise<void> {
+    return this.#serialized(async () => {
+      const current = this.#existing(name);
+      this.#assertVersion(current, expectedVersion);
+      try {
+        await unlink(this.#fileFor(name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      this.#remove(this.#fileFor(name));
+      this.#log.info({ server: name }, 'server deleted');
+    });
   }
 
   /** Watches the folder; edits on disk take effect at once (after the write settles). */
@@ -108,6 +151,53 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   /** The one key a file has in #byFile, however the watcher spelled its path. */
   #fileFor(name: string): string {
     return join(this.dir, `${name}.json`);
+  }
+
+  #existing(name: string): ServerDefinition {
+    if (!SERVER_NAME_PATTERN.test(name)) throw new GatewayError('SERVER_NAME_INVALID', 'That is not a valid server name.');
+    const current = this.get(name);
+    if (!current) throw new GatewayError('SERVER_UNKNOWN', `There is no server named ${name}.`);
+    return current;
+  }
+
+  #assertVersion(current: ServerDefinition, expected: string | undefined): void {
+    if (expected !== undefined && expected !== definitionVersion(current)) {
+      throw new GatewayError('SERVER_CHANGED', `${current.name} was changed since you loaded it. Reload it and make your change again.`);
+    }
+  }
+
+  /** Writes one definition atomically (temp file, then rename or link) and announces it. */
+  async #write(def: ServerDefinition, mode: 'create' | 'replace'): Promise<void> {
+    const file = this.#fileFor(def.name);
+    const tmp = join(this.dir, `.${def.name}.json.${process.pid}.${++this.#writes}.tmp`);
+    await writeFile(tmp, formatServerDefinition(def), { mode: 0o644 });
+    try {
+      if (mode === 'replace') {
+        await rename(tmp, file);
+      } else {
+        try {
+          await link(tmp, file);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+            const problem = this.#problems.get(file);
+            throw new GatewayError('SERVER_EXISTS', `A file named ${def.name}.json is already in the catalog${problem ? ` (it has problems: ${problem})` : ''}.`);
+          }
+          throw err;
+        }
+      }
+    } finally {
+      if (mode === 'create') await unlink(tmp).catch(() => undefined);
+    }
+    this.#byFile.set(file, def);
+    this.#problems.delete(file);
+    this.#announce();
+  }
+
+  /** Runs writes one at a time, so a read-check-write never interleaves with another. */
+  #serialized<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(work, work);
+    this.#queue = run.then(() => undefined, () => undefined);
+    return run;
   }
 
   async #reload(path: string, announce: boolean): Promise<void> {
@@ -147,4 +237,12 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   #announce(): void {
     this.emit('changed', this.list());
   }
+}
+
+/**
+ * A short fingerprint of a definition as the catalog writes it: an ETag for the REST API and
+ * the hidden `version` of the edit form, so concurrent edits are refused, not lost.
+ */
+export function definitionVersion(def: ServerDefinition): string {
+  return createHash('sha256').update(formatServerDefinition(def)).digest('base64url').slice(0, 22);
 }

@@ -70,6 +70,8 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'AUDIT_LOG_FILE', default: 'STATE_DIR/audit.log', example: '/var/log/mcp-gateway/audit.log', description: 'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id. Never tokens or cookies.' },
   { name: 'CATALOG_DIR', default: 'registry/servers', example: '/etc/mcp-gateway/servers', description: 'Folder of server definition files (<name>.json), watched for changes.' },
   { name: 'SESSION_TTL_SECONDS', default: '28800 (8 hours)', example: '3600', description: 'How long a login lasts; every visit to the page renews it (MCP requests do not). Between 60 and 604800.' },
+  { name: 'HEALTH_CHECK_INTERVAL_SECONDS', default: '60', example: '300', description: 'How often the registry connects to every backend (MCP initialize + tools/list) to record its health and tools for the page and API. 0 checks only on demand and when a definition changes. Health never changes nginx config.' },
+  { name: 'HEALTH_CHECK_TIMEOUT_SECONDS', default: '5', example: '10', description: 'How long one health check of one backend may take before it counts as failed. Between 1 and 120.' },
   { name: 'NGINX_BIN', default: 'nginx on PATH, else /usr/sbin/nginx', example: '/usr/local/sbin/nginx', description: 'The nginx binary the registry runs as its child.' },
   { name: 'NGINX_NJS_MODULE', default: '/usr/lib/nginx/modules/ngx_http_js_module.so', example: '/usr/lib/nginx/modules/ngx_http_js_module.so', description: 'The njs dynamic module (Debian package libnginx-mod-http-js).' },
   { name: 'NGINX_MAX_BODY_SIZE', default: '1m', example: '4m', description: 'Largest MCP request body nginx accepts (413 above it). nginx size syntax: digits with k or m.' },
@@ -148,6 +150,20 @@ export const envSchema = z
     STATE_DIR: z.string().trim().min(1).default('.state'),
     CATALOG_DIR: z.string().trim().min(1).default('registry/servers'),
     AUDIT_LOG_FILE: z.string().trim().min(1).optional(),
+    HEALTH_CHECK_INTERVAL_SECONDS: z
+      .string()
+      .trim()
+      .regex(/^\d+$/, 'HEALTH_CHECK_INTERVAL_SECONDS must be a whole number of seconds')
+      .transform(Number)
+      .refine((n) => n === 0 || (n >= 5 && n <= 86400), 'HEALTH_CHECK_INTERVAL_SECONDS must be 0 (off) or between 5 and 86400')
+      .default(60),
+    HEALTH_CHECK_TIMEOUT_SECONDS: z
+      .string()
+      .trim()
+      .regex(/^\d+$/, 'HEALTH_CHECK_TIMEOUT_SECONDS must be a whole number of seconds')
+      .transform(Number)
+      .refine((n) => n >= 1 && n <= 120, 'HEALTH_CHECK_TIMEOUT_SECONDS must be between 1 and 120')
+      .default(5),
     SESSION_TTL_SECONDS: z
       .string()
       .trim()

@@ -54,7 +54,7 @@ export function loginRoutes(options: LoginRouteOptions): express.Router {
       state: challenge.state,
       nonce: challenge.nonce,
       codeVerifier: challenge.codeVerifier,
-      returnTo: safeReturnTo(req.query['returnTo']),
+      returnTo: safeReturnTo(req.query['next'] ?? req.query['returnTo']),
       provider: provider.name,
     };
     await save(req);

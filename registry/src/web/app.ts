@@ -4,6 +4,8 @@ import session from 'express-session';
 import { join } from 'node:path';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { createBearerVerifier } from '../authz/bearer.ts';
+import type { BearerContext } from '../authz/credentials.ts';
+import type { SessionIdentity } from '../sessions/session-data.ts';
 import { VALIDATE_PATH } from '../authz/paths.ts';
 import type { ScopeMappingSource } from '../identity/scope-mapping-source.ts';
 import { createValidateRoute } from '../authz/validate-route.ts';
@@ -14,7 +16,17 @@ import { loginRoutes } from '../identity/login-routes.ts';
 import type { Logger } from '../log.ts';
 import { SESSION_COOKIE, sessionCookieOptions } from '../sessions/cookie.ts';
 import type { FileSessionStore } from '../sessions/file-store.ts';
-import { serverRoutes, type NginxStatusView } from './routes/servers.ts';
+import type { BackendMonitor } from '../mcp/backend-monitor.ts';
+import { API_PREFIX } from './api/routes.ts';
+import { apiRouter } from './api/router.ts';
+import type { NginxState } from './api/schemas.ts';
+import { RegistryActions } from './registry-actions.ts';
+import { formRoutes } from './routes/forms.ts';
+import { pageRoutes } from './routes/pages.ts';
+import { securityHeaders } from './security-headers.ts';
+
+/** What the page shows of nginx: when it last took a config, and why it refused the newest. */
+export type NginxStatusView = NginxState;
 
 export interface AppOptions {
   readonly publicUrl: string;
@@ -26,6 +38,9 @@ export interface AppOptions {
   readonly sessions: FileSessionStore;
   readonly provider: IdentityProvider;
   readonly nginxStatus: () => NginxStatusView;
+  /** Resolves when nginx has taken (or refused) the newest catalog. */
+  readonly nginxSettled: () => Promise<void>;
+  readonly monitor: Pick<BackendMonitor, 'snapshot' | 'refresh'>;
   readonly mapping: ScopeMappingSource;
   readonly sealer: { seal(plain: string): string };
   readonly audit: AuditLog;
@@ -40,6 +55,13 @@ export interface AppOptions {
  * 4. sessions, then login/logout/callback and the operators' page;
  * 5. one error handler: a page for people, never a stack trace.
  */
+const REALM = 'mcp-gateway';
+
+/** The identity and scopes of every signed-in session in the store. */
+function* signedInSessions(sessions: FileSessionStore): Iterable<{ identity: SessionIdentity; scopes: readonly string[] }> {
+  for (const [, data] of sessions.entries()) if (data.identity && Array.isArray(data.scopes)) yield { identity: data.identity, scopes: data.scopes };
+}
+
 export function createApp(options: AppOptions): RequestListener {
   const { log } = options;
   const app = express();
@@ -49,21 +71,34 @@ export function createApp(options: AppOptions): RequestListener {
   app.set('view engine', 'ejs');
   app.set('views', join(import.meta.dirname, 'views'));
 
+  const bearer: BearerContext = {
+    verify: options.provider.bearer ? createBearerVerifier(options.provider.bearer) : undefined,
+    provider: options.provider.name,
+    scopesFor: (groups) => options.mapping.scopesFor(groups),
+    machineScopes: (clientId) => options.mapping.machineScopes(clientId),
+  };
   const validate = createValidateRoute({
-      catalog: options.catalog,
-      sessions: options.sessions,
-      secret: options.secretKey,
-      authEnabled: options.authEnabled,
-      realm: 'mcp-gateway',
-      bearer: {
-        verify: options.provider.bearer ? createBearerVerifier(options.provider.bearer) : undefined,
-        provider: options.provider.name,
-        scopesFor: (groups) => options.mapping.scopesFor(groups),
-        machineScopes: (clientId) => options.mapping.machineScopes(clientId),
-      },
-      audit: options.audit,
-      log: log.child({ module: 'authz' }),
-    });
+    catalog: options.catalog,
+    sessions: options.sessions,
+    secret: options.secretKey,
+    authEnabled: options.authEnabled,
+    realm: REALM,
+    bearer,
+    audit: options.audit,
+    log: log.child({ module: 'authz' }),
+  });
+  const actions = new RegistryActions({
+    catalog: options.catalog,
+    monitor: options.monitor,
+    audit: options.audit,
+    publicUrl: options.publicUrl,
+    scopesFor: (groups) => options.mapping.scopesFor(groups),
+    signedIn: () => signedInSessions(options.sessions),
+    nginxStatus: options.nginxStatus,
+    nginxSettled: options.nginxSettled,
+  });
+
+  app.use(securityHeaders(options.publicUrl));
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', (_req, res) => {
     const status = options.nginxStatus();
@@ -83,14 +118,11 @@ export function createApp(options: AppOptions): RequestListener {
       cookie: sessionCookieOptions(options.cookieSecure, options.sessionTtlSeconds),
     }),
   );
-  app.use((_req, res, next) => {
-    res.set('Cache-Control', 'no-store');
-    res.set('X-Frame-Options', 'DENY');
-    res.set('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self' " + new URL(options.publicUrl).origin);
-    next();
-  });
+  app.use('/static', express.static(join(import.meta.dirname, 'static'), { index: false, maxAge: '5m', setHeaders: (res) => res.set('Cache-Control', 'public, max-age=300') }));
   app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, scopesFor: (groups) => options.mapping.scopesFor(groups), sealer: options.sealer, log: log.child({ module: 'login' }) }));
-  app.use(serverRoutes({ catalog: options.catalog, publicUrl: options.publicUrl, nginxStatus: options.nginxStatus, audit: options.audit, log: log.child({ module: 'web' }) }));
+  app.use(API_PREFIX, apiRouter({ actions, bearer: options.provider.bearer ? bearer : undefined, publicUrl: options.publicUrl, realm: REALM, log: log.child({ module: 'api' }) }));
+  app.use(pageRoutes({ actions, catalog: options.catalog, nginxStatus: options.nginxStatus }));
+  app.use(formRoutes({ actions, catalog: options.catalog, log: log.child({ module: 'web' }) }));
 
   app.use((_req: Request, res: Response) => {
     res.status(404).render('error', { status: 404, message: 'There is no page here.', signedIn: false });

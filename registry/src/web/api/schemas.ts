@@ -1,0 +1,201 @@
+/**
+ * The shapes of the REST API under /api/registry: what requests must hold (validated with these
+ * schemas) and what responses hold (checked against them before they are sent). The OpenAPI
+ * document is generated from the same objects (openapi.ts), so the API and its description
+ * cannot drift apart.
+ */
+import { z } from 'zod';
+import { serverDefinitionSchema, SERVER_NAME_PATTERN, TOOL_NAME_PATTERN, TRANSPORTS } from '../../catalog/server-definition.ts';
+import { GATEWAY_ERROR_CODES } from '../../errors.ts';
+
+export const serverNameParam = z.string().regex(SERVER_NAME_PATTERN, 'server name must match [a-z0-9][a-z0-9-]{0,62}');
+
+export const errorSchema = z
+  .object({
+    error: z.enum(GATEWAY_ERROR_CODES as [string, ...string[]]).describe('A stable code from docs/errors.md.'),
+    message: z.string().describe('What went wrong and what to do, for people.'),
+    fields: z
+      .array(z.object({ field: z.string().describe('Path of the invalid field, e.g. `transports.sse`.'), message: z.string() }))
+      .optional()
+      .describe('REQUEST_INVALID only: each invalid field of the request.'),
+    missing_scope: z.string().optional().describe('AUTH_SCOPE_MISSING only: the scope that would allow the request.'),
+  })
+  .meta({ id: 'Error' });
+
+export const healthSchema = z
+  .object({
+    status: z.enum(['unknown', 'healthy', 'unhealthy']).describe('unknown until the first check finishes.'),
+    checkedAt: z.string().optional().describe('When the last check finished (ISO 8601).'),
+    latencyMs: z.number().int().optional().describe('How long the last check took: connect, initialize and tools/list.'),
+    error: z.string().optional().describe('Why the last check failed.'),
+    transport: z.enum(TRANSPORTS).optional(),
+    serverInfo: z.object({ name: z.string(), version: z.string() }).optional().describe('What the backend said it is.'),
+  })
+  .meta({ id: 'Health' });
+
+export const permissionsSchema = z
+  .object({
+    toggle: z.boolean().describe('mcp:server:<name>:toggle'),
+    edit: z.boolean().describe('mcp:server:<name>:edit'),
+    delete: z.boolean().describe('mcp:registry:admin'),
+    allTools: z.boolean().describe('Whether every tool is usable (execute); otherwise only the tools of the tool scopes.'),
+  })
+  .meta({ id: 'Permissions' });
+
+export const serverSummarySchema = z
+  .object({
+    name: z.string(),
+    description: z.string(),
+    tags: z.array(z.string()),
+    enabled: z.boolean(),
+    transports: z.array(z.enum(TRANSPORTS)),
+    endpoints: z
+      .object({ 'streamable-http': z.string().optional(), sse: z.string().optional() })
+      .describe('The gateway URLs to give an MCP client, per transport.'),
+    health: healthSchema,
+    toolCount: z.number().int().describe('Tools this caller may see: from the backend once a check succeeded, else from the definition.'),
+    permissions: permissionsSchema,
+    version: z.string().describe('Fingerprint of the definition; send it as If-Match to update or delete only what you read.'),
+    definition: serverDefinitionSchema.optional().describe('The definition file, backend URL included: for callers with the edit scope only.'),
+  })
+  .meta({ id: 'ServerSummary' });
+
+export const toolViewSchema = z
+  .object({
+    name: z.string(),
+    title: z.string().optional(),
+    description: z.string(),
+    inputSchema: z.record(z.string(), z.unknown()).optional().describe('The JSON Schema the backend gave for the arguments; absent for tools only declared in the definition.'),
+  })
+  .meta({ id: 'Tool' });
+
+export const toolsResultSchema = z
+  .object({
+    server: z.string(),
+    source: z.enum(['backend', 'definition']).describe('backend: from MCP tools/list; definition: the declared tools, until a check succeeds.'),
+    fetchedAt: z.string().optional(),
+    health: healthSchema,
+    tools: z.array(toolViewSchema),
+  })
+  .meta({ id: 'ToolList' });
+
+export const serverDetailSchema = serverSummarySchema.extend({ tools: toolsResultSchema }).meta({ id: 'ServerDetail' });
+
+export const serverListSchema = z.object({ servers: z.array(serverSummarySchema) }).meta({ id: 'ServerList' });
+
+export const nginxStateSchema = z
+  .object({
+    lastAppliedAt: z.string().optional().describe('When nginx last took a new configuration.'),
+    lastError: z.string().optional().describe('Why nginx refused the newest configuration; the last good one keeps serving.'),
+  })
+  .meta({ id: 'NginxState' });
+
+export const mutationResultSchema = z
+  .object({ server: serverSummarySchema, nginx: nginxStateSchema })
+  .meta({ id: 'ServerChange' });
+
+export const deleteResultSchema = z.object({ deleted: z.string(), nginx: nginxStateSchema }).meta({ id: 'ServerDeleted' });
+
+export const toggleBodySchema = z.strictObject({ enabled: z.boolean() }).meta({ id: 'Toggle' });
+
+/** Register and update take a whole definition file. */
+export const definitionBodySchema = serverDefinitionSchema;
+
+export const toolsQuerySchema = z.object({
+  refresh: z.enum(['true', 'false']).optional().describe('true: ask the backend now (MCP tools/list) instead of the last check.'),
+});
+
+export const toolSearchQuerySchema = z.object({
+  q: z.string().max(200).default('').describe('Words to find in tool names and descriptions (all must match, any case).'),
+});
+
+export const toolSearchResultSchema = z
+  .object({
+    query: z.string(),
+    matches: z.array(z.object({ server: z.string(), tool: toolViewSchema })),
+  })
+  .meta({ id: 'ToolSearchResult' });
+
+export const healthListSchema = z
+  .object({ servers: z.array(z.object({ name: z.string(), enabled: z.boolean(), health: healthSchema })) })
+  .meta({ id: 'HealthList' });
+
+export const whoCanBodySchema = z
+  .strictObject({
+    groups: z.array(z.string().min(1).max(256)).max(100).optional().describe('IdP groups to try; or name a signed-in user.'),
+    user: z.string().min(1).max(256).optional().describe('A signed-in user: their session\'s scopes are used.'),
+    server: serverNameParam,
+    tool: z.string().regex(TOOL_NAME_PATTERN).optional().describe('Decide a tools/call of this tool.'),
+    method: z.string().min(1).max(128).optional().describe('Decide a request with this MCP method (default: tools/call with a tool, else opening a session).'),
+  })
+  .refine((b) => (b.groups === undefined) !== (b.user === undefined), { message: 'give either groups or user', path: ['groups'] })
+  .meta({ id: 'WhoCanQuestion' });
+
+export const whoCanResultSchema = z
+  .object({
+    subject: z.object({ groups: z.array(z.string()), user: z.string().optional() }),
+    scopes: z.array(z.string()).describe('The scopes those groups map to (convention + mapping file), or the user\'s session scopes.'),
+    server: z.string(),
+    request: z.object({ method: z.string().optional(), tool: z.string().optional() }),
+    decision: z.enum(['allow', 'deny']),
+    status: z.number().int().describe('What the gateway answers: 200, 403, 404 or 503.'),
+    reason: z.string().optional().describe('server-unknown, server-disabled or scope-missing.'),
+    missingScope: z.string().optional(),
+    toolFilter: z.array(z.string()).optional().describe('When only some tools are usable: tools/list shows just these.'),
+    explanation: z.string(),
+    registry: z.object({ read: z.boolean(), toggle: z.boolean(), edit: z.boolean(), delete: z.boolean() }).describe('What the same scopes allow in the registry.'),
+  })
+  .meta({ id: 'WhoCanAnswer' });
+
+export const signedInUsersSchema = z
+  .object({ users: z.array(z.object({ username: z.string(), groups: z.array(z.string()), provider: z.string() })) })
+  .meta({ id: 'SignedInUsers' });
+
+export const auditQuerySchema = z.object({
+  user: z.string().max(256).optional(),
+  server: serverNameParam.optional(),
+  decision: z.enum(['allow', 'deny']).optional(),
+  event: z.enum(['access', 'change']).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const auditListSchema = z
+  .object({
+    entries: z.array(
+      z.object({
+        time: z.string(),
+        event: z.enum(['access', 'change']),
+        user: z.string(),
+        server: z.string(),
+        decision: z.enum(['allow', 'deny']).optional(),
+        status: z.number().int().optional(),
+        method: z.string().optional(),
+        tool: z.string().optional(),
+        transport: z.string().optional(),
+        missingScope: z.string().optional(),
+        reason: z.string().optional(),
+        action: z.string().optional(),
+        requestId: z.string().optional(),
+      }),
+    ),
+  })
+  .meta({ id: 'AuditEntries' });
+
+export const meSchema = z
+  .object({
+    username: z.string(),
+    sub: z.string(),
+    groups: z.array(z.string()),
+    provider: z.string(),
+    scopes: z.array(z.string()),
+    csrfToken: z.string().optional().describe('Cookie callers only: send it as X-CSRF-Token on POST, PUT and DELETE.'),
+  })
+  .meta({ id: 'Me' });
+
+export type ServerSummary = z.infer<typeof serverSummarySchema>;
+export type ServerDetail = z.infer<typeof serverDetailSchema>;
+export type ToolView = z.infer<typeof toolViewSchema>;
+export type ToolsResult = z.infer<typeof toolsResultSchema>;
+export type WhoCanQuestion = z.infer<typeof whoCanBodySchema>;
+export type WhoCanAnswer = z.infer<typeof whoCanResultSchema>;
+export type NginxState = z.infer<typeof nginxStateSchema>;

@@ -1,0 +1,279 @@
+/**
+ * What the operators' page and the REST API can do, with the scope checks, in one place: both
+ * adapters call these and only translate HTTP. A server the caller may not read does not exist
+ * for them (404, never 403), so one server's users never learn the others' names.
+ */
+import type { AuditLog, AuditQuery, TimedAuditEntry } from '../audit/audit-log.ts';
+import type { Principal } from '../authz/credentials.ts';
+import { EXECUTE_PREFIX, STREAMABLE_PREFIX } from '../authz/paths.ts';
+import { definitionVersion, type Catalog } from '../catalog/catalog.ts';
+import { freezeDefinition, serverDefinitionSchema, TRANSPORTS, type ServerDefinition } from '../catalog/server-definition.ts';
+import { GatewayError, type FieldProblem } from '../errors.ts';
+import type { BackendMonitor, BackendSnapshot } from '../mcp/backend-monitor.ts';
+import { canEditServer, canReadServer, canToggleServer, decideAccess, hasScope, type McpMessage } from '../scopes/decide.ts';
+import { grantsOnServer } from '../scopes/grants.ts';
+import { REGISTRY_ADMIN, REGISTRY_READ, serverScope } from '../scopes/scope.ts';
+import type { SessionIdentity } from '../sessions/session-data.ts';
+import type { NginxState, ServerDetail, ServerSummary, ToolsResult, ToolView, WhoCanAnswer, WhoCanQuestion } from './api/schemas.ts';
+
+export interface RegistryActionsOptions {
+  readonly catalog: Catalog;
+  readonly monitor: Pick<BackendMonitor, 'snapshot' | 'refresh'>;
+  readonly audit: AuditLog;
+  readonly publicUrl: string;
+  readonly scopesFor: (groups: readonly string[]) => readonly string[];
+  /** The identities and scopes of live sessions, for "who can do what" about a signed-in user. */
+  readonly signedIn: () => Iterable<{ identity: SessionIdentity; scopes: readonly string[] }>;
+  readonly nginxStatus: () => NginxState;
+  /** Resolves when nginx has taken the newest catalog (or refused it). */
+  readonly nginxSettled: () => Promise<void>;
+}
+
+export type Change = { server: ServerSummary; nginx: NginxState };
+
+export class RegistryActions {
+  readonly #o: RegistryActionsOptions;
+
+  constructor(options: RegistryActionsOptions) {
+    this.#o = options;
+  }
+
+  /** Every server the caller may read, by name. */
+  list(p: Principal): ServerSummary[] {
+    return this.#o.catalog
+      .list()
+      .filter((def) => canReadServer(p.scopes, def.name))
+      .map((def) => this.#summary(p, def));
+  }
+
+  get(p: Principal, name: string): ServerDetail {
+    const def = this.#readable(p, name);
+    return { ...this.#summary(p, def), tools: this.#tools(p, def, this.#o.monitor.snapshot(def.name)) };
+  }
+
+  /** The server's tools as the caller may see them; `refresh` asks the backend first. */
+  async tools(p: Principal, name: string, refresh: boolean): Promise<ToolsResult> {
+    const def = this.#readable(p, name);
+    const snapshot = refresh ? await this.#o.monitor.refresh(def.name) : this.#o.monitor.snapshot(def.name);
+    return this.#tools(p, def, snapshot);
+  }
+
+  /** Tools of every readable server whose name or description holds every word of `query`. */
+  searchTools(p: Principal, query: string): { server: string; tool: ToolView }[] {
+    const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+    const matches: { server: string; tool: ToolView }[] = [];
+    for (const def of this.#o.catalog.list()) {
+      if (!canReadServer(p.scopes, def.name)) continue;
+      for (const tool of this.#tools(p, def, this.#o.monitor.snapshot(def.name)).tools) {
+        const text = `${tool.name} ${tool.title ?? ''} ${tool.description}`.toLowerCase();
+        if (words.every((w) => text.includes(w))) matches.push({ server: def.name, tool });
+      }
+    }
+    return matches;
+  }
+
+  health(p: Principal): { name: string; enabled: boolean; health: BackendSnapshot['health'] }[] {
+    return this.list(p).map((s) => ({ name: s.name, enabled: s.enabled, health: s.health }));
+  }
+
+  /** Registers a server: registry admin only. `input` is a whole definition, validated here. */
+  async register(p: Principal, user: string, input: unknown): Promise<Change> {
+    if (!hasScope(p.scopes, REGISTRY_ADMIN)) throw missing(REGISTRY_ADMIN, 'register servers');
+    const def = parseDefinition(input);
+    await this.#o.catalog.create(def);
+    this.#o.audit.record({ event: 'change', user, server: def.name, action: 'register' });
+    return this.#changed(p, def.name);
+  }
+
+  /** Replaces a definition: edit scope. `version` (optional) must match what the caller read. */
+  async update(p: Principal, user: string, name: string, input: unknown, version?: string): Promise<Change> {
+    this.#readable(p, name);
+    if (!canEditServer(p.scopes, name)) throw missing(serverScope(name, 'edit'), `change ${name}`);
+    const def = parseDefinition(input);
+    await this.#o.catalog.replace(name, def, version);
+    this.#o.audit.record({ event: 'change', user, server: name, action: 'update' });
+    return this.#changed(p, name);
+  }
+
+  async toggle(p: Principal, user: string, name: string, enabled: boolean): Promise<Change> {
+    this.#readable(p, name);
+    if (!canToggleServer(p.scopes, name)) throw missing(serverScope(name, 'toggle'), `enable or disable ${name}`);
+    const before = this.#o.catalog.get(name)?.enabled;
+    await this.#o.catalog.setEnabled(name, enabled);
+    if (before !== enabled) this.#o.audit.record({ event: 'change', user, server: name, action: enabled ? 'enable' : 'disable' });
+    // Enabled state is not in the nginx config (the check answers 503), so nothing to wait for.
+    return { server: this.#summary(p, this.#readable(p, name)), nginx: this.#o.nginxStatus() };
+  }
+
+  /** Deletes a server: registry admin only. */
+  async delete(p: Principal, user: string, name: string, version?: string): Promise<NginxState> {
+    this.#readable(p, name);
+    if (!hasScope(p.scopes, REGISTRY_ADMIN)) throw missing(REGISTRY_ADMIN, `delete ${name}`);
+    await this.#o.catalog.delete(name, version);
+    this.#o.audit.record({ event: 'change', user, server: name, action: 'delete' });
+    await this.#o.nginxSettled();
+    return this.#o.nginxStatus();
+  }
+
+  /** Signed-in users (one entry per username), for "who can do what". Registry read. */
+  signedInUsers(p: Principal): { username: string; groups: string[]; provider: string }[] {
+    requireRegistryRead(p);
+    const byName = new Map<string, { username: string; groups: string[]; provider: string }>();
+    for (const s of this.#o.signedIn()) byName.set(s.identity.username, { username: s.identity.username, groups: [...s.identity.groups], provider: s.identity.provider });
+    return [...byName.values()].sort((a, b) => a.username.localeCompare(b.username));
+  }
+
+  /**
+   * "Who can do what": the gateway's own decision (decideAccess) for some groups or a signed-in
+   * user, one server and a tool or method. Registry read (it reveals the mapping for any group).
+   */
+  whoCan(p: Principal, q: WhoCanQuestion): WhoCanAnswer {
+    requireRegistryRead(p);
+    let groups: readonly string[] = q.groups ?? [];
+    let scopes: readonly string[];
+    if (q.user !== undefined) {
+      const session = [...this.#o.signedIn()].find((s) => s.identity.username === q.user);
+      if (!session) throw new GatewayError('REQUEST_INVALID', `No signed-in user is named ${q.user}.`, { fields: [{ field: 'user', message: 'not signed in now' }] });
+      groups = session.identity.groups;
+      scopes = session.scopes;
+    } else {
+      scopes = this.#o.scopesFor(groups);
+    }
+    const def = this.#o.catalog.get(q.server);
+    const method = q.method ?? (q.tool !== undefined ? 'tools/call' : undefined);
+    const messages: McpMessage[] = method === undefined ? [] : [{ kind: 'request', method, ...(q.tool !== undefined ? { tool: q.tool } : {}) }];
+    const decision = decideAccess({ scopes, server: def && { name: def.name, enabled: def.enabled }, messages });
+    const valid = def !== undefined;
+    return {
+      subject: { groups: [...groups], ...(q.user !== undefined ? { user: q.user } : {}) },
+      scopes: [...scopes],
+      server: q.server,
+      request: { ...(method !== undefined ? { method } : {}), ...(q.tool !== undefined ? { tool: q.tool } : {}) },
+      decision: decision.allow ? 'allow' : 'deny',
+      status: decision.allow ? 200 : decision.status,
+      ...(decision.allow ? {} : { reason: decision.reason }),
+      ...(!decision.allow && decision.missingScope ? { missingScope: decision.missingScope } : {}),
+      ...(decision.allow && decision.toolFilter ? { toolFilter: [...decision.toolFilter] } : {}),
+      explanation: explain(q.server, decision, method, q.tool),
+      registry: {
+        read: valid && canReadServer(scopes, q.server),
+        toggle: valid && canToggleServer(scopes, q.server),
+        edit: valid && canEditServer(scopes, q.server),
+        delete: valid && hasScope(scopes, REGISTRY_ADMIN),
+      },
+    };
+  }
+
+  /**
+   * Recent audit entries: everything for registry read; otherwise the servers the caller
+   * operates (toggle or edit). Callers with neither get 403.
+   */
+  audit(p: Principal, query: Omit<AuditQuery, 'visibleServer'>): TimedAuditEntry[] {
+    if (hasScope(p.scopes, REGISTRY_READ)) return this.#o.audit.recent(query);
+    const operated = new Set(this.#o.catalog.list().filter((d) => canToggleServer(p.scopes, d.name) || canEditServer(p.scopes, d.name)).map((d) => d.name));
+    if (operated.size === 0) throw missing(REGISTRY_READ, 'see the audit log');
+    return this.#o.audit.recent({ ...query, visibleServer: (server) => operated.has(server) });
+  }
+
+  /** The definition of a server the caller may read; SERVER_UNKNOWN otherwise (existing or not). */
+  #readable(p: Principal, name: string): ServerDefinition {
+    const def = canReadServer(p.scopes, name) ? this.#o.catalog.get(name) : undefined;
+    if (!def) throw new GatewayError('SERVER_UNKNOWN', `There is no server named ${name}.`);
+    return def;
+  }
+
+  async #changed(p: Principal, name: string): Promise<Change> {
+    await this.#o.nginxSettled();
+    return { server: this.#summary(p, this.#readable(p, name)), nginx: this.#o.nginxStatus() };
+  }
+
+  #summary(p: Principal, def: ServerDefinition): ServerSummary {
+    const snapshot = this.#o.monitor.snapshot(def.name);
+    const edit = canEditServer(p.scopes, def.name);
+    return {
+      name: def.name,
+      description: def.description,
+      tags: [...def.tags],
+      enabled: def.enabled,
+      transports: TRANSPORTS.filter((t) => def.transports[t] !== undefined),
+      endpoints: gatewayEndpoints(def, this.#o.publicUrl),
+      health: snapshot.health,
+      toolCount: this.#tools(p, def, snapshot).tools.length,
+      permissions: {
+        toggle: canToggleServer(p.scopes, def.name),
+        edit,
+        delete: hasScope(p.scopes, REGISTRY_ADMIN),
+        allTools: seesAllTools(p.scopes, def.name),
+      },
+      version: definitionVersion(def),
+      ...(edit ? { definition: structuredClone(def) as ServerDefinition } : {}),
+    };
+  }
+
+  /**
+   * The tools the caller may see: the backend's list once a check succeeded, else the declared
+   * ones. A session limited to tool scopes sees only those tools, as its MCP tools/list does.
+   */
+  #tools(p: Principal, def: ServerDefinition, snapshot: BackendSnapshot): ToolsResult {
+    const fromBackend = snapshot.tools !== undefined;
+    const all: ToolView[] = fromBackend
+      ? snapshot.tools!.map((t) => ({ name: t.name, ...(t.title !== undefined ? { title: t.title } : {}), description: t.description, inputSchema: { ...t.inputSchema } }))
+      : def.tools.map((t) => ({ name: t.name, description: t.description }));
+    const allowed = seesAllTools(p.scopes, def.name) ? undefined : new Set(grantsOnServer(p.scopes, def.name).tools);
+    return {
+      server: def.name,
+      source: fromBackend ? 'backend' : 'definition',
+      ...(snapshot.toolsFetchedAt ? { fetchedAt: snapshot.toolsFetchedAt } : {}),
+      health: snapshot.health,
+      tools: allowed ? all.filter((t) => allowed.has(t.name)) : all,
+    };
+  }
+}
+
+/** The gateway URLs an MCP client uses for this server, per transport. */
+export function gatewayEndpoints(def: ServerDefinition, publicUrl: string): ServerSummary['endpoints'] {
+  return {
+    ...(def.transports['streamable-http'] !== undefined ? { 'streamable-http': `${publicUrl}${STREAMABLE_PREFIX}${def.name}` } : {}),
+    ...(def.transports.sse !== undefined ? { sse: `${publicUrl}${EXECUTE_PREFIX}${def.name}${def.transports.sse}` } : {}),
+  };
+}
+
+/** Validates a whole definition; every problem is named by its field, for forms and API clients. */
+export function parseDefinition(input: unknown): ServerDefinition {
+  const parsed = serverDefinitionSchema.safeParse(input);
+  if (!parsed.success) {
+    const fields: FieldProblem[] = parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
+    throw new GatewayError('REQUEST_INVALID', `The server definition is not valid: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
+  }
+  return freezeDefinition(parsed.data);
+}
+
+/** Every tool visible: server read or execute (registry read and admin included), not just tool scopes. */
+function seesAllTools(scopes: readonly string[], name: string): boolean {
+  return hasScope(scopes, serverScope(name, 'read')) || hasScope(scopes, serverScope(name, 'execute'));
+}
+
+function requireRegistryRead(p: Principal): void {
+  if (!hasScope(p.scopes, REGISTRY_READ)) throw missing(REGISTRY_READ, 'ask who can do what');
+}
+
+function missing(scope: string, what: string): GatewayError {
+  return new GatewayError('AUTH_SCOPE_MISSING', `You need the scope ${scope} to ${what}.`, { missingScope: scope });
+}
+
+function explain(server: string, decision: ReturnType<typeof decideAccess>, method: string | undefined, tool: string | undefined): string {
+  const what = tool !== undefined ? `calling ${tool}` : method !== undefined ? `${method}` : 'opening a session';
+  if (decision.allow) {
+    if (!decision.toolFilter) return `Allowed: ${what} on ${server}. The scopes cover every request to ${server} (execute or registry admin).`;
+    const tools = decision.toolFilter.length ? decision.toolFilter.join(', ') : 'none';
+    return `Allowed: ${what} on ${server}, through tool, resource or prompt scopes. tools/list shows only: ${tools}.`;
+  }
+  switch (decision.reason) {
+    case 'server-unknown':
+      return `Refused (404): there is no server named ${server}.`;
+    case 'server-disabled':
+      return `Refused (503): ${server} is disabled. Everyone gets 503 until someone with ${serverScope(server, 'toggle')} enables it.`;
+    case 'scope-missing':
+      return `Refused (403): ${what} on ${server} needs ${decision.missingScope}.`;
+  }
+}

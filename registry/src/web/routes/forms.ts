@@ -1,0 +1,91 @@
+/**
+ * The page's state-changing forms (POST, CSRF-checked): register, edit, enable/disable, delete
+ * and refresh a server. Each calls the same action the REST API calls, then redirects (303)
+ * with a notice; an invalid definition re-renders the form with the errors next to the fields.
+ */
+import express, { type Request, type Response } from 'express';
+import type { Catalog } from '../../catalog/catalog.ts';
+import { GatewayError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import { requireCsrf } from '../csrf.ts';
+import type { RegistryActions } from '../registry-actions.ts';
+import { definitionInputFromForm, formErrors, formFromBody } from '../server-form.ts';
+import { layout, principalOf, requireSignedIn } from './page-context.ts';
+
+const form = express.urlencoded({ extended: false, limit: '64kb' });
+
+export function formRoutes({ actions, catalog, log }: { actions: RegistryActions; catalog: Catalog; log: Logger }): express.Router {
+  const router = express.Router();
+  const user = (req: Request) => req.session.identity!.username;
+  const name = (req: Request) => String(req.params['name']);
+
+  router.post('/servers', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
+    const values = formFromBody(req.body);
+    try {
+      const change = await actions.register(principalOf(req), user(req), definitionInputFromForm(values));
+      log.info({ user: user(req), server: change.server.name }, 'server registered from the page');
+      done(req, res, `/servers/${change.server.name}`, `${change.server.name} is registered${nginxNote(change.nginx)}.`);
+    } catch (err) {
+      if (!invalidForm(err)) throw err;
+      res.status(err.status).render('server-form', { ...layout(req, catalog, 'register'), mode: 'register', form: values, errors: fieldErrors(err), version: '' });
+    }
+  });
+
+  router.post('/servers/:name', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
+    const values = { ...formFromBody(req.body), name: name(req) };
+    const version = typeof req.body?.version === 'string' && req.body.version ? req.body.version : undefined;
+    try {
+      const change = await actions.update(principalOf(req), user(req), name(req), definitionInputFromForm(values), version);
+      done(req, res, `/servers/${name(req)}`, `${name(req)} is saved${nginxNote(change.nginx)}.`);
+    } catch (err) {
+      if (!invalidForm(err)) throw err;
+      res.status(err.status).render('server-form', { ...layout(req, catalog, 'server'), mode: 'edit', form: values, errors: fieldErrors(err), version: version ?? '' });
+    }
+  });
+
+  router.post('/servers/:name/toggle', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
+    const enabled = req.body?.enabled === 'true';
+    await actions.toggle(principalOf(req), user(req), name(req), enabled);
+    log.info({ user: user(req), server: name(req), enabled }, 'server toggled from the page');
+    done(req, res, backTo(req), `${name(req)} is now ${enabled ? 'enabled' : 'disabled'}.`);
+  });
+
+  router.post('/servers/:name/delete', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
+    const version = typeof req.body?.version === 'string' && req.body.version ? req.body.version : undefined;
+    const nginx = await actions.delete(principalOf(req), user(req), name(req), version);
+    log.info({ user: user(req), server: name(req) }, 'server deleted from the page');
+    done(req, res, '/', `${name(req)} is deleted${nginxNote(nginx, '')}.`);
+  });
+
+  router.post('/servers/:name/refresh', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
+    const result = await actions.tools(principalOf(req), name(req), true);
+    const health = result.health;
+    done(req, res, `/servers/${name(req)}`, health.status === 'healthy' ? `${name(req)} answered in ${health.latencyMs} ms with ${result.tools.length} tools.` : `${name(req)} did not answer: ${health.error ?? 'unknown error'}.`);
+  });
+
+  return router;
+}
+
+function done(req: Request, res: Response, to: string, notice: string): void {
+  req.session.notice = notice;
+  res.redirect(303, to);
+}
+
+/** Back to the page the form was on, when that was a page of ours. */
+function backTo(req: Request): string {
+  const from = typeof req.body?.back === 'string' ? req.body.back : '';
+  return /^\/(?:servers\/[a-z0-9-]+)?$/.test(from) ? from : '/';
+}
+
+function nginxNote(nginx: { lastError?: string }, fine = ' and nginx serves it'): string {
+  return nginx.lastError ? ', but nginx refused the new configuration (the last good one keeps serving; see the servers page)' : fine;
+}
+
+function invalidForm(err: unknown): err is GatewayError {
+  return err instanceof GatewayError && (err.code === 'REQUEST_INVALID' || err.code === 'SERVER_EXISTS' || err.code === 'SERVER_CHANGED');
+}
+
+function fieldErrors(err: GatewayError): Record<string, string> {
+  if (err.fields) return formErrors(err.fields);
+  return err.code === 'SERVER_EXISTS' ? { name: err.message } : { form: err.message };
+}
