@@ -74,8 +74,15 @@ export function createBearerVerifier(rules: BearerRules): (token: string) => Pro
 
   async function verifyOnce(token: string): Promise<BearerResult> {
     let payload: JWTPayload;
+    let header: ReturnType<typeof decodeProtectedHeader>;
     try {
-      const typ = decodeProtectedHeader(token).typ;
+      header = decodeProtectedHeader(token);
+    } catch {
+      // Not a JWT at all (an opaque token, garbage): jose throws a TypeError without a code.
+      return { ok: false, reason: 'the token is not a JWT' };
+    }
+    try {
+      const typ = header.typ;
       if (typ !== undefined && !/^(?:application\/)?(?:at\+jwt|jwt)$/i.test(typ)) return { ok: false, reason: `token type ${typ} is not an access token` };
       ({ payload } = await jwtVerify(token, keys, {
         issuer: rules.issuer,

@@ -8,13 +8,13 @@ import type { Principal } from '../authz/credentials.ts';
 import { EXECUTE_PREFIX, STREAMABLE_PREFIX } from '../authz/paths.ts';
 import { definitionVersion, type Catalog } from '../catalog/catalog.ts';
 import { freezeDefinition, serverDefinitionSchema, TRANSPORTS, type ServerDefinition } from '../catalog/server-definition.ts';
-import { GatewayError, type FieldProblem } from '../errors.ts';
+import { GatewayError } from '../errors.ts';
 import type { BackendMonitor, BackendSnapshot } from '../mcp/backend-monitor.ts';
 import { canEditServer, canReadServer, canToggleServer, decideAccess, hasScope, type McpMessage } from '../scopes/decide.ts';
 import { grantsOnServer } from '../scopes/grants.ts';
 import { REGISTRY_ADMIN, REGISTRY_READ, serverScope } from '../scopes/scope.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
-import type { NginxState, ServerDetail, ServerSummary, ToolsResult, ToolView, WhoCanAnswer, WhoCanQuestion } from './api/schemas.ts';
+import { fieldProblemsOf, type NginxState, type ServerDetail, type ServerSummary, type ToolsResult, type ToolView, type WhoCanAnswer, type WhoCanQuestion } from './api/schemas.ts';
 
 export interface RegistryActionsOptions {
   readonly catalog: Catalog;
@@ -242,7 +242,7 @@ export function gatewayEndpoints(def: ServerDefinition, publicUrl: string): Serv
 export function parseDefinition(input: unknown): ServerDefinition {
   const parsed = serverDefinitionSchema.safeParse(input);
   if (!parsed.success) {
-    const fields: FieldProblem[] = parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
+    const fields = fieldProblemsOf(parsed.error, '(body)');
     throw new GatewayError('REQUEST_INVALID', `The server definition is not valid: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
   }
   return freezeDefinition(parsed.data);

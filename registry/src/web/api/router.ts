@@ -7,13 +7,14 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import { principalFromBearer, type BearerContext, type Principal } from '../../authz/credentials.ts';
-import { GatewayError, toHttp, type FieldProblem } from '../../errors.ts';
+import { GatewayError, toHttp } from '../../errors.ts';
 import { constantTimeEqual } from '../../identity/demo-users.ts';
 import type { Logger } from '../../log.ts';
 import { csrfToken } from '../csrf.ts';
 import type { RegistryActions } from '../registry-actions.ts';
 import { openApiDocument } from './openapi.ts';
 import { API_ROUTES, type ApiRoute } from './routes.ts';
+import { fieldProblemsOf } from './schemas.ts';
 
 export const CSRF_HEADER = 'x-csrf-token';
 
@@ -27,6 +28,9 @@ export interface ApiRouterOptions {
 }
 
 type Caller = { principal: Principal; viaCookie: boolean };
+
+/** The RFC 6750 error of a refused Authorization header, for the 401's challenge. */
+const challengeErrors = new WeakMap<Request, 'invalid_token' | 'invalid_request'>();
 
 export function apiRouter(options: ApiRouterOptions): express.Router {
   const { actions, log } = options;
@@ -60,7 +64,10 @@ export function apiRouter(options: ApiRouterOptions): express.Router {
     if (status >= 500) log.error({ err, path: req.path }, 'API request failed');
     else log.info({ code: body.error, path: req.path, method: req.method }, body.message);
     if (res.headersSent) return;
-    if (status === 401) res.set('WWW-Authenticate', `Bearer realm="${options.realm}"${req.headers.authorization ? ', error="invalid_token"' : ''}`);
+    if (status === 401) {
+      const error = challengeErrors.get(req) ?? (req.headers.authorization ? 'invalid_token' : undefined);
+      res.set('WWW-Authenticate', `Bearer realm="${options.realm}"${error ? `, error="${error}"` : ''}`);
+    }
     res.status(status).json(body);
   });
   return router;
@@ -74,7 +81,9 @@ async function callerOf(req: Request, options: ApiRouterOptions): Promise<Caller
     const found = await principalFromBearer(authorization, options.bearer);
     if (!found.ok) {
       options.log.info({ reason: found.reason, detail: found.detail }, 'API bearer token refused');
-      throw new GatewayError('AUTH_NO_CREDENTIALS', 'The bearer token is not valid.');
+      // RFC 6750 section 3.1: a header that is not `Bearer <token>` is a malformed request.
+      challengeErrors.set(req, found.reason === 'token-malformed' ? 'invalid_request' : 'invalid_token');
+      throw new GatewayError('AUTH_NO_CREDENTIALS', found.reason === 'token-malformed' ? 'The Authorization header must be Bearer <token>.' : 'The bearer token is not valid.');
     }
     return { principal: found.principal, viaCookie: false };
   }
@@ -96,7 +105,7 @@ function validate(schema: z.ZodType | undefined, value: unknown, where: string):
   if (!schema) return {};
   const parsed = schema.safeParse(value ?? {});
   if (parsed.success) return parsed.data;
-  const fields: FieldProblem[] = parsed.error.issues.map((i) => ({ field: i.path.join('.') || `(${where})`, message: i.message }));
+  const fields = fieldProblemsOf(parsed.error, `(${where})`);
   const code = where === 'path' && fields.some((f) => f.field === 'name') ? 'SERVER_NAME_INVALID' : 'REQUEST_INVALID';
   throw new GatewayError(code, `The ${where} is not valid: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
 }

@@ -6,7 +6,19 @@
  */
 import { z } from 'zod';
 import { serverDefinitionSchema, SERVER_NAME_PATTERN, TOOL_NAME_PATTERN, TRANSPORTS } from '../../catalog/server-definition.ts';
-import { GATEWAY_ERROR_CODES } from '../../errors.ts';
+import { GATEWAY_ERROR_CODES, type FieldProblem } from '../../errors.ts';
+
+/**
+ * A zod error as one problem per field, for forms and API clients. An unknown key is named as
+ * its own field (`transports.proxy_pass`), not as the object that holds it.
+ */
+export function fieldProblemsOf(error: z.ZodError, fallback: string): FieldProblem[] {
+  return error.issues.flatMap((issue) => {
+    const at = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => ({ field: [...at, key].join('.'), message: `unknown field ${JSON.stringify(key)}` }));
+    return [{ field: at.join('.') || fallback, message: issue.message }];
+  });
+}
 
 export const serverNameParam = z.string().regex(SERVER_NAME_PATTERN, 'server name must match [a-z0-9][a-z0-9-]{0,62}');
 
