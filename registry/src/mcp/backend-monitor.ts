@@ -1,46 +1,16 @@
 /**
- * Watches the backends in the catalog with the real MCP client: `initialize`, then every page of
- * `tools/list`, then the connection is closed. The result is only recorded here, for the
- * operators' page and the REST API; a failing backend never changes nginx or the catalog.
- *
- * Everything a backend sends is untrusted: each check has one deadline for the whole
- * exchange, each HTTP response body is capped, and the tools kept are trimmed to bounded sizes.
+ * Watches the backends in the catalog: a health check (probe-backend.ts) of every server on a
+ * schedule, when its definition changes, and on demand. The result is only recorded here, for
+ * the operators' page and the REST API; a failing backend never changes nginx or the catalog.
  */
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
 import type { Catalog } from '../catalog/catalog.ts';
 import { SERVER_NAME_PATTERN, type ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { probe, type BackendHealth, type ProbeOutcome, type ToolInfo } from './probe-backend.ts';
 
-export interface ToolInfo {
-  readonly name: string;
-  readonly title?: string;
-  /** '' when absent; capped at 4000 chars. */
-  readonly description: string;
-  /** As the backend sent it; a schema over 64 KiB of JSON is replaced by {@link SCHEMA_TOO_LARGE}. */
-  readonly inputSchema: Readonly<Record<string, unknown>>;
-}
-
-export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';
-
-export interface BackendHealth {
-  /** 'unknown' until the first check finishes. */
-  readonly status: HealthStatus;
-  /** ISO time the last check finished. */
-  readonly checkedAt?: string;
-  /** Wall time of the last check (connect + initialize + tools/list), integer ms. */
-  readonly latencyMs?: number;
-  /** The last failure: one line, at most 300 chars, no stack. */
-  readonly error?: string;
-  /** Which transport the check used. */
-  readonly transport?: 'streamable-http' | 'sse';
-  readonly serverInfo?: { readonly name: string; readonly version: string };
-}
+export { CLIENT_INFO, MAX_DESCRIPTION_CHARS, MAX_ERROR_CHARS, MAX_RESPONSE_BYTES, MAX_SCHEMA_BYTES, MAX_TOOLS, SCHEMA_TOO_LARGE } from './probe-backend.ts';
+export type { BackendHealth, HealthStatus, ToolInfo } from './probe-backend.ts';
 
 export interface BackendSnapshot {
   readonly health: BackendHealth;
@@ -58,38 +28,9 @@ export interface BackendMonitorOptions {
   readonly log: Logger;
 }
 
-export const CLIENT_INFO = Object.freeze({ name: 'mcp-gateway-registry', version: '0.1.0' });
 /** Checks running at once, across all servers. */
 export const MAX_CONCURRENT_CHECKS = 4;
-export const MAX_TOOLS = 1000;
-export const MAX_DESCRIPTION_CHARS = 4000;
-export const MAX_SCHEMA_BYTES = 64 * 1024;
-export const MAX_ERROR_CHARS = 300;
-/** Largest body of one HTTP response from a backend (an SSE stream counts as one response). */
-export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
-/** Longer tool names are dropped (the spec allows 128). */
-const MAX_TOOL_NAME_CHARS = 256;
-const MAX_TITLE_CHARS = 300;
-const MAX_INFO_CHARS = 200;
-const MAX_PAGES = 1000;
-const MAX_CURSOR_CHARS = 4096;
-
-export const SCHEMA_TOO_LARGE: Readonly<Record<string, unknown>> = Object.freeze({
-  type: 'object',
-  description: '(schema too large to show)',
-});
-const EMPTY_SCHEMA: Readonly<Record<string, unknown>> = Object.freeze({ type: 'object' });
 const UNKNOWN: BackendSnapshot = Object.freeze({ health: Object.freeze({ status: 'unknown' as const }) });
-
-/** tools/list as a backend may send it: only the envelope is checked, each tool on its own. */
-const toolsPageSchema = z.looseObject({ tools: z.array(z.unknown()), nextCursor: z.unknown().optional() });
-
-type TransportKind = 'streamable-http' | 'sse';
-type Stage = 'initialize' | 'tools/list';
-
-type ProbeOutcome =
-  | { ok: true; transport: TransportKind; latencyMs: number; serverInfo?: BackendHealth['serverInfo']; tools: readonly ToolInfo[] }
-  | { ok: false; transport: TransportKind; latencyMs: number; serverInfo?: BackendHealth['serverInfo']; error: string };
 
 interface Running {
   readonly controller: AbortController;
@@ -280,211 +221,6 @@ function fingerprint(def: ServerDefinition): string {
   return JSON.stringify([def.url, def.transports['streamable-http'] ?? null, def.transports.sse ?? null]);
 }
 
-/**
- * One check: connect, initialize, every page of tools/list, close. Resolves with the outcome, or
- * undefined when `cancel` fired (stop, a removed or moved server): that is no news about the
- * backend. Never rejects for anything the backend does.
- */
-async function probe(def: ServerDefinition, timeoutMs: number, cancel: AbortSignal): Promise<ProbeOutcome | undefined> {
-  if (cancel.aborted) return undefined;
-  const streamablePath = def.transports['streamable-http'];
-  const kind: TransportKind = streamablePath !== undefined ? 'streamable-http' : 'sse';
-  const base = def.url.replace(/\/+$/, '');
-  const deadline = new AbortController();
-  const signal = deadline.signal;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    deadline.abort(new Error(`timed out after ${timeoutMs} ms`));
-  }, timeoutMs);
-  timer.unref();
-  const onCancel = () => deadline.abort(new Error('check cancelled'));
-  cancel.addEventListener('abort', onCancel, { once: true });
-  // Rejects when the deadline passes or the check is cancelled, whatever the SDK is waiting for.
-  const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
-  aborted.catch(() => {});
-
-  // Set, and the check ended at once, when a response outgrows MAX_RESPONSE_BYTES: over SSE the
-  // SDK would only report it to onerror and go on waiting.
-  let overflow: string | undefined;
-  const fetch = checkFetch(MAX_RESPONSE_BYTES, (message) => {
-    overflow ??= message;
-    deadline.abort(new Error(message));
-  });
-  const started = performance.now();
-  const elapsed = () => Math.max(0, Math.round(performance.now() - started));
-  let stage: Stage = 'initialize';
-  let serverInfo: BackendHealth['serverInfo'];
-  let transport: StreamableHTTPClientTransport | SSEClientTransport | undefined;
-  const client = new Client({ ...CLIENT_INFO });
-  try {
-    transport =
-      kind === 'streamable-http'
-        ? new StreamableHTTPClientTransport(new URL(base + streamablePath), {
-            fetch,
-            // One check is one exchange: no reconnecting the standalone GET stream behind our back.
-            reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
-          })
-        : new SSEClientTransport(new URL(base + (def.transports.sse ?? '/sse')), { fetch });
-    const t = transport;
-    // The SDK's own per-request timeout is a backstop that never fires before ours.
-    const requestOptions = { signal, timeout: timeoutMs + 1000 };
-    const work = (async () => {
-      await client.connect(t, requestOptions);
-      serverInfo = cleanServerInfo(client.getServerVersion());
-      stage = 'tools/list';
-      // A server without the tools capability has no tools; asking would be a protocol error.
-      if (client.getServerCapabilities()?.tools === undefined) return [];
-      return listAllTools(client, requestOptions);
-    })();
-    work.catch(() => {});
-    const tools = await Promise.race([work, aborted]);
-    return { ok: true, transport: kind, latencyMs: elapsed(), ...(serverInfo ? { serverInfo } : {}), tools: Object.freeze(tools) };
-  } catch (err) {
-    if (cancel.aborted) return undefined;
-    const latencyMs = elapsed();
-    const error = overflow ?? (timedOut ? `timed out after ${timeoutMs} ms` : describeError(err, stage));
-    return { ok: false, transport: kind, latencyMs, ...(serverInfo ? { serverInfo } : {}), error: oneLine(error) };
-  } finally {
-    // Ends the backend's session (bounded by the same deadline), then drops every socket.
-    if (transport instanceof StreamableHTTPClientTransport && transport.sessionId !== undefined && !signal.aborted) {
-      await Promise.race([transport.terminateSession().catch(() => {}), aborted.catch(() => {})]);
-    }
-    clearTimeout(timer);
-    cancel.removeEventListener('abort', onCancel);
-    await client.close().catch(() => {});
-    await transport?.close().catch(() => {});
-  }
-}
-
-/** Every page of tools/list, cleaned, at most MAX_TOOLS, stopping on a missing, repeated or odd cursor. */
-async function listAllTools(client: Client, options: { signal: AbortSignal; timeout: number }): Promise<ToolInfo[]> {
-  const tools: ToolInfo[] = [];
-  const names = new Set<string>();
-  const cursors = new Set<string>();
-  let cursor: string | undefined;
-  for (let page = 0; page < MAX_PAGES; page++) {
-    const result = await client.request(
-      { method: 'tools/list', ...(cursor === undefined ? {} : { params: { cursor } }) },
-      toolsPageSchema,
-      options,
-    );
-    for (const raw of result.tools) {
-      const tool = cleanTool(raw);
-      if (tool === undefined || names.has(tool.name)) continue;
-      names.add(tool.name);
-      tools.push(tool);
-      if (tools.length >= MAX_TOOLS) return tools;
-    }
-    const next = result.nextCursor;
-    if (typeof next !== 'string' || next === '' || next.length > MAX_CURSOR_CHARS || cursors.has(next)) break;
-    cursors.add(next);
-    cursor = next;
-  }
-  return tools;
-}
-
-/** A tool as the backend described it, trimmed to bounded sizes; undefined when it has no usable name. */
-function cleanTool(raw: unknown): ToolInfo | undefined {
-  if (!isPlainObject(raw)) return undefined;
-  const { name, title, description, inputSchema } = raw;
-  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_TOOL_NAME_CHARS) return undefined;
-  return Object.freeze({
-    name,
-    ...(typeof title === 'string' ? { title: cap(title, MAX_TITLE_CHARS) } : {}),
-    description: typeof description === 'string' ? cap(description, MAX_DESCRIPTION_CHARS) : '',
-    inputSchema: cleanSchema(inputSchema),
-  });
-}
-
-function cleanSchema(schema: unknown): Readonly<Record<string, unknown>> {
-  if (!isPlainObject(schema)) return EMPTY_SCHEMA;
-  let json: string;
-  try {
-    json = JSON.stringify(schema);
-  } catch {
-    return EMPTY_SCHEMA;
-  }
-  if (Buffer.byteLength(json, 'utf8') > MAX_SCHEMA_BYTES) return SCHEMA_TOO_LARGE;
-  // A copy of our own, frozen all the way down: nothing the backend built is kept by reference.
-  return deepFreeze(JSON.parse(json) as Record<string, unknown>);
-}
-
-function cleanServerInfo(info: { name?: unknown; version?: unknown } | undefined): BackendHealth['serverInfo'] {
-  if (info === undefined || typeof info.name !== 'string' || typeof info.version !== 'string') return undefined;
-  return Object.freeze({ name: cap(singleLine(info.name), MAX_INFO_CHARS), version: cap(singleLine(info.version), MAX_INFO_CHARS) });
-}
-
-/**
- * A short, useful, one-line reason: the network error itself, the HTTP status, or what the
- * protocol said. Never a response body or header: the SDK puts the body text into some of its
- * messages, so those errors are reduced to their status.
- */
-function describeError(err: unknown, stage: Stage): string {
-  if (err instanceof StreamableHTTPError || err instanceof SseError) {
-    if (typeof err.code === 'number' && err.code > 0) return `HTTP ${err.code} from backend`;
-    const inner = err.message.replace(/^(SSE error|Streamable HTTP error):\s*/, '').replace(/^TypeError: fetch failed:\s*/, '');
-    if (/^Error POSTing to endpoint/.test(inner)) return 'request to backend failed';
-    return inner;
-  }
-  if (err instanceof McpError) return `${stage} failed: ${err.message}`;
-  if (err instanceof Error && err.name === 'ZodError') return `backend sent an invalid ${stage} result`;
-  if (err instanceof SyntaxError) return `backend sent invalid JSON (${stage})`;
-  const root = rootCause(err);
-  if (root instanceof Error) return root.message || root.name;
-  return String(root);
-}
-
-/** fetch failures carry the socket error as `cause` (an AggregateError when several addresses were tried). */
-function rootCause(err: unknown): unknown {
-  let current = err;
-  for (let depth = 0; depth < 5; depth++) {
-    if (current instanceof AggregateError && current.errors.length > 0) {
-      current = current.errors[0];
-      continue;
-    }
-    if (current instanceof Error && current.cause !== undefined && current.message === 'fetch failed') {
-      current = current.cause;
-      continue;
-    }
-    break;
-  }
-  return current;
-}
-
-/**
- * fetch for one check. Each response body is capped, so a backend cannot make us buffer without
- * bound. Each request has its own connection (`Connection: close`): a pooled keep-alive socket
- * the backend dropped since the last check would otherwise fail the next check with "other side
- * closed" although the backend is up, and nothing is left open once the check is over.
- */
-function checkFetch(maxBytes: number, overflowed: (message: string) => void): FetchLike {
-  return async (url, init) => {
-    const headers = new Headers(init?.headers);
-    headers.set('connection', 'close');
-    const response = await fetch(url, { ...init, headers });
-    if (response.body === null || !response.ok) return response;
-    let seen = 0;
-    const limit = new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        seen += chunk.byteLength;
-        if (seen > maxBytes) {
-          const message = `backend response larger than ${maxBytes} bytes`;
-          controller.error(new Error(message));
-          overflowed(message);
-        } else {
-          controller.enqueue(chunk);
-        }
-      },
-    });
-    return new Response(response.body.pipeThrough(limit), {
-      status: response.status,
-      statusText: response.statusText,
-      headers: response.headers,
-    });
-  };
-}
-
 /** Hands slots over directly on release, so a newcomer can never jump in between and exceed `max`. */
 class Limiter {
   #free: number;
@@ -505,36 +241,4 @@ class Limiter {
       else this.#free++;
     }
   }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Iterative, so a deeply nested schema cannot overflow the stack. */
-function deepFreeze<T>(value: T): T {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const item = stack.pop();
-    if (typeof item !== 'object' || item === null || Object.isFrozen(item)) continue;
-    Object.freeze(item);
-    for (const child of Object.values(item)) stack.push(child);
-  }
-  return value;
-}
-
-/** At most `max` UTF-16 units, never ending in half a surrogate pair. */
-function cap(text: string, max: number): string {
-  if (text.length <= max) return text;
-  const cut = text.slice(0, max);
-  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
-}
-
-/** Control characters and line breaks become single spaces. */
-function singleLine(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f\s]+/g, ' ').trim();
-}
-
-function oneLine(error: string): string {
-  return cap(singleLine(error), MAX_ERROR_CHARS) || 'check failed';
 }
