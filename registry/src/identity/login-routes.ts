@@ -44,7 +44,9 @@ export function loginRoutes(options: LoginRouteOptions): express.Router {
     // The login state lives in a cookie for the public host; a login started on another host
     // name (127.0.0.1 vs localhost) would come back without it.
     if (req.get('host') !== publicHost) {
-      res.redirect(`${publicUrl}${LOGIN_PATH}`);
+      // Keep ?next= (validated below, on the second pass); the path is ours, so is the origin.
+      const query = req.originalUrl.indexOf('?');
+      res.redirect(`${publicUrl}${LOGIN_PATH}${query < 0 ? '' : req.originalUrl.slice(query)}`);
       return;
     }
     const challenge = await provider.startLogin(redirectUri);
