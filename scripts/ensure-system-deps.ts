@@ -2,25 +2,37 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { findNginx } from '../registry/src/nginx/apply.ts';
 
+/** Debian's chromium, which the browser tests (registry/test/browser) drive with playwright-core. */
+export const CHROMIUM = '/usr/bin/chromium';
+
 /**
- * nginx with the njs module is the one thing npm cannot install. Where it is missing and we
- * are root with apt-get, install Debian's packages; otherwise stop with one line naming them.
+ * nginx with the njs module and chromium for the browser tests are what npm cannot install.
+ * Where one is missing and we are root with apt-get, install Debian's packages; otherwise stop
+ * with one line naming them.
  */
 export function ensureSystemDeps(): void {
   const found = findNginx(process.env['NGINX_BIN'], process.env['NGINX_NJS_MODULE']);
-  if (!('missing' in found)) return;
+  const missing: { problem: string; packages: string[] }[] = [];
+  if ('missing' in found) missing.push({ problem: found.missing, packages: ['nginx', 'libnginx-mod-http-js'] });
+  if (!existsSync(CHROMIUM)) missing.push({ problem: `${CHROMIUM} is missing (the browser tests need it)`, packages: ['chromium'] });
+  if (missing.length === 0) return;
+  const packages = missing.flatMap((m) => m.packages);
   const canInstall = process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');
   if (!canInstall) {
-    process.stderr.write(`${found.missing} (as root: apt-get install -y nginx libnginx-mod-http-js)\n`);
+    for (const m of missing) process.stderr.write(`${m.problem} (as root: apt-get install -y ${m.packages.join(' ')})\n`);
     process.exit(1);
   }
-  process.stdout.write('installing nginx and libnginx-mod-http-js from Debian (apt-get)...\n');
+  process.stdout.write(`installing ${packages.join(', ')} from Debian (apt-get)...\n`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'nginx', 'libnginx-mod-http-js'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: 'inherit', env });
   const again = findNginx(process.env['NGINX_BIN'], process.env['NGINX_NJS_MODULE']);
   if ('missing' in again) {
     process.stderr.write(`${again.missing}\n`);
+    process.exit(1);
+  }
+  if (!existsSync(CHROMIUM)) {
+    process.stderr.write(`${CHROMIUM} is still missing after apt-get install chromium\n`);
     process.exit(1);
   }
 }
