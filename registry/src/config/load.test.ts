@@ -106,3 +106,18 @@ test('cognito builds the issuer from region and pool, and reads groups from cogn
   assert.equal(generic.config.identity.issuer, 'https://sso.example.com/', 'the issuer is kept exactly');
   assert.ok(generic.config.warnings.some((w) => w.includes('set MCP_AUTH_AUDIENCE')));
 });
+
+test('health checks: every 60 s and 5 s each by default; 0 switches the schedule off; out-of-range values are named', () => {
+  const defaults = loadConfig({}, root());
+  assert.ok(defaults.ok);
+  assert.deepEqual(defaults.config.healthCheck, { intervalMs: 60_000, timeoutMs: 5_000 });
+  const off = loadConfig({ HEALTH_CHECK_INTERVAL_SECONDS: '0', HEALTH_CHECK_TIMEOUT_SECONDS: '10' }, root());
+  assert.ok(off.ok);
+  assert.deepEqual(off.config.healthCheck, { intervalMs: 0, timeoutMs: 10_000 });
+  const bad = loadConfig({ HEALTH_CHECK_INTERVAL_SECONDS: '3', HEALTH_CHECK_TIMEOUT_SECONDS: '1.5' }, root());
+  assert.ok(!bad.ok);
+  assert.deepEqual(bad.errors, [
+    'HEALTH_CHECK_INTERVAL_SECONDS must be 0 (off) or between 5 and 86400',
+    'HEALTH_CHECK_TIMEOUT_SECONDS must be a whole number of seconds',
+  ]);
+});

@@ -22,6 +22,15 @@ const port = (name: string) =>
     .transform(Number)
     .refine((n) => n <= 65535, `${name} must be a port number 0-65535`);
 
+/** A whole number of seconds between `min` and `max`; `offAtZero` also allows 0 (switched off). */
+const seconds = (name: string, min: number, max: number, offAtZero = false) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `${name} must be a whole number of seconds`)
+    .transform(Number)
+    .refine((n) => (offAtZero && n === 0) || (n >= min && n <= max), `${name} must be ${offAtZero ? '0 (off) or ' : ''}between ${min} and ${max}`);
+
 export interface EnvVarDoc {
   name: string;
   default: string;
@@ -150,27 +159,9 @@ export const envSchema = z
     STATE_DIR: z.string().trim().min(1).default('.state'),
     CATALOG_DIR: z.string().trim().min(1).default('registry/servers'),
     AUDIT_LOG_FILE: z.string().trim().min(1).optional(),
-    HEALTH_CHECK_INTERVAL_SECONDS: z
-      .string()
-      .trim()
-      .regex(/^\d+$/, 'HEALTH_CHECK_INTERVAL_SECONDS must be a whole number of seconds')
-      .transform(Number)
-      .refine((n) => n === 0 || (n >= 5 && n <= 86400), 'HEALTH_CHECK_INTERVAL_SECONDS must be 0 (off) or between 5 and 86400')
-      .default(60),
-    HEALTH_CHECK_TIMEOUT_SECONDS: z
-      .string()
-      .trim()
-      .regex(/^\d+$/, 'HEALTH_CHECK_TIMEOUT_SECONDS must be a whole number of seconds')
-      .transform(Number)
-      .refine((n) => n >= 1 && n <= 120, 'HEALTH_CHECK_TIMEOUT_SECONDS must be between 1 and 120')
-      .default(5),
-    SESSION_TTL_SECONDS: z
-      .string()
-      .trim()
-      .regex(/^\d+$/, 'SESSION_TTL_SECONDS must be a whole number of seconds')
-      .transform(Number)
-      .refine((n) => n >= 60 && n <= 604800, 'SESSION_TTL_SECONDS must be between 60 and 604800')
-      .default(28800),
+    HEALTH_CHECK_INTERVAL_SECONDS: seconds('HEALTH_CHECK_INTERVAL_SECONDS', 5, 86400, true).default(60),
+    HEALTH_CHECK_TIMEOUT_SECONDS: seconds('HEALTH_CHECK_TIMEOUT_SECONDS', 1, 120).default(5),
+    SESSION_TTL_SECONDS: seconds('SESSION_TTL_SECONDS', 60, 604800).default(28800),
     NGINX_BIN: z.string().trim().min(1).optional(),
     NGINX_NJS_MODULE: z.string().trim().min(1).default('/usr/lib/nginx/modules/ngx_http_js_module.so'),
     NGINX_MAX_BODY_SIZE: z.string().trim().regex(/^\d{1,6}[km]$/, 'NGINX_MAX_BODY_SIZE must be digits followed by k or m, such as 1m').default('1m'),
