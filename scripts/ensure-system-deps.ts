@@ -6,15 +6,15 @@ import { findNginx } from '../registry/src/nginx/apply.ts';
 export const CHROMIUM = '/usr/bin/chromium';
 
 /**
- * nginx with the njs module and chromium for the browser tests are what npm cannot install.
+ * nginx with the njs module (and, for the tests, chromium) are what npm cannot install.
  * Where one is missing and we are root with apt-get, install Debian's packages; otherwise stop
  * with one line naming them.
  */
-export function ensureSystemDeps(): void {
+export function ensureSystemDeps(options: { browser: boolean }): void {
   const found = findNginx(process.env['NGINX_BIN'], process.env['NGINX_NJS_MODULE']);
   const missing: { problem: string; packages: string[] }[] = [];
   if ('missing' in found) missing.push({ problem: found.missing, packages: ['nginx', 'libnginx-mod-http-js'] });
-  if (!existsSync(CHROMIUM)) missing.push({ problem: `${CHROMIUM} is missing (the browser tests need it)`, packages: ['chromium'] });
+  if (options.browser && !existsSync(CHROMIUM)) missing.push({ problem: `${CHROMIUM} is missing (the browser tests need it)`, packages: ['chromium'] });
   if (missing.length === 0) return;
   const packages = missing.flatMap((m) => m.packages);
   const canInstall = process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');
@@ -31,10 +31,11 @@ export function ensureSystemDeps(): void {
     process.stderr.write(`${again.missing}\n`);
     process.exit(1);
   }
-  if (!existsSync(CHROMIUM)) {
+  if (options.browser && !existsSync(CHROMIUM)) {
     process.stderr.write(`${CHROMIUM} is still missing after apt-get install chromium\n`);
     process.exit(1);
   }
 }
 
-if (import.meta.main) ensureSystemDeps();
+// As a command (before the tests): nginx and chromium. scripts/start.ts asks for nginx only.
+if (import.meta.main) ensureSystemDeps({ browser: true });

@@ -12,7 +12,7 @@ const root = join(import.meta.dirname, '..');
 const dir = join(root, 'docs', 'images');
 const EXPECTED = ['servers-admin', 'servers-tool-user', 'server-detail', 'register-errors', 'tools-search', 'who-can', 'audit', 'login'];
 
-ensureSystemDeps();
+ensureSystemDeps({ browser: true });
 mkdirSync(dir, { recursive: true });
 const started = Date.now();
 const node = join(root, 'node_modules', '.bin', 'node');

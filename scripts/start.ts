@@ -13,7 +13,7 @@ const EXAMPLE_SERVERS = [
   { name: 'fininfo', entry: 'servers/fininfo/server.ts', port: '8002' },
 ] as const;
 
-ensureSystemDeps();
+ensureSystemDeps({ browser: false });
 
 const children: ChildProcess[] = [];
 let stopping = false;
