@@ -48,6 +48,7 @@ if (config.providerType === 'dev') {
   lines.push(`Machine client (client credentials at ${config.gateway.publicUrl}/idp/token): ${DEV_MACHINE_CLIENT_ID} / ${secret}; its scopes come from MCP_AUTH_SCOPE_MAPPING_FILE`);
 }
 lines.push(`MCP endpoints: ${config.gateway.publicUrl}/api/streamable/<server>  and  ${config.gateway.publicUrl}/api/execute/<server>/sse`);
+lines.push(`REST API: ${config.gateway.publicUrl}/api/registry/ (described at ${config.gateway.publicUrl}/api/registry/openapi.json)`);
 process.stdout.write(`\n${lines.join('\n')}\n\n`);
 
 /** The generated admin password is shown on a terminal only; where stdout is a log, point at the file. */
