@@ -62,7 +62,7 @@ describe('register and delete', () => {
     const { context, page, cookie } = await s.signedIn('admin');
     try {
       await page.locator('#nav-register').click();
-      await page.waitForURL(`${s.gw.url}/servers/new`);
+      await page.waitForURL(`${s.gw.url}/register`);
       await page.locator('#f-name').fill('Bad Name');
       await page.locator('#f-url').fill('http://127.0.0.1:1/x?y=1');
       await page.locator('#f-description').fill('A second clock');

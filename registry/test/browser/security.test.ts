@@ -63,7 +63,7 @@ describe('markup is shown as text', () => {
       void d.dismiss();
     });
     try {
-      await page.goto(`${s.gw.url}/servers/new`);
+      await page.goto(`${s.gw.url}/register`);
       await page.locator('#f-name').fill('xss');
       await page.locator('#f-url').fill(s.gw.backend.url);
       await page.locator('#f-description').fill(SCRIPT_DESCRIPTION);

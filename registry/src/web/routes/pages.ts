@@ -1,5 +1,5 @@
 /**
- * The operators' pages (GET): servers, one server with its tools, the register and edit forms,
+ * The operators' pages (GET): servers, one server with its tools, the register (/register) and edit forms,
  * tool search, who can do what, and the audit log. Every page shows only what the caller's
  * scopes allow; registry-actions.ts decides that, these only render.
  */
@@ -34,7 +34,8 @@ export function pageRoutes({ actions, catalog, nginxStatus }: PageRoutesOptions)
     });
   });
 
-  router.get('/servers/new', requireSignedIn, (req: Request, res: Response) => {
+  // Not /servers/new: a server may well be named `new`, and its page is /servers/new.
+  router.get('/register', requireSignedIn, (req: Request, res: Response) => {
     if (!hasScope(principalOf(req).scopes, REGISTRY_ADMIN)) throw new GatewayError('AUTH_SCOPE_MISSING', `You need the scope ${REGISTRY_ADMIN} to register servers.`);
     res.render('server-form', { ...layout(req, catalog, 'register'), mode: 'register', form: EMPTY_FORM, errors: {}, version: '' });
   });
