@@ -6,6 +6,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type Page } from 'playwright-core';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildServer as buildCurrenttime } from '../../../servers/currenttime/server.ts';
+import { serveMcp } from '../../../servers/shared/serve-mcp.ts';
 import { rawInitialize, screenshot, signIn, startSuite, text, withMcp, type Suite } from './browser.ts';
 
 let s: Suite;
@@ -247,6 +251,38 @@ describe('signing in', () => {
       assert.ok(await page.locator('#sign-in').isVisible(), 'signed out');
     } finally {
       await context.close();
+    }
+  });
+});
+
+describe('live health', () => {
+  test('the servers page redraws a health cell from the API when the backend goes down, without reloading', async () => {
+    const backend = await serveMcp(buildCurrenttime, { port: 0 });
+    let closed = false;
+    s.gw.writeDefinition('flaky', { name: 'flaky', url: backend.url, transports: { 'streamable-http': '/mcp' }, enabled: true });
+    const { context, page } = await s.signedIn('admin');
+    try {
+      await s.gw.gateway.monitor.refresh('flaky').catch(() => undefined);
+      await page.waitForFunction(async () => (await fetch('/api/registry/servers/flaky')).ok);
+      await s.gw.gateway.monitor.refresh('flaky');
+      await page.goto(`${s.gw.url}/`);
+      const cell = row(page, 'flaky').locator('td[data-health-cell]');
+      assert.equal(await cell.locator('[data-health]').getAttribute('data-health'), 'healthy');
+      await page.evaluate(() => ((globalThis as unknown as { __sameDocument: boolean }).__sameDocument = true));
+
+      await backend.close();
+      closed = true;
+      const after = await s.gw.gateway.monitor.refresh('flaky');
+      assert.equal(after.health.status, 'unhealthy');
+      await page.evaluate(() => (globalThis as unknown as EventTarget).dispatchEvent(new Event('focus')));
+      await cell.locator('[data-health=unhealthy]').waitFor({ timeout: 5000 });
+      assert.equal((await cell.locator('[data-health-error]').textContent())?.trim(), after.health.error, 'the error is shown as the API gave it');
+      assert.equal(await page.evaluate(() => (globalThis as unknown as { __sameDocument?: boolean }).__sameDocument), true, 'the page was not reloaded');
+      assert.equal(await row(page, 'flaky').count(), 1, 'an unhealthy server keeps its row (and its routes)');
+    } finally {
+      await context.close();
+      if (!closed) await backend.close();
+      rmSync(join(s.gw.catalogDir, 'flaky.json'), { force: true });
     }
   });
 });
