@@ -3,7 +3,7 @@
  * it needs (for the docs) and its handler. router.ts serves this table and openapi.ts describes
  * it, so a route cannot exist without its description or differ from it.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Principal } from '../../authz/credentials.ts';
 import type { RegistryActions } from '../registry-actions.ts';
 import {
@@ -25,7 +25,6 @@ import {
   whoCanBodySchema,
   whoCanResultSchema,
 } from './schemas.ts';
-import { z as zod } from 'zod';
 
 export const API_PREFIX = '/api/registry';
 
@@ -64,7 +63,7 @@ export interface ApiRoute {
   handle(actions: RegistryActions, ctx: ApiContext): Promise<ApiReply> | ApiReply;
 }
 
-const nameParams = zod.object({ name: serverNameParam });
+const nameParams = z.object({ name: serverNameParam });
 const user = (ctx: ApiContext) => ctx.principal.identity.username;
 
 export const API_ROUTES: readonly ApiRoute[] = [
