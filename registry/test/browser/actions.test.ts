@@ -59,8 +59,7 @@ describe('enable and disable', () => {
 
 describe('register and delete', () => {
   test('admin: an invalid form shows field errors and keeps the values; the fixed form registers a working server; Delete (confirmed) removes it from nginx', async () => {
-    const { context, page, cookie } = await s.signedIn('admin');
-    try {
+    await s.as('admin', async ({ context, page, cookie }) => {
       await page.locator('#nav-register').click();
       await page.waitForURL(`${s.gw.url}/register`);
       await page.locator('#f-name').fill('Bad Name');
@@ -98,14 +97,11 @@ describe('register and delete', () => {
       assert.match((await page.locator('#notice').textContent()) ?? '', /^clock2 is deleted\.$/);
       assert.equal(await page.locator('#servers tr[data-server="clock2"]').count(), 0);
       assert.equal((await rawInitialize(s.gw.url, 'clock2', cookie)).status, 404);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('admin: dismissing the confirm dialog keeps the server', async () => {
-    const { context, page } = await s.signedIn('admin');
-    try {
+    await s.as('admin', async ({ context, page }) => {
       await page.goto(`${s.gw.url}/servers/offline`);
       let asked = 0;
       page.on('dialog', (d) => {
@@ -118,16 +114,13 @@ describe('register and delete', () => {
       assert.equal(new URL(page.url()).pathname, '/servers/offline');
       await page.goto(`${s.gw.url}/`);
       assert.equal(await page.locator('#servers tr[data-server="offline"]').count(), 1);
-    } finally {
-      await context.close();
-    }
+    });
   });
 });
 
 describe('edit', () => {
   test("admin edits currenttime's description: the page shows it and the file on disk holds it", async () => {
-    const { context, page } = await s.signedIn('admin');
-    try {
+    await s.as('admin', async ({ context, page }) => {
       const file = join(s.gw.catalogDir, 'currenttime.json');
       const before = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
       await page.locator('#servers tr[data-server="currenttime"] [data-action=edit]').click();
@@ -142,9 +135,7 @@ describe('edit', () => {
       const after = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
       assert.equal(after['description'], description);
       assert.deepEqual({ ...after, description: before['description'] }, before, 'nothing else changed');
-    } finally {
-      await context.close();
-    }
+    });
   });
 });
 

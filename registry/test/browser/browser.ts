@@ -161,6 +161,13 @@ export const PASSWORDS: Readonly<Record<string, string>> = {
   'no-groups': DEMO_PASSWORD,
 };
 
+export interface SignedIn {
+  readonly context: BrowserContext;
+  readonly page: Page;
+  /** The session cookie as a Cookie header value, for MCP clients. */
+  readonly cookie: string;
+}
+
 export interface Suite {
   readonly gw: TestGateway;
   readonly fininfo: RunningMcpServer;
@@ -169,7 +176,9 @@ export interface Suite {
   /** A fresh context (its own cookies), watched by the collector. */
   context(options?: BrowserContextOptions): Promise<BrowserContext>;
   /** A fresh context with one page, signed in as a demo user through the form. */
-  signedIn(username: string, options?: BrowserContextOptions): Promise<{ context: BrowserContext; page: Page; cookie: string }>;
+  signedIn(username: string, options?: BrowserContextOptions): Promise<SignedIn>;
+  /** Runs `use` signed in as `username` in a fresh context, and closes the context after. */
+  as<T>(username: string, use: (signed: SignedIn) => Promise<T>, options?: BrowserContextOptions): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -203,20 +212,29 @@ export async function startSuite(options: { definitions?: (fininfo: RunningMcpSe
     contexts.push(c);
     return c;
   };
+  const signedIn = async (username: string, contextOptions?: BrowserContextOptions): Promise<SignedIn> => {
+    const c = await context(contextOptions);
+    const page = await c.newPage();
+    const password = PASSWORDS[username];
+    assert.ok(password, `no password known for ${username}`);
+    await signIn(page, theGateway.url, username, password);
+    assert.equal(await page.locator('#whoami').textContent(), username);
+    return { context: c, page, cookie: cookieHeader(await c.cookies(theGateway.url)) };
+  };
   return {
     gw: theGateway,
     fininfo,
     browser: theBrowser,
     problems,
     context,
-    async signedIn(username, contextOptions) {
-      const c = await context(contextOptions);
-      const page = await c.newPage();
-      const password = PASSWORDS[username];
-      assert.ok(password, `no password known for ${username}`);
-      await signIn(page, theGateway.url, username, password);
-      assert.equal(await page.locator('#whoami').textContent(), username);
-      return { context: c, page, cookie: cookieHeader(await c.cookies(theGateway.url)) };
+    signedIn,
+    async as(username, use, contextOptions) {
+      const signed = await signedIn(username, contextOptions);
+      try {
+        return await use(signed);
+      } finally {
+        await signed.context.close();
+      }
     },
     async close() {
       if (process.exitCode) process.stderr.write(`nginx error.log:\n${theGateway.errorLog()}\n`);

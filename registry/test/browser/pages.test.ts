@@ -38,8 +38,7 @@ describe('the servers page, per demo user', () => {
   ];
   for (const e of expectations) {
     test(`${e.user}: lists ${e.servers.join(', ') || 'no server'}; menu ${e.register ? 'with' : 'without'} Register, ${e.access ? 'with' : 'without'} Who can do what`, async () => {
-      const { context, page } = await s.signedIn(e.user);
-      try {
+      await s.as(e.user, async ({ context, page }) => {
         assert.equal(new URL(page.url()).pathname, '/');
         if (e.servers.length === 0) {
           assert.ok(await page.locator('#no-servers').isVisible(), '#no-servers is shown');
@@ -65,17 +64,14 @@ describe('the servers page, per demo user', () => {
           assert.equal(await page.locator('#servers [data-action=edit]').count(), 0);
         }
         if (e.user === 'tool-user') await screenshot(page, 'servers-tool-user');
-      } finally {
-        await context.close();
-      }
+      });
     });
   }
 });
 
 describe('a server and its tools', () => {
   test('the detail page lists the backend tools with descriptions and an input schema; Check now reports the latency', async () => {
-    const { context, page } = await s.signedIn('admin');
-    try {
+    await s.as('admin', async ({ context, page }) => {
       await page.goto(`${s.gw.url}/servers/currenttime`);
       const tool = page.locator('#tools .tool[data-tool="current_time_by_timezone"]');
       assert.match((await tool.locator('.tool-description').textContent()) ?? '', /time zone/i);
@@ -93,14 +89,11 @@ describe('a server and its tools', () => {
       await page.locator('#refresh').click();
       await page.waitForURL(`${s.gw.url}/servers/currenttime`);
       assert.match((await page.locator('#notice').textContent()) ?? '', /^currenttime answered in \d+ ms with 1 tools?\.$/);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('a Copy button puts the gateway URL on the clipboard', async () => {
-    const { context, page } = await s.signedIn('user');
-    try {
+    await s.as('user', async ({ context, page }) => {
       await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.gw.url });
       const expected = `${s.gw.url}/api/streamable/currenttime`;
       const input = page.locator('#url-currenttime-streamable-http');
@@ -110,16 +103,13 @@ describe('a server and its tools', () => {
       await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } }).document.querySelector('button[data-copy-target="url-currenttime-streamable-http"]')?.getAttribute('data-copied') === 'true');
       assert.equal(await button.textContent(), 'Copied');
       assert.equal(await page.evaluate('navigator.clipboard.readText()'), expected);
-    } finally {
-      await context.close();
-    }
+    });
   });
 });
 
 describe('tool search', () => {
   test('q=time finds current_time_by_timezone on currenttime', async () => {
-    const { context, page } = await s.signedIn('admin');
-    try {
+    await s.as('admin', async ({ context, page }) => {
       await page.goto(`${s.gw.url}/tools`);
       await page.locator('#q').fill('time');
       await Promise.all([page.waitForURL(/\/tools\?q=time$/), page.locator('#search').click()]);
@@ -127,27 +117,21 @@ describe('tool search', () => {
       assert.ok(found.includes('currenttime/current_time_by_timezone'), found.join());
       assert.ok(!found.includes('fininfo/print_stuff'), 'print_stuff does not mention time');
       await screenshot(page, 'tools-search');
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('analyst: an empty search shows only get_stock_aggregates', async () => {
-    const { context, page } = await s.signedIn('analyst');
-    try {
+    await s.as('analyst', async ({ context, page }) => {
       await page.goto(`${s.gw.url}/tools?q=`);
       const found = await page.locator('#tool-results .tool').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-server')}/${e.getAttribute('data-tool')}`));
       assert.deepEqual(found, ['fininfo/get_stock_aggregates']);
-    } finally {
-      await context.close();
-    }
+    });
   });
 });
 
 describe('who can do what', () => {
   test('operator: the tool group of get_stock_aggregates may not call print_stuff (naming the scope) and may call get_stock_aggregates', async () => {
-    const { context, page } = await s.signedIn('operator');
-    try {
+    await s.as('operator', async ({ context, page }) => {
       await page.locator('#nav-access').click();
       await page.waitForURL(`${s.gw.url}/access`);
       await page.locator('input[name=subject][value=groups]').check();
@@ -166,23 +150,18 @@ describe('who can do what', () => {
       assert.equal(await page.locator('#decision').getAttribute('data-decision'), 'allow');
       assert.equal(await page.locator('#missing-scope').count(), 0);
       await screenshot(page, 'who-can');
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('the subject radio shows the groups input or the user select, not both', async () => {
-    const { context, page } = await s.signedIn('admin');
-    try {
+    await s.as('admin', async ({ context, page }) => {
       await page.goto(`${s.gw.url}/access`);
       assert.ok(await page.locator('#groups').isVisible());
       assert.ok(!(await page.locator('#user').isVisible()));
       await page.locator('input[name=subject][value=user]').check();
       assert.ok(await page.locator('#user').isVisible());
       assert.ok(!(await page.locator('#groups').isVisible()));
-    } finally {
-      await context.close();
-    }
+    });
   });
 });
 

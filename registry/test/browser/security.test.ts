@@ -157,8 +157,7 @@ describe('Content-Security-Policy', () => {
 
 describe('CSRF', () => {
   test('a same-site page on another port auto-submits the toggle form: the session cookie goes along, the token check refuses it', async () => {
-    const { context, page } = await s.signedIn('operator');
-    try {
+    await s.as('operator', async ({ context, page }) => {
       assert.equal(enabled('currenttime'), true);
       const [response] = await Promise.all([
         page.waitForResponse((r) => r.url() === `${s.gw.url}/servers/currenttime/toggle` && r.request().method() === 'POST'),
@@ -170,28 +169,22 @@ describe('CSRF', () => {
       assert.equal(enabled('currenttime'), true, 'still enabled in the catalog');
       await page.goto(`${s.gw.url}/`);
       assert.equal(await page.locator('#servers tr[data-server="currenttime"] td[data-state]').getAttribute('data-state'), 'enabled');
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('a cross-site page (localhost) auto-submits the toggle form: SameSite keeps the cookie home, nothing changes', async () => {
-    const { context, page } = await s.signedIn('operator');
-    try {
+    await s.as('operator', async ({ context, page }) => {
       const [response] = await Promise.all([
         page.waitForResponse((r) => r.url() === `${s.gw.url}/servers/currenttime/toggle` && r.request().method() === 'POST'),
         page.goto(`http://localhost:${attackerPort}/`),
       ]);
       assert.equal(response.status(), 401, 'arrives signed out');
       assert.equal(enabled('currenttime'), true);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test("a fetch from the gateway's own page with a wrong _csrf is refused with 403", async () => {
-    const { context, page } = await s.signedIn('operator');
-    try {
+    await s.as('operator', async ({ context, page }) => {
       const status = await page.evaluate(async () => {
         const res = await fetch('/servers/currenttime/toggle', { method: 'POST', body: new URLSearchParams({ _csrf: 'not-the-token', enabled: 'false' }) });
         return res.status;
@@ -200,9 +193,7 @@ describe('CSRF', () => {
       assert.equal(enabled('currenttime'), true);
       await page.reload();
       assert.equal(await page.locator('#servers tr[data-server="currenttime"] td[data-state]').getAttribute('data-state'), 'enabled');
-    } finally {
-      await context.close();
-    }
+    });
   });
 });
 

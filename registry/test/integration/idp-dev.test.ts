@@ -1,7 +1,8 @@
 import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { base64url, exportJWK, SignJWT } from 'jose';
-import { DEV_MACHINE_CLIENT_ID, devMachineSecret } from '../../src/identity/dev.ts';
+import { DEV_MACHINE_CLIENT_ID } from '../../src/identity/dev.ts';
 import { startTestIdp } from '../idp/test-idp.ts';
+import { machineToken as devMachineToken } from './api-client.ts';
 import { fininfoDefinition, mappingFor, runIdentityProviderContract, USERS } from './identity-contract.ts';
 import { startTestGateway, TEST_SECRET_KEY } from './harness.ts';
 
@@ -16,19 +17,7 @@ runIdentityProviderContract(
   async (backend) => {
     const gw = await startTestGateway({ users: USERS, mapping: mappingFor(DEV_MACHINE_CLIENT_ID), definitions: [fininfoDefinition(backend)] });
     const other = await startTestIdp('okta', { redirectUri: 'http://127.0.0.1:1/cb', users: USERS });
-    const machineToken = async () => {
-      const res = await fetch(`${gw.url}/idp/token`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          authorization: `Basic ${Buffer.from(`${DEV_MACHINE_CLIENT_ID}:${devMachineSecret(TEST_SECRET_KEY)}`).toString('base64')}`,
-        },
-        body: 'grant_type=client_credentials',
-      });
-      const body = (await res.json()) as { access_token?: string };
-      if (!body.access_token) throw new Error(`no token: ${JSON.stringify(body)}`);
-      return body.access_token;
-    };
+    const machineToken = () => devMachineToken(gw.url, TEST_SECRET_KEY);
     return {
       gw,
       machineToken,
