@@ -47,14 +47,6 @@ export interface AppOptions {
   readonly log: Logger;
 }
 
-/**
- * The registry's HTTP surface, in the order requests meet it:
- * 1. /auth/validate: the nginx check, plain node:http before Express (it reads sessions, never writes them);
- * 2. /healthz, /readyz;
- * 3. the built-in IdP (dev provider only);
- * 4. sessions, then login/logout/callback and the operators' page;
- * 5. one error handler: a page for people, never a stack trace.
- */
 const REALM = 'mcp-gateway';
 
 /** The identity and scopes of every signed-in session in the store. */
@@ -62,6 +54,15 @@ function* signedInSessions(sessions: FileSessionStore): Iterable<{ identity: Ses
   for (const [, data] of sessions.entries()) if (data.identity && Array.isArray(data.scopes)) yield { identity: data.identity, scopes: data.scopes };
 }
 
+/**
+ * The registry's HTTP surface, in the order requests meet it:
+ * 1. /auth/validate: the nginx check, plain node:http before Express (it reads sessions, never writes them);
+ * 2. security headers (strict CSP) on everything else; /healthz, /readyz;
+ * 3. the built-in IdP (dev provider only);
+ * 4. sessions, then /static, login/logout/callback, the REST API (/api/registry, JSON errors),
+ *    the operators' pages and their forms; the page and the API share RegistryActions;
+ * 5. one error handler: a page for people, never a stack trace.
+ */
 export function createApp(options: AppOptions): RequestListener {
   const { log } = options;
   const app = express();
