@@ -9,17 +9,18 @@ export function csrfToken(req: Request): string {
   return req.session.csrfToken;
 }
 
+/** True when `sent` is the session's CSRF token (compared in constant time); false without one. */
+export function csrfTokenMatches(req: Request, sent: string): boolean {
+  const expected = req.session.csrfToken;
+  return Boolean(expected) && constantTimeEqual(sent, expected!);
+}
+
 /**
  * Refuses a state-changing form whose `_csrf` field does not match the session's token.
  * SameSite=Lax already stops most cross-site posts; this covers the rest (same-site
- * subdomains, older browsers). Compared in constant time.
+ * subdomains, older browsers). The REST API checks its X-CSRF-Token header the same way.
  */
 export function requireCsrf(req: Request, _res: Response, next: NextFunction): void {
   const sent = typeof req.body?._csrf === 'string' ? req.body._csrf : '';
-  const expected = req.session.csrfToken;
-  if (!expected || !constantTimeEqual(sent, expected)) {
-    next(new GatewayError('CSRF_TOKEN_INVALID', 'This form has expired. Reload the page and try again.'));
-    return;
-  }
-  next();
+  next(csrfTokenMatches(req, sent) ? undefined : new GatewayError('CSRF_TOKEN_INVALID', 'This form has expired. Reload the page and try again.'));
 }

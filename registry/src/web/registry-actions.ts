@@ -48,7 +48,8 @@ export class RegistryActions {
 
   get(p: Principal, name: string): ServerDetail {
     const def = this.#readable(p, name);
-    return { ...this.#summary(p, def), tools: this.#tools(p, def, this.#o.monitor.snapshot(def.name)) };
+    const tools = this.#tools(p, def, this.#o.monitor.snapshot(def.name));
+    return { ...this.#summary(p, def, tools), tools };
   }
 
   /** The server's tools as the caller may see them; `refresh` asks the backend first. */
@@ -187,8 +188,8 @@ export class RegistryActions {
     return { server: this.#summary(p, this.#readable(p, name)), nginx: this.#o.nginxStatus() };
   }
 
-  #summary(p: Principal, def: ServerDefinition): ServerSummary {
-    const snapshot = this.#o.monitor.snapshot(def.name);
+  /** One server as the caller sees it; `tools` when the caller has them already (one snapshot, one filter). */
+  #summary(p: Principal, def: ServerDefinition, tools: ToolsResult = this.#tools(p, def, this.#o.monitor.snapshot(def.name))): ServerSummary {
     const edit = canEditServer(p.scopes, def.name);
     return {
       name: def.name,
@@ -197,8 +198,8 @@ export class RegistryActions {
       enabled: def.enabled,
       transports: TRANSPORTS.filter((t) => def.transports[t] !== undefined),
       endpoints: gatewayEndpoints(def, this.#o.publicUrl),
-      health: snapshot.health,
-      toolCount: this.#tools(p, def, snapshot).tools.length,
+      health: tools.health,
+      toolCount: tools.tools.length,
       permissions: {
         toggle: canToggleServer(p.scopes, def.name),
         edit,

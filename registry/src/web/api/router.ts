@@ -8,9 +8,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { z } from 'zod';
 import { principalFromBearer, type BearerContext, type Principal } from '../../authz/credentials.ts';
 import { GatewayError, toHttp } from '../../errors.ts';
-import { constantTimeEqual } from '../../identity/demo-users.ts';
 import type { Logger } from '../../log.ts';
-import { csrfToken } from '../csrf.ts';
+import { csrfToken, csrfTokenMatches } from '../csrf.ts';
 import type { RegistryActions } from '../registry-actions.ts';
 import { openApiDocument } from './openapi.ts';
 import { API_ROUTES, type ApiRoute } from './routes.ts';
@@ -94,9 +93,7 @@ async function callerOf(req: Request, options: ApiRouterOptions): Promise<Caller
 
 /** Cookie callers prove the request comes from our page (or a client that read /me): X-CSRF-Token. */
 function requireCsrfHeader(req: Request): void {
-  const sent = req.get(CSRF_HEADER) ?? '';
-  const expected = req.session.csrfToken;
-  if (!expected || !constantTimeEqual(sent, expected)) {
+  if (!csrfTokenMatches(req, req.get(CSRF_HEADER) ?? '')) {
     throw new GatewayError('CSRF_TOKEN_INVALID', 'Cookie-authenticated writes need the X-CSRF-Token header; get the token from GET /api/registry/me.');
   }
 }

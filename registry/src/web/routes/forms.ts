@@ -33,7 +33,7 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
 
   router.post('/servers/:name', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
     const values = { ...formFromBody(req.body), name: name(req) };
-    const version = typeof req.body?.version === 'string' && req.body.version ? req.body.version : undefined;
+    const version = versionOf(req);
     try {
       const change = await actions.update(principalOf(req), user(req), name(req), definitionInputFromForm(values), version);
       done(req, res, `/servers/${name(req)}`, `${name(req)} is saved${nginxNote(change.nginx)}.`);
@@ -51,8 +51,7 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
   });
 
   router.post('/servers/:name/delete', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
-    const version = typeof req.body?.version === 'string' && req.body.version ? req.body.version : undefined;
-    const nginx = await actions.delete(principalOf(req), user(req), name(req), version);
+    const nginx = await actions.delete(principalOf(req), user(req), name(req), versionOf(req));
     log.info({ user: user(req), server: name(req) }, 'server deleted from the page');
     done(req, res, '/', `${name(req)} is deleted${nginxNote(nginx, '')}.`);
   });
@@ -69,6 +68,11 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
 function done(req: Request, res: Response, to: string, notice: string): void {
   req.session.notice = notice;
   res.redirect(303, to);
+}
+
+/** The edit form's hidden `version` (what the operator loaded), when there is one. */
+function versionOf(req: Request): string | undefined {
+  return typeof req.body?.version === 'string' && req.body.version ? req.body.version : undefined;
 }
 
 /** Back to the page the form was on, when that was a page of ours. */

@@ -87,7 +87,9 @@ export function pageRoutes({ actions, catalog, nginxStatus }: PageRoutesOptions)
         problem = question.error.issues.map((i) => `${i.path.join('.') || 'question'}: ${i.message}`).join('; ');
       }
     }
-    const servers = actions.list(p).map((s) => ({ name: s.name, tools: actions.get(p, s.name).tools.tools.map((t) => t.name) }));
+    // Every server and the tools the caller may see of each, for the pickers.
+    const visibleTools = actions.searchTools(p, '');
+    const servers = actions.list(p).map((s) => ({ name: s.name, tools: visibleTools.filter((m) => m.server === s.name).map((m) => m.tool.name) }));
     res.render('access', { ...layout(req, catalog, 'access'), form, users, servers, answer, problem });
   });
 
