@@ -25,6 +25,10 @@ var NAMED_METHODS = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/re
 var PARSE_ERROR = -32700;
 var INVALID_REQUEST = -32600;
 var FORBIDDEN = -32001;
+/* What the MCP SDK's servers answer for an unknown session; a session of someone else is one. */
+var SESSION_NOT_FOUND = -32001;
+
+var crypto = require('crypto');
 
 function handle(r) {
     var parsed = { messages: [], ids: [], single: null };
@@ -57,8 +61,24 @@ function decide(r, reply, parsed, server, transport) {
         r.variables.mcp_scopes = h['X-Scopes'] || '';
         var filter = h['X-MCP-Tool-Filter'];
         r.variables.mcp_tool_filter = filter || '';
+        // The principal's sealing key, for the response filters below; nginx forwards no variable.
+        r.variables.mcp_session_key = h['X-MCP-Session-Key'] || '';
+        var backendSession = h['X-MCP-Backend-Session'];
+        if (backendSession !== undefined) {
+            if (!SESSION_VALUE.test(backendSession)) return checkFault(r, server, 'a bad backend session id');
+            r.variables.mcp_unsealed_session = backendSession;
+        }
+        var target = h['X-MCP-Backend-Target'];
+        if (transport === 'sse' && r.method === 'POST') {
+            // A legacy message goes to exactly the endpoint its sealed id named.
+            if (target === undefined) return sessionUnknown(r, parsed);
+            if (!SSE_TARGET.test(target)) return checkFault(r, server, 'a bad messages target');
+            r.variables.mcp_unsealed_target = target;
+            return r.internalRedirect('@mcp_' + server + '_sse_messages');
+        }
         return r.internalRedirect('@mcp_' + server + '_' + transport + (filter ? '_filtered' : ''));
     }
+    if (reply.status === 404 && h['X-MCP-Session-Unknown']) return sessionUnknown(r, parsed);
     if (reply.status === 401) {
         if (h['WWW-Authenticate']) r.headersOut['WWW-Authenticate'] = h['WWW-Authenticate'];
         return refuse(r, 401, { error: 'AUTH_NO_CREDENTIALS', message: 'sign in or send a valid token' });
@@ -73,8 +93,18 @@ function decide(r, reply, parsed, server, transport) {
     }
     if (reply.status === 404) return refuse(r, 404, { error: 'SERVER_UNKNOWN', message: 'no such MCP server' });
     if (reply.status === 503) return refuse(r, 503, { error: 'SERVER_DISABLED', message: 'server ' + server + ' is disabled' });
-    r.error('mcp check answered ' + reply.status + ' for ' + server + '; denying');
+    return checkFault(r, server, 'status ' + reply.status);
+}
+
+function checkFault(r, server, what) {
+    r.error('mcp check answered ' + what + ' for ' + server + '; denying');
     return refuse(r, 500, { error: 'INTERNAL', message: 'the access check failed' });
+}
+
+/* As if the session did not exist: the answer an MCP server gives for an id it does not know. */
+function sessionUnknown(r, parsed) {
+    var id = parsed.single && parsed.single.id !== undefined ? parsed.single.id : null;
+    return refuse(r, 404, jsonRpcError(id, SESSION_NOT_FOUND, 'Session not found', { error: 'MCP_SESSION_UNKNOWN' }));
 }
 
 function hasBody(r) {
@@ -234,31 +264,131 @@ function refuse(r, status, body) {
     r.return(status, JSON.stringify(body));
 }
 
-/* ---- tools/list filtering for principals that hold tool scopes only ---- */
+/* ---- MCP sessions bound to their principal (registry/src/authz/session-binding.ts) ---- */
 
-var filterState = null;
+/* What a sealed id may wrap, as the check enforces too: visible ASCII, bounded. */
+var SESSION_VALUE = /^[\x21-\x7e]{1,256}$/;
+var SSE_TARGET = /^\/(?:[\x21\x24-\x2e\x30-\x7e][\x21\x24-\x7e]{0,1022})?$/;
 
-/* Header filter: the body changes length, so drop Content-Length and remember the type. */
-function filterHeaders(r) {
-    delete r.headersOut['Content-Length'];
-    var type = String(r.headersOut['Content-Type'] || '');
-    filterState = { sse: type.indexOf('text/event-stream') === 0, pending: '', allowed: allowedTools(r) };
+/*
+ * base64url(value) '.' base64url(HMAC-SHA256(K_p, kind NUL server NUL value)) cut to 22
+ * characters. K_p came from the check for this request's principal; the check opens the id
+ * on every later request and finds it only under the same principal's key. Null without a key.
+ */
+function seal(r, kind, value) {
+    var key = r.variables.mcp_session_key;
+    if (!key) return null;
+    var tag = crypto.createHmac('sha256', Buffer.from(key, 'base64url')).update(kind + '\u0000' + r.variables.mcp_server + '\u0000' + value).digest('base64url');
+    return Buffer.from(value).toString('base64url') + '.' + tag.slice(0, 22);
+}
+
+/* Header filter of the Streamable HTTP backend locations: the client sees only the sealed id. */
+function sessionHeaders(r) {
+    var id = r.headersOut['Mcp-Session-Id'];
+    if (id === undefined) return;
+    var sealed = SESSION_VALUE.test(id) ? seal(r, 'streamable', id) : null;
+    if (sealed === null) {
+        // Fail closed: a session the gateway cannot bind is not handed out.
+        r.error('backend of ' + r.variables.mcp_server + ' sent an Mcp-Session-Id the gateway cannot seal; dropped');
+        delete r.headersOut['Mcp-Session-Id'];
+        return;
+    }
+    r.headersOut['Mcp-Session-Id'] = sealed;
 }
 
 /*
- * Body filter: removes tools the principal may not call from every tools/list result, in a
- * JSON response (buffered whole) or an SSE stream (event by event, streaming preserved). What
- * it cannot read is not passed on if it may hold tools: it fails closed, like the check.
+ * The backend path and query a legacy `endpoint` event names, resolved against the backend's
+ * SSE URL ($mcp_backend_sse). Another origin, or anything but visible ASCII, is null.
+ */
+function endpointTarget(base, ref) {
+    var origin = /^[a-z]+:\/\/[^\/]+/i.exec(base)[0];
+    var hash = ref.indexOf('#');
+    if (hash !== -1) ref = ref.slice(0, hash);
+    var path;
+    if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(ref) || ref.indexOf('//') === 0) {
+        var absolute = ref.indexOf('//') === 0 ? origin.slice(0, origin.indexOf(':') + 1) + ref : ref;
+        var m = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^\/?]+)(.*)$/.exec(absolute);
+        if (!m || m[1].toLowerCase() !== origin.toLowerCase()) return null;
+        path = m[2].charAt(0) === '/' ? m[2] : '/' + m[2];
+    } else if (ref.charAt(0) === '/') {
+        path = ref;
+    } else {
+        var basePath = base.slice(origin.length) || '/';
+        path = ref === '' || ref.charAt(0) === '?' ? basePath + ref : basePath.slice(0, basePath.lastIndexOf('/') + 1) + ref;
+    }
+    return SSE_TARGET.test(path) ? path : null;
+}
+
+/* The first `endpoint` event, with the backend's messages URL sealed into the gateway's. */
+function sealEndpoint(r, event) {
+    var lines = event.split('\n');
+    var data = [];
+    var rest = [];
+    for (var i = 0; i < lines.length; i++) {
+        if (lines[i].indexOf('data:') === 0) data.push(lines[i].slice(lines[i].charAt(5) === ' ' ? 6 : 5));
+        else rest.push(lines[i]);
+    }
+    var target = endpointTarget(r.variables.mcp_backend_sse, data.join('\n'));
+    var sealed = target === null ? null : seal(r, 'sse', target);
+    if (sealed === null) {
+        r.error('the legacy endpoint event of ' + r.variables.mcp_server + ' names no path on its backend; dropped');
+        return ': endpoint dropped by the gateway';
+    }
+    return rest.concat(['data: ' + r.variables.mcp_messages_url + '?session=' + sealed]).join('\n');
+}
+
+function isEndpointEvent(event) {
+    var lines = event.split('\n');
+    for (var i = 0; i < lines.length; i++) {
+        if (lines[i] === 'event: endpoint' || lines[i] === 'event:endpoint') return true;
+    }
+    return false;
+}
+
+/* ---- tools/list filtering for principals that hold tool scopes only, and the legacy endpoint ---- */
+
+var filterState = null;
+
+/* The body changes length, so drop Content-Length and remember the type. `allowed` null: no tool filter. */
+function startFilter(r, allowed) {
+    delete r.headersOut['Content-Length'];
+    var type = String(r.headersOut['Content-Type'] || '');
+    filterState = { sse: type.indexOf('text/event-stream') === 0, pending: '', allowed: allowed, endpoint: r.variables.mcp_transport === 'sse' };
+}
+
+/* Header filter of the `_filtered` locations. */
+function filterHeaders(r) {
+    startFilter(r, allowedTools(r));
+    sessionHeaders(r);
+}
+
+/* Header filter of the legacy stream for everyone else: only the endpoint event changes. */
+function sseHeaders(r) {
+    startFilter(r, null);
+}
+
+/*
+ * Body filter: seals the legacy endpoint event, and for a tool-limited principal removes the
+ * tools it may not call from every tools/list result, in a JSON response (buffered whole) or
+ * an SSE stream (event by event, streaming preserved). What it cannot read is not passed on if
+ * it may hold tools: it fails closed, like the check.
  */
 function filterBody(r, data, flags) {
     var state = filterState;
     if (!state) return r.sendBuffer(data, flags);
+    if (!state.sse && state.allowed === null) return r.sendBuffer(data, flags);
     state.pending += data;
     if (!state.sse) {
         if (!flags.last) return;
         var whole = state.pending;
         state.pending = '';
         return r.sendBuffer(filterJson(whole, state.allowed), flags);
+    }
+    if (state.allowed === null && !state.endpoint) {
+        // Endpoint sealed and nothing to filter: the rest of the stream passes as it comes.
+        var rest = state.pending;
+        state.pending = '';
+        return r.sendBuffer(rest, flags);
     }
     // SSE lines end in CRLF, LF or CR. Normalise to LF, holding back a final CR that may be
     // the first half of a CRLF split across chunks.
@@ -272,12 +402,20 @@ function filterBody(r, data, flags) {
     var tail = events.pop();
     state.pending = tail + hold;
     var out = '';
-    for (var i = 0; i < events.length; i++) out += filterEvent(events[i], state.allowed) + '\n\n';
+    for (var i = 0; i < events.length; i++) out += filterStreamEvent(r, state, events[i]) + '\n\n';
     if (flags.last && tail !== '') {
-        out += filterEvent(tail, state.allowed);
+        out += filterStreamEvent(r, state, tail);
         state.pending = '';
     }
     if (out !== '' || flags.last) r.sendBuffer(out, flags);
+}
+
+function filterStreamEvent(r, state, event) {
+    if (state.endpoint && isEndpointEvent(event)) {
+        state.endpoint = false;
+        return sealEndpoint(r, event);
+    }
+    return state.allowed === null ? event : filterEvent(event, state.allowed);
 }
 
 function allowedTools(r) {
@@ -333,4 +471,4 @@ function filterJson(text, allowed) {
     return changed ? JSON.stringify(body) : text;
 }
 
-export default { handle: handle, filterHeaders: filterHeaders, filterBody: filterBody };
+export default { handle: handle, filterHeaders: filterHeaders, filterBody: filterBody, sessionHeaders: sessionHeaders, sseHeaders: sseHeaders };

@@ -7,6 +7,8 @@ import type { SessionIdentity } from '../sessions/session-data.ts';
 export interface Principal {
   readonly identity: SessionIdentity;
   readonly scopes: readonly string[];
+  /** For a machine (client-credentials) token: its client id. MCP sessions bind to it (session-binding.ts). */
+  readonly machineClient?: string;
 }
 
 export type CredentialResult =
@@ -63,6 +65,7 @@ export async function principalFromBearer(authorization: string, context: Bearer
     principal: {
       identity: { sub: who.sub, username: who.machine ? `client:${who.clientId ?? who.sub}` : who.username, groups: who.groups, provider: context.provider },
       scopes,
+      ...(who.machine ? { machineClient: who.clientId ?? who.sub } : {}),
     },
   };
 }

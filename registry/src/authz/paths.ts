@@ -26,3 +26,18 @@ export const MISSING_SCOPE_HEADER = 'x-missing-scope';
 export const MESSAGES_HEADER = 'x-mcp-messages';
 /** On a 200 for a principal limited to some tools: a JSON array of the tools it may see and call. */
 export const TOOL_FILTER_HEADER = 'x-mcp-tool-filter';
+
+/**
+ * MCP session binding (session-binding.ts). nginx sends the client's sealed session id (the
+ * Mcp-Session-Id header, or the legacy messages URL's `session` query parameter) in
+ * X-MCP-Session; on a 200 the check answers with the principal's sealing key (for njs only,
+ * never forwarded) and, when the id was the principal's, the backend's own value.
+ */
+export const SESSION_HEADER = 'x-mcp-session';
+export const SESSION_KEY_HEADER = 'x-mcp-session-key';
+export const BACKEND_SESSION_HEADER = 'x-mcp-backend-session';
+export const BACKEND_TARGET_HEADER = 'x-mcp-backend-target';
+/** On a 404: the session id is not this principal's (or does not exist); njs answers MCP_SESSION_UNKNOWN. */
+export const SESSION_UNKNOWN_HEADER = 'x-mcp-session-unknown';
+/** The gateway path a legacy client posts to; the sealed backend endpoint rides in `?session=`. */
+export const SSE_MESSAGES_PATH = '/messages';

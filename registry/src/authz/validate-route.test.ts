@@ -8,10 +8,12 @@ import type { SessionData } from 'express-session';
 import type { AuditEntry } from '../audit/audit-log.ts';
 import { createLogger } from '../log.ts';
 import { VALIDATE_PATH } from './paths.ts';
+import { createSessionBinding } from './session-binding.ts';
 import { createValidateRoute } from './validate-route.ts';
 
 const SECRET = 'unit-test-secret-unit-test-secret-000';
 const sessions = new Map<string, SessionData>([
+  ['sid-other', { cookie: { originalMaxAge: 1000 }, identity: { sub: 'u-2', username: 'other', groups: [], provider: 'dev' }, scopes: ['mcp:server:svc:execute'] } as unknown as SessionData],
   ['sid-user', { cookie: { originalMaxAge: 1000 }, identity: { sub: 'u-1', username: 'user\r\nX-Injected: 1', groups: [], provider: 'dev' }, scopes: ['mcp:server:svc:execute'] } as unknown as SessionData],
 ]);
 const catalog = { get: (name: string) => (name === 'svc' ? ({ name: 'svc', enabled: true } as never) : undefined) };
@@ -88,11 +90,56 @@ describe('the check endpoint', () => {
 
   test('every decision is audited with user, server, method, tool, decision and missing scope', async () => {
     audited.length = 0;
-    await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-user'), 'x-request-id': 'req-7', 'x-mcp-transport': 'sse', ...call } });
+    await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-user'), 'x-request-id': 'req-7', 'x-mcp-transport': 'streamable-http', ...call } });
     await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', ...call } });
     assert.deepEqual(audited.map((e) => e.event === 'access' && [e.requestId, e.user, e.server, e.transport, e.method, e.tool, e.decision, e.status]), [
-      ['req-7', 'user\r\nX-Injected: 1', 'svc', 'sse', 'tools/call', 'get_time', 'allow', 200],
+      ['req-7', 'user\r\nX-Injected: 1', 'svc', 'streamable-http', 'tools/call', 'get_time', 'allow', 200],
       [undefined, '', 'svc', undefined, 'tools/call', 'get_time', 'deny', 401],
     ]);
+  });
+
+  describe('MCP sessions', () => {
+    const binding = createSessionBinding(SECRET);
+    const userKey = binding.keyFor(JSON.stringify(['person', 'dev', 'u-1']));
+    const check = (sid: string, headers: Record<string, string>) =>
+      fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie(sid), ...call, ...headers } });
+
+    test('a 200 carries the principal\'s sealing key; a session sealed to it opens to the backend id', async () => {
+      const sealed = binding.seal('streamable', 'svc', 'backend-1', userKey);
+      const res = await check('sid-user', { 'x-mcp-transport': 'streamable-http', 'x-mcp-session': sealed });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('x-mcp-session-key'), userKey.header);
+      assert.equal(res.headers.get('x-mcp-backend-session'), 'backend-1');
+      const legacy = await check('sid-user', { 'x-mcp-transport': 'sse', 'x-mcp-session': binding.seal('sse', 'svc', '/messages?sessionId=1', userKey) });
+      assert.equal(legacy.status, 200);
+      assert.equal(legacy.headers.get('x-mcp-backend-target'), '/messages?sessionId=1');
+    });
+
+    test('another principal, another server, another transport or a garbled id: 404 with X-MCP-Session-Unknown and no identity', async () => {
+      const sealed = binding.seal('streamable', 'svc', 'backend-1', userKey);
+      const cases: Array<[string, Record<string, string>]> = [
+        ['sid-other', { 'x-mcp-transport': 'streamable-http', 'x-mcp-session': sealed }],
+        ['sid-user', { 'x-mcp-transport': 'sse', 'x-mcp-session': sealed }],
+        ['sid-user', { 'x-mcp-transport': 'streamable-http', 'x-mcp-session': binding.seal('streamable', 'other-svc', 'backend-1', userKey) }],
+        ['sid-user', { 'x-mcp-transport': 'streamable-http', 'x-mcp-session': 'backend-1' }],
+        ['sid-user', { 'x-mcp-transport': 'streamable-http', 'x-mcp-session': sealed.slice(0, -1) }],
+        ['sid-user', { 'x-mcp-transport': 'sse' }],
+      ];
+      for (const [sid, headers] of cases) {
+        const res = await check(sid, headers);
+        assert.equal(res.status, 404, JSON.stringify(headers));
+        assert.equal(res.headers.get('x-mcp-session-unknown'), '1');
+        assert.equal(res.headers.get('x-user'), null);
+        assert.equal(res.headers.get('x-mcp-session-key'), null);
+        assert.equal(res.headers.get('x-mcp-backend-session'), null);
+      }
+    });
+
+    test('with auth disabled, sessions bind to the one anonymous principal', async () => {
+      const anonymous = binding.keyFor('["anonymous"]');
+      const res = await fetch(`${off.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', ...call, 'x-mcp-session': binding.seal('streamable', 'svc', 'b', anonymous) } });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('x-mcp-backend-session'), 'b');
+    });
   });
 });

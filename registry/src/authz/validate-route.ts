@@ -7,7 +7,13 @@ import { decideAccess, type McpMessage } from '../scopes/decide.ts';
 import { principalFromBearer, principalFromCookie, type BearerContext, type Principal, type SessionLookup } from './credentials.ts';
 import { headerQuotedValue, headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
+import { createSessionBinding, principalBindingId, type SessionKind } from './session-binding.ts';
 import {
+  BACKEND_SESSION_HEADER,
+  BACKEND_TARGET_HEADER,
+  SESSION_HEADER,
+  SESSION_KEY_HEADER,
+  SESSION_UNKNOWN_HEADER,
   MESSAGES_HEADER,
   MISSING_SCOPE_HEADER,
   TOOL_FILTER_HEADER,
@@ -57,6 +63,10 @@ const ANONYMOUS: Principal = Object.freeze({
  * - 403 + X-Missing-Scope: signed in without the scope;
  * - 404: the server is unknown (nginx normally answers this itself, for names not in its config);
  * - 503: the server is disabled (only the check knows: toggles never reload nginx);
+ * - 404 + X-MCP-Session-Unknown: X-MCP-Session names no session of this principal (forged,
+ *   garbled, or another principal's), or a legacy messages POST carries none. On every 200
+ *   X-MCP-Session-Key carries the principal's sealing key for njs, and X-MCP-Backend-Session /
+ *   X-MCP-Backend-Target the unsealed id or messages target (session-binding.ts);
  * - 500: nginx sent no valid server name or body summary (a config fault; denied, fail closed).
  * No disk or network I/O: sessions come from memory, the catalog is in memory.
  */
@@ -64,6 +74,7 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
   const { catalog, sessions, secret, authEnabled, audit, log } = options;
   if (!catalog || !sessions || !secret || !audit || !log) throw new TypeError('createValidateRoute: catalog, sessions, secret, audit and log are required');
   const challenge = `Bearer realm="${headerQuotedValue(options.realm)}"`;
+  const binding = createSessionBinding(secret);
 
   // Plain node:http, no Express: this runs on every MCP request, and routing it through a
   // framework costs more than the decision itself (measured; docs/performance.md).
@@ -111,20 +122,41 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
     const decision = decideAccess({ scopes: principal.scopes, server: server && { name: server.name, enabled: server.enabled }, messages });
     const user = principal.identity;
     if (log.isLevelEnabled('debug')) log.debug({ requestId, server: serverName, user: user.username, messages: header(req, MESSAGES_HEADER), decision }, 'auth check');
+    let status: number = decision.allow ? 200 : decision.status;
+    let reason: string | undefined = decision.allow ? undefined : decision.reason;
+    const headers: Record<string, string> = {};
+    if (decision.allow) {
+      // Sessions are the principal's own: the id the client sent must open with its key.
+      const key = binding.keyFor(principalBindingId(principal, authEnabled));
+      const transport = header(req, TRANSPORT_HEADER);
+      const kind: SessionKind = transport === 'sse' ? 'sse' : 'streamable';
+      const sealed = header(req, SESSION_HEADER);
+      if (sealed !== undefined && sealed !== '') {
+        const opened = binding.open(kind, serverName, sealed, key);
+        if (opened.ok) headers[kind === 'sse' ? BACKEND_TARGET_HEADER : BACKEND_SESSION_HEADER] = opened.value;
+        else [status, reason] = [404, opened.reason];
+      } else if (kind === 'sse' && header(req, ORIGINAL_METHOD_HEADER) === 'POST') {
+        // A legacy POST goes to the endpoint its sealed id names, or nowhere.
+        [status, reason] = [404, 'session-missing'];
+      }
+      if (status === 200) {
+        headers[USER_HEADER] = headerValue(user.sub);
+        headers[USERNAME_HEADER] = headerValue(user.username);
+        headers[SCOPES_HEADER] = scopesHeader(principal.scopes);
+        headers[SESSION_KEY_HEADER] = key.header;
+        if (decision.toolFilter) headers[TOOL_FILTER_HEADER] = JSON.stringify(decision.toolFilter);
+      } else {
+        headers[SESSION_UNKNOWN_HEADER] = '1';
+        log.info({ requestId, server: serverName, user: user.username, reason }, 'auth check: MCP session is not this principal\'s');
+      }
+    } else if (decision.missingScope) {
+      headers[MISSING_SCOPE_HEADER] = headerValue(decision.missingScope);
+    }
     audit.record({
-      ...accessEntry(req, serverName, user.username, messages, decision.allow ? 200 : decision.status, decision.allow ? undefined : decision.reason, decision.allow ? undefined : decision.method),
+      ...accessEntry(req, serverName, user.username, messages, status, reason, decision.allow ? undefined : decision.method),
       missingScope: decision.allow ? undefined : decision.missingScope,
     });
-    if (decision.allow) {
-      const headers: Record<string, string> = {
-        [USER_HEADER]: headerValue(user.sub),
-        [USERNAME_HEADER]: headerValue(user.username),
-        [SCOPES_HEADER]: scopesHeader(principal.scopes),
-      };
-      if (decision.toolFilter) headers[TOOL_FILTER_HEADER] = JSON.stringify(decision.toolFilter);
-      return void res.writeHead(200, headers).end();
-    }
-    res.writeHead(decision.status, decision.missingScope ? { [MISSING_SCOPE_HEADER]: headerValue(decision.missingScope) } : {}).end();
+    res.writeHead(status, headers).end();
   }
 }
 

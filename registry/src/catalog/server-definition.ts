@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SSE_MESSAGES_PATH } from '../authz/paths.ts';
 
 /** `[a-z0-9][a-z0-9-]{0,62}`: the only server names that reach nginx config, scopes and paths. */
 export const SERVER_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -41,7 +42,12 @@ export const serverDefinitionSchema = z.strictObject({
   transports: z
     .strictObject({
       'streamable-http': z.string().regex(BACKEND_PATH_PATTERN, 'path must start with / and hold only A-Z a-z 0-9 . _ ~ / -').optional(),
-      sse: z.string().regex(BACKEND_PATH_PATTERN, 'path must start with / and hold only A-Z a-z 0-9 . _ ~ / -').optional(),
+      sse: z
+        .string()
+        .regex(BACKEND_PATH_PATTERN, 'path must start with / and hold only A-Z a-z 0-9 . _ ~ / -')
+        // The gateway's own legacy messages endpoint is /api/execute/<name>/messages.
+        .refine((p) => p !== SSE_MESSAGES_PATH, `the sse path cannot be ${SSE_MESSAGES_PATH}: the gateway posts legacy messages there (name the stream /sse)`)
+        .optional(),
     })
     .refine((t) => t['streamable-http'] !== undefined || t.sse !== undefined, 'at least one transport is needed'),
   enabled: z.boolean().default(false),

@@ -126,7 +126,10 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
       'x-mcp-messages': 'initialize',
       'x-mcp-tool-filter': '["x"]',
       'x-missing-scope': 'nothing',
-      'mcp-session-id': 's-1',
+      // Sealed to this principal; the backend gets its own id back (session-binding.ts).
+      'mcp-session-id': registry.seal('ok=1', 'streamable', 'alpha', 's-1'),
+      'x-mcp-session-key': 'forged',
+      'x-mcp-backend-session': 'forged',
       'mcp-protocol-version': '2025-06-18',
       'content-type': 'application/json',
     }, TOOLS_CALL);
@@ -183,7 +186,7 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
     assert.equal(backend.seen[0]?.body, batch);
     for (const method of ['GET', 'DELETE']) {
       backend.seen.length = 0;
-      const reply = await send(port, { method, path: '/api/streamable/alpha', headers: { cookie: 'ok=1', 'mcp-session-id': 's-1' } });
+      const reply = await send(port, { method, path: '/api/streamable/alpha', headers: { cookie: 'ok=1', 'mcp-session-id': registry.seal('ok=1', 'streamable', 'alpha', 's-1') } });
       assert.equal(reply.status, 200, method);
       assert.equal(registry.messages.at(-1), '-', method);
       assert.equal(checksOf('alpha').at(-1)?.headers['x-original-method'], method);
@@ -352,7 +355,7 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
 
   it('authorizes the server nginx matched, not one named by ../ in the raw URI', withLog(async () => {
     backend.seen.length = 0;
-    for (const path of ['/api/execute/alpha/../gamma/x', '/api/execute/alpha/%2e%2e/gamma/x']) {
+    for (const path of ['/api/execute/alpha/../gamma/sse', '/api/execute/alpha/%2e%2e/gamma/sse']) {
       // only-alpha: the check allows alpha and refuses everything else.
       const reply = await mcp(path, { cookie: 'ok=only-alpha' });
       assert.equal(reply.status, 403, path);
@@ -385,20 +388,29 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
 
   it('streams the SSE endpoint event rewritten to the gateway path before the stream ends', withLog(async () => {
     const headers = { cookie: 'ok=1', accept: 'text/event-stream' };
-    const first = await readStreamUntil(port, '/api/execute/alpha/sse', headers, 'sessionId=abc\n\n');
+    // The backend's endpoint, sealed to this principal into the gateway's messages path.
+    const sealed = registry.seal('ok=1', 'sse', 'alpha', '/messages?sessionId=abc');
+    const first = await readStreamUntil(port, '/api/execute/alpha/sse', headers, '\n\n');
     assert.equal(first.status, 200);
-    assert.equal(first.text, 'event: endpoint\ndata: /api/execute/alpha/messages?sessionId=abc\n\n');
+    assert.equal(first.text, `event: endpoint\ndata: /api/execute/alpha/messages?session=${sealed}\n\n`);
     assert.equal(first.ended, false, 'the event arrived while the stream was still open');
-    // Later events stream through as well, and only the first `data: /` is rewritten.
+    // Later events stream through as well, unchanged.
     const later = await readStreamUntil(port, '/api/execute/alpha/sse', headers, '"}\n\n');
-    assert.match(later.text, /messages\?sessionId=abc\n\nevent: message\ndata: \{"later":"data: \/x"\}\n\n$/);
+    assert.ok(later.text.endsWith(`messages?session=${sealed}\n\nevent: message\ndata: {"later":"data: /x"}\n\n`), later.text);
     assert.equal(later.ended, false);
     assert.equal(checksOf('alpha').at(-1)?.headers['x-mcp-transport'], 'sse');
     assert.equal(registry.messages.at(-1), '-');
 
     backend.seen.length = 0;
     const body = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_x"}}';
-    const post = await mcp('/api/execute/alpha/messages?sessionId=abc', { cookie: 'ok=1' }, body);
+    // The backend's own spelling, or the seal of another principal: unknown, nothing forwarded.
+    for (const [path, cookie] of [['/api/execute/alpha/messages?sessionId=abc', 'ok=1'], [`/api/execute/alpha/messages?session=${sealed}`, 'ok=filter']] as const) {
+      const refused = await mcp(path, { cookie }, body);
+      assert.equal(refused.status, 404, path);
+      assert.equal(JSON.parse(refused.body).error.data.error, 'MCP_SESSION_UNKNOWN');
+    }
+    assert.equal(backend.seen.length, 0);
+    const post = await mcp(`/api/execute/alpha/messages?session=${sealed}&sessionId=other`, { cookie: 'ok=1' }, body);
     assert.equal(post.status, 200);
     assert.equal(registry.messages.at(-1), 'tools/call get_x');
     assert.equal(backend.seen[0]?.url, '/messages?sessionId=abc');
@@ -453,8 +465,8 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
     assert.equal(unfiltered.body, `event: message\ndata: ${TOOLS_LIST_RESULT}\n\n`);
 
     // The legacy SSE stream on the filtered route still streams, with its endpoint rewritten.
-    const legacy = await readStreamUntil(port, '/api/execute/alpha/sse', { cookie: 'ok=filter', accept: 'text/event-stream' }, 'sessionId=abc\n\n');
-    assert.equal(legacy.text, 'event: endpoint\ndata: /api/execute/alpha/messages?sessionId=abc\n\n');
+    const legacy = await readStreamUntil(port, '/api/execute/alpha/sse', { cookie: 'ok=filter', accept: 'text/event-stream' }, '\n\n');
+    assert.equal(legacy.text, `event: endpoint\ndata: /api/execute/alpha/messages?session=${registry.seal('ok=filter', 'sse', 'alpha', '/messages?sessionId=abc')}\n\n`);
     assert.equal(legacy.ended, false);
   }));
 
@@ -522,8 +534,9 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
       assert.deepEqual(await nginx.apply(render({ servers })), { changed: true });
       const reply = await mcp('/api/streamable/secure?x=1', { cookie: 'ok=1', authorization: 'Bearer client-token' }, TOOLS_CALL);
       assert.equal(reply.status, 200);
-      const stream = await readStreamUntil(port, '/api/execute/secure/sse', { cookie: 'ok=1' }, 'sessionId=abc\n\n');
-      assert.equal(stream.text, 'event: endpoint\ndata: /api/execute/secure/messages?sessionId=abc\n\n');
+      const stream = await readStreamUntil(port, '/api/execute/secure/sse', { cookie: 'ok=1' }, '\n\n');
+      // Resolved against the backend's SSE URL (https://localhost:<port>/base/sse): same origin, its own path.
+      assert.equal(stream.text, `event: endpoint\ndata: /api/execute/secure/messages?session=${registry.seal('ok=1', 'sse', 'secure', '/messages?sessionId=abc')}\n\n`);
       assert.deepEqual(tls.seen.map((s) => [s.method, s.url]), [['POST', '/base/mcp?x=1'], ['GET', '/base/sse']]);
       for (const seen of tls.seen) {
         assert.equal(seen.servername, 'localhost', 'SNI is the backend host');
@@ -617,7 +630,8 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
     assert.equal(reply.status, 404);
     assert.deepEqual(JSON.parse(reply.body), { error: 'SERVER_UNKNOWN', message: 'no such MCP server' });
     assert.equal(await readFile(nginx.configPath, 'utf8'), render({ servers: withoutAlpha }), 'the second apply is live');
-    assert.equal((await mcp('/api/execute/gamma/messages', { cookie: 'ok=1' }, TOOLS_CALL)).status, 200, 'the other servers still serve');
+    const gamma = `/api/execute/gamma/messages?session=${registry.seal('ok=1', 'sse', 'gamma', '/messages?sessionId=abc')}`;
+    assert.equal((await mcp(gamma, { cookie: 'ok=1' }, TOOLS_CALL)).status, 200, 'the other servers still serve');
     assert.equal(nginx.status().running, true);
     assert.equal(nginx.lastError, undefined);
   }));

@@ -5,12 +5,29 @@
  */
 import { freePort } from '../../../servers/shared/free-port.ts';
 import { readFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type Agent, type IncomingHttpHeaders, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type Agent, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { MESSAGES_HEADER, MISSING_SCOPE_HEADER, SCOPES_HEADER, SERVER_HEADER, TOOL_FILTER_HEADER, USER_HEADER, USERNAME_HEADER, VALIDATE_PATH } from '../authz/paths.ts';
+import {
+  BACKEND_SESSION_HEADER,
+  BACKEND_TARGET_HEADER,
+  MESSAGES_HEADER,
+  MISSING_SCOPE_HEADER,
+  ORIGINAL_METHOD_HEADER,
+  SCOPES_HEADER,
+  SERVER_HEADER,
+  SESSION_HEADER,
+  SESSION_KEY_HEADER,
+  SESSION_UNKNOWN_HEADER,
+  TOOL_FILTER_HEADER,
+  TRANSPORT_HEADER,
+  USER_HEADER,
+  USERNAME_HEADER,
+  VALIDATE_PATH,
+} from '../authz/paths.ts';
+import { createSessionBinding, type SessionKind } from '../authz/session-binding.ts';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
 
 export interface Seen {
@@ -155,7 +172,12 @@ function methodOf(body: string): unknown {
  * names the servers the catalog has disabled: the check's view, which a test may change at
  * any time (the nginx config does not depend on it).
  */
-export type RegistryDouble = Peer & { messages: Array<string | undefined>; disabled: Set<string> };
+export type RegistryDouble = Peer & {
+  messages: Array<string | undefined>;
+  disabled: Set<string>;
+  /** The session id njs hands the principal behind `cookie` for a backend value (session-binding.ts). */
+  seal(cookie: string, kind: SessionKind, server: string, value: string): string;
+};
 
 /**
  * Stands in for the registry. On VALIDATE_PATH, in the order decideAccess uses (credentials,
@@ -163,6 +185,9 @@ export type RegistryDouble = Peer & { messages: Array<string | undefined>; disab
  * in `disabled` → 503; cookie `ok=1` → 200 with identity headers; `ok=filter` → 200 with
  * `X-MCP-Tool-Filter: ["a"]` (a principal that may use tool `a` only); `ok=only-alpha` → 200
  * for server alpha only, else 403; `ok=forbidden` → 403 naming the server's execute scope.
+ * Sessions are bound as the real check binds them, each cookie a principal: a 200 carries the
+ * cookie's sealing key, and an X-MCP-Session that does not open for it (or a legacy POST
+ * without one) is a 404 with X-MCP-Session-Unknown.
  * Anything else is the "web page": a JSON echo. Every check is recorded in `seen` (headers
  * included, so a test reads the X-MCP-Messages nginx sent) and its X-MCP-Messages value also
  * in `messages`.
@@ -171,6 +196,17 @@ export async function startRegistryDouble(options: { disabled?: readonly string[
   const seen: Seen[] = [];
   const messages: Array<string | undefined> = [];
   const disabled = new Set(options.disabled ?? []);
+  const binding = createSessionBinding('registry-double-secret');
+  /** The real check's session rule, for an allowed request: extra headers, or undefined for a 404. */
+  const bound = (req: IncomingMessage, cookie: string, target: string): Record<string, string> | undefined => {
+    const key = binding.keyFor(cookie);
+    const kind: SessionKind = req.headers[TRANSPORT_HEADER] === 'sse' ? 'sse' : 'streamable';
+    const sealed = String(req.headers[SESSION_HEADER] ?? '');
+    if (sealed === '') return kind === 'sse' && req.headers[ORIGINAL_METHOD_HEADER] === 'POST' ? undefined : { [SESSION_KEY_HEADER]: key.header };
+    const opened = binding.open(kind, target, sealed, key);
+    if (!opened.ok) return undefined;
+    return { [SESSION_KEY_HEADER]: key.header, [kind === 'sse' ? BACKEND_TARGET_HEADER : BACKEND_SESSION_HEADER]: opened.value };
+  };
   const server = createServer((req, res) => {
     void record(seen, req).then((entry) => {
       if (entry.url.split('?')[0] !== VALIDATE_PATH) {
@@ -192,11 +228,14 @@ export async function startRegistryDouble(options: { disabled?: readonly string[
         // decideAccess: a disabled server is refused before any scope, admins included.
         res.writeHead(503);
         res.end();
+      } else if ((has('1') || (has('only-alpha') && target === 'alpha') || has('filter')) && bound(req, cookie, target) === undefined) {
+        res.writeHead(404, { [SESSION_UNKNOWN_HEADER]: '1' });
+        res.end();
       } else if (has('1') || (has('only-alpha') && target === 'alpha')) {
-        res.writeHead(200, identity);
+        res.writeHead(200, { ...identity, ...bound(req, cookie, target) });
         res.end();
       } else if (has('filter')) {
-        res.writeHead(200, { ...identity, [SCOPES_HEADER]: `mcp:server:${target}:tool:a`, [TOOL_FILTER_HEADER]: '["a"]' });
+        res.writeHead(200, { ...identity, ...bound(req, cookie, target), [SCOPES_HEADER]: `mcp:server:${target}:tool:a`, [TOOL_FILTER_HEADER]: '["a"]' });
         res.end();
       } else {
         // forbidden, or only-alpha on another server.
@@ -205,7 +244,8 @@ export async function startRegistryDouble(options: { disabled?: readonly string[
       }
     });
   });
-  return { ...(await listen(server, new Set(), seen)), messages, disabled };
+  const seal = (cookie: string, kind: SessionKind, target: string, value: string) => binding.seal(kind, target, value, binding.keyFor(cookie));
+  return { ...(await listen(server, new Set(), seen)), messages, disabled, seal };
 }
 
 

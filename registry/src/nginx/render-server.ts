@@ -3,7 +3,13 @@
  * passed names.ts (the branded types make that the only way in).
  */
 import {
+  BACKEND_SESSION_HEADER,
+  BACKEND_TARGET_HEADER,
   EXECUTE_PREFIX,
+  SESSION_HEADER,
+  SESSION_KEY_HEADER,
+  SESSION_UNKNOWN_HEADER,
+  SSE_MESSAGES_PATH,
   MESSAGES_HEADER,
   MISSING_SCOPE_HEADER,
   TOOL_FILTER_HEADER,
@@ -19,7 +25,7 @@ import {
   VALIDATE_PATH,
 } from '../authz/paths.ts';
 import type { Transport } from '../catalog/server-definition.ts';
-import { backendBasePath, backendOrigin, backendTarget, hostOf, quoted, type BackendPath, type BackendUrl, type ServerName } from './names.ts';
+import { backendBasePath, backendOrigin, backendTarget, hostOf, quoted, type BackendPath, type BackendTarget, type BackendUrl, type ServerName } from './names.ts';
 
 export type Lines = string[];
 
@@ -35,7 +41,10 @@ export interface CheckedServer {
 export const REGISTRY_UPSTREAM = 'mcp_registry';
 
 /** Variables the njs step sets; declared at http level so every location may use them. */
-const NJS_VARIABLES = ['$mcp_messages', '$mcp_user', '$mcp_username', '$mcp_scopes', '$mcp_tool_filter'] as const;
+const NJS_VARIABLES = ['$mcp_messages', '$mcp_user', '$mcp_username', '$mcp_scopes', '$mcp_tool_filter', '$mcp_session_key', '$mcp_unsealed_session', '$mcp_unsealed_target'] as const;
+
+/** The check's session vocabulary: never from a client, never to a backend. */
+export const SESSION_HEADERS = [SESSION_HEADER, SESSION_KEY_HEADER, BACKEND_SESSION_HEADER, BACKEND_TARGET_HEADER, SESSION_UNKNOWN_HEADER] as const;
 
 export function renderNjsVariables(): Lines {
   return NJS_VARIABLES.map((variable) => `js_var ${variable};`);
@@ -92,6 +101,9 @@ function renderAuthLocation(name: ServerName, transport: Transport): Lines {
     `proxy_set_header ${MISSING_SCOPE_HEADER} "";`,
     // What njs read from the body; set on every check, '-' when there is no body.
     `proxy_set_header ${MESSAGES_HEADER} $mcp_messages;`,
+    // The client's sealed session id, as the public location read it ($mcp_session); the
+    // check opens it for this principal only (registry/src/authz/session-binding.ts).
+    `proxy_set_header ${SESSION_HEADER} $mcp_session;`,
     'proxy_set_header Host $http_host;',
     'proxy_set_header X-Forwarded-For $remote_addr;',
     'proxy_set_header X-Forwarded-Proto $scheme;',
@@ -114,15 +126,25 @@ function backendLocation(name: ServerName, transport: Transport, filtered: boole
 /**
  * A public MCP location: njs reads the whole body, asks the check, and redirects to the named
  * backend location, which proxies that same buffered body. `$mcp_server` / `$mcp_transport` are
- * literals from the catalog, never parsed from the URI.
+ * literals from the catalog, never parsed from the URI. `session` is where the client's sealed
+ * session id is: the Mcp-Session-Id header, the legacy `session` query parameter, or nowhere.
  */
-function renderCheckedEntry(name: ServerName, transport: Transport): Lines {
+function renderCheckedEntry(name: ServerName, transport: Transport, session: '$http_mcp_session_id' | '$arg_session' | '""'): Lines {
   return [
     `set $mcp_server ${quoted(name)};`,
     `set $mcp_transport "${transport}";`,
+    `set $mcp_session ${session};`,
     // A body over client_max_body_size never reaches njs: nginx answers 413 while reading it.
     'error_page 413 = @mcp_413;',
     'js_content mcp.handle;',
+  ];
+}
+
+/** A location for one method only (the legacy transport's stream is GET, its messages POST). */
+function onlyMethod(method: 'GET' | 'POST', what: string): Lines {
+  return [
+    'default_type application/json;',
+    ...block(`if ($request_method != ${method})`, [`add_header Allow "${method}" always;`, jsonReturn(405, { error: 'METHOD_NOT_ALLOWED', message: `${what} takes ${method} only` })]),
   ];
 }
 
@@ -150,14 +172,42 @@ export function renderBackendUpstream(server: CheckedServer): Lines {
   ]);
 }
 
+/** What differs between the named backend locations of one server. */
+interface BackendRoute {
+  readonly transport: Transport;
+  /** `@mcp_<name>_<transport>[_filtered]`, or the legacy messages location. */
+  readonly location: string;
+  /** Sets the backend URI: a `rewrite` to a fixed path, or a proxy_pass with $mcp_unsealed_target. */
+  readonly uri: { readonly rewrite: string } | { readonly target: true };
+  /** tools/list filtering for a tool-limited principal (njs). */
+  readonly filtered: boolean;
+  /** The legacy stream: njs seals its endpoint event; this is the backend's SSE URL to resolve it against. */
+  readonly stream?: BackendTarget;
+}
+
 /** Directives of a named location that proxies to a backend after the check said 200. */
-function renderBackend(server: CheckedServer, transport: Transport, rewrite: string, filtered: boolean): Lines {
+function renderBackend(server: CheckedServer, route: BackendRoute): Lines {
   const origin = backendOrigin(server.url);
   const https = origin.startsWith('https:');
-  return block(`location ${backendLocation(server.name, transport, filtered)}`, [
-    // Named locations cannot carry a URI in proxy_pass; rewrite sets it (query string kept).
-    rewrite,
-    `proxy_pass ${https ? 'https' : 'http'}://${backendUpstream(server.name)};`,
+  const scheme = https ? 'https' : 'http';
+  const { filtered, stream } = route;
+  return block(`location ${route.location}`, [
+    ...(stream === undefined ? [] : [
+      // What njs needs to seal the endpoint event (set before rewrite's `break`).
+      `set $mcp_backend_sse ${quoted(stream)};`,
+      `set $mcp_messages_url ${quoted(`${EXECUTE_PREFIX}${server.name}${SSE_MESSAGES_PATH}` as ServerName)};`,
+    ]),
+    ...('rewrite' in route.uri
+      ? [
+          // Named locations cannot carry a URI in proxy_pass; rewrite sets it (query string kept).
+          route.uri.rewrite,
+          `proxy_pass ${scheme}://${backendUpstream(server.name)};`,
+        ]
+      : [
+          // The messages endpoint the backend announced, unsealed by the check for this
+          // principal only. With a variable, proxy_pass sends that URI as it is (no query added).
+          `proxy_pass ${scheme}://${backendUpstream(server.name)}$mcp_unsealed_target;`,
+        ]),
     // TLS to the backend names the backend's host (SNI), not the upstream block.
     ...(https ? ['proxy_ssl_server_name on;', `proxy_ssl_name ${quoted(hostOf(origin).replace(/:\d+$/, '') as ServerName)};`] : []),
     // nginx's own 502/504 (backend unreachable); the backend's responses pass untouched.
@@ -179,29 +229,23 @@ function renderBackend(server: CheckedServer, transport: Transport, rewrite: str
     `proxy_set_header ${USER_HEADER} $mcp_user;`,
     `proxy_set_header ${USERNAME_HEADER} $mcp_username;`,
     `proxy_set_header ${SCOPES_HEADER} $mcp_scopes;`,
-    ...[MISSING_SCOPE_HEADER, SERVER_HEADER, TRANSPORT_HEADER, MESSAGES_HEADER, TOOL_FILTER_HEADER].map((h) => `proxy_set_header ${h} "";`),
+    ...[MISSING_SCOPE_HEADER, SERVER_HEADER, TRANSPORT_HEADER, MESSAGES_HEADER, TOOL_FILTER_HEADER, ...SESSION_HEADERS].map((h) => `proxy_set_header ${h} "";`),
     `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
-    // Mcp-Session-Id, MCP-Protocol-Version and Last-Event-ID pass through as client headers.
-    ...(transport === 'sse' ? renderEndpointRewrite(server.name) : []),
-    // For a principal limited to some tools, njs drops the others from every tools/list result.
-    // Plain text for the filter (the SSE rewrite above already asks for it).
-    ...(filtered ? [...(transport === 'sse' ? [] : ['proxy_set_header Accept-Encoding "";']), 'js_header_filter mcp.filterHeaders;', 'js_body_filter mcp.filterBody;'] : []),
+    // The backend's own session id, unsealed by the check for this principal; never the
+    // client's value (empty: none is sent). MCP-Protocol-Version and Last-Event-ID pass through.
+    'proxy_set_header Mcp-Session-Id $mcp_unsealed_session;',
+    // njs rewrites response bodies (tools/list, the endpoint event): plain text upstream.
+    ...(filtered || stream !== undefined ? ['proxy_set_header Accept-Encoding "";'] : []),
+    // The backend's Mcp-Session-Id goes out sealed to this principal; for a principal limited to
+    // some tools, njs also drops the others from every tools/list result.
+    ...(filtered
+      ? ['js_header_filter mcp.filterHeaders;', 'js_body_filter mcp.filterBody;']
+      : stream !== undefined
+        ? ['js_header_filter mcp.sseHeaders;', 'js_body_filter mcp.filterBody;']
+        : route.transport === 'streamable-http'
+          ? ['js_header_filter mcp.sessionHeaders;']
+          : []),
   ]);
-}
-
-/**
- * The SDK's SSE transport announces `event: endpoint` / `data: /messages?sessionId=...`, a path
- * the client resolves against the gateway origin, where it names nothing. Rewrite the first
- * `data: /` of each response to the gateway prefix. sub_filter only sees plain text, hence no
- * compression upstream; it passes each chunk on as it arrives.
- */
-function renderEndpointRewrite(name: ServerName): Lines {
-  return [
-    'proxy_set_header Accept-Encoding "";',
-    'sub_filter_types text/event-stream;',
-    'sub_filter_once on;',
-    `sub_filter 'data: /' 'data: ${EXECUTE_PREFIX}${name}/';`,
-  ];
 }
 
 /*
@@ -214,29 +258,37 @@ function renderStreamable(server: CheckedServer, path: BackendPath): Lines {
   const out: Lines = [];
   // Exact matches only, with and without the slash: a prefix would let `a` catch `a-b`.
   for (const location of [`= ${STREAMABLE_PREFIX}${server.name}`, `= ${STREAMABLE_PREFIX}${server.name}/`]) {
-    out.push(...block(`location ${location}`, renderCheckedEntry(server.name, 'streamable-http')));
+    out.push(...block(`location ${location}`, renderCheckedEntry(server.name, 'streamable-http', '$http_mcp_session_id')));
   }
-  const rewrite = `rewrite ^ ${quoted(backendTarget(backendBasePath(server.url), path))} break;`;
-  out.push(...renderBackend(server, 'streamable-http', rewrite, false), ...renderBackend(server, 'streamable-http', rewrite, true));
+  const uri = { rewrite: `rewrite ^ ${quoted(backendTarget(backendBasePath(server.url), path))} break;` };
+  for (const filtered of [false, true]) {
+    out.push(...renderBackend(server, { transport: 'streamable-http', location: backendLocation(server.name, 'streamable-http', filtered), uri, filtered }));
+  }
   return out;
 }
 
-function renderSse(server: CheckedServer): Lines {
-  const prefix = `${EXECUTE_PREFIX}${server.name}/`;
-  // Everything under the prefix maps onto the backend URL's path: /api/execute/a/sse -> /sse.
-  // Unquoted on purpose: `$1` must interpolate, and both parts hold only checked name and path
-  // characters (no space, `;`, `{`, `}` or quote).
-  const rewrite = `rewrite ^${EXECUTE_PREFIX}${server.name}(/.*)$ ${backendBasePath(server.url)}$1 break;`;
+/**
+ * The legacy transport, routed exactly: GET on the definition's SSE path opens the stream (njs
+ * seals the `endpoint` event it announces into `/api/execute/<name>/messages?session=...`),
+ * POST on that messages path goes to exactly the endpoint the sealed id names, and nothing
+ * else under `/api/execute/<name>/` reaches the backend.
+ */
+function renderSse(server: CheckedServer, path: BackendPath): Lines {
+  const prefix = `${EXECUTE_PREFIX}${server.name}`;
+  const notFound = (message: string) => ['default_type application/json;', jsonReturn(404, { error: 'NOT_FOUND', message })];
+  // The trailing `?` drops the client's query: the backend gets exactly its SSE path.
+  const uri = { rewrite: `rewrite ^ ${quoted(`${backendTarget(backendBasePath(server.url), path)}?` as BackendTarget)} break;` };
+  const stream = backendTarget(server.url, path);
   return [
     // The bare name is not an endpoint; a redirect to the slash form would GET the backend root.
-    ...block(`location = ${EXECUTE_PREFIX}${server.name}`, [
-      'default_type application/json;',
-      jsonReturn(404, { error: 'NOT_FOUND', message: `the endpoints of ${server.name} are under ${prefix}` }),
-    ]),
+    ...block(`location = ${prefix}`, notFound(`the endpoints of ${server.name} are ${prefix}${path} and ${prefix}${SSE_MESSAGES_PATH}`)),
+    ...block(`location = ${prefix}${path}`, [...onlyMethod('GET', 'the SSE stream'), ...renderCheckedEntry(server.name, 'sse', '""')]),
+    ...block(`location = ${prefix}${SSE_MESSAGES_PATH}`, [...onlyMethod('POST', 'the messages endpoint'), ...renderCheckedEntry(server.name, 'sse', '$arg_session')]),
     // Slash-terminated prefix: `/api/execute/a/` cannot match `/api/execute/ab/...`.
-    ...block(`location ${prefix}`, renderCheckedEntry(server.name, 'sse')),
-    ...renderBackend(server, 'sse', rewrite, false),
-    ...renderBackend(server, 'sse', rewrite, true),
+    ...block(`location ${prefix}/`, notFound(`the endpoints of ${server.name} are ${prefix}${path} and ${prefix}${SSE_MESSAGES_PATH}`)),
+    ...renderBackend(server, { transport: 'sse', location: backendLocation(server.name, 'sse', false), uri, filtered: false, stream }),
+    ...renderBackend(server, { transport: 'sse', location: backendLocation(server.name, 'sse', true), uri, filtered: true, stream }),
+    ...renderBackend(server, { transport: 'sse', location: `@mcp_${server.name}_sse_messages`, uri: { target: true }, filtered: false }),
   ];
 }
 
@@ -250,6 +302,6 @@ export function renderServerLocations(server: CheckedServer): Lines {
     ...transports.flatMap((transport) => renderAuthLocation(server.name, transport)),
   ];
   if (server.streamable !== undefined) out.push(...renderStreamable(server, server.streamable));
-  if (server.sse !== undefined) out.push(...renderSse(server));
+  if (server.sse !== undefined) out.push(...renderSse(server, server.sse));
   return out;
 }

@@ -59,9 +59,12 @@ describe('renderNginxConfig', () => {
       '@mcp_archive_streamable-http',
       '@mcp_archive_streamable-http_filtered',
       '= /api/execute/archive',
+      '= /api/execute/archive/sse',
+      '= /api/execute/archive/messages',
       '/api/execute/archive/',
       '@mcp_archive_sse',
       '@mcp_archive_sse_filtered',
+      '@mcp_archive_sse_messages',
       '= /_mcp_auth/github/streamable-http',
       '= /_mcp_auth/github/sse',
       '= /api/streamable/github',
@@ -69,9 +72,12 @@ describe('renderNginxConfig', () => {
       '@mcp_github_streamable-http',
       '@mcp_github_streamable-http_filtered',
       '= /api/execute/github',
+      '= /api/execute/github/sse',
+      '= /api/execute/github/messages',
       '/api/execute/github/',
       '@mcp_github_sse',
       '@mcp_github_sse_filtered',
+      '@mcp_github_sse_messages',
       '= /_mcp_auth/weather/streamable-http',
       '= /api/streamable/weather',
       '= /api/streamable/weather/',
@@ -112,10 +118,12 @@ describe('renderNginxConfig', () => {
     const entries: Array<[string, string, string]> = [
       ['= /api/streamable/archive', 'archive', 'streamable-http'],
       ['= /api/streamable/archive/', 'archive', 'streamable-http'],
-      ['/api/execute/archive/', 'archive', 'sse'],
+      ['= /api/execute/archive/sse', 'archive', 'sse'],
+      ['= /api/execute/archive/messages', 'archive', 'sse'],
       ['= /api/streamable/github', 'github', 'streamable-http'],
       ['= /api/streamable/github/', 'github', 'streamable-http'],
-      ['/api/execute/github/', 'github', 'sse'],
+      ['= /api/execute/github/sse', 'github', 'sse'],
+      ['= /api/execute/github/messages', 'github', 'sse'],
       ['= /api/streamable/weather', 'weather', 'streamable-http'],
       ['= /api/streamable/weather/', 'weather', 'streamable-http'],
     ];
@@ -126,7 +134,13 @@ describe('renderNginxConfig', () => {
       assert.ok(body.includes(`set $mcp_transport "${transport}";`), path);
       assert.match(body, /^ +js_content mcp\.handle;$/m, path);
       assert.match(body, /error_page 413 = @mcp_413;/, path);
-      assert.doesNotMatch(body, /proxy_pass|proxy_set_header|auth_request|return /, path);
+      // Where the client's sealed session id is read from (session-binding.ts): never from a stream GET.
+      const session = transport === 'streamable-http' ? '$http_mcp_session_id' : path.endsWith('/messages') ? '$arg_session' : '""';
+      assert.ok(body.includes(`set $mcp_session ${session};`), path);
+      // The legacy transport's locations take one method each; the guard is the only `return`.
+      const unguarded = body.replace(/ +if \(\$request_method != (GET|POST)\) \{\n +add_header Allow "\1" always;\n +return 405 '[^'\n]*';\n +\}\n/, '');
+      assert.equal(unguarded !== body, transport === 'sse', `${path} method guard`);
+      assert.doesNotMatch(unguarded, /proxy_pass|proxy_set_header|auth_request|return /, path);
       // Everything njs needs exists: the check it calls and both places it may redirect to.
       assert.ok(byPath.has(`= /_mcp_auth/${name}/${transport}`), path);
       assert.ok(byPath.has(`@mcp_${name}_${transport}`), path);
@@ -218,17 +232,19 @@ describe('renderNginxConfig', () => {
     const toBackends = [...byPath].filter(([, body]) => /proxy_pass "?http/.test(body) && !body.includes('mcp_registry'));
     assert.deepEqual(
       toBackends.map(([path]) => path),
-      [...byPath.keys()].filter((path) => /^@mcp_[a-z0-9-]+_(streamable-http|sse)(_filtered)?$/.test(path)),
+      [...byPath.keys()].filter((path) => /^@mcp_[a-z0-9-]+_(streamable-http|sse)(_filtered|_messages)?$/.test(path)),
       'only the named locations njs redirects to reach a backend',
     );
-    assert.equal(toBackends.length, 10);
+    assert.equal(toBackends.length, 12);
     for (const [path, body] of toBackends) {
       assert.match(body, /proxy_set_header Cookie "";/, path);
       assert.match(body, /proxy_set_header Authorization "";/, path);
       assert.match(body, /proxy_set_header x-user \$mcp_user;/, path);
       assert.match(body, /proxy_set_header x-username \$mcp_username;/, path);
       assert.match(body, /proxy_set_header x-scopes \$mcp_scopes;/, path);
-      for (const header of ['x-missing-scope', 'x-mcp-server', 'x-mcp-transport', 'x-mcp-messages', 'x-mcp-tool-filter']) {
+      // The backend's own session id, unsealed by the check; never the client's value.
+      assert.match(body, /proxy_set_header Mcp-Session-Id \$mcp_unsealed_session;/, path);
+      for (const header of ['x-missing-scope', 'x-mcp-server', 'x-mcp-transport', 'x-mcp-messages', 'x-mcp-tool-filter', 'x-mcp-session', 'x-mcp-session-key', 'x-mcp-backend-session', 'x-mcp-backend-target', 'x-mcp-session-unknown']) {
         assert.ok(body.includes(`proxy_set_header ${header} "";`), `${path} ${header}`);
       }
       assert.match(body, /proxy_buffering off;/, path);
@@ -264,15 +280,27 @@ describe('renderNginxConfig', () => {
       assert.match(weather, /rewrite \^ "\/mcp" break;/);
       assert.match(weather, /^ +proxy_pass http:\/\/mcp_backend_weather;$/m);
       assert.match(weather, /proxy_set_header Host "127\.0\.0\.1:8003";/);
+      // Streamable responses: njs seals the backend's Mcp-Session-Id to the principal.
+      assert.match(github, variant ? /js_header_filter mcp\.filterHeaders;/ : /js_header_filter mcp\.sessionHeaders;/);
       const sse = byPath.get(`@mcp_github_sse${variant}`) ?? '';
-      assert.match(sse, /^ +rewrite \^\/api\/execute\/github\(\/\.\*\)\$ \$1 break;$/m);
+      // Exactly the SSE path, without the client's query (`?`).
+      assert.match(sse, /^ +rewrite \^ "\/sse\?" break;$/m);
       assert.match(sse, /^ +proxy_pass http:\/\/mcp_backend_github;$/m);
       assert.match(sse, /proxy_set_header Host "127\.0\.0\.1:8001";/);
-      assert.match(sse, /sub_filter_types text\/event-stream;/);
-      assert.match(sse, /sub_filter_once on;/);
-      assert.match(sse, /sub_filter 'data: \/' 'data: \/api\/execute\/github\/';/);
+      // njs seals the endpoint event (no sub_filter), resolving it against the backend's SSE URL.
+      assert.doesNotMatch(sse, /sub_filter/);
+      assert.match(sse, /set \$mcp_backend_sse "http:\/\/127\.0\.0\.1:8001\/sse";/);
+      assert.match(sse, /set \$mcp_messages_url "\/api\/execute\/github\/messages";/);
+      assert.match(sse, variant ? /js_header_filter mcp\.filterHeaders;/ : /js_header_filter mcp\.sseHeaders;/);
+      assert.match(sse, /js_body_filter mcp\.filterBody;/);
       assert.match(sse, /proxy_set_header Accept-Encoding "";/);
     }
+    // A legacy POST goes to exactly the endpoint the check unsealed, with the URI as it is.
+    const messages = byPath.get('@mcp_github_sse_messages') ?? '';
+    assert.match(messages, /^ +proxy_pass http:\/\/mcp_backend_github\$mcp_unsealed_target;$/m);
+    assert.doesNotMatch(messages, /rewrite|js_header_filter|js_body_filter/);
+    // Every other path under the prefix is a JSON 404, never the backend.
+    assert.match(byPath.get('/api/execute/github/') ?? '', /return 404 '\{"error":"NOT_FOUND"/);
   });
 
   it('keeps the backend URL\'s own path and speaks TLS with SNI naming the backend host to an https backend', () => {
@@ -295,7 +323,10 @@ describe('renderNginxConfig', () => {
         }
       }
       assert.match(https.get('@mcp_archive_streamable-http') ?? '', /rewrite \^ "\/base\/mcp" break;/);
-      assert.match(https.get('@mcp_archive_sse') ?? '', /rewrite \^\/api\/execute\/archive\(\/\.\*\)\$ \/base\$1 break;/);
+      assert.match(https.get('@mcp_archive_sse') ?? '', /rewrite \^ "\/base\/sse\?" break;/);
+      const messages = https.get('@mcp_archive_sse_messages') ?? '';
+      assert.match(messages, /^ +proxy_pass https:\/\/mcp_backend_archive\$mcp_unsealed_target;$/m);
+      assert.match(messages, /^ +proxy_ssl_name "archive\.example\.com";$/m);
     }
     // In INPUT, only archive is https.
     const ssl = [...byPath].filter(([, body]) => body.includes('proxy_ssl_'));
@@ -366,5 +397,16 @@ describe('renderNginxConfig', () => {
         JSON.stringify(patch),
       );
     }
+  });
+});
+
+describe('the legacy messages endpoint', () => {
+  it('refuses an sse path that would be the gateway\'s own /messages location', () => {
+    assert.throws(
+      () => renderNginxConfig({ ...INPUT, servers: [definition('clash', 'http://127.0.0.1:8001', { sse: '/messages' })] }),
+      (err: unknown) => err instanceof GatewayError && err.code === 'CATALOG_FILE_INVALID' && /sse path cannot be \/messages/.test(err.message),
+    );
+    // Any other path is fine, /messages/ and /sse/messages included.
+    for (const sse of ['/messages/', '/sse/messages', '/']) renderNginxConfig({ ...INPUT, servers: [definition('ok', 'http://127.0.0.1:8001', { sse })] });
   });
 });

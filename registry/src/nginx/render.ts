@@ -12,6 +12,7 @@ import {
   REQUEST_ID_HEADER,
   SCOPES_HEADER,
   SERVER_HEADER,
+  SSE_MESSAGES_PATH,
   STREAMABLE_PREFIX,
   TRANSPORT_HEADER,
   USER_HEADER,
@@ -32,7 +33,7 @@ import {
   hostPort,
   quoted,
 } from './names.ts';
-import { block, jsonReturn, REGISTRY_UPSTREAM, renderBackendUpstream, renderNjsVariables, renderServerLocations, type CheckedServer, type Lines } from './render-server.ts';
+import { block, jsonReturn, REGISTRY_UPSTREAM, renderBackendUpstream, renderNjsVariables, renderServerLocations, SESSION_HEADERS, type CheckedServer, type Lines } from './render-server.ts';
 
 export interface NginxRenderInput {
   readonly listen: { readonly host: string; readonly port: number };
@@ -68,6 +69,11 @@ function checkServers(servers: readonly ServerDefinition[]): CheckedServer[] {
   }));
   // Sorted so the output is deterministic whatever order the catalog read the files in.
   checked.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const server of checked) {
+    if (server.sse === SSE_MESSAGES_PATH) {
+      throw new GatewayError('CATALOG_FILE_INVALID', `server ${server.name}: the sse path cannot be ${SSE_MESSAGES_PATH}, the gateway's messages endpoint`);
+    }
+  }
   for (let i = 1; i < checked.length; i++) {
     if (checked[i]?.name === checked[i - 1]?.name) {
       throw new GatewayError('CATALOG_FILE_INVALID', `server name ${checked[i]?.name} is defined twice`);
@@ -111,7 +117,7 @@ function renderRegistryLocation(publicScheme: 'http' | 'https' | undefined): Lin
     `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
     // Identity reaches the registry as a session or token only; these headers are the
     // check's vocabulary and mean nothing when a client sends them.
-    ...[USER_HEADER, USERNAME_HEADER, SCOPES_HEADER, MISSING_SCOPE_HEADER, SERVER_HEADER, TRANSPORT_HEADER, ORIGINAL_URI_HEADER, ORIGINAL_METHOD_HEADER, MESSAGES_HEADER, TOOL_FILTER_HEADER].map(
+    ...[USER_HEADER, USERNAME_HEADER, SCOPES_HEADER, MISSING_SCOPE_HEADER, SERVER_HEADER, TRANSPORT_HEADER, ORIGINAL_URI_HEADER, ORIGINAL_METHOD_HEADER, MESSAGES_HEADER, TOOL_FILTER_HEADER, ...SESSION_HEADERS].map(
       (header) => `proxy_set_header ${header} "";`,
     ),
   ]);

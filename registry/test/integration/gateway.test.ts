@@ -73,9 +73,13 @@ describe('MCP clients through nginx', () => {
     const client = new Client({ name: 'gateway-test', version: '1.0.0' });
     await client.connect(transport);
     const sessionId = transport.sessionId;
-    assert.ok(sessionId, 'the backend session id reached the client');
+    assert.ok(sessionId, 'the session id reached the client');
+    // Sealed to this user (docs/authorization.md): the backend's id, then the binding tag.
+    const backendId = Buffer.from(sessionId.split('.')[0] ?? '', 'base64url').toString();
+    assert.ok(gw.received.some((r) => r.headers['mcp-session-id'] === backendId), 'the backend sees its own id');
+    assert.ok(!gw.received.some((r) => r.headers['mcp-session-id'] === sessionId), 'never the sealed one');
     await transport.terminateSession();
-    const deleted = gw.received.filter((r) => r.method === 'DELETE' && r.headers['mcp-session-id'] === sessionId);
+    const deleted = gw.received.filter((r) => r.method === 'DELETE' && r.headers['mcp-session-id'] === backendId);
     assert.equal(deleted.length, 1, 'DELETE with the session id reached the backend');
     const reuse = await fetch(`${gw.url}/api/streamable/currenttime`, {
       method: 'POST',

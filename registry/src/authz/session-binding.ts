@@ -1,0 +1,105 @@
+/**
+ * MCP sessions belong to the principal that opened them, with no table: the id a client sees
+ * is the backend's id sealed with a key only that principal's requests unlock.
+ *
+ *   K    = HKDF-SHA256(SECRET_KEY, info 'mcp-session-binding v1')      (once per process)
+ *   K_p  = HMAC-SHA256(K, principal id)                                (cached, bounded)
+ *   tag  = base64url(HMAC-SHA256(K_p, kind NUL server NUL value))[0..22)   (132 bits)
+ *   id   = base64url(value) '.' tag
+ *
+ * `kind` is `streamable` (value: the backend's Mcp-Session-Id) or `sse` (value: the path and
+ * query of the backend's legacy messages endpoint). njs seals on the way out (nginx/njs/mcp.js,
+ * with K_p the check handed it); the check opens on the way in, here. Every replica that shares
+ * SECRET_KEY derives the same keys, so an id survives a restart and works on any replica.
+ * Another principal's K_p gives another tag: the id is simply unknown to them.
+ */
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import type { Principal } from './credentials.ts';
+
+export type SessionKind = 'streamable' | 'sse';
+
+/** What a sealed id may wrap: visible ASCII (the spec's rule for session ids), bounded. */
+const SESSION_VALUE = /^[\x21-\x7e]{1,256}$/;
+/**
+ * A legacy messages target: an origin-relative path and query of visible ASCII, without `"`,
+ * `#` or a leading `//` (which a backend could read as another host). nginx sends it as is.
+ */
+const SSE_TARGET = /^\/(?:[\x21\x24-\x2e\x30-\x7e][\x21\x24-\x7e]{0,1022})?$/;
+const TAG_LENGTH = 22;
+const SEALED = /^([A-Za-z0-9_-]{2,1400})\.([A-Za-z0-9_-]{22})$/;
+const MAX_CACHED_KEYS = 10_000;
+
+export const BINDING_LABEL = 'mcp-session-binding v1';
+
+/**
+ * The principal a session belongs to. JSON keeps the parts apart (no separator a `sub` could
+ * contain can make a person look like a machine client). The same person signed in with a
+ * cookie or holding a bearer token is one principal: provider and subject, nothing else.
+ */
+export function principalBindingId(principal: Principal, authEnabled: boolean): string {
+  if (!authEnabled) return '["anonymous"]';
+  const { identity } = principal;
+  if (principal.machineClient !== undefined) return JSON.stringify(['client', identity.provider, principal.machineClient]);
+  return JSON.stringify(['person', identity.provider, identity.sub]);
+}
+
+export interface PrincipalKey {
+  readonly key: Buffer;
+  /** K_p as base64url: what njs receives in X-MCP-Session-Key. */
+  readonly header: string;
+}
+
+export type Opened = { ok: true; value: string } | { ok: false; reason: 'session-malformed' | 'session-unbound' };
+
+export interface SessionBinding {
+  keyFor(principalId: string): PrincipalKey;
+  /** What njs does; here for tests and for one definition of the format. */
+  seal(kind: SessionKind, server: string, value: string, key: PrincipalKey): string;
+  /** Checks a client's id against the principal's key; the backend value when it is theirs. */
+  open(kind: SessionKind, server: string, sealed: string, key: PrincipalKey): Opened;
+}
+
+export function createSessionBinding(secret: string): SessionBinding {
+  if (!secret) throw new TypeError('createSessionBinding: a secret is required');
+  const root = Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), BINDING_LABEL, 32));
+  const cache = new Map<string, PrincipalKey>();
+
+  function keyFor(principalId: string): PrincipalKey {
+    let found = cache.get(principalId);
+    if (found === undefined) {
+      const key = createHmac('sha256', root).update(principalId).digest();
+      found = Object.freeze({ key, header: key.toString('base64url') });
+      // Bounded: the oldest entry goes first; a miss only costs one HMAC.
+      if (cache.size >= MAX_CACHED_KEYS) cache.delete(cache.keys().next().value as string);
+      cache.set(principalId, found);
+    }
+    return found;
+  }
+
+  function tag(kind: SessionKind, server: string, value: string, key: PrincipalKey): string {
+    return createHmac('sha256', key.key).update(`${kind}\u0000${server}\u0000${value}`).digest('base64url').slice(0, TAG_LENGTH);
+  }
+
+  return {
+    keyFor,
+    seal(kind, server, value, key) {
+      if (!valueAllowed(kind, value)) throw new Error(`refusing to seal ${JSON.stringify(value.slice(0, 80))}`);
+      return `${Buffer.from(value).toString('base64url')}.${tag(kind, server, value, key)}`;
+    },
+    open(kind, server, sealed, key) {
+      const parts = SEALED.exec(sealed);
+      if (!parts) return { ok: false, reason: 'session-malformed' };
+      const value = Buffer.from(parts[1] ?? '', 'base64url').toString('latin1');
+      // Canonical base64url only, so one session has one spelling.
+      if (!valueAllowed(kind, value) || Buffer.from(value, 'latin1').toString('base64url') !== parts[1]) return { ok: false, reason: 'session-malformed' };
+      const expected = Buffer.from(tag(kind, server, value, key));
+      const given = Buffer.from(parts[2] ?? '');
+      if (!timingSafeEqual(expected, given)) return { ok: false, reason: 'session-unbound' };
+      return { ok: true, value };
+    },
+  };
+}
+
+function valueAllowed(kind: SessionKind, value: string): boolean {
+  return kind === 'sse' ? SSE_TARGET.test(value) : SESSION_VALUE.test(value);
+}
