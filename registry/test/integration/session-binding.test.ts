@@ -5,7 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
@@ -20,9 +21,42 @@ let gw: TestGateway;
 let alice: Record<string, string>;
 let bob: Record<string, string>;
 let machine: Record<string, string>;
+/** May use the shape-* servers only. */
+let carol: Record<string, string>;
+
+/**
+ * A legacy backend whose endpoint event is spelled as other SDKs and servers spell it, one
+ * shape per SSE path: the Python SDK's `/messages/?session_id=` with CRLF line ends, an
+ * absolute URL on the backend's origin, a relative reference, and another origin.
+ */
+const ENDPOINTS: Record<string, (origin: string) => string> = {
+  '/py/sse': () => '/messages/?session_id=0123abcd',
+  '/abs/sse': (origin) => `${origin}/abs/messages?sid=1#frag`,
+  '/rel/sse': () => 'messages?sid=2',
+  '/evil/sse': () => 'http://evil.example/messages?sid=3',
+};
+let shapes: Server;
+const shapesSeen: string[] = [];
 
 before(async () => {
-  gw = await startTestGateway({ mapping: `clients:\n  ${JSON.stringify(DEV_MACHINE_CLIENT_ID)}: ["mcp:server:currenttime:execute"]\n` });
+  shapes = createServer((req, res) => {
+    shapesSeen.push(`${req.method} ${req.url}`);
+    const endpoint = ENDPOINTS[req.url ?? ''];
+    if (req.method === 'GET' && endpoint) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`event: endpoint\r\ndata: ${endpoint(`http://127.0.0.1:${(shapes.address() as AddressInfo).port}`)}\r\n\r\n`);
+      return;
+    }
+    res.writeHead(202).end('Accepted');
+  });
+  await new Promise<void>((resolve) => shapes.listen(0, '127.0.0.1', resolve));
+  const shapesUrl = `http://127.0.0.1:${(shapes.address() as AddressInfo).port}`;
+  gw = await startTestGateway({
+    mapping: `clients:\n  ${JSON.stringify(DEV_MACHINE_CLIENT_ID)}: ["mcp:server:currenttime:execute"]\n`,
+    definitions: Object.keys(ENDPOINTS).map((sse) => ({ name: `shape-${sse.split('/')[1]}`, url: shapesUrl, transports: { sse }, enabled: true })),
+    users: [{ username: 'carol', password: 'pw-carol', groups: Object.keys(ENDPOINTS).map((sse) => `mcp-server-shape-${sse.split('/')[1]}`) }],
+  });
+  carol = { cookie: (await login(gw.url, 'carol', 'pw-carol')).cookie };
   alice = { cookie: (await login(gw.url, 'user', 'demo')).cookie };
   bob = { cookie: (await login(gw.url, 'admin', ADMIN_PASSWORD)).cookie };
   machine = { authorization: `Bearer ${await machineToken(gw.url, TEST_SECRET_KEY)}` };
@@ -30,6 +64,8 @@ before(async () => {
 after(async () => {
   if (process.exitCode) process.stderr.write(`nginx error.log:\n${gw?.errorLog()}\n`);
   await gw?.[Symbol.asyncDispose]();
+  shapes?.closeAllConnections();
+  shapes?.close();
 });
 
 const STREAMABLE = '/api/streamable/currenttime';
@@ -255,6 +291,31 @@ describe('legacy HTTP+SSE: the messages endpoint works for the principal that op
       assert.deepEqual(receivedSince(from), []);
     } finally {
       await stream.close();
+    }
+  });
+
+  test('the endpoint is sealed whatever the backend\'s spelling: Python SDK, absolute, relative; another origin is dropped', async () => {
+    const expected: Record<string, string | undefined> = { py: '/messages/?session_id=0123abcd', abs: '/abs/messages?sid=1', rel: '/rel/messages?sid=2', evil: undefined };
+    for (const [shape, target] of Object.entries(expected)) {
+      const res = await fetch(`${gw.url}/api/execute/shape-${shape}/${shape}/sse`, { headers: { accept: 'text/event-stream', ...bob } });
+      assert.equal(res.status, 200, shape);
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      let text = '';
+      while (!/\n\n|\r\n\r\n/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+      await reader.cancel();
+      if (target === undefined) {
+        assert.equal(text, ': endpoint dropped by the gateway\n\n', 'another origin is never announced');
+        continue;
+      }
+      const endpoint = /^data: (.*)$/m.exec(text)?.[1] ?? '';
+      assert.match(endpoint, new RegExp(`^/api/execute/shape-${shape}/messages\\?session=`), shape);
+      shapesSeen.length = 0;
+      const posted = await postMessage(bob, endpoint, rpc(1, 'ping'));
+      assert.equal(posted.status, 202, shape);
+      assert.deepEqual(shapesSeen, [`POST ${target}`], `${shape}: exactly the announced endpoint`);
+      shapesSeen.length = 0;
+      await assertUnknown(await postMessage(carol, endpoint, rpc(1, 'ping')), 1, `${shape}: another user allowed on the server`);
+      assert.deepEqual(shapesSeen, []);
     }
   });
 
