@@ -196,6 +196,7 @@ describe('Streamable HTTP: a session id works for the principal that opened it o
     const res = await fetch(`${gw.url}${STREAMABLE}`, { method: 'POST', headers: { ...MCP_HEADERS, ...bob }, body: INITIALIZE });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('mcp-session-id') ?? '', /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
+    for (const h of ['x-mcp-session-key', 'x-mcp-backend-session', 'x-mcp-backend-target', 'x-mcp-session-unknown', 'x-user', 'x-scopes']) assert.equal(res.headers.get(h), null, `no ${h} to the client`);
     await res.body?.cancel();
   });
 
