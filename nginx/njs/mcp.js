@@ -286,7 +286,9 @@ function seal(r, kind, value) {
 function sessionHeaders(r) {
     var id = r.headersOut['Mcp-Session-Id'];
     if (id === undefined) return;
-    var sealed = SESSION_VALUE.test(id) ? seal(r, 'streamable', id) : null;
+    // The backend echoes the id the client sent on every response of a session: the client's
+    // sealed id (which the check just opened to this value for this principal) is the seal.
+    var sealed = id === r.variables.mcp_unsealed_session && r.variables.mcp_session ? r.variables.mcp_session : SESSION_VALUE.test(id) ? seal(r, 'streamable', id) : null;
     if (sealed === null) {
         // Fail closed: a session the gateway cannot bind is not handed out.
         r.error('backend of ' + r.variables.mcp_server + ' sent an Mcp-Session-Id the gateway cannot seal; dropped');

@@ -52,7 +52,8 @@ describe('seal and open', () => {
     assert.deepEqual(replica.open('streamable', 'svc', sealed, replica.keyFor('["person","dev","alice"]')), { ok: true, value: 'b-1' });
   });
 
-  test('is unbound for another principal, server, kind or secret', () => {
+  test('is unbound for another principal, server, kind or secret (an id opened before included: the cache repeats successes only)', () => {
+    assert.equal(binding.open('streamable', 'svc', binding.seal('streamable', 'svc', 'b-1', alice), alice).ok, true);
     const sealed = binding.seal('streamable', 'svc', 'b-1', alice);
     assert.deepEqual(binding.open('streamable', 'svc', sealed, bob), { ok: false, reason: 'session-unbound' });
     assert.deepEqual(binding.open('streamable', 'svc2', sealed, alice), { ok: false, reason: 'session-unbound' });

@@ -28,6 +28,7 @@ const SSE_TARGET = /^\/(?:[\x21\x24-\x2e\x30-\x7e][\x21\x24-\x7e]{0,1022})?$/;
 const TAG_LENGTH = 22;
 const SEALED = /^([A-Za-z0-9_-]{2,1400})\.([A-Za-z0-9_-]{22})$/;
 const MAX_CACHED_KEYS = 10_000;
+const MAX_CACHED_OPENS = 10_000;
 
 export const BINDING_LABEL = 'mcp-session-binding v1';
 
@@ -63,6 +64,12 @@ export function createSessionBinding(secret: string): SessionBinding {
   if (!secret) throw new TypeError('createSessionBinding: a secret is required');
   const root = Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), BINDING_LABEL, 32));
   const cache = new Map<string, PrincipalKey>();
+  /**
+   * Ids already opened, by their exact text: a client sends the same id on every request of a
+   * session, and an HMAC costs more than the rest of the check's session work (about 10 µs).
+   * A hit needs the same key object, kind and server, so it can only repeat a success.
+   */
+  const opened = new Map<string, { readonly key: PrincipalKey; readonly kind: SessionKind; readonly server: string; readonly value: string }>();
 
   function keyFor(principalId: string): PrincipalKey {
     let found = cache.get(principalId);
@@ -87,6 +94,8 @@ export function createSessionBinding(secret: string): SessionBinding {
       return `${Buffer.from(value).toString('base64url')}.${tag(kind, server, value, key)}`;
     },
     open(kind, server, sealed, key) {
+      const known = opened.get(sealed);
+      if (known !== undefined && known.key === key && known.kind === kind && known.server === server) return { ok: true, value: known.value };
       const parts = SEALED.exec(sealed);
       if (!parts) return { ok: false, reason: 'session-malformed' };
       const value = Buffer.from(parts[1] ?? '', 'base64url').toString('latin1');
@@ -95,6 +104,8 @@ export function createSessionBinding(secret: string): SessionBinding {
       const expected = Buffer.from(tag(kind, server, value, key));
       const given = Buffer.from(parts[2] ?? '');
       if (!timingSafeEqual(expected, given)) return { ok: false, reason: 'session-unbound' };
+      if (opened.size >= MAX_CACHED_OPENS) opened.delete(opened.keys().next().value as string);
+      opened.set(sealed, { key, kind, server, value });
       return { ok: true, value };
     },
   };
