@@ -24,6 +24,7 @@ export type GatewayErrorCode =
   | 'BODY_TOO_LARGE'
   | 'MCP_REQUEST_INVALID'
   | 'MCP_HEADER_MISMATCH'
+  | 'METHOD_NOT_ALLOWED'
   | 'NOT_FOUND'
   | 'INTERNAL';
 
@@ -48,6 +49,7 @@ const STATUS: Record<GatewayErrorCode, number> = {
   BODY_TOO_LARGE: 413,
   MCP_REQUEST_INVALID: 400,
   MCP_HEADER_MISMATCH: 400,
+  METHOD_NOT_ALLOWED: 405,
   NOT_FOUND: 404,
   INTERNAL: 500,
 };

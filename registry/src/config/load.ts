@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { demoUsers, mergeDevUsers, type DemoUser } from '../identity/demo-users.ts';
+import { demoUsers, mergeDevUsers, type DemoUser } from './dev-users.ts';
 import { ENV_VARS, envSchema } from './schema.ts';
 
 /** The validated, frozen configuration every module receives. Nothing else reads process.env. */

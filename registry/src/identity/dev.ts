@@ -3,7 +3,7 @@ import express, { type Request, type Response, type NextFunction } from 'express
 import Provider, { errors, type Configuration as ProviderConfiguration, type KoaContextWithOIDC } from 'oidc-provider';
 import * as client from 'openid-client';
 import type { Logger } from '../log.ts';
-import { authenticateDemoUser, type DemoUser } from './demo-users.ts';
+import { authenticateDemoUser, type DemoUser } from '../config/dev-users.ts';
 import { OidcLogin } from './oidc-login.ts';
 import type { IdentityProvider, LoginChallenge } from './provider.ts';
 

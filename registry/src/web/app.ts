@@ -12,7 +12,7 @@ import { createValidateRoute } from '../authz/validate-route.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { toHttp } from '../errors.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
-import { loginRoutes } from '../identity/login-routes.ts';
+import { loginRoutes } from './routes/login.ts';
 import type { Logger } from '../log.ts';
 import { SESSION_COOKIE, sessionCookieOptions } from '../sessions/cookie.ts';
 import type { FileSessionStore } from '../sessions/file-store.ts';

@@ -1,8 +1,8 @@
 import express, { type Request, type Response } from 'express';
-import { GatewayError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import { csrfToken, requireCsrf } from '../web/csrf.ts';
-import type { IdentityProvider } from './provider.ts';
+import { GatewayError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import { csrfToken, requireCsrf } from '../csrf.ts';
+import type { IdentityProvider } from '../../identity/provider.ts';
 
 export const LOGIN_PATH = '/login';
 export const LOGOUT_PATH = '/logout';
