@@ -20,7 +20,11 @@ export interface RunningModernServer {
 }
 
 function buildModernServer(): McpServer {
-  const server = new McpServer({ name: 'modern', version: '1.0.0' }, { capabilities: { tools: { listChanged: true } } });
+  // A list shared caches may keep, so the test can see the gateway mark a filtered one private.
+  const server = new McpServer(
+    { name: 'modern', version: '1.0.0' },
+    { capabilities: { tools: { listChanged: true } }, cacheHints: { 'tools/list': { ttlMs: 60_000, cacheScope: 'public' } } },
+  );
   server.registerTool('echo', { description: 'echo', inputSchema: z.object({ message: z.string() }) }, ({ message }) => ({
     content: [{ type: 'text', text: `Echo: ${message}` }],
   }));

@@ -141,6 +141,17 @@ describe('MCP 2026-07-28 (v2 client, v2 backend)', () => {
     assert.equal(modernReceived.length, before);
   });
 
+  test('a filtered tools/list says cacheScope private; the full user\'s unfiltered one keeps the backend\'s public', async () => {
+    const scopes: Record<string, unknown> = {};
+    for (const user of ['one-tool', 'full']) {
+      const res = await rawModern(user, { id: 3, method: 'tools/list' }, { 'mcp-method': 'tools/list' });
+      assert.equal(res.status, 200, user);
+      const answer = (await res.json()) as { result: { tools: unknown[]; cacheScope: string; ttlMs: number } };
+      scopes[user] = [answer.result.cacheScope, answer.result.tools.length];
+    }
+    assert.deepEqual(scopes, { 'one-tool': ['private', 1], full: ['public', 3] });
+  });
+
   test('a header/body mismatch is refused with 400 and -32020, and nothing reaches the backend', async () => {
     const before = modernReceived.length;
     const cases: Array<[string, Record<string, unknown>, Record<string, string>]> = [
