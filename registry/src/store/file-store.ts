@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
-import { frozenCopy, type RecordStore, type StoredRecord, type SyncRecordReader, type WriteOptions, type WriteResult } from './record-store.ts';
+import { frozenCopy, type Frozen, type RecordStore, type StoredRecord, type SyncRecordReader, type WriteOptions, type WriteResult } from './record-store.ts';
 
 export interface FileRecordStoreOptions {
   /** The folder that holds the records (created 0700). One process owns it. */
@@ -77,14 +77,14 @@ export class FileRecordStore<T> implements RecordStore<T>, SyncRecordReader<T> {
 
   // async functions run synchronously up to their first await: the decision and the change in
   // memory happen at the call, in call order; only the disk work waits in the key's queue.
-  async create(key: string, value: T, options: WriteOptions): Promise<WriteResult<T>> {
+  async create(key: string, value: T | Frozen<T>, options: WriteOptions): Promise<WriteResult<T>> {
     this.#check(options);
     const current = this.peek(key);
     if (current) return { ok: false, current };
     return this.#put(key, value, this.#now(), options.expiresAt);
   }
 
-  async compareAndSet(key: string, expectedVersion: number, value: T, options: WriteOptions): Promise<WriteResult<T>> {
+  async compareAndSet(key: string, expectedVersion: number, value: T | Frozen<T>, options: WriteOptions): Promise<WriteResult<T>> {
     this.#check(options);
     const current = this.peek(key);
     if (current?.version !== expectedVersion) return { ok: false, current };
@@ -114,8 +114,8 @@ export class FileRecordStore<T> implements RecordStore<T>, SyncRecordReader<T> {
     if (!Number.isFinite(options.expiresAt) || options.expiresAt <= this.#now()) throw new RangeError('expiresAt must be a time in the future');
   }
 
-  #put(key: string, value: T, createdAt: number, expiresAt: number): Promise<WriteResult<T>> {
-    const record: StoredRecord<T> = Object.freeze({ key, version: ++this.#version, value: frozenCopy(value), createdAt, expiresAt });
+  #put(key: string, value: T | Frozen<T>, createdAt: number, expiresAt: number): Promise<WriteResult<T>> {
+    const record: StoredRecord<T> = Object.freeze({ key, version: ++this.#version, value: frozenCopy(value as T), createdAt, expiresAt });
     this.#records.set(key, record);
     return this.#enqueue(key, () => this.#write(record)).then(() => ({ ok: true, record }));
   }

@@ -39,17 +39,18 @@ export interface WriteOptions {
 /** The outcome of a conditional write: the new record, or what is there instead (undefined: nothing). */
 export type WriteResult<T> = { readonly ok: true; readonly record: StoredRecord<T> } | { readonly ok: false; readonly current: StoredRecord<T> | undefined };
 
+/** Values are copied in, so a caller may write back a frozen value it read, changed by spreading. */
 export interface RecordStore<T> {
   /** The live record, or undefined when there is none or it has expired. */
   get(key: string): Promise<StoredRecord<T> | undefined>;
   /** Writes a new key; fails (ok: false, current) when a live record has that key. */
-  create(key: string, value: T, options: WriteOptions): Promise<WriteResult<T>>;
+  create(key: string, value: T | Frozen<T>, options: WriteOptions): Promise<WriteResult<T>>;
   /**
    * Replaces the record only if its version is still `expectedVersion`; otherwise returns the
    * current record (or undefined when it was destroyed or expired). Never creates a record:
    * what was destroyed stays destroyed.
    */
-  compareAndSet(key: string, expectedVersion: number, value: T, options: WriteOptions): Promise<WriteResult<T>>;
+  compareAndSet(key: string, expectedVersion: number, value: T | Frozen<T>, options: WriteOptions): Promise<WriteResult<T>>;
   /**
    * Removes the record (only at `expectedVersion` when given). True when a live record was
    * removed. Once this resolves, no write that was started earlier can bring the record back,
