@@ -143,7 +143,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     auditFile: config.auditLogFile,
     monitor,
     async stop() {
-      refresher.stop();
+      await refresher.stop();
       await monitor.stop();
       await mapping.close();
       await catalog.close();

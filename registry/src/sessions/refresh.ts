@@ -39,6 +39,7 @@ export interface RefresherOptions {
 export class SessionRefresher {
   readonly #options: RefresherOptions;
   readonly #inFlight = new Set<string>();
+  readonly #passes = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: RefresherOptions) {
@@ -46,16 +47,25 @@ export class SessionRefresher {
   }
 
   start(): void {
-    this.#timer ??= setInterval(() => void this.runOnce(), TICK_MS).unref();
+    this.#timer ??= setInterval(() => void this.runOnce().catch((err: unknown) => this.#options.log.error({ err }, 'session refresh pass failed')), TICK_MS).unref();
   }
 
-  stop(): void {
+  /** Stops the timer; resolves when the passes in flight have finished (so the store can close after). */
+  async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    await Promise.allSettled(this.#passes);
   }
 
   /** One pass over the sessions; resolves when every refresh it started has finished. */
-  async runOnce(now = Date.now()): Promise<void> {
+  runOnce(now = Date.now()): Promise<void> {
+    const pass = this.#pass(now);
+    this.#passes.add(pass);
+    void pass.finally(() => this.#passes.delete(pass)).catch(() => {});
+    return pass;
+  }
+
+  async #pass(now: number): Promise<void> {
     const due = (await this.#options.store.list()).filter((record) => !this.#inFlight.has(record.key) && isDue(record.value, now));
     await Promise.all(due.map((record) => this.#refresh(record, now)));
   }

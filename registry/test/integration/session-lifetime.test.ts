@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEMO_PASSWORD } from '../../src/identity/demo-users.ts';
 import { startTestGateway, type TestGateway } from './harness.ts';
@@ -64,9 +64,16 @@ test('a page polling the API does not keep a session past SESSION_MAX_LIFETIME_S
   assert.equal((await me(user.cookie)).status, 401, 'and it stays refused');
 });
 
-test('an ended session is removed from disk and does not come back after a restart', async () => {
+test('a dev session holds no refresh token, so its access token\'s expiry (600 s) bounds it too; an ended session is removed from disk and does not come back after a restart', async () => {
   const user = await login(gw.url, 'user', DEMO_PASSWORD);
   assert.equal((await me(user.cookie)).status, 200);
+  const dir = join(gw.stateDir, 'sessions');
+  const records = readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { expiresAt: number; value: { signedInAt?: number; tokens?: { sealedRefreshToken?: string; expiresAt?: number } } });
+  const stored = records.filter((r) => r.value.signedInAt !== undefined).sort((x, y) => (y.value.signedInAt ?? 0) - (x.value.signedInAt ?? 0))[0];
+  assert.ok(stored?.value.signedInAt !== undefined && stored.value.tokens?.expiresAt !== undefined);
+  assert.equal(stored.value.tokens.sealedRefreshToken, undefined);
+  assert.ok(Math.abs(stored.value.tokens.expiresAt - stored.value.signedInAt - 600_000) < 2000, 'the dev IdP\'s access token lives 600 s');
+  assert.ok(stored.expiresAt <= stored.value.signedInAt + LIFETIME_S * 1000, 'the record ends at the absolute lifetime (the shorter of the two here)');
   await new Promise((r) => setTimeout(r, LIFETIME_S * 1000 + 100));
   assert.equal((await mcp(user.cookie)).status, 401);
   await gw.restart();
