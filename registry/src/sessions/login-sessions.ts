@@ -178,7 +178,12 @@ function plain(data: SessionData): SessionValue {
   return JSON.parse(JSON.stringify(data)) as SessionValue;
 }
 
-/** Makes `cookie.maxAge = ms` (express-session's renewal) stop at `deadline`. */
+/**
+ * Makes `cookie.maxAge = ms` (express-session's renewal, `Session#touch()`) stop at `deadline`.
+ * express-session has no hook between renewing the cookie and writing Set-Cookie, so an own
+ * accessor on this one Cookie object is the narrowest place to cap it; `toJSON()` reads the
+ * resulting `expires`, so what is stored and what is sent agree.
+ */
 function capMaxAge(cookie: Cookie, deadline: number, now: () => number): void {
   const accessor = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(cookie), 'maxAge');
   if (!accessor?.get || !accessor.set) throw new TypeError('express-session Cookie has no maxAge accessor');
