@@ -14,9 +14,11 @@ import { BackendMonitor } from './mcp/backend-monitor.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
 import { renderNginxConfig } from './nginx/render.ts';
 import { NginxSync } from './nginx/sync.ts';
-import { FileSessionStore } from './sessions/file-store.ts';
+import { LoginSessions } from './sessions/login-sessions.ts';
 import { SessionRefresher } from './sessions/refresh.ts';
 import { createSealer } from './sessions/seal.ts';
+import type { SessionValue } from './sessions/session-record.ts';
+import { FileRecordStore } from './store/index.ts';
 import { createApp } from './web/app.ts';
 
 export interface RunningGateway {
@@ -66,7 +68,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const mapping = new ScopeMappingSource(config.identity.mappingFile, log.child({ module: 'scope-mapping' }));
   const catalog = await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
   const audit = createAuditLog(config.auditLogFile);
-  const sessions = new FileSessionStore(join(config.stateDir, 'sessions'), log.child({ module: 'sessions' }));
+  const sessions = new LoginSessions({
+    records: new FileRecordStore<SessionValue>({ dir: join(config.stateDir, 'sessions'), log: log.child({ module: 'sessions' }) }),
+    limits: { idleMs: config.sessionTtlSeconds * 1000, maxLifetimeMs: config.sessionMaxLifetimeSeconds * 1000 },
+    log: log.child({ module: 'sessions' }),
+  });
   let registryUrl = '';
   const provider: IdentityProvider = createIdentityProvider(config, {
     internalUrl: () => registryUrl,
@@ -99,7 +105,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   try {
     await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   } catch (err) {
-    sessions.close();
+    await sessions.close();
     await audit.close();
     throw err;
   }
@@ -116,7 +122,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   } catch (err) {
     server.close();
     await catalog.close();
-    sessions.close();
+    await sessions.close();
     await audit.close();
     throw err;
   }
@@ -137,14 +143,14 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     auditFile: config.auditLogFile,
     monitor,
     async stop() {
-      refresher.stop();
+      await refresher.stop();
       await monitor.stop();
       await mapping.close();
       await catalog.close();
       await sync.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      sessions.close();
+      await sessions.close();
       await provider.close?.();
       await audit.close();
     },

@@ -21,6 +21,8 @@ export interface Config {
   readonly catalogDir: string;
   readonly auditLogFile: string;
   readonly sessionTtlSeconds: number;
+  /** The absolute lifetime of a login, from sign-in (SESSION_MAX_LIFETIME_SECONDS). */
+  readonly sessionMaxLifetimeSeconds: number;
   /** Background MCP health checks of every backend (0 = on demand only), and each check's limit. */
   readonly healthCheck: { readonly intervalMs: number; readonly timeoutMs: number };
   /** Cookies are Secure when the public URL is https. */
@@ -128,6 +130,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     catalogDir,
     auditLogFile: e.AUDIT_LOG_FILE === undefined ? join(stateDir, 'audit.log') : resolveFrom(projectRoot, e.AUDIT_LOG_FILE),
     sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+    sessionMaxLifetimeSeconds: e.SESSION_MAX_LIFETIME_SECONDS,
     healthCheck: { intervalMs: e.HEALTH_CHECK_INTERVAL_SECONDS * 1000, timeoutMs: e.HEALTH_CHECK_TIMEOUT_SECONDS * 1000 },
     cookieSecure: publicUrl.startsWith('https:'),
     nginx: { bin: e.NGINX_BIN, njsModule: e.NGINX_NJS_MODULE, maxBodySize: e.NGINX_MAX_BODY_SIZE, runtimeDir: join(stateDir, 'nginx') },

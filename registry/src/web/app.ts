@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { createBearerVerifier } from '../authz/bearer.ts';
 import type { BearerContext } from '../authz/credentials.ts';
-import type { SessionIdentity } from '../sessions/session-data.ts';
 import { VALIDATE_PATH } from '../authz/paths.ts';
 import type { ScopeMappingSource } from '../identity/scope-mapping-source.ts';
 import { createValidateRoute } from '../authz/validate-route.ts';
@@ -15,7 +14,7 @@ import type { IdentityProvider } from '../identity/provider.ts';
 import { loginRoutes } from './routes/login.ts';
 import type { Logger } from '../log.ts';
 import { SESSION_COOKIE, sessionCookieOptions } from '../sessions/cookie.ts';
-import type { FileSessionStore } from '../sessions/file-store.ts';
+import type { LoginSessions } from '../sessions/login-sessions.ts';
 import type { BackendMonitor } from '../mcp/backend-monitor.ts';
 import { API_PREFIX } from './api/routes.ts';
 import { apiRouter } from './api/router.ts';
@@ -35,7 +34,7 @@ export interface AppOptions {
   readonly sessionTtlSeconds: number;
   readonly authEnabled: boolean;
   readonly catalog: Catalog;
-  readonly sessions: FileSessionStore;
+  readonly sessions: LoginSessions;
   readonly provider: IdentityProvider;
   readonly nginxStatus: () => NginxStatusView;
   /** Resolves when nginx has taken (or refused) the newest catalog. */
@@ -48,11 +47,6 @@ export interface AppOptions {
 }
 
 const REALM = 'mcp-gateway';
-
-/** The identity and scopes of every signed-in session in the store. */
-function* signedInSessions(sessions: FileSessionStore): Iterable<{ identity: SessionIdentity; scopes: readonly string[] }> {
-  for (const [, data] of sessions.entries()) if (data.identity && Array.isArray(data.scopes)) yield { identity: data.identity, scopes: data.scopes };
-}
 
 /**
  * The registry's HTTP surface, in the order requests meet it:
@@ -94,7 +88,7 @@ export function createApp(options: AppOptions): RequestListener {
     audit: options.audit,
     publicUrl: options.publicUrl,
     scopesFor: (groups) => options.mapping.scopesFor(groups),
-    signedIn: () => signedInSessions(options.sessions),
+    signedIn: () => options.sessions.signedIn(),
     nginxStatus: options.nginxStatus,
     nginxSettled: options.nginxSettled,
   });
@@ -120,7 +114,7 @@ export function createApp(options: AppOptions): RequestListener {
     }),
   );
   app.use('/static', express.static(join(import.meta.dirname, 'static'), { index: false, maxAge: '5m', setHeaders: (res) => res.set('Cache-Control', 'public, max-age=300') }));
-  app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, scopesFor: (groups) => options.mapping.scopesFor(groups), sealer: options.sealer, log: log.child({ module: 'login' }) }));
+  app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, sessions: options.sessions, scopesFor: (groups) => options.mapping.scopesFor(groups), sealer: options.sealer, log: log.child({ module: 'login' }) }));
   app.use(API_PREFIX, apiRouter({ actions, bearer: options.provider.bearer ? bearer : undefined, publicUrl: options.publicUrl, realm: REALM, log: log.child({ module: 'api' }) }));
   app.use(pageRoutes({ actions, catalog: options.catalog, nginxStatus: options.nginxStatus }));
   app.use(formRoutes({ actions, catalog: options.catalog, log: log.child({ module: 'web' }) }));
