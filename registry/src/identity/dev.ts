@@ -80,6 +80,9 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
       audience: DEV_AUDIENCE,
       clientClaim: 'client_id',
       groupsClaim: 'groups',
+      // Only the machine client gets JWT access tokens, and oidc-provider makes a
+      // client-credentials token's `sub` its client id.
+      isMachine: (payload, clientId) => payload.sub === clientId,
     },
     router: idpRouter(provider, options),
   };
