@@ -26,9 +26,15 @@ export interface BearerRules {
   readonly clientClaim: 'client_id' | 'cid' | 'azp';
   /** Cognito: `token_use` must be `access`. */
   readonly tokenUse?: 'access';
-  /** Where there is no audience: the client ids whose tokens we accept. */
+  /** The client ids whose tokens we accept (Cognito, which has no audience; Okta, whose org shares one). */
   readonly allowedClients?: () => readonly string[];
   readonly groupsClaim: string;
+  /**
+   * Whether a verified token is a client-credentials token (a machine, not a person), decided
+   * from claims only the IdP sets for that grant - never from a name a person could choose
+   * (`service-account-…` is a username anyone may register).
+   */
+  readonly isMachine: (payload: JWTPayload, clientId: string) => boolean;
 }
 
 /** Who a verified access token speaks for. */
@@ -120,7 +126,7 @@ function identityOf(payload: JWTPayload, rules: BearerRules): BearerIdentity {
   const sub = payload.sub ?? '';
   const clientId = typeof payload[rules.clientClaim] === 'string' ? (payload[rules.clientClaim] as string) : undefined;
   const username = firstString(payload['preferred_username'], payload['username'], payload['cognito:username'], payload['email'], sub);
-  const machine = (clientId !== undefined && sub === clientId) || username.startsWith('service-account-');
+  const machine = clientId !== undefined && rules.isMachine(payload, clientId);
   return { sub, username, clientId, groups: readGroups(payload[rules.groupsClaim]), machine };
 }
 

@@ -36,7 +36,12 @@ export interface Config {
 export type IdentityConfig =
   | (IdentityCommon & { readonly type: 'dev' })
   | (IdentityCommon & OidcClient & { readonly type: 'cognito'; readonly region: string; readonly userPoolId: string })
-  | (IdentityCommon & OidcClient & { readonly type: 'okta'; readonly audience: string })
+  | (IdentityCommon & OidcClient & {
+      readonly type: 'okta';
+      readonly audience: string;
+      /** Applications besides the gateway's own whose access tokens are accepted (`cid`). */
+      readonly allowedClientIds: readonly string[];
+    })
   | (IdentityCommon & OidcClient & {
       readonly type: 'generic';
       readonly audience: string | undefined;
@@ -175,7 +180,9 @@ function identityConfig(e: Env, publicUrl: string, projectRoot: string): Identit
         clientId: e.MCP_AUTH_OKTA_CLIENT_ID!,
         clientSecret: e.MCP_AUTH_OKTA_CLIENT_SECRET,
         redirectUri: callback('okta', e.MCP_AUTH_OKTA_CALLBACK_URI),
-        audience: e.MCP_AUTH_AUDIENCE ?? 'api://default',
+        // No default: api://default is every application's audience in an Okta org.
+        audience: e.MCP_AUTH_AUDIENCE!,
+        allowedClientIds: e.MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS ?? [],
       };
     case 'generic':
       return {

@@ -35,7 +35,11 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
   const redirectUri = `${options.publicUrl}/oauth/callback/dev`;
   const clientSecret = derive(options.secretKey, 'dev-idp-client-secret');
   const provider = new Provider(issuer, providerConfiguration(options, redirectUri, clientSecret, devMachineSecret(options.secretKey)));
-  // Behind nginx: trust X-Forwarded-Proto/Host for the URLs the IdP builds.
+  // oidc-provider (a Koa app) builds every URL it publishes - issuer-relative endpoints in the
+  // discovery document, redirects, the interaction URL - from the request's host and scheme.
+  // Those come from the client (Host, X-Forwarded-*), so idpRouter pins them to
+  // GATEWAY_PUBLIC_URL before oidc-provider sees the request; `proxy` makes Koa read the pinned
+  // X-Forwarded-Proto, which is how an https public URL behind a TLS load balancer stays https.
   provider.proxy = true;
   provider.on('server_error', (_ctx: unknown, err: Error) => options.log.error({ err }, 'dev IdP server error'));
 
@@ -76,6 +80,9 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
       audience: DEV_AUDIENCE,
       clientClaim: 'client_id',
       groupsClaim: 'groups',
+      // Only the machine client gets JWT access tokens, and oidc-provider makes a
+      // client-credentials token's `sub` its client id.
+      isMachine: (payload, clientId) => payload.sub === clientId,
     },
     router: idpRouter(provider, options),
   };
@@ -164,6 +171,7 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
 function idpRouter(provider: Provider, options: DevProviderOptions): express.Router {
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '8kb' });
+  router.use(pinPublicOrigin(options.publicUrl));
 
   router.get('/interaction/:uid', async (req: Request, res: Response) => {
     const details = await provider.interactionDetails(req, res);
@@ -193,6 +201,23 @@ function idpRouter(provider: Provider, options: DevProviderOptions): express.Rou
 
   router.use(provider.callback());
   return router;
+}
+
+/**
+ * Replaces whatever host and scheme the client claimed (Host, X-Forwarded-Host/-Proto,
+ * Forwarded) with GATEWAY_PUBLIC_URL's, so a request with `Host: evil.example` cannot make the
+ * IdP publish endpoints, redirects or cookies for another origin.
+ */
+function pinPublicOrigin(publicUrl: string): express.RequestHandler {
+  const { host, protocol } = new URL(publicUrl);
+  const scheme = protocol.slice(0, -1);
+  return (req, _res, next) => {
+    req.headers.host = host;
+    req.headers['x-forwarded-host'] = host;
+    req.headers['x-forwarded-proto'] = scheme;
+    delete req.headers['forwarded'];
+    next();
+  };
 }
 
 function derive(secret: string, purpose: string): string {
