@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { createBearerVerifier, type BearerRules } from './bearer.ts';
+import type { BearerRules } from '../identity/bearer-rules.ts';
+import { createBearerVerifier } from './bearer.ts';
 import { isServiceAccountToken } from '../identity/generic.ts';
 
 test('verifies a token once and answers repeats from memory until it expires; forged tokens are never remembered', async () => {
