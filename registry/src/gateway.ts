@@ -33,6 +33,11 @@ export interface RunningGateway {
   readonly auditFile: string;
   /** Background MCP health checks and tool discovery of every backend. */
   readonly monitor: BackendMonitor;
+  /**
+   * One pass of the session refresher as if the clock read `now`: every session whose IdP access
+   * token is due by then is refreshed at once (the background pass runs every 2 s on the real clock).
+   */
+  refreshSessions(now?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -142,6 +147,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     audit,
     auditFile: config.auditLogFile,
     monitor,
+    refreshSessions: (now) => refresher.runOnce(now),
     async stop() {
       await refresher.stop();
       await monitor.stop();

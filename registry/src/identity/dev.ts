@@ -102,7 +102,9 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
         client_id: CLIENT_ID,
         client_secret: clientSecret,
         redirect_uris: [redirectUri],
-        grant_types: ['authorization_code'],
+        // Refresh tokens, so a dev session is re-checked like a Cognito or Okta one: the refresher
+        // reads the user's groups again at every access-token lifetime (AccessToken below).
+        grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
       },
@@ -118,7 +120,12 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
     jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'dev-1', use: 'sig', alg: 'RS256' }] },
     cookies: { keys: [derive(options.secretKey, 'dev-idp-cookies')] },
     pkce: { required: () => true },
-    ttl: { AuthorizationCode: 60, Interaction: 600, Session: 8 * 3600, Grant: 8 * 3600, AccessToken: 600, IdToken: 600 },
+    ttl: { AuthorizationCode: 60, Interaction: 600, Session: 8 * 3600, Grant: 8 * 3600, AccessToken: 600, IdToken: 600, RefreshToken: 30 * 24 * 3600 },
+    // oidc-provider issues refresh tokens only for offline_access by default; the gateway's own
+    // client gets one at every sign-in (the session's absolute lifetime still ends it), rotated
+    // at each use so a copied token is worth one refresh at most.
+    issueRefreshToken: async (_ctx: KoaContextWithOIDC, client) => client.clientId === CLIENT_ID && client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
     scopes: ['openid', 'profile', 'email', 'groups'],
     claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email'], groups: ['groups'] },
     // Put scope claims (groups) in the ID token so the registry needs no userinfo call.

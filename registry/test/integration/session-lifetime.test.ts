@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEMO_PASSWORD } from '../../src/config/dev-users.ts';
-import { startTestGateway, type TestGateway } from './harness.ts';
+import { createSealer } from '../../src/sessions/seal.ts';
+import { startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
 
 /*
@@ -64,16 +65,30 @@ test('a page polling the API does not keep a session past SESSION_MAX_LIFETIME_S
   assert.equal((await me(user.cookie)).status, 401, 'and it stays refused');
 });
 
-test('a dev session holds no refresh token, so its access token\'s expiry (600 s) bounds it too; an ended session is removed from disk and does not come back after a restart', async () => {
+/** The newest signed-in session record on disk, as the file store wrote it. */
+function newestSessionRecord(): { expiresAt: number; value: { signedInAt?: number; tokens?: { sealedRefreshToken?: string; expiresAt?: number; issuedAt?: number } } } | undefined {
+  const dir = join(gw.stateDir, 'sessions');
+  const records = readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as ReturnType<typeof newestSessionRecord> & object);
+  return records.filter((r) => r.value.signedInAt !== undefined).sort((x, y) => (y.value.signedInAt ?? 0) - (x.value.signedInAt ?? 0))[0];
+}
+
+test('a dev session holds a rotating refresh token: a refresh pass renews it at the dev IdP and the session keeps working; an ended session is removed from disk and does not come back after a restart', async () => {
   const user = await login(gw.url, 'user', DEMO_PASSWORD);
   assert.equal((await me(user.cookie)).status, 200);
-  const dir = join(gw.stateDir, 'sessions');
-  const records = readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { expiresAt: number; value: { signedInAt?: number; tokens?: { sealedRefreshToken?: string; expiresAt?: number } } });
-  const stored = records.filter((r) => r.value.signedInAt !== undefined).sort((x, y) => (y.value.signedInAt ?? 0) - (x.value.signedInAt ?? 0))[0];
-  assert.ok(stored?.value.signedInAt !== undefined && stored.value.tokens?.expiresAt !== undefined);
-  assert.equal(stored.value.tokens.sealedRefreshToken, undefined);
-  assert.ok(Math.abs(stored.value.tokens.expiresAt - stored.value.signedInAt - 600_000) < 2000, 'the dev IdP\'s access token lives 600 s');
+  const stored = newestSessionRecord();
+  const tokens = stored?.value.tokens;
+  assert.ok(stored?.value.signedInAt !== undefined && tokens?.expiresAt !== undefined && tokens.sealedRefreshToken !== undefined, 'the dev IdP issues a refresh token at sign-in');
+  assert.ok(Math.abs(tokens.expiresAt - stored.value.signedInAt - 600_000) < 2000, "the dev IdP's access token lives 600 s");
   assert.ok(stored.expiresAt <= stored.value.signedInAt + LIFETIME_S * 1000, 'the record ends at the absolute lifetime (the shorter of the two here)');
+
+  // As if the access token were 30 s from expiry: the refresher exchanges the refresh token for real.
+  await gw.gateway.refreshSessions(tokens.expiresAt - 30_000);
+  const refreshed = newestSessionRecord()?.value.tokens;
+  const sealer = createSealer(TEST_SECRET_KEY);
+  assert.ok(refreshed?.sealedRefreshToken !== undefined && (refreshed.issuedAt ?? 0) > (tokens.issuedAt ?? 0), 'the session was refreshed');
+  assert.notEqual(sealer.open(refreshed.sealedRefreshToken), sealer.open(tokens.sealedRefreshToken), 'the dev IdP rotates refresh tokens');
+  assert.equal((await mcp(user.cookie)).status, 200, 'the refreshed session still works');
+
   await new Promise((r) => setTimeout(r, LIFETIME_S * 1000 + 100));
   assert.equal((await mcp(user.cookie)).status, 401);
   await gw.restart();
