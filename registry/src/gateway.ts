@@ -19,6 +19,10 @@ import { SessionRefresher } from './sessions/refresh.ts';
 import { createSealer } from './sessions/seal.ts';
 import type { SessionValue } from './sessions/session-record.ts';
 import { FileRecordStore } from './store/index.ts';
+import { createBearerVerifier } from './authz/bearer.ts';
+import type { BearerContext } from './authz/credentials.ts';
+import { BEARER_REALM } from './authz/paths.ts';
+import { createValidateRoute } from './authz/validate-route.ts';
 import { createApp } from './web/app.ts';
 
 export interface RunningGateway {
@@ -87,14 +91,34 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const sealer = createSealer(config.secretKey);
   const refresher = new SessionRefresher({ store: sessions, provider, scopesFor: (groups) => mapping.scopesFor(groups), sealer, log: log.child({ module: 'refresh' }) });
 
+  // eslint-disable-next-line prefer-const -- assigned once nginx's port is known; the app's closures below read it before that
   let sync: NginxSync | undefined;
   const monitor = new BackendMonitor({ catalog, intervalMs: config.healthCheck.intervalMs, timeoutMs: config.healthCheck.timeoutMs, log: log.child({ module: 'health' }) });
+  // Credentials: cookies through the session store, bearer tokens through the provider's rules.
+  const bearer: BearerContext = {
+    verify: provider.bearer ? createBearerVerifier(provider.bearer) : undefined,
+    provider: provider.name,
+    scopesFor: (groups) => mapping.scopesFor(groups),
+    machineScopes: (clientId) => mapping.machineScopes(clientId),
+  };
+  // The check nginx asks on every MCP request.
+  const validate = createValidateRoute({
+    catalog,
+    sessions,
+    secret: config.secretKey,
+    authEnabled: config.authEnabled,
+    realm: BEARER_REALM,
+    bearer,
+    audit,
+    log: log.child({ module: 'authz' }),
+  });
   const app = createApp({
     publicUrl: config.gateway.publicUrl,
     secretKey: config.secretKey,
     cookieSecure: config.cookieSecure,
     sessionTtlSeconds: config.sessionTtlSeconds,
-    authEnabled: config.authEnabled,
+    validate,
+    bearer: provider.bearer ? bearer : undefined,
     catalog,
     sessions,
     provider,

@@ -2,6 +2,9 @@
  * Paths shared by the Express routes and the rendered nginx config, so the two cannot disagree.
  */
 
+/** The realm of every `WWW-Authenticate: Bearer` challenge (the MCP check and the REST API). */
+export const BEARER_REALM = 'mcp-gateway';
+
 /** The registry route the njs check's subrequests reach (loopback only, never public). */
 export const VALIDATE_PATH = '/auth/validate';
 

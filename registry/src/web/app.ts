@@ -1,13 +1,11 @@
-import type { RequestListener } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import session from 'express-session';
 import { join } from 'node:path';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { createBearerVerifier } from '../authz/bearer.ts';
 import type { BearerContext } from '../authz/credentials.ts';
-import { VALIDATE_PATH } from '../authz/paths.ts';
+import { BEARER_REALM, VALIDATE_PATH } from '../authz/paths.ts';
 import type { ScopeMappingSource } from '../identity/scope-mapping-source.ts';
-import { createValidateRoute } from '../authz/validate-route.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { toHttp } from '../errors.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
@@ -32,10 +30,13 @@ export interface AppOptions {
   readonly secretKey: string;
   readonly cookieSecure: boolean;
   readonly sessionTtlSeconds: number;
-  readonly authEnabled: boolean;
   readonly catalog: Catalog;
   readonly sessions: LoginSessions;
   readonly provider: IdentityProvider;
+  /** The nginx check (authz/validate-route.ts), built by the composition root. */
+  readonly validate: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  /** How bearer tokens are verified for the REST API; undefined when the provider accepts none. */
+  readonly bearer: BearerContext | undefined;
   readonly nginxStatus: () => NginxStatusView;
   /** Resolves when nginx has taken (or refused) the newest catalog. */
   readonly nginxSettled: () => Promise<void>;
@@ -45,8 +46,6 @@ export interface AppOptions {
   readonly audit: AuditLog;
   readonly log: Logger;
 }
-
-const REALM = 'mcp-gateway';
 
 /**
  * The registry's HTTP surface, in the order requests meet it:
@@ -66,22 +65,7 @@ export function createApp(options: AppOptions): RequestListener {
   app.set('view engine', 'ejs');
   app.set('views', join(import.meta.dirname, 'views'));
 
-  const bearer: BearerContext = {
-    verify: options.provider.bearer ? createBearerVerifier(options.provider.bearer) : undefined,
-    provider: options.provider.name,
-    scopesFor: (groups) => options.mapping.scopesFor(groups),
-    machineScopes: (clientId) => options.mapping.machineScopes(clientId),
-  };
-  const validate = createValidateRoute({
-    catalog: options.catalog,
-    sessions: options.sessions,
-    secret: options.secretKey,
-    authEnabled: options.authEnabled,
-    realm: REALM,
-    bearer,
-    audit: options.audit,
-    log: log.child({ module: 'authz' }),
-  });
+  const { validate } = options;
   const actions = new RegistryActions({
     catalog: options.catalog,
     monitor: options.monitor,
@@ -115,7 +99,7 @@ export function createApp(options: AppOptions): RequestListener {
   );
   app.use('/static', express.static(join(import.meta.dirname, 'static'), { index: false, maxAge: '5m', setHeaders: (res) => res.set('Cache-Control', 'public, max-age=300') }));
   app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, sessions: options.sessions, scopesFor: (groups) => options.mapping.scopesFor(groups), sealer: options.sealer, log: log.child({ module: 'login' }) }));
-  app.use(API_PREFIX, apiRouter({ actions, bearer: options.provider.bearer ? bearer : undefined, publicUrl: options.publicUrl, realm: REALM, log: log.child({ module: 'api' }) }));
+  app.use(API_PREFIX, apiRouter({ actions, bearer: options.bearer, publicUrl: options.publicUrl, realm: BEARER_REALM, log: log.child({ module: 'api' }) }));
   app.use(pageRoutes({ actions, catalog: options.catalog, nginxStatus: options.nginxStatus }));
   app.use(formRoutes({ actions, catalog: options.catalog, log: log.child({ module: 'web' }) }));
 
