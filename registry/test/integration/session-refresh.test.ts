@@ -36,7 +36,7 @@ before(async () => {
   const loaded = loadConfig(
     {
       GATEWAY_PUBLIC_URL: 'http://127.0.0.1:1', SECRET_KEY: TEST_SECRET_KEY, ADMIN_PASSWORD, LOGGING_LEVEL: 'silent', STATE_DIR: mkdtempSync(join(tmpdir(), 'mcpgw-refresh-state-')),
-      MCP_AUTH_PROVIDER_TYPE: 'okta', MCP_AUTH_ALLOW_INSECURE_HTTP: 'true', MCP_AUTH_OKTA_TENANT_URL: idp.origin, MCP_AUTH_OKTA_CLIENT_ID: idp.clientId, MCP_AUTH_OKTA_CLIENT_SECRET: idp.clientSecret, MCP_AUTH_SCOPES: 'openid profile email offline_access',
+      MCP_AUTH_PROVIDER_TYPE: 'okta', MCP_AUTH_ALLOW_INSECURE_HTTP: 'true', MCP_AUTH_OKTA_TENANT_URL: idp.origin, MCP_AUTH_OKTA_CLIENT_ID: idp.clientId, MCP_AUTH_OKTA_CLIENT_SECRET: idp.clientSecret, MCP_AUTH_AUDIENCE: 'api://default', MCP_AUTH_SCOPES: 'openid profile email offline_access',
     },
     join(import.meta.dirname, '..', '..', '..'),
   );
