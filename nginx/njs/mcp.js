@@ -19,12 +19,27 @@ var METHOD_PATTERN = /^[A-Za-z0-9_\/.$-]{1,128}$/;
 var TOOL_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 // ignoreBOM keeps a byte order mark in the text, so JSON.parse refuses it as a backend would.
 var DECODER = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-var NAMED_METHODS = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'resources/subscribe': 'uri', 'resources/unsubscribe': 'uri' };
+/* The body field the Mcp-Name header mirrors, by method (MCP 2026-07-28 and the v2 SDK's tasks extension). */
+var NAMED_METHODS = {
+    'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'resources/subscribe': 'uri', 'resources/unsubscribe': 'uri',
+    'tasks/get': 'taskId', 'tasks/update': 'taskId', 'tasks/cancel': 'taskId'
+};
+/* The methods whose requests MUST carry Mcp-Name under MCP 2026-07-28 (the spec's table). */
+var NAME_REQUIRED = { 'tools/call': true, 'prompts/get': true, 'resources/read': true };
+/* The first revision that mirrors the body into headers and carries its version in `_meta`. */
+var FIRST_HEADER_REVISION = '2026-07-28';
+var PROTOCOL_VERSION_META = 'io.modelcontextprotocol/protocolVersion';
+var STANDARD_HEADERS = { 'mcp-method': 'Mcp-Method', 'mcp-name': 'Mcp-Name', 'mcp-protocol-version': 'MCP-Protocol-Version' };
+/* A subscriptions/listen filter key, by the family of notifications it opens. */
+var LISTEN_FILTER = { toolsListChanged: 'tools', promptsListChanged: 'prompts', resourcesListChanged: 'resources', resourceSubscriptions: 'resources' };
+var LISTEN_ORDER = ['tools', 'prompts', 'resources', 'other'];
 
-/* JSON-RPC error codes (https://www.jsonrpc.org/specification#error_object); -32001 is ours. */
+/* JSON-RPC error codes (https://www.jsonrpc.org/specification#error_object); -32001 is ours,
+ * -32020 is MCP 2026-07-28's HeaderMismatch. */
 var PARSE_ERROR = -32700;
 var INVALID_REQUEST = -32600;
 var FORBIDDEN = -32001;
+var HEADER_MISMATCH = -32020;
 /* What the MCP SDK's servers answer for an unknown session; a session of someone else is one. */
 var SESSION_NOT_FOUND = -32001;
 
@@ -150,7 +165,10 @@ function readBody(r, parsed) {
     return checkHeaders(r, body);
 }
 
-/* One JSON-RPC message as the check's header entry: `method`, `tools/call tool`, or `!response`. */
+/*
+ * One JSON-RPC message as the check's header entry: `method`, `tools/call tool`,
+ * `subscriptions/listen kinds` (see listenKinds), or `!response`.
+ */
 function classify(m) {
     if (m === null || typeof m !== 'object' || Array.isArray(m)) return { message: 'a JSON-RPC message must be an object' };
     if (m.jsonrpc !== '2.0') return { message: 'jsonrpc must be "2.0"' };
@@ -162,32 +180,117 @@ function classify(m) {
     if (m.params !== undefined && (m.params === null || typeof m.params !== 'object')) return { message: 'params must be an object or array' };
     // A method the check could not read safely is passed as a name no rule grants but execute.
     var method = METHOD_PATTERN.test(m.method) ? m.method : '!invalid';
+    if (method === 'subscriptions/listen') return method + ' ' + listenKinds(m.params);
     if (method !== 'tools/call') return method;
     var tool = m.params && m.params.name;
     return typeof tool === 'string' && TOOL_PATTERN.test(tool) ? method + ' ' + tool : method;
 }
 
 /*
- * The 2026-07-28 spec's Mcp-Method / Mcp-Name headers let a gateway route without the body.
- * We still decide on the body; headers that disagree with it are refused, so no component
- * behind us can be told something other than what we checked.
+ * What a subscriptions/listen filter (`params.notifications`) opts in to: `none`, or families
+ * joined by `+` in a fixed order (`tools+resources`). A key the revision does not define, or a
+ * filter that is not an object, is `other`, which only execute covers (fail closed).
+ */
+function listenKinds(params) {
+    var filter = params && !Array.isArray(params) ? params.notifications : undefined;
+    if (filter === null || typeof filter !== 'object' || Array.isArray(filter)) return 'other';
+    var found = {};
+    var keys = Object.keys(filter);
+    for (var i = 0; i < keys.length; i++) {
+        var value = filter[keys[i]];
+        if (value === false || value === null || (Array.isArray(value) && value.length === 0)) continue;
+        found[Object.prototype.hasOwnProperty.call(LISTEN_FILTER, keys[i]) ? LISTEN_FILTER[keys[i]] : 'other'] = true;
+    }
+    var kinds = LISTEN_ORDER.filter(function (kind) { return found[kind] === true; });
+    return kinds.length ? kinds.join('+') : 'none';
+}
+
+/*
+ * MCP 2026-07-28 mirrors the body into headers (Mcp-Method, Mcp-Name, MCP-Protocol-Version) so
+ * components can route without reading it. We decide on the body; a header that disagrees with
+ * it, or one the revision requires that is missing, is refused with 400 and HeaderMismatch
+ * (-32020), so nothing behind us can be told something other than what we checked.
+ * Mcp-Param-* headers mirror tool arguments by the tool's schema, which we do not know: they
+ * are forwarded untouched and the backend, which reads the body, checks them.
  */
 function checkHeaders(r, body) {
+    var duplicate = repeatedHeader(r);
+    if (duplicate) return mismatch(Array.isArray(body) ? null : body, duplicate + ' header appears more than once');
     var method = r.headersIn['Mcp-Method'];
     var name = r.headersIn['Mcp-Name'];
-    if (method === undefined && name === undefined) return null;
-    if (Array.isArray(body)) return bad(400, null, INVALID_REQUEST, 'Mcp-Method / Mcp-Name headers cannot describe a batch', 'MCP_HEADER_MISMATCH');
-    if (method !== undefined && method !== body.method) {
-        return bad(400, idOf(body), INVALID_REQUEST, 'Mcp-Method header does not match the body', 'MCP_HEADER_MISMATCH');
-    }
-    if (name !== undefined) {
-        var field = NAMED_METHODS[body.method];
-        var actual = field && body.params ? body.params[field] : undefined;
-        if (typeof actual !== 'string' || actual !== name) {
-            return bad(400, idOf(body), INVALID_REQUEST, 'Mcp-Name header does not match the body', 'MCP_HEADER_MISMATCH');
+    var version = r.headersIn['MCP-Protocol-Version'];
+    if (Array.isArray(body)) {
+        if (isHeaderRevision(version) || body.some(function (m) { return isHeaderRevision(protocolClaim(m)); })) {
+            return bad(400, null, INVALID_REQUEST, 'MCP ' + FIRST_HEADER_REVISION + ' takes one JSON-RPC message per POST, not a batch', 'MCP_REQUEST_INVALID');
         }
+        if (method !== undefined || name !== undefined) return mismatch(null, 'Mcp-Method / Mcp-Name headers cannot describe a batch');
+        return null;
+    }
+    var claim = protocolClaim(body);
+    if (claim !== undefined && claim !== version) return mismatch(body, 'MCP-Protocol-Version header does not match the protocol version in the body');
+    var field = Object.prototype.hasOwnProperty.call(NAMED_METHODS, body.method) ? NAMED_METHODS[body.method] : undefined;
+    var actual = field && body.params && !Array.isArray(body.params) ? body.params[field] : undefined;
+    if (isHeaderRevision(version) || isHeaderRevision(claim)) {
+        var request = body.method !== undefined && body.id !== undefined;
+        if (request && method === undefined) return mismatch(body, 'the Mcp-Method header is required');
+        if (request && name === undefined && NAME_REQUIRED[body.method] === true && typeof actual === 'string') return mismatch(body, 'the Mcp-Name header is required for ' + body.method);
+    }
+    if (method !== undefined && method !== body.method) return mismatch(body, 'Mcp-Method header does not match the body');
+    if (name !== undefined) {
+        var decoded = headerText(name);
+        if (decoded === null) return mismatch(body, 'Mcp-Name header is not a valid header value');
+        if (typeof actual !== 'string' || decoded !== actual) return mismatch(body, 'Mcp-Name header does not match the body');
     }
     return null;
+}
+
+function mismatch(body, message) {
+    return bad(400, body ? idOf(body) : null, HEADER_MISMATCH, 'Header mismatch: ' + message, 'MCP_HEADER_MISMATCH');
+}
+
+/* The standard header sent more than once, if any: components may read different copies. */
+function repeatedHeader(r) {
+    var seen = {};
+    var raw = r.rawHeadersIn;
+    for (var i = 0; i < raw.length; i++) {
+        var key = String(raw[i][0]).toLowerCase();
+        if (!Object.prototype.hasOwnProperty.call(STANDARD_HEADERS, key)) continue;
+        if (seen[key] === true) return STANDARD_HEADERS[key];
+        seen[key] = true;
+    }
+    return null;
+}
+
+/* `params._meta`'s protocol version (MCP 2026-07-28 per-request envelope), or undefined. */
+function protocolClaim(m) {
+    var meta = m && typeof m === 'object' && m.params && typeof m.params === 'object' ? m.params._meta : undefined;
+    if (meta === null || typeof meta !== 'object' || !Object.prototype.hasOwnProperty.call(meta, PROTOCOL_VERSION_META)) return undefined;
+    return meta[PROTOCOL_VERSION_META];
+}
+
+/* True for a revision of 2026-07-28 or later: one whose clients must send the standard headers. */
+function isHeaderRevision(version) {
+    return typeof version === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(version) && version >= FIRST_HEADER_REVISION;
+}
+
+/*
+ * A header value as text: plain visible ASCII as is, or the spec's `=?base64?...?=` sentinel
+ * decoded (canonical Base64 of UTF-8 only). null when it is neither.
+ */
+function headerText(value) {
+    var v = String(value);
+    if (v.indexOf('=?base64?') === 0 && v.length >= 11 && v.slice(-2) === '?=') {
+        var payload = v.slice(9, -2);
+        if (!/^[A-Za-z0-9+\/]*={0,2}$/.test(payload)) return null;
+        try {
+            var bytes = Buffer.from(payload, 'base64');
+            if (bytes.toString('base64') !== payload) return null;
+            return DECODER.decode(bytes);
+        } catch (e) {
+            return null;
+        }
+    }
+    return /^[\x20-\x7e\t]*$/.test(v) ? v : null;
 }
 
 /*
@@ -449,7 +552,8 @@ function filterEvent(event, allowed) {
 /*
  * Filters `result.tools` of every JSON-RPC response in `text`. Text that does not parse (too
  * deep for njs, or not JSON) passes only if it cannot be a tools list; otherwise it becomes a
- * JSON-RPC error for the same id, so a hidden tool's name or schema never leaks.
+ * JSON-RPC error for the same id, so a hidden tool's name or schema never leaks. A filtered
+ * list's `cacheScope` (MCP 2026-07-28) of `public` becomes `private`.
  */
 function filterJson(text, allowed) {
     var body;
@@ -468,6 +572,8 @@ function filterJson(text, allowed) {
         result.tools = result.tools.filter(function (tool) {
             return tool && typeof tool.name === 'string' && allowed['$' + tool.name] === true;
         });
+        // MCP 2026-07-28 lets a list say shared caches may keep it; a filtered list is this principal's only.
+        if (result.cacheScope === 'public') result.cacheScope = 'private';
         changed = true;
     }
     return changed ? JSON.stringify(body) : text;

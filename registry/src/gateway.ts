@@ -14,9 +14,15 @@ import { BackendMonitor } from './mcp/backend-monitor.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
 import { renderNginxConfig } from './nginx/render.ts';
 import { NginxSync } from './nginx/sync.ts';
-import { FileSessionStore } from './sessions/file-store.ts';
+import { LoginSessions } from './sessions/login-sessions.ts';
 import { SessionRefresher } from './sessions/refresh.ts';
 import { createSealer } from './sessions/seal.ts';
+import type { SessionValue } from './sessions/session-record.ts';
+import { FileRecordStore } from './store/index.ts';
+import { createBearerVerifier } from './authz/bearer.ts';
+import type { BearerContext } from './authz/credentials.ts';
+import { BEARER_REALM } from './authz/paths.ts';
+import { createValidateRoute } from './authz/validate-route.ts';
 import { createApp } from './web/app.ts';
 
 export interface RunningGateway {
@@ -31,6 +37,11 @@ export interface RunningGateway {
   readonly auditFile: string;
   /** Background MCP health checks and tool discovery of every backend. */
   readonly monitor: BackendMonitor;
+  /**
+   * One pass of the session refresher as if the clock read `now`: every session whose IdP access
+   * token is due by then is refreshed at once (the background pass runs every 2 s on the real clock).
+   */
+  refreshSessions(now?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -66,7 +77,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const mapping = new ScopeMappingSource(config.identity.mappingFile, log.child({ module: 'scope-mapping' }));
   const catalog = await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
   const audit = createAuditLog(config.auditLogFile);
-  const sessions = new FileSessionStore(join(config.stateDir, 'sessions'), log.child({ module: 'sessions' }));
+  const sessions = new LoginSessions({
+    records: new FileRecordStore<SessionValue>({ dir: join(config.stateDir, 'sessions'), log: log.child({ module: 'sessions' }) }),
+    limits: { idleMs: config.sessionTtlSeconds * 1000, maxLifetimeMs: config.sessionMaxLifetimeSeconds * 1000 },
+    log: log.child({ module: 'sessions' }),
+  });
   let registryUrl = '';
   const provider: IdentityProvider = createIdentityProvider(config, {
     internalUrl: () => registryUrl,
@@ -76,14 +91,34 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const sealer = createSealer(config.secretKey);
   const refresher = new SessionRefresher({ store: sessions, provider, scopesFor: (groups) => mapping.scopesFor(groups), sealer, log: log.child({ module: 'refresh' }) });
 
+  // eslint-disable-next-line prefer-const -- assigned once nginx's port is known; the app's closures below read it before that
   let sync: NginxSync | undefined;
   const monitor = new BackendMonitor({ catalog, intervalMs: config.healthCheck.intervalMs, timeoutMs: config.healthCheck.timeoutMs, log: log.child({ module: 'health' }) });
+  // Credentials: cookies through the session store, bearer tokens through the provider's rules.
+  const bearer: BearerContext = {
+    verify: provider.bearer ? createBearerVerifier(provider.bearer) : undefined,
+    provider: provider.name,
+    scopesFor: (groups) => mapping.scopesFor(groups),
+    machineScopes: (clientId) => mapping.machineScopes(clientId),
+  };
+  // The check nginx asks on every MCP request.
+  const validate = createValidateRoute({
+    catalog,
+    sessions,
+    secret: config.secretKey,
+    authEnabled: config.authEnabled,
+    realm: BEARER_REALM,
+    bearer,
+    audit,
+    log: log.child({ module: 'authz' }),
+  });
   const app = createApp({
     publicUrl: config.gateway.publicUrl,
     secretKey: config.secretKey,
     cookieSecure: config.cookieSecure,
     sessionTtlSeconds: config.sessionTtlSeconds,
-    authEnabled: config.authEnabled,
+    validate,
+    bearer: provider.bearer ? bearer : undefined,
     catalog,
     sessions,
     provider,
@@ -99,7 +134,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   try {
     await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   } catch (err) {
-    sessions.close();
+    await sessions.close();
     await audit.close();
     throw err;
   }
@@ -116,7 +151,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   } catch (err) {
     server.close();
     await catalog.close();
-    sessions.close();
+    await sessions.close();
     await audit.close();
     throw err;
   }
@@ -136,15 +171,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     audit,
     auditFile: config.auditLogFile,
     monitor,
+    refreshSessions: (now) => refresher.runOnce(now),
     async stop() {
-      refresher.stop();
+      await refresher.stop();
       await monitor.stop();
       await mapping.close();
       await catalog.close();
       await sync.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      sessions.close();
+      await sessions.close();
       await provider.close?.();
       await audit.close();
     },

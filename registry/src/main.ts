@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { checkConfiguration } from './check-config.ts';
 import { loadConfig } from './config/load.ts';
 import { startGateway } from './gateway.ts';
-import { DEMO_PASSWORD } from './identity/demo-users.ts';
+import { DEMO_PASSWORD } from './config/dev-users.ts';
 import { DEV_MACHINE_CLIENT_ID, devMachineSecret } from './identity/dev.ts';
 import { createLogger } from './log.ts';
 

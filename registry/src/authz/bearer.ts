@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { BearerRules } from '../identity/bearer-rules.ts';
 import { firstString, readGroups } from '../identity/claims.ts';
 
 /** Asymmetric algorithms only: no `none`, and no HS* (a public key must never be an HMAC secret). */
@@ -9,27 +10,6 @@ const SERVER_FAULTS = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID']);
 
 /** Clock skew tolerated on exp / nbf / iat, in seconds. */
 export const CLOCK_TOLERANCE_SECONDS = 60;
-
-/**
- * How one identity provider's access tokens are checked. Audiences differ by IdP, and getting
- * them wrong is how the Python gateway failed (DESIGN.md): Okta custom authorization servers and
- * generic IdPs put the API in `aud`; Cognito access tokens carry no `aud`, so the requesting
- * `client_id` is checked against the clients we know instead.
- */
-export interface BearerRules {
-  readonly issuer: string;
-  /** Resolved lazily (discovery may be needed); the key set is fetched once and cached. */
-  readonly jwksUri: () => Promise<string>;
-  /** The `aud` a token must carry; undefined where the IdP puts none (Cognito). */
-  readonly audience: string | undefined;
-  /** The claim naming the client the token was issued to. */
-  readonly clientClaim: 'client_id' | 'cid' | 'azp';
-  /** Cognito: `token_use` must be `access`. */
-  readonly tokenUse?: 'access';
-  /** Where there is no audience: the client ids whose tokens we accept. */
-  readonly allowedClients?: () => readonly string[];
-  readonly groupsClaim: string;
-}
 
 /** Who a verified access token speaks for. */
 export interface BearerIdentity {
@@ -120,7 +100,7 @@ function identityOf(payload: JWTPayload, rules: BearerRules): BearerIdentity {
   const sub = payload.sub ?? '';
   const clientId = typeof payload[rules.clientClaim] === 'string' ? (payload[rules.clientClaim] as string) : undefined;
   const username = firstString(payload['preferred_username'], payload['username'], payload['cognito:username'], payload['email'], sub);
-  const machine = (clientId !== undefined && sub === clientId) || username.startsWith('service-account-');
+  const machine = clientId !== undefined && rules.isMachine(payload, clientId);
   return { sub, username, clientId, groups: readGroups(payload[rules.groupsClaim]), machine };
 }
 

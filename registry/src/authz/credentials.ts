@@ -1,4 +1,3 @@
-import type { SessionData } from 'express-session';
 import type { BearerResult } from './bearer.ts';
 import { sessionIdFromCookieHeader } from '../sessions/cookie.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
@@ -15,9 +14,12 @@ export type CredentialResult =
   | { ok: true; principal: Principal }
   | { ok: false; reason: 'no-credentials' | 'session-invalid' | 'token-invalid' | 'token-malformed'; detail?: string };
 
-/** Reads sessions synchronously from memory; the file and Redis stores both offer this. */
+/**
+ * Reads sessions synchronously from memory (the file record store keeps them there), so the
+ * check does no I/O per request; expired and signed-out sessions read as undefined.
+ */
 export interface SessionLookup {
-  peek(sid: string): SessionData | undefined;
+  peek(sid: string): { readonly identity?: SessionIdentity | undefined; readonly scopes?: readonly string[] | undefined } | undefined;
 }
 
 /**

@@ -2,6 +2,9 @@
  * Paths shared by the Express routes and the rendered nginx config, so the two cannot disagree.
  */
 
+/** The realm of every `WWW-Authenticate: Bearer` challenge (the MCP check and the REST API). */
+export const BEARER_REALM = 'mcp-gateway';
+
 /** The registry route the njs check's subrequests reach (loopback only, never public). */
 export const VALIDATE_PATH = '/auth/validate';
 
@@ -40,4 +43,4 @@ export const BACKEND_TARGET_HEADER = 'x-mcp-backend-target';
 /** On a 404: the session id is not this principal's (or does not exist); njs answers MCP_SESSION_UNKNOWN. */
 export const SESSION_UNKNOWN_HEADER = 'x-mcp-session-unknown';
 /** The gateway path a legacy client posts to; the sealed backend endpoint rides in `?session=`. */
-export const SSE_MESSAGES_PATH = '/messages';
+export { SSE_MESSAGES_PATH } from '../catalog/server-definition.ts';

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { SSE_MESSAGES_PATH } from '../authz/paths.ts';
 
 /** `[a-z0-9][a-z0-9-]{0,62}`: the only server names that reach nginx config, scopes and paths. */
 export const SERVER_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -19,6 +18,9 @@ export const BACKEND_URL_PATTERN =
 export const BACKEND_PATH_PATTERN = /^\/[A-Za-z0-9._~\/-]{0,200}$/;
 
 export const TRANSPORTS = ['streamable-http', 'sse'] as const;
+
+/** The gateway's legacy messages endpoint is `/api/execute/<name>` + this: no SSE path may be it. */
+export const SSE_MESSAGES_PATH = '/messages';
 export type Transport = (typeof TRANSPORTS)[number];
 
 const toolSchema = z.strictObject({

@@ -72,7 +72,7 @@ test('warns about unknown MCP_AUTH_* names and makes cookies Secure behind https
 test('each provider names the variables it is missing, one line each', () => {
   const cases: Array<[Record<string, string>, string[]]> = [
     [{ MCP_AUTH_PROVIDER_TYPE: 'cognito' }, ['MCP_AUTH_COGNITO_USER_POOL_ID', 'MCP_AUTH_COGNITO_CLIENT_ID', 'MCP_AUTH_COGNITO_REGION']],
-    [{ MCP_AUTH_PROVIDER_TYPE: 'okta' }, ['MCP_AUTH_OKTA_TENANT_URL', 'MCP_AUTH_OKTA_CLIENT_ID']],
+    [{ MCP_AUTH_PROVIDER_TYPE: 'okta' }, ['MCP_AUTH_OKTA_TENANT_URL', 'MCP_AUTH_OKTA_CLIENT_ID', 'MCP_AUTH_AUDIENCE']],
     [{ MCP_AUTH_PROVIDER_TYPE: 'generic' }, ['MCP_AUTH_ISSUER', 'MCP_AUTH_CLIENT_ID']],
     [{ MCP_AUTH_PROVIDER_TYPE: 'generic', MCP_AUTH_ISSUER: 'https://sso.example.com', MCP_AUTH_CLIENT_ID: 'x', MCP_AUTH_AUTHORIZE_URL: 'https://sso.example.com/auth' }, ['MCP_AUTH_TOKEN_URL', 'MCP_AUTH_JWKS_URL']],
   ];
@@ -85,7 +85,7 @@ test('each provider names the variables it is missing, one line each', () => {
 });
 
 test('identity provider URLs must be https unless MCP_AUTH_ALLOW_INSECURE_HTTP=true, and callbacks must use the served path', () => {
-  const okta = { MCP_AUTH_PROVIDER_TYPE: 'okta', MCP_AUTH_OKTA_TENANT_URL: 'http://127.0.0.1:9', MCP_AUTH_OKTA_CLIENT_ID: 'c' };
+  const okta = { MCP_AUTH_PROVIDER_TYPE: 'okta', MCP_AUTH_OKTA_TENANT_URL: 'http://127.0.0.1:9', MCP_AUTH_OKTA_CLIENT_ID: 'c', MCP_AUTH_AUDIENCE: 'api://mcp' };
   const refused = loadConfig(okta, root());
   assert.ok(!refused.ok && refused.errors.some((e) => e.startsWith('MCP_AUTH_OKTA_TENANT_URL must be https')));
   const allowed = loadConfig({ ...okta, MCP_AUTH_ALLOW_INSECURE_HTTP: 'true' }, root());
@@ -93,6 +93,20 @@ test('identity provider URLs must be https unless MCP_AUTH_ALLOW_INSECURE_HTTP=t
   assert.equal(allowed.ok && allowed.config.identity.type === 'okta' && allowed.config.identity.issuer, 'http://127.0.0.1:9/oauth2/default');
   const badCallback = loadConfig({ ...okta, MCP_AUTH_ALLOW_INSECURE_HTTP: 'true', MCP_AUTH_OKTA_CALLBACK_URI: 'https://x/callback' }, root());
   assert.ok(!badCallback.ok && badCallback.errors.some((e) => e.includes('must end in /oauth/callback/okta')));
+});
+
+test('okta has no default audience (api://default is every application\'s): a missing MCP_AUTH_AUDIENCE stops the start with one line; more clients may be allowed', () => {
+  const okta = { MCP_AUTH_PROVIDER_TYPE: 'okta', MCP_AUTH_OKTA_TENANT_URL: 'https://dev-1.okta.com', MCP_AUTH_OKTA_CLIENT_ID: '0oagateway' };
+  const missing = loadConfig(okta, root());
+  assert.ok(!missing.ok);
+  assert.equal(missing.errors.length, 1, missing.errors.join('\n'));
+  assert.match(missing.errors[0]!, /^MCP_AUTH_AUDIENCE is missing \(needed when MCP_AUTH_PROVIDER_TYPE=okta/);
+  const set = loadConfig({ ...okta, MCP_AUTH_AUDIENCE: 'api://mcp-gateway', MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS: '0oacli1, 0oacli2' }, root());
+  assert.ok(set.ok && set.config.identity.type === 'okta');
+  assert.equal(set.config.identity.audience, 'api://mcp-gateway');
+  assert.deepEqual(set.config.identity.allowedClientIds, ['0oacli1', '0oacli2']);
+  const bad = loadConfig({ ...okta, MCP_AUTH_AUDIENCE: 'api://x', MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS: 'a b' }, root());
+  assert.ok(!bad.ok && bad.errors.some((e) => e.startsWith('MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS must be')));
 });
 
 test('cognito builds the issuer from region and pool, and reads groups from cognito:groups; oidc is an alias of generic', () => {

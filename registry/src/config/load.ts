@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { demoUsers, mergeDevUsers, type DemoUser } from '../identity/demo-users.ts';
+import { demoUsers, mergeDevUsers, type DemoUser } from './dev-users.ts';
 import { ENV_VARS, envSchema } from './schema.ts';
 
 /** The validated, frozen configuration every module receives. Nothing else reads process.env. */
@@ -21,6 +21,8 @@ export interface Config {
   readonly catalogDir: string;
   readonly auditLogFile: string;
   readonly sessionTtlSeconds: number;
+  /** The absolute lifetime of a login, from sign-in (SESSION_MAX_LIFETIME_SECONDS). */
+  readonly sessionMaxLifetimeSeconds: number;
   /** Background MCP health checks of every backend (0 = on demand only), and each check's limit. */
   readonly healthCheck: { readonly intervalMs: number; readonly timeoutMs: number };
   /** Cookies are Secure when the public URL is https. */
@@ -34,7 +36,12 @@ export interface Config {
 export type IdentityConfig =
   | (IdentityCommon & { readonly type: 'dev' })
   | (IdentityCommon & OidcClient & { readonly type: 'cognito'; readonly region: string; readonly userPoolId: string })
-  | (IdentityCommon & OidcClient & { readonly type: 'okta'; readonly audience: string })
+  | (IdentityCommon & OidcClient & {
+      readonly type: 'okta';
+      readonly audience: string;
+      /** Applications besides the gateway's own whose access tokens are accepted (`cid`). */
+      readonly allowedClientIds: readonly string[];
+    })
   | (IdentityCommon & OidcClient & {
       readonly type: 'generic';
       readonly audience: string | undefined;
@@ -128,6 +135,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     catalogDir,
     auditLogFile: e.AUDIT_LOG_FILE === undefined ? join(stateDir, 'audit.log') : resolveFrom(projectRoot, e.AUDIT_LOG_FILE),
     sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+    sessionMaxLifetimeSeconds: e.SESSION_MAX_LIFETIME_SECONDS,
     healthCheck: { intervalMs: e.HEALTH_CHECK_INTERVAL_SECONDS * 1000, timeoutMs: e.HEALTH_CHECK_TIMEOUT_SECONDS * 1000 },
     cookieSecure: publicUrl.startsWith('https:'),
     nginx: { bin: e.NGINX_BIN, njsModule: e.NGINX_NJS_MODULE, maxBodySize: e.NGINX_MAX_BODY_SIZE, runtimeDir: join(stateDir, 'nginx') },
@@ -172,7 +180,9 @@ function identityConfig(e: Env, publicUrl: string, projectRoot: string): Identit
         clientId: e.MCP_AUTH_OKTA_CLIENT_ID!,
         clientSecret: e.MCP_AUTH_OKTA_CLIENT_SECRET,
         redirectUri: callback('okta', e.MCP_AUTH_OKTA_CALLBACK_URI),
-        audience: e.MCP_AUTH_AUDIENCE ?? 'api://default',
+        // No default: api://default is every application's audience in an Okta org.
+        audience: e.MCP_AUTH_AUDIENCE!,
+        allowedClientIds: e.MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS ?? [],
       };
     case 'generic':
       return {

@@ -56,7 +56,8 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'MCP_AUTH_OKTA_CLIENT_ID', default: '(required for okta)', example: '0oa1b2c3d4e5f6g7h8i9', description: 'okta: the application client id.' },
   { name: 'MCP_AUTH_OKTA_CLIENT_SECRET', default: '(none: public client)', example: '(from the application)', description: 'okta: the application client secret. Never logged.' },
   { name: 'MCP_AUTH_OKTA_CALLBACK_URI', default: 'GATEWAY_PUBLIC_URL/oauth/callback/okta', example: 'https://mcp.example.com/oauth/callback/okta', description: 'okta: the sign-in redirect URI; its path must be /oauth/callback/okta.' },
-  { name: 'MCP_AUTH_OKTA_AUTH_SERVER', default: 'default', example: 'aus1a2b3c4d5e6f7g8h9', description: 'okta: the custom authorization server id; the issuer is <tenant>/oauth2/<id>. Access tokens must carry MCP_AUTH_AUDIENCE (default api://default).' },
+  { name: 'MCP_AUTH_OKTA_AUTH_SERVER', default: 'default', example: 'aus1a2b3c4d5e6f7g8h9', description: 'okta: the custom authorization server id; the issuer is <tenant>/oauth2/<id>. Bearer access tokens must carry MCP_AUTH_AUDIENCE.' },
+  { name: 'MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS', default: '(none: only MCP_AUTH_OKTA_CLIENT_ID and the mapping file\'s clients)', example: '0oa9mcpclient0001d7,0oa9cibot00002d7', description: 'okta: more applications (client ids, comma-separated) whose bearer access tokens the gateway accepts. A token\'s cid must be the gateway\'s own client id, a client in MCP_AUTH_SCOPE_MAPPING_FILE, or one of these: every application in the org can get a token for the same audience.' },
   { name: 'MCP_AUTH_ISSUER', default: '(required for generic)', example: 'https://sso.example.com/realms/mcp', description: 'generic: the issuer. With no endpoint URLs set, its discovery document supplies them.' },
   { name: 'MCP_AUTH_CLIENT_ID', default: '(required for generic)', example: 'mcp-gateway', description: 'generic: the client id.' },
   { name: 'MCP_AUTH_CLIENT_SECRET', default: '(none: public client)', example: '(from the IdP)', description: 'generic: the client secret. Never logged.' },
@@ -66,7 +67,7 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'MCP_AUTH_USERINFO_URL', default: '(from discovery, or none)', example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/userinfo', description: 'generic: the userinfo endpoint, asked at sign-in when the ID token has no groups claim.' },
   { name: 'MCP_AUTH_CALLBACK_URI', default: 'GATEWAY_PUBLIC_URL/oauth/callback/generic', example: 'https://mcp.example.com/oauth/callback/generic', description: 'generic: the redirect URI; its path must be /oauth/callback/generic.' },
   { name: 'MCP_AUTH_SCOPES', default: 'openid profile email (+ groups for dev)', example: 'openid profile email groups offline_access', description: 'OAuth scopes asked for at sign-in (space-separated). Add offline_access where the IdP needs it to issue refresh tokens.' },
-  { name: 'MCP_AUTH_AUDIENCE', default: 'okta: api://default; generic: (none: bearer tokens refused)', example: 'mcp-gateway', description: 'The audience a bearer access token must carry (okta, generic). Cognito tokens have no aud; their client_id is checked instead.' },
+  { name: 'MCP_AUTH_AUDIENCE', default: 'okta: (required); generic: (none: bearer tokens refused)', example: 'api://mcp-gateway', description: 'The audience a bearer access token must carry (okta, generic): the Audience of the Okta authorization server, the API audience in Keycloak and others. Required for okta, with no default: api://default is shared by every application of the org. Cognito tokens have no aud; their client_id is checked instead.' },
   { name: 'MCP_AUTH_GROUPS_CLAIM', default: 'cognito:groups for cognito, groups elsewhere', example: 'roles', description: 'The claim that holds the user\'s groups, in ID tokens, userinfo and access tokens.' },
   { name: 'MCP_AUTH_SCOPE_MAPPING_FILE', default: '(none)', example: 'scope-mapping.yaml', description: 'YAML or JSON: groups (group -> scopes) and clients (machine client id -> scopes). Validated at start, reloaded on change; an invalid edit keeps the last good mapping.' },
   { name: 'MCP_AUTH_ALLOW_INSECURE_HTTP', default: 'false', example: 'true', description: 'Allow http:// identity provider URLs (loopback tests only). Logged as a warning at every start.' },
@@ -79,6 +80,7 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'AUDIT_LOG_FILE', default: 'STATE_DIR/audit.log', example: '/var/log/mcp-gateway/audit.log', description: 'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id. Never tokens or cookies.' },
   { name: 'CATALOG_DIR', default: 'registry/servers', example: '/etc/mcp-gateway/servers', description: 'Folder of server definition files (<name>.json), watched for changes.' },
   { name: 'SESSION_TTL_SECONDS', default: '28800 (8 hours)', example: '3600', description: 'How long a login lasts; every visit to the page renews it (MCP requests do not). Between 60 and 604800.' },
+  { name: 'SESSION_MAX_LIFETIME_SECONDS', default: '86400 (24 hours)', example: '43200', description: 'How long a login may last at most, counted from sign-in: renewal by SESSION_TTL_SECONDS and IdP refreshes never take a session past it, however often a page polls. Between 1 and 2592000 (30 days).' },
   { name: 'HEALTH_CHECK_INTERVAL_SECONDS', default: '60', example: '300', description: 'How often the registry connects to every backend (MCP initialize + tools/list) to record its health and tools for the page and API. 0 checks only on demand and when a definition changes. Health never changes nginx config.' },
   { name: 'HEALTH_CHECK_TIMEOUT_SECONDS', default: '5', example: '10', description: 'How long one health check of one backend may take before it counts as failed. Between 1 and 120.' },
   { name: 'NGINX_BIN', default: 'nginx on PATH, else /usr/sbin/nginx', example: '/usr/local/sbin/nginx', description: 'The nginx binary the registry runs as its child.' },
@@ -95,9 +97,14 @@ const url = (name: string) => z.url({ protocol: /^https?$/, error: `${name} must
 const REQUIRED_BY_PROVIDER = {
   dev: [],
   cognito: ['MCP_AUTH_COGNITO_USER_POOL_ID', 'MCP_AUTH_COGNITO_CLIENT_ID', 'MCP_AUTH_COGNITO_REGION'],
-  okta: ['MCP_AUTH_OKTA_TENANT_URL', 'MCP_AUTH_OKTA_CLIENT_ID'],
+  okta: ['MCP_AUTH_OKTA_TENANT_URL', 'MCP_AUTH_OKTA_CLIENT_ID', 'MCP_AUTH_AUDIENCE'],
   generic: ['MCP_AUTH_ISSUER', 'MCP_AUTH_CLIENT_ID'],
 } as const;
+
+/** What to put in a missing variable where the name alone does not say. */
+const HINTS: Partial<Record<string, string>> = {
+  MCP_AUTH_AUDIENCE: ': the Audience of the Okta authorization server, as the gateway\'s access tokens carry it; api://default is no longer assumed',
+};
 
 const EXPLICIT_ENDPOINTS = ['MCP_AUTH_AUTHORIZE_URL', 'MCP_AUTH_TOKEN_URL', 'MCP_AUTH_JWKS_URL'] as const;
 
@@ -132,6 +139,12 @@ export const envSchema = z
     MCP_AUTH_OKTA_CLIENT_ID: clientId('MCP_AUTH_OKTA_CLIENT_ID'),
     MCP_AUTH_OKTA_CLIENT_SECRET: z.string().min(1).optional(),
     MCP_AUTH_OKTA_CALLBACK_URI: url('MCP_AUTH_OKTA_CALLBACK_URI'),
+    MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS: z
+      .string()
+      .trim()
+      .regex(/^[\x21-\x2b\x2d-\x7e]{1,256}(?:\s*,\s*[\x21-\x2b\x2d-\x7e]{1,256})*,?$/, 'MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS must be client ids separated by commas')
+      .transform((v) => v.split(',').map((id) => id.trim()).filter(Boolean))
+      .optional(),
     MCP_AUTH_OKTA_AUTH_SERVER: z.string().trim().regex(/^[A-Za-z0-9]{1,64}$/, 'MCP_AUTH_OKTA_AUTH_SERVER must be an authorization server id such as default').default('default'),
     MCP_AUTH_ISSUER: url('MCP_AUTH_ISSUER'),
     MCP_AUTH_CLIENT_ID: clientId('MCP_AUTH_CLIENT_ID'),
@@ -162,6 +175,7 @@ export const envSchema = z
     HEALTH_CHECK_INTERVAL_SECONDS: seconds('HEALTH_CHECK_INTERVAL_SECONDS', 5, 86400, true).default(60),
     HEALTH_CHECK_TIMEOUT_SECONDS: seconds('HEALTH_CHECK_TIMEOUT_SECONDS', 1, 120).default(5),
     SESSION_TTL_SECONDS: seconds('SESSION_TTL_SECONDS', 60, 604800).default(28800),
+    SESSION_MAX_LIFETIME_SECONDS: seconds('SESSION_MAX_LIFETIME_SECONDS', 1, 2592000).default(86400),
     NGINX_BIN: z.string().trim().min(1).optional(),
     NGINX_NJS_MODULE: z.string().trim().min(1).default('/usr/lib/nginx/modules/ngx_http_js_module.so'),
     NGINX_MAX_BODY_SIZE: z.string().trim().regex(/^\d{1,6}[km]$/, 'NGINX_MAX_BODY_SIZE must be digits followed by k or m, such as 1m').default('1m'),
@@ -169,7 +183,7 @@ export const envSchema = z
   .superRefine((env, ctx) => {
     const provider = env.MCP_AUTH_PROVIDER_TYPE;
     for (const name of REQUIRED_BY_PROVIDER[provider]) {
-      if (env[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: `${name} is missing (needed when MCP_AUTH_PROVIDER_TYPE=${provider})` });
+      if (env[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: `${name} is missing (needed when MCP_AUTH_PROVIDER_TYPE=${provider}${HINTS[name] ?? ''})` });
     }
     if (provider === 'generic') {
       const set = EXPLICIT_ENDPOINTS.filter((name) => env[name] !== undefined);

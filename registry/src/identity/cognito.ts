@@ -21,6 +21,9 @@ export function cognitoSpec(config: CognitoConfig, machineClients: () => readonl
       tokenUse: 'access',
       allowedClients: () => [config.clientId, ...machineClients()],
       groupsClaim: config.groupsClaim,
+      // A client-credentials token has `sub` = client_id and no `username`; a person's always
+      // has `username` and a user-pool `sub` (a UUID).
+      isMachine: (payload, clientId) => payload.sub === clientId && payload['username'] === undefined,
     }),
   };
 }

@@ -19,7 +19,7 @@ export function createIdentityProvider(
     case 'cognito':
       return createExternalProvider(identity, cognitoSpec(identity, deps.machineClients));
     case 'okta':
-      return createExternalProvider(identity, oktaSpec(identity));
+      return createExternalProvider(identity, oktaSpec(identity, deps.machineClients));
     case 'generic':
       return createExternalProvider(identity, genericSpec(identity));
   }

@@ -3,7 +3,7 @@ import express, { type Request, type Response, type NextFunction } from 'express
 import Provider, { errors, type Configuration as ProviderConfiguration, type KoaContextWithOIDC } from 'oidc-provider';
 import * as client from 'openid-client';
 import type { Logger } from '../log.ts';
-import { authenticateDemoUser, type DemoUser } from './demo-users.ts';
+import { authenticateDemoUser, type DemoUser } from '../config/dev-users.ts';
 import { OidcLogin } from './oidc-login.ts';
 import type { IdentityProvider, LoginChallenge } from './provider.ts';
 
@@ -35,7 +35,11 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
   const redirectUri = `${options.publicUrl}/oauth/callback/dev`;
   const clientSecret = derive(options.secretKey, 'dev-idp-client-secret');
   const provider = new Provider(issuer, providerConfiguration(options, redirectUri, clientSecret, devMachineSecret(options.secretKey)));
-  // Behind nginx: trust X-Forwarded-Proto/Host for the URLs the IdP builds.
+  // oidc-provider (a Koa app) builds every URL it publishes - issuer-relative endpoints in the
+  // discovery document, redirects, the interaction URL - from the request's host and scheme.
+  // Those come from the client (Host, X-Forwarded-*), so idpRouter pins them to
+  // GATEWAY_PUBLIC_URL before oidc-provider sees the request; `proxy` makes Koa read the pinned
+  // X-Forwarded-Proto, which is how an https public URL behind a TLS load balancer stays https.
   provider.proxy = true;
   provider.on('server_error', (_ctx: unknown, err: Error) => options.log.error({ err }, 'dev IdP server error'));
 
@@ -76,6 +80,9 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
       audience: DEV_AUDIENCE,
       clientClaim: 'client_id',
       groupsClaim: 'groups',
+      // Only the machine client gets JWT access tokens, and oidc-provider makes a
+      // client-credentials token's `sub` its client id.
+      isMachine: (payload, clientId) => payload.sub === clientId,
     },
     router: idpRouter(provider, options),
   };
@@ -95,7 +102,9 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
         client_id: CLIENT_ID,
         client_secret: clientSecret,
         redirect_uris: [redirectUri],
-        grant_types: ['authorization_code'],
+        // Refresh tokens, so a dev session is re-checked like a Cognito or Okta one: the refresher
+        // reads the user's groups again at every access-token lifetime (AccessToken below).
+        grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
       },
@@ -111,7 +120,12 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
     jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'dev-1', use: 'sig', alg: 'RS256' }] },
     cookies: { keys: [derive(options.secretKey, 'dev-idp-cookies')] },
     pkce: { required: () => true },
-    ttl: { AuthorizationCode: 60, Interaction: 600, Session: 8 * 3600, Grant: 8 * 3600, AccessToken: 600, IdToken: 600 },
+    ttl: { AuthorizationCode: 60, Interaction: 600, Session: 8 * 3600, Grant: 8 * 3600, AccessToken: 600, IdToken: 600, RefreshToken: 30 * 24 * 3600 },
+    // oidc-provider issues refresh tokens only for offline_access by default; the gateway's own
+    // client gets one at every sign-in (the session's absolute lifetime still ends it), rotated
+    // at each use so a copied token is worth one refresh at most.
+    issueRefreshToken: async (_ctx: KoaContextWithOIDC, client) => client.clientId === CLIENT_ID && client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
     scopes: ['openid', 'profile', 'email', 'groups'],
     claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email'], groups: ['groups'] },
     // Put scope claims (groups) in the ID token so the registry needs no userinfo call.
@@ -164,6 +178,7 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
 function idpRouter(provider: Provider, options: DevProviderOptions): express.Router {
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '8kb' });
+  router.use(pinPublicOrigin(options.publicUrl));
 
   router.get('/interaction/:uid', async (req: Request, res: Response) => {
     const details = await provider.interactionDetails(req, res);
@@ -193,6 +208,23 @@ function idpRouter(provider: Provider, options: DevProviderOptions): express.Rou
 
   router.use(provider.callback());
   return router;
+}
+
+/**
+ * Replaces whatever host and scheme the client claimed (Host, X-Forwarded-Host/-Proto,
+ * Forwarded) with GATEWAY_PUBLIC_URL's, so a request with `Host: evil.example` cannot make the
+ * IdP publish endpoints, redirects or cookies for another origin.
+ */
+function pinPublicOrigin(publicUrl: string): express.RequestHandler {
+  const { host, protocol } = new URL(publicUrl);
+  const scheme = protocol.slice(0, -1);
+  return (req, _res, next) => {
+    req.headers.host = host;
+    req.headers['x-forwarded-host'] = host;
+    req.headers['x-forwarded-proto'] = scheme;
+    delete req.headers['forwarded'];
+    next();
+  };
 }
 
 function derive(secret: string, purpose: string): string {

@@ -1,5 +1,5 @@
 import * as client from 'openid-client';
-import type { BearerRules } from '../authz/bearer.ts';
+import type { BearerRules } from './bearer-rules.ts';
 import type { IdentityConfig } from '../config/load.ts';
 import { OidcLogin } from './oidc-login.ts';
 import type { IdentityProvider, LoginChallenge } from './provider.ts';

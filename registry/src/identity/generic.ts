@@ -1,3 +1,4 @@
+import type { JWTPayload } from 'jose';
 import type { IdentityConfig } from '../config/load.ts';
 import { jwksUriOf, type ProviderSpec } from './external.ts';
 
@@ -35,6 +36,19 @@ export function genericSpec(config: GenericConfig): ProviderSpec {
             audience,
             clientClaim: 'azp',
             groupsClaim: config.groupsClaim,
+            isMachine: isServiceAccountToken,
           }),
   };
+}
+
+/**
+ * A client-credentials token, by what the IdP itself writes for that grant: RFC 9068 (2.2) makes
+ * `sub` the client id when there is no resource owner; Keycloak gives the token of a client's
+ * service account a `client_id` claim (older versions: `clientId`) equal to `azp`, from its
+ * built-in service-account scope. A person's token has neither, whatever their
+ * `preferred_username` says (Keycloak names service-account users `service-account-<client>`,
+ * and nothing stops a person registering that name).
+ */
+export function isServiceAccountToken(payload: JWTPayload, clientId: string): boolean {
+  return payload.sub === clientId || payload['client_id'] === clientId || payload['clientId'] === clientId;
 }

@@ -1,5 +1,5 @@
 import type { Router } from 'express';
-import type { BearerRules } from '../authz/bearer.ts';
+import type { BearerRules } from './bearer-rules.ts';
 
 /** Who signed in, as the identity provider says. Groups drive the scopes. */
 export interface LoginIdentity {

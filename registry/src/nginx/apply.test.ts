@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { Agent } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -252,11 +252,11 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
         body: TOOLS_CALL,
         headers: { 'mcp-method': 'tools/call', 'mcp-name': 'y' },
         id: 1,
-        code: -32600,
-        message: 'Mcp-Name header does not match the body',
+        code: -32020,
+        message: 'Header mismatch: Mcp-Name header does not match the body',
         error: 'MCP_HEADER_MISMATCH',
       },
-      { body: TOOLS_CALL, headers: { 'mcp-method': 'ping' }, id: 1, code: -32600, message: 'Mcp-Method header does not match the body', error: 'MCP_HEADER_MISMATCH' },
+      { body: TOOLS_CALL, headers: { 'mcp-method': 'ping' }, id: 1, code: -32020, message: 'Header mismatch: Mcp-Method header does not match the body', error: 'MCP_HEADER_MISMATCH' },
     ];
     for (const { body, headers, id, code, message, error } of cases) {
       const what = `${String(body).slice(0, 60)} ${JSON.stringify(headers ?? {})}`;
@@ -280,6 +280,90 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
     assert.equal(checkCount(), checks + 2, 'only the well-formed requests reached the check');
     assert.equal(backend.seen.length, 2);
     assert.equal(backend.seen[1]?.body, nested);
+  }));
+
+  it('holds MCP 2026-07-28 headers to the body: 400 HeaderMismatch (-32020) for a disagreeing or missing one, before asking the check', withLog(async () => {
+    backend.seen.length = 0;
+    const checks = checkCount();
+    const V = '2026-07-28';
+    const meta = { 'io.modelcontextprotocol/protocolVersion': V };
+    const modern = (method: string, params: Record<string, unknown> = {}, id: number | null = 7) =>
+      JSON.stringify({ jsonrpc: '2.0', ...(id === null ? {} : { id }), method, params: { ...params, _meta: meta } });
+    const b64 = (text: string) => `=?base64?${Buffer.from(text, 'utf8').toString('base64')}?=`;
+    const cases: Array<{ what: string; body: string; headers: Record<string, string>; id: number | null; message: string; code?: number; error?: string }> = [
+      { what: 'no Mcp-Method on a modern request', body: modern('tools/list'), headers: { 'mcp-protocol-version': V }, id: 7, message: 'the Mcp-Method header is required' },
+      { what: 'no Mcp-Name on a modern tools/call', body: modern('tools/call', { name: 'x' }), headers: { 'mcp-protocol-version': V, 'mcp-method': 'tools/call' }, id: 7, message: 'the Mcp-Name header is required for tools/call' },
+      { what: 'no Mcp-Name on a modern resources/read', body: modern('resources/read', { uri: 'a://b' }), headers: { 'mcp-protocol-version': V, 'mcp-method': 'resources/read' }, id: 7, message: 'the Mcp-Name header is required for resources/read' },
+      { what: 'no MCP-Protocol-Version with a version in _meta', body: modern('tools/list'), headers: { 'mcp-method': 'tools/list' }, id: 7, message: 'MCP-Protocol-Version header does not match the protocol version in the body' },
+      { what: 'another MCP-Protocol-Version than _meta', body: modern('tools/list'), headers: { 'mcp-protocol-version': '2025-11-25', 'mcp-method': 'tools/list' }, id: 7, message: 'MCP-Protocol-Version header does not match the protocol version in the body' },
+      { what: 'Mcp-Method of another method', body: modern('tools/call', { name: 'x' }), headers: { 'mcp-protocol-version': V, 'mcp-method': 'tools/list', 'mcp-name': 'x' }, id: 7, message: 'Mcp-Method header does not match the body' },
+      { what: 'Mcp-Name of another tool', body: modern('tools/call', { name: 'x' }), headers: { 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'y' }, id: 7, message: 'Mcp-Name header does not match the body' },
+      { what: 'Mcp-Name Base64 of another tool', body: modern('tools/call', { name: 'x' }), headers: { 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': b64('y') }, id: 7, message: 'Mcp-Name header does not match the body' },
+      { what: 'Mcp-Name with broken Base64', body: modern('tools/call', { name: 'x' }), headers: { 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': '=?base64?eA?=' }, id: 7, message: 'Mcp-Name header is not a valid header value' },
+      { what: 'Mcp-Name on a method without a name', body: modern('tools/list'), headers: { 'mcp-protocol-version': V, 'mcp-method': 'tools/list', 'mcp-name': 'x' }, id: 7, message: 'Mcp-Name header does not match the body' },
+      { what: 'a header on a batch', body: `[${TOOLS_CALL}]`, headers: { 'mcp-method': 'tools/call' }, id: null, message: 'Mcp-Method / Mcp-Name headers cannot describe a batch' },
+      { what: 'a modern batch', body: `[${modern('tools/list')}]`, headers: {}, id: null, code: -32600, error: 'MCP_REQUEST_INVALID', message: 'MCP 2026-07-28 takes one JSON-RPC message per POST, not a batch' },
+      { what: 'a batch under a modern version header', body: `[${TOOLS_CALL}]`, headers: { 'mcp-protocol-version': V }, id: null, code: -32600, error: 'MCP_REQUEST_INVALID', message: 'MCP 2026-07-28 takes one JSON-RPC message per POST, not a batch' },
+    ];
+    for (const { what, body, headers, id, message, code, error } of cases) {
+      const reply = await send(port, { method: 'POST', path: '/api/streamable/alpha', headers: { cookie: 'ok=1', 'content-type': 'application/json', ...headers }, body });
+      assert.equal(reply.status, 400, `${what}: ${reply.body}`);
+      const answer = JSON.parse(reply.body) as { id: unknown; error: { code: number; message: string; data: { error: string } } };
+      assert.equal(answer.id, id, what);
+      assert.equal(answer.error.code, code ?? -32020, what);
+      assert.equal(answer.error.message, code === undefined ? `Header mismatch: ${message}` : message, what);
+      assert.equal(answer.error.data.error, error ?? 'MCP_HEADER_MISMATCH', what);
+    }
+    // The same header twice: components behind us might each read a different copy.
+    const twice = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const body = modern('tools/list');
+      const req = httpRequest(
+        { host: '127.0.0.1', port, method: 'POST', path: '/api/streamable/alpha', agent: false, headers: ['host', '127.0.0.1', 'cookie', 'ok=1', 'content-type', 'application/json', 'mcp-protocol-version', V, 'Mcp-Method', 'tools/list', 'mcp-method', 'tools/list'] },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(twice.status, 400, twice.body);
+    assert.equal((JSON.parse(twice.body) as { error: { message: string } }).error.message, 'Header mismatch: Mcp-Method header appears more than once');
+    assert.equal(checkCount(), checks, 'no refused request reached the check');
+    assert.equal(backend.seen.length, 0, 'nor the backend');
+    const passes: Array<[string, string, Record<string, string>]> = [
+      ['a modern tools/call with every header', modern('tools/call', { name: 'x' }), { 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'x' }],
+      ['Mcp-Name in Base64', modern('tools/call', { name: 'x' }), { 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': b64('x') }],
+      ['a non-ASCII name in Base64', modern('prompts/get', { name: 'grüße' }), { 'mcp-protocol-version': V, 'mcp-method': 'prompts/get', 'mcp-name': b64('grüße') }],
+      ['a modern notification without headers', modern('notifications/cancelled', { requestId: 1 }, null), { 'mcp-protocol-version': V }],
+      ['server/discover', modern('server/discover'), { 'mcp-protocol-version': V, 'mcp-method': 'server/discover' }],
+      ['a 2025 request without headers', TOOLS_CALL, { 'mcp-protocol-version': '2025-11-25' }],
+      ['Mcp-Param-* forwarded for the backend to check', modern('tools/call', { name: 'x', arguments: { region: 'eu' } }), { 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'x', 'mcp-param-region': 'us' }],
+    ];
+    for (const [what, body, headers] of passes) {
+      const reply = await send(port, { method: 'POST', path: '/api/streamable/alpha', headers: { cookie: 'ok=1', 'content-type': 'application/json', ...headers }, body });
+      assert.equal(reply.status, 200, what);
+    }
+    assert.equal(backend.seen.length, passes.length);
+    assert.equal(backend.seen.at(-1)?.headers['mcp-param-region'], 'us');
+  }));
+
+  it('tells the check what a subscriptions/listen filter opts in to', withLog(async () => {
+    const listen = (notifications: unknown) => JSON.stringify({ jsonrpc: '2.0', id: 'listen:0', method: 'subscriptions/listen', params: { notifications } });
+    const cases: Array<[unknown, string]> = [
+      [{ toolsListChanged: true }, 'subscriptions/listen tools'],
+      [{ toolsListChanged: true, resourceSubscriptions: ['a://b'], promptsListChanged: true }, 'subscriptions/listen tools+prompts+resources'],
+      [{ resourcesListChanged: true, toolsListChanged: false }, 'subscriptions/listen resources'],
+      [{ toolsListChanged: false, resourceSubscriptions: [] }, 'subscriptions/listen none'],
+      [{ tasksChanged: true }, 'subscriptions/listen other'],
+      [{ toString: true }, 'subscriptions/listen other'],
+      ['tools', 'subscriptions/listen other'],
+      [undefined, 'subscriptions/listen other'],
+    ];
+    for (const [filter, entry] of cases) {
+      assert.equal((await mcp('/api/streamable/alpha', { cookie: 'ok=1' }, listen(filter))).status, 200, entry);
+      assert.equal(registry.messages.at(-1), entry, JSON.stringify(filter));
+    }
   }));
 
   it('answers 404 JSON for unknown servers and paths, never the web page', withLog(async () => {

@@ -222,14 +222,18 @@ export class NginxController {
     return { changed: true };
   }
 
-  /** Runs `nginx -t` on a config without starting or touching a running nginx. */
-  async test(config: string): Promise<void> {
+  /**
+   * Runs `nginx -t` on a config without starting or touching a running nginx.
+   * `quiet`: a probe (finding which server nginx refuses) - its failure is neither logged nor
+   * kept as lastError.
+   */
+  async test(config: string, options: { quiet?: boolean } = {}): Promise<void> {
     await this.#prepareDirs();
-    await this.#testCandidate(config);
+    await this.#testCandidate(config, options.quiet ?? false);
   }
 
   /** Writes nginx.conf.next and runs `nginx -t` on it. */
-  async #testCandidate(config: string): Promise<void> {
+  async #testCandidate(config: string, quiet = false): Promise<void> {
     const candidate = `${this.configPath}.next`;
     await writeFile(candidate, config, { mode: 0o644 });
     // `-e stderr`: test failures come back to us instead of landing in the live error.log.
@@ -240,6 +244,7 @@ export class NginxController {
     });
     if (!result.ok) {
       const detail = errorLines(result.output);
+      if (quiet) throw new GatewayError('NGINX_CONFIG_REJECTED', detail);
       this.#lastError = detail;
       this.#log.error({ detail }, 'nginx refused the config');
       throw new GatewayError('NGINX_CONFIG_REJECTED', detail);

@@ -25,7 +25,8 @@ export function findNginx(
   const candidates =
     bin !== undefined
       ? [bin]
-      : [...(process.env['PATH'] ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'nginx')), '/usr/sbin/nginx'];
+      : // eslint-disable-next-line no-restricted-properties -- PATH is where the OS keeps programs, not gateway configuration
+        [...(process.env['PATH'] ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'nginx')), '/usr/sbin/nginx'];
   const found = candidates.find(isExecutable);
   if (found === undefined) {
     return { missing: `nginx not found (looked at ${candidates.join(', ')}); install the Debian package nginx`, package: 'nginx' };

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { decideAccess, type Decision, type McpMessage } from './decide.ts';
+import { decideAccess, type Decision, type ListenKind, type McpMessage } from './decide.ts';
 
 const GH = { name: 'github', enabled: true };
 const OFF = { name: 'github', enabled: false };
@@ -9,6 +9,7 @@ const OFF = { name: 'github', enabled: false };
 const call = (tool?: string): McpMessage => (tool === undefined ? { kind: 'request', method: 'tools/call' } : { kind: 'request', method: 'tools/call', tool });
 const request = (method: string): McpMessage => ({ kind: 'request', method });
 const notification = (method: string): McpMessage => ({ kind: 'notification', method });
+const listen = (...families: ListenKind[]): McpMessage => ({ kind: 'request', method: 'subscriptions/listen', listen: families });
 const RESPONSE: McpMessage = { kind: 'response' };
 const methodOf = (message: McpMessage): string | undefined => (message.kind === 'response' ? undefined : message.method);
 
@@ -84,9 +85,9 @@ const TABLE: readonly Row[] = [
   },
   {
     row: 5,
-    behaviour: 'allows initialize, ping, logging/setLevel, notifications/* and responses with server access, else 403 naming execute',
+    behaviour: 'allows initialize, server/discover, ping, logging/setLevel, notifications/* and responses with server access, else 403 naming execute',
     cases: [
-      ...[request('initialize'), request('ping'), request('logging/setLevel'), notification('notifications/initialized'), notification('notifications/cancelled'), RESPONSE].flatMap(
+      ...[request('initialize'), request('server/discover'), request('ping'), request('logging/setLevel'), notification('notifications/initialized'), notification('notifications/cancelled'), RESPONSE].flatMap(
         (message): Case[] => [
           [[ISSUE], [message], allowed('create_issue')],
           [[RESOURCES], [message], allowed()],
@@ -147,13 +148,30 @@ const TABLE: readonly Row[] = [
   },
   {
     row: 11,
+    behaviour: 'allows subscriptions/listen when the session may list every family its filter opts in to, else 403 naming the first missing scope',
+    cases: [
+      [[ISSUE], [listen('tools')], allowed('create_issue')],
+      [[RESOURCES], [listen()], allowed()],
+      [[ISSUE, RESOURCES, PROMPTS], [listen('tools', 'prompts', 'resources')], allowed('create_issue')],
+      [['mcp:server:*:prompts:read'], [listen('prompts')], allowed()],
+      [[ISSUE], [listen('tools', 'resources')], refused(RESOURCES, 'subscriptions/listen')],
+      [[RESOURCES, PROMPTS], [listen('tools')], refused(EXECUTE, 'subscriptions/listen')],
+      [[ISSUE, RESOURCES], [listen('prompts')], refused(PROMPTS, 'subscriptions/listen')],
+      [EVERY_NARROW_SCOPE, [listen('tools', 'other')], refused(EXECUTE, 'subscriptions/listen')],
+      [EVERY_NARROW_SCOPE, [request('subscriptions/listen')], refused(EXECUTE, 'subscriptions/listen')],
+      [['mcp:server:github:read'], [listen()], refused(EXECUTE, 'subscriptions/listen')],
+      [[EXECUTE], [listen('other'), request('subscriptions/listen')], ALLOW_ALL],
+    ],
+  },
+  {
+    row: 12,
     behaviour: 'refuses every other method without execute with 403 naming execute',
-    cases: ['completion/complete', 'sampling/createMessage', 'elicitation/create', 'roots/list', 'tasks/list', 'tools/CALL', 'Tools/call', 'resources/write'].map(
+    cases: ['completion/complete', 'sampling/createMessage', 'elicitation/create', 'roots/list', 'tasks/list', 'tasks/get', 'tasks/update', 'tasks/cancel', 'server/Discover', 'subscriptions/LISTEN', 'tools/CALL', 'Tools/call', 'resources/write'].map(
       (method): Case => [EVERY_NARROW_SCOPE, [request(method)], refused(EXECUTE, method)],
     ),
   },
   {
-    row: 12,
+    row: 13,
     behaviour: 'allows a batch only when every message is allowed; the first refused message decides the 403',
     cases: [
       [[ISSUE], [request('initialize'), notification('notifications/initialized'), request('tools/list'), call('create_issue')], allowed('create_issue')],
@@ -162,7 +180,7 @@ const TABLE: readonly Row[] = [
     ],
   },
   {
-    row: 13,
+    row: 14,
     behaviour: 'gives toolFilter, sorted and possibly empty, exactly when allowed without execute',
     cases: [
       [['mcp:server:github:tool:b:execute', 'mcp:server:*:tool:a:execute', 'mcp:server:github:tool:a:execute', 'mcp:server:gitlab:tool:z:execute'], [request('tools/list')], allowed('a', 'b')],

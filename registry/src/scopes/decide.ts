@@ -5,11 +5,11 @@
  * njs step. What a message needs is in method-rules.ts, what scopes grant in grants.ts.
  */
 import { grantsOnServer, type ServerGrants } from './grants.ts';
-import { SERVER_ACCESS, needOf, type McpMessage, type Need } from './method-rules.ts';
+import { SERVER_ACCESS, needsOf, type McpMessage, type Need } from './method-rules.ts';
 import { isServerName, promptsScope, resourcesScope, serverScope, toolScope } from './scope.ts';
 
 export { canEditServer, canReadServer, canToggleServer, hasScope } from './grants.ts';
-export type { McpMessage } from './method-rules.ts';
+export type { ListenKind, McpMessage } from './method-rules.ts';
 
 /** What the check needs to know about one request. */
 export interface AccessInput {
@@ -76,8 +76,9 @@ function scopeFor(need: Need, server: string): string {
 function firstRefusal(server: string, grants: ServerGrants, messages: readonly McpMessage[]): Denial | undefined {
   if (messages.length === 0 && !covers(grants, SERVER_ACCESS)) return refusal(server, SERVER_ACCESS, undefined);
   for (const message of messages) {
-    const need = needOf(message);
-    if (!covers(grants, need)) return refusal(server, need, message.kind === 'response' ? undefined : message.method);
+    for (const need of needsOf(message)) {
+      if (!covers(grants, need)) return refusal(server, need, message.kind === 'response' ? undefined : message.method);
+    }
   }
   return undefined;
 }
@@ -95,9 +96,10 @@ function refusal(server: string, need: Need, method: string | undefined): Denial
  * 3. mcp:registry:admin, `mcp:server:<s>:execute` or `mcp:server:*:execute` -> allow, no toolFilter;
  * 4. every message covered by the session's tool, resources and prompts scopes (see
  *    method-rules.ts; no messages counts as one session message) -> allow with `toolFilter`;
- * 5. otherwise -> 403 `scope-missing` for the first message not covered, with `missingScope`
- *    (tools/call T: T's tool scope; resources/* and prompts/*: their read scope; else
- *    `mcp:server:<s>:execute`) and that message's `method` when it has one.
+ * 5. otherwise -> 403 `scope-missing` for the first need not covered, message by message, with
+ *    `missingScope` (tools/call T: T's tool scope; resources/* and prompts/*, and a
+ *    subscriptions/listen family of theirs: their read scope; else `mcp:server:<s>:execute`) and
+ *    that message's `method` when it has one.
  */
 export function decideAccess({ scopes, server, messages }: AccessInput): Decision {
   if (server === undefined || !isServerName(server.name)) return SERVER_UNKNOWN;

@@ -1,13 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { needOf, type McpMessage, type Need } from './method-rules.ts';
+import { needsOf, type McpMessage, type Need } from './method-rules.ts';
 
 const SERVER_ACCESS: Need = { kind: 'server-access' };
 const EXECUTE: Need = { kind: 'execute' };
 
-describe('needOf', () => {
+describe('needsOf', () => {
   const ROWS: ReadonlyArray<readonly [McpMessage, Need]> = [
     [{ kind: 'request', method: 'initialize' }, SERVER_ACCESS],
+    [{ kind: 'request', method: 'server/discover' }, SERVER_ACCESS],
     [{ kind: 'request', method: 'ping' }, SERVER_ACCESS],
     [{ kind: 'notification', method: 'ping' }, SERVER_ACCESS],
     [{ kind: 'request', method: 'logging/setLevel' }, SERVER_ACCESS],
@@ -42,11 +43,34 @@ describe('needOf', () => {
     [{ kind: 'request', method: '__proto__' }, EXECUTE],
     [{ kind: 'request', method: 'constructor' }, EXECUTE],
     [{ kind: 'request', method: undefined as unknown as string }, EXECUTE],
+    [{ kind: 'request', method: 'tasks/get' }, EXECUTE],
+    [{ kind: 'request', method: 'tasks/cancel' }, EXECUTE],
+    [{ kind: 'request', method: 'Server/discover' }, EXECUTE],
+    [{ kind: 'request', method: 'subscriptions/listen ' }, EXECUTE],
     [{ kind: 'garbage', method: 'ping' } as unknown as McpMessage, EXECUTE],
   ];
   for (const [message, need] of ROWS) {
     it(`needs ${need.kind}${'tool' in need ? ` ${need.tool}` : ''} for ${JSON.stringify(message)}`, () => {
-      assert.deepEqual(needOf(message), need);
+      assert.deepEqual(needsOf(message), [need]);
+    });
+  }
+
+  const LISTEN: ReadonlyArray<readonly [unknown, readonly Need[]]> = [
+    [[], [SERVER_ACCESS]],
+    [['tools'], [{ kind: 'any-tool' }]],
+    [['prompts'], [{ kind: 'prompts' }]],
+    [['resources'], [{ kind: 'resources' }]],
+    [['other'], [EXECUTE]],
+    [['tools', 'prompts', 'resources'], [{ kind: 'any-tool' }, { kind: 'prompts' }, { kind: 'resources' }]],
+    [['tools', '__proto__'], [{ kind: 'any-tool' }, EXECUTE]],
+    [['toString'], [EXECUTE]],
+    [undefined, [EXECUTE]],
+    ['tools', [EXECUTE]],
+  ];
+  for (const [listen, needs] of LISTEN) {
+    it(`needs ${needs.map((n) => n.kind).join(' + ')} for subscriptions/listen of ${JSON.stringify(listen)}`, () => {
+      const message = { kind: 'request', method: 'subscriptions/listen', ...(listen === undefined ? {} : { listen }) } as McpMessage;
+      assert.deepEqual(needsOf(message), needs);
     });
   }
 });

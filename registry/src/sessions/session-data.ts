@@ -30,6 +30,8 @@ export interface SessionTokens {
 declare module 'express-session' {
   interface SessionData {
     identity: SessionIdentity;
+    /** When the person signed in (ms since epoch): the absolute lifetime counts from here. */
+    signedInAt: number;
     tokens: SessionTokens;
     scopes: string[];
     login: PendingLogin;

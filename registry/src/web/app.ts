@@ -1,21 +1,18 @@
-import type { RequestListener } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import session from 'express-session';
 import { join } from 'node:path';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { createBearerVerifier } from '../authz/bearer.ts';
 import type { BearerContext } from '../authz/credentials.ts';
-import type { SessionIdentity } from '../sessions/session-data.ts';
-import { VALIDATE_PATH } from '../authz/paths.ts';
+import { BEARER_REALM, VALIDATE_PATH } from '../authz/paths.ts';
 import type { ScopeMappingSource } from '../identity/scope-mapping-source.ts';
-import { createValidateRoute } from '../authz/validate-route.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { toHttp } from '../errors.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
-import { loginRoutes } from '../identity/login-routes.ts';
+import { loginRoutes } from './routes/login.ts';
 import type { Logger } from '../log.ts';
 import { SESSION_COOKIE, sessionCookieOptions } from '../sessions/cookie.ts';
-import type { FileSessionStore } from '../sessions/file-store.ts';
+import type { LoginSessions } from '../sessions/login-sessions.ts';
 import type { BackendMonitor } from '../mcp/backend-monitor.ts';
 import { API_PREFIX } from './api/routes.ts';
 import { apiRouter } from './api/router.ts';
@@ -33,10 +30,13 @@ export interface AppOptions {
   readonly secretKey: string;
   readonly cookieSecure: boolean;
   readonly sessionTtlSeconds: number;
-  readonly authEnabled: boolean;
   readonly catalog: Catalog;
-  readonly sessions: FileSessionStore;
+  readonly sessions: LoginSessions;
   readonly provider: IdentityProvider;
+  /** The nginx check (authz/validate-route.ts), built by the composition root. */
+  readonly validate: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  /** How bearer tokens are verified for the REST API; undefined when the provider accepts none. */
+  readonly bearer: BearerContext | undefined;
   readonly nginxStatus: () => NginxStatusView;
   /** Resolves when nginx has taken (or refused) the newest catalog. */
   readonly nginxSettled: () => Promise<void>;
@@ -45,13 +45,6 @@ export interface AppOptions {
   readonly sealer: { seal(plain: string): string };
   readonly audit: AuditLog;
   readonly log: Logger;
-}
-
-const REALM = 'mcp-gateway';
-
-/** The identity and scopes of every signed-in session in the store. */
-function* signedInSessions(sessions: FileSessionStore): Iterable<{ identity: SessionIdentity; scopes: readonly string[] }> {
-  for (const [, data] of sessions.entries()) if (data.identity && Array.isArray(data.scopes)) yield { identity: data.identity, scopes: data.scopes };
 }
 
 /**
@@ -72,29 +65,14 @@ export function createApp(options: AppOptions): RequestListener {
   app.set('view engine', 'ejs');
   app.set('views', join(import.meta.dirname, 'views'));
 
-  const bearer: BearerContext = {
-    verify: options.provider.bearer ? createBearerVerifier(options.provider.bearer) : undefined,
-    provider: options.provider.name,
-    scopesFor: (groups) => options.mapping.scopesFor(groups),
-    machineScopes: (clientId) => options.mapping.machineScopes(clientId),
-  };
-  const validate = createValidateRoute({
-    catalog: options.catalog,
-    sessions: options.sessions,
-    secret: options.secretKey,
-    authEnabled: options.authEnabled,
-    realm: REALM,
-    bearer,
-    audit: options.audit,
-    log: log.child({ module: 'authz' }),
-  });
+  const { validate } = options;
   const actions = new RegistryActions({
     catalog: options.catalog,
     monitor: options.monitor,
     audit: options.audit,
     publicUrl: options.publicUrl,
     scopesFor: (groups) => options.mapping.scopesFor(groups),
-    signedIn: () => signedInSessions(options.sessions),
+    signedIn: () => options.sessions.signedIn(),
     nginxStatus: options.nginxStatus,
     nginxSettled: options.nginxSettled,
   });
@@ -120,8 +98,8 @@ export function createApp(options: AppOptions): RequestListener {
     }),
   );
   app.use('/static', express.static(join(import.meta.dirname, 'static'), { index: false, maxAge: '5m', setHeaders: (res) => res.set('Cache-Control', 'public, max-age=300') }));
-  app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, scopesFor: (groups) => options.mapping.scopesFor(groups), sealer: options.sealer, log: log.child({ module: 'login' }) }));
-  app.use(API_PREFIX, apiRouter({ actions, bearer: options.provider.bearer ? bearer : undefined, publicUrl: options.publicUrl, realm: REALM, log: log.child({ module: 'api' }) }));
+  app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, sessions: options.sessions, scopesFor: (groups) => options.mapping.scopesFor(groups), sealer: options.sealer, log: log.child({ module: 'login' }) }));
+  app.use(API_PREFIX, apiRouter({ actions, bearer: options.bearer, publicUrl: options.publicUrl, realm: BEARER_REALM, log: log.child({ module: 'api' }) }));
   app.use(pageRoutes({ actions, catalog: options.catalog, nginxStatus: options.nginxStatus }));
   app.use(formRoutes({ actions, catalog: options.catalog, log: log.child({ module: 'web' }) }));
 

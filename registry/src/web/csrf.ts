@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { GatewayError } from '../errors.ts';
-import { constantTimeEqual } from '../identity/demo-users.ts';
+import { constantTimeEqual } from '../crypto/constant-time.ts';
 
 /** The session's CSRF token, created on first use (synchronizer-token pattern). */
 export function csrfToken(req: Request): string {

@@ -103,7 +103,7 @@ export class RegistryActions {
     await this.#o.catalog.setEnabled(name, enabled);
     if (before !== enabled) this.#o.audit.record({ event: 'change', user, server: name, action: enabled ? 'enable' : 'disable' });
     // Enabled state is not in the nginx config (the check answers 503), so nothing to wait for.
-    return { server: this.#summary(p, this.#readable(p, name)), nginx: this.#o.nginxStatus() };
+    return { server: this.#summary(p, this.#readable(p, name)), nginx: this.#nginx(p) };
   }
 
   /** Deletes a server: registry admin only. */
@@ -113,7 +113,7 @@ export class RegistryActions {
     await this.#o.catalog.delete(name, version);
     this.#o.audit.record({ event: 'change', user, server: name, action: 'delete' });
     await this.#o.nginxSettled();
-    return this.#o.nginxStatus();
+    return this.#nginx(p);
   }
 
   /** Signed-in users (one entry per username), for "who can do what". Registry read. */
@@ -185,7 +185,14 @@ export class RegistryActions {
 
   async #changed(p: Principal, name: string): Promise<Change> {
     await this.#o.nginxSettled();
-    return { server: this.#summary(p, this.#readable(p, name)), nginx: this.#o.nginxStatus() };
+    return { server: this.#summary(p, this.#readable(p, name)), nginx: this.#nginx(p) };
+  }
+
+  /** nginx's state, its refused servers narrowed to those whose definitions the caller may see. */
+  #nginx(p: Principal): NginxState {
+    const { refused, ...state } = this.#o.nginxStatus();
+    const visible = Object.entries(refused ?? {}).filter(([name]) => canEditServer(p.scopes, name));
+    return visible.length === 0 ? state : { ...state, refused: Object.fromEntries(visible) };
   }
 
   /** One server as the caller sees it; `tools` when the caller has them already (one snapshot, one filter). */
@@ -200,6 +207,7 @@ export class RegistryActions {
       endpoints: gatewayEndpoints(def, this.#o.publicUrl),
       health: tools.health,
       toolCount: tools.tools.length,
+      ...routing(this.#o.nginxStatus().refused?.[def.name], edit),
       permissions: {
         toggle: canToggleServer(p.scopes, def.name),
         edit,
@@ -247,6 +255,13 @@ export function parseDefinition(input: unknown): ServerDefinition {
     throw new GatewayError('REQUEST_INVALID', `The server definition is not valid: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
   }
   return freezeDefinition(parsed.data);
+}
+
+/** A definition nginx refused is saved but not routed: say so rather than pretend it serves. */
+function routing(refusal: string | undefined, edit: boolean): { routed: boolean; routeError?: string } {
+  if (refusal === undefined) return { routed: true };
+  // The reason names the backend host, which only those who may see the definition see.
+  return edit ? { routed: false, routeError: `nginx refused this server's definition, so it is not routed: ${refusal}` } : { routed: false };
 }
 
 /** Every tool visible: server read or execute (registry read and admin included), not just tool scopes. */

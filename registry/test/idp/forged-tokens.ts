@@ -26,6 +26,9 @@ const FAR_SECONDS = 3600;
  * - `other-idp`: a genuine access token from `other` (its user token when `other` knows `user`,
  *   else its client-credentials token): valid there, foreign here.
  * - `id-token`: the real ID token, presented where an access token is expected.
+ * - `other-application` (cognito, okta): the user's real access token, issued by the same IdP to
+ *   another application (`client_id` / `cid` not the gateway's): same issuer, and at Okta the
+ *   same audience, which every application of the org can get.
  */
 export async function forgeTokens(idp: TestIdp, other: TestIdp, user: string): Promise<Array<{ name: string; token: string }>> {
   const real = await idp.userTokens(user);
@@ -52,6 +55,9 @@ export async function forgeTokens(idp: TestIdp, other: TestIdp, user: string): P
     { name: 'other-idp', token: await tokenFrom(other, user) },
     { name: 'id-token', token: real.idToken },
   ];
+  // Cognito and Okta: the user's genuine token from another application of the same pool / org
+  // (at Okta with the same api://default audience). Keycloak puts the API in `aud` per client.
+  if (idp.profile !== 'generic') forged.push({ name: 'other-application', token: (await idp.userTokens(user, { app: 'other' })).accessToken });
   return forged;
 }
 

@@ -54,6 +54,8 @@ export interface ProfileDefinition {
   readonly loginPath: string;
   readonly gatewayClientId: string;
   readonly m2mClientId: string;
+  /** Another application of the same IdP (authorization code), neither the gateway nor in the mapping. */
+  readonly otherAppClientId: string;
   /** The `aud` of access tokens; undefined where the real IdP puts none (Cognito). */
   readonly audience: string | undefined;
   /** Scopes userTokens asks for (what a correctly configured gateway asks for). */
@@ -107,6 +109,7 @@ function cognitoProfile(): ProfileDefinition {
     loginPath: '/login',
     gatewayClientId: '4gatewaytestclient0000000a',
     m2mClientId: '7machinetestclient0000000b',
+    otherAppClientId: '2otherapptestclient00000c',
     audience: undefined,
     userScope: 'openid email profile',
     m2mScope: 'mcp-gateway/invoke',
@@ -164,6 +167,7 @@ function oktaProfile(): ProfileDefinition {
     loginPath: '/signin',
     gatewayClientId: '0oa1gatewaytest001d7',
     m2mClientId: '0oa1machinetest002d7',
+    otherAppClientId: '0oa1otherapptest03d7',
     audience: 'api://default',
     userScope: 'openid profile email groups offline_access',
     m2mScope: 'mcp:invoke',
@@ -233,6 +237,7 @@ function genericProfile(): ProfileDefinition {
     loginPath: '/realms/test/login-actions/authenticate',
     gatewayClientId: 'mcp-gateway',
     m2mClientId,
+    otherAppClientId: 'other-app',
     audience: 'mcp-gateway',
     userScope: 'openid profile email',
     m2mScope: 'profile email',

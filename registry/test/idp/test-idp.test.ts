@@ -20,8 +20,9 @@ const VERIFY = { algorithms: ['RS256', 'ES256', 'PS256'], clockTolerance: 60 } a
  */
 const NEEDS_PROFILE_RULE: Record<IdpProfile, readonly string[]> = {
   // Cognito access tokens have no aud: the client must be checked, and ID tokens carry token_use: id.
-  cognito: ['wrong-client-id', 'id-token'],
-  okta: [],
+  cognito: ['wrong-client-id', 'id-token', 'other-application'],
+  // Every application of an Okta org can get a token for the same audience: the cid decides.
+  okta: ['other-application'],
   // The gateway's Keycloak client id is the API audience (mcp-gateway), so its ID token has
   // aud mcp-gateway too: only typ (Bearer vs ID) or nonce tells them apart.
   generic: ['id-token'],
@@ -254,7 +255,7 @@ for (const profile of ['cognito', 'okta', 'generic'] as const) {
       const audienceCase = profile === 'cognito' ? 'wrong-client-id' : 'wrong-audience';
       assert.deepEqual(
         forged.map((f) => f.name),
-        ['expired', 'not-yet-valid', 'wrong-issuer', audienceCase, 'alg-none', 'hs256-public-key', 'unknown-kid', 'tampered-payload', 'other-idp', 'id-token'],
+        ['expired', 'not-yet-valid', 'wrong-issuer', audienceCase, 'alg-none', 'hs256-public-key', 'unknown-kid', 'tampered-payload', 'other-idp', 'id-token', ...(profile === 'generic' ? [] : ['other-application'])],
       );
       for (const { name, token } of forged) {
         if (NEEDS_PROFILE_RULE[profile].includes(name)) {

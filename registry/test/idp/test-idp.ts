@@ -39,7 +39,9 @@ export interface TestIdp {
    * cookie jar) as the gateway's client id but with a redirect URI that belongs to the harness,
    * so no gateway is needed and the tokens are exactly what the gateway itself would get.
    */
-  userTokens(username: string): Promise<{ accessToken: string; idToken: string; refreshToken?: string }>;
+  userTokens(username: string, options?: { app?: 'gateway' | 'other' }): Promise<{ accessToken: string; idToken: string; refreshToken?: string }>;
+  /** Another application of the same IdP (client id), whose users' tokens carry the same issuer and audience. */
+  readonly otherAppClientId: string;
   /** The private signing key and its kid, so tests can forge tokens. */
   readonly signingKey: { privateJwk: JsonWebKey & { kid: string }; alg: 'RS256' };
   close(): Promise<void>;
@@ -63,7 +65,7 @@ export async function startTestIdp(profile: IdpProfile, options: { redirectUri: 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const issuer = `${origin}${def.issuerPath}`;
-  const secrets = { gateway: randomBytes(32).toString('base64url'), m2m: randomBytes(32).toString('base64url') };
+  const secrets = { gateway: randomBytes(32).toString('base64url'), m2m: randomBytes(32).toString('base64url'), other: randomBytes(32).toString('base64url') };
   const testRedirectUri = `${origin}${TEST_CALLBACK_PATH}`;
   const provider = new Provider(issuer, providerConfiguration({ def, ttl, users, privateJwk: key.privateJwk, secrets, redirectUris: [options.redirectUri, testRedirectUri] }));
   const publicKey = await importJWK(publicPart(key.privateJwk), 'RS256');
@@ -110,10 +112,12 @@ export async function startTestIdp(profile: IdpProfile, options: { redirectUri: 
       const tokens = await client.clientCredentialsGrant(configurationFor(def.m2mClientId, secrets.m2m), { scope: def.m2mScope });
       return tokens.access_token;
     },
-    async userTokens(username) {
+    otherAppClientId: def.otherAppClientId,
+    async userTokens(username, options = {}) {
       const user = users.byUsername.get(username);
       if (!user) throw new Error(`test IdP: no user ${username}`);
-      return signIn(configurationFor(def.gatewayClientId, secrets.gateway), def.userScope, testRedirectUri, user);
+      const app = options.app === 'other' ? configurationFor(def.otherAppClientId, secrets.other) : configurationFor(def.gatewayClientId, secrets.gateway);
+      return signIn(app, def.userScope, testRedirectUri, user);
     },
     async close() {
       server.closeAllConnections();
@@ -127,7 +131,7 @@ interface ProviderSetup {
   readonly ttl: number;
   readonly users: Users;
   readonly privateJwk: JsonWebKey & { kid: string };
-  readonly secrets: { gateway: string; m2m: string };
+  readonly secrets: { gateway: string; m2m: string; other: string };
   readonly redirectUris: string[];
 }
 
@@ -137,6 +141,8 @@ function providerConfiguration({ def, ttl, users, privateJwk, secrets, redirectU
     clients: [
       { client_id: def.gatewayClientId, client_secret: secrets.gateway, redirect_uris: redirectUris, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], require_auth_time: true },
       { client_id: def.m2mClientId, client_secret: secrets.m2m, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+      // Another application in the same org / pool / realm: its users' tokens have our issuer (and, at Okta, the same api://default audience).
+      { client_id: def.otherAppClientId, client_secret: secrets.other, redirect_uris: redirectUris, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], require_auth_time: true },
     ],
     jwks: { keys: [privateJwk as Record<string, unknown>] } as ProviderConfiguration['jwks'],
     cookies: { keys: [randomBytes(32).toString('base64url')] },

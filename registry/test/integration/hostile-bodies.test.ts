@@ -92,10 +92,13 @@ const CASES: Case[] = [
   { name: 'deep nesting: 32 levels in all (njs parses 31)', body: nested(30), status: 400, code: -32700 },
   { name: 'deep nesting: 100000 levels of arrays', body: nested(100_000), status: 400, code: -32700 },
   { name: 'nesting at the limit (31 levels) is fine', body: nested(29), status: 400, reaches: 'get_stock_aggregates' },
-  { name: 'Mcp-Method header disagrees with the body', body: json(forbidden), headers: { 'mcp-method': 'tools/list' }, status: 400, code: -32600 },
-  { name: 'Mcp-Name header names the allowed tool, body calls another', body: json(forbidden), headers: { 'mcp-method': 'tools/call', 'mcp-name': 'get_stock_aggregates' }, status: 400, code: -32600 },
-  { name: 'Mcp-Name header on a method without a name', body: json({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), headers: { 'mcp-name': 'x' }, status: 400, code: -32600 },
-  { name: 'Mcp-Method header on a batch', body: json([allowed]), headers: { 'mcp-method': 'tools/call' }, status: 400, code: -32600 },
+  { name: 'Mcp-Method header disagrees with the body', body: json(forbidden), headers: { 'mcp-method': 'tools/list' }, status: 400, code: -32020 },
+  { name: 'Mcp-Name header names the allowed tool, body calls another', body: json(forbidden), headers: { 'mcp-method': 'tools/call', 'mcp-name': 'get_stock_aggregates' }, status: 400, code: -32020 },
+  { name: 'Mcp-Name header on a method without a name', body: json({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), headers: { 'mcp-name': 'x' }, status: 400, code: -32020 },
+  { name: 'Mcp-Method header on a batch', body: json([allowed]), headers: { 'mcp-method': 'tools/call' }, status: 400, code: -32020 },
+  { name: 'Mcp-Name in Base64 names the allowed tool, body calls another', body: json(forbidden), headers: { 'mcp-method': 'tools/call', 'mcp-name': `=?base64?${Buffer.from('get_stock_aggregates').toString('base64')}?=` }, status: 400, code: -32020 },
+  { name: 'MCP 2026-07-28 tools/call without Mcp-Name', body: json({ ...forbidden, params: { name: 'print_stuff', _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } }), headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call' }, status: 400, code: -32020 },
+  { name: 'MCP 2026-07-28 batch', body: json([allowed]), headers: { 'mcp-protocol-version': '2026-07-28' }, status: 400, code: -32600 },
   { name: 'Mcp-Method and Mcp-Name that agree', body: json(allowed), headers: { 'mcp-method': 'tools/call', 'mcp-name': 'get_stock_aggregates' }, status: 400, reaches: 'get_stock_aggregates' },
 ];
 

@@ -37,6 +37,8 @@ export const USERS: TestIdpUser[] = [
   { username: 'alice', password: 'alice-pw', groups: ['mcp-server-fininfo'] },
   { username: 'bob', password: 'bob-pw', groups: ['Finance Analysts'] },
   { username: 'carol', password: 'carol-pw', groups: [] },
+  // A person whose chosen name looks like Keycloak's service-account users: still a person.
+  { username: 'service-account-x', password: 'sax-pw', groups: ['mcp-server-fininfo'] },
 ];
 
 /** The mapping file: a group that cannot follow the convention, and the machine client. */
@@ -63,7 +65,7 @@ export async function externalFixture(profile: IdpProfile, backend: RunningMcpSe
     Object.assign(env, { MCP_AUTH_COGNITO_ENDPOINT: idp.origin, MCP_AUTH_COGNITO_REGION: 'us-east-1', MCP_AUTH_COGNITO_USER_POOL_ID: 'us-east-1_TestPool1', MCP_AUTH_COGNITO_CLIENT_ID: idp.clientId, MCP_AUTH_COGNITO_CLIENT_SECRET: idp.clientSecret });
   } else if (profile === 'okta') {
     // Okta issues refresh tokens only for offline_access.
-    Object.assign(env, { MCP_AUTH_OKTA_TENANT_URL: idp.origin, MCP_AUTH_OKTA_CLIENT_ID: idp.clientId, MCP_AUTH_OKTA_CLIENT_SECRET: idp.clientSecret, MCP_AUTH_SCOPES: 'openid profile email offline_access' });
+    Object.assign(env, { MCP_AUTH_OKTA_TENANT_URL: idp.origin, MCP_AUTH_OKTA_CLIENT_ID: idp.clientId, MCP_AUTH_OKTA_CLIENT_SECRET: idp.clientSecret, MCP_AUTH_SCOPES: 'openid profile email offline_access', MCP_AUTH_AUDIENCE: idp.audience! });
   } else {
     // Explicit endpoints: this IdP serves no discovery document.
     Object.assign(env, {
@@ -162,6 +164,14 @@ export function runIdentityProviderContract(
     if (can.userAccessTokens) test('a person\'s own access token as a bearer token gets the scopes of their groups', async () => {
       const token = await fx.userAccessToken!('alice');
       await mcp({ authorization: `Bearer ${token}` }, async (c) => {
+        await c.callTool(printStuff);
+      });
+    });
+
+    if (can.userAccessTokens) test('a person whose username starts with service-account- stays a person: their token gets their groups\' scopes, not a machine client\'s', async () => {
+      const token = await fx.userAccessToken!('service-account-x');
+      await mcp({ authorization: `Bearer ${token}` }, async (c) => {
+        assert.equal((await c.listTools()).tools.length, 4, 'mcp-server-fininfo: every tool');
         await c.callTool(printStuff);
       });
     });

@@ -87,7 +87,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     handle: (a, ctx) => ({ body: { servers: a.list(ctx.principal) } }),
   },
   {
-    method: 'post', path: '/servers', operationId: 'registerServer', summary: 'Register a server (writes <name>.json; nginx routes it before this answers)',
+    method: 'post', path: '/servers', operationId: 'registerServer', summary: 'Register a server (writes <name>.json; answers once nginx took the change: routed false if nginx refused this definition)',
     access: 'mcp:registry:admin', body: definitionBodySchema, status: 201, response: mutationResultSchema, errors: [400, 403, 409],
     handle: async (a, ctx) => {
       const change = await a.register(ctx.principal, user(ctx), ctx.body);

@@ -67,6 +67,8 @@ export const serverSummarySchema = z
     health: healthSchema,
     toolCount: z.number().int().describe('Tools this caller may see: from the backend once a check succeeded, else from the definition.'),
     permissions: permissionsSchema,
+    routed: z.boolean().describe('Whether nginx routes this server now. false: nginx refused its definition (see routeError); fix the definition and it is tried again.'),
+    routeError: z.string().optional().describe('Why nginx refused this server\'s definition, e.g. host not found in upstream "no-such-host.invalid:9000".'),
     version: z.string().describe('Fingerprint of the definition; send it as If-Match to update or delete only what you read.'),
     definition: serverDefinitionSchema.optional().describe('The definition file, backend URL included: for callers with the edit scope only.'),
   })
@@ -99,6 +101,10 @@ export const nginxStateSchema = z
   .object({
     lastAppliedAt: z.string().optional().describe('When nginx last took a new configuration.'),
     lastError: z.string().optional().describe('Why nginx refused the newest configuration; the last good one keeps serving.'),
+    refused: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe('Servers whose definitions nginx refuses on their own (such as a backend host it cannot resolve), by name, with nginx\'s reason. They are left out of the config and not routed; every other server is.'),
   })
   .meta({ id: 'NginxState' });
 

@@ -24,7 +24,7 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
     try {
       const change = await actions.register(principalOf(req), user(req), definitionInputFromForm(values));
       log.info({ user: user(req), server: change.server.name }, 'server registered from the page');
-      done(req, res, `/servers/${change.server.name}`, `${change.server.name} is registered${nginxNote(change.nginx)}.`);
+      done(req, res, `/servers/${change.server.name}`, `${change.server.name} is registered${routeNote(change)}.`);
     } catch (err) {
       if (!invalidForm(err)) throw err;
       res.status(err.status).render('server-form', { ...layout(req, catalog, 'register'), mode: 'register', form: values, errors: fieldErrors(err), version: '' });
@@ -36,7 +36,7 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
     const version = versionOf(req);
     try {
       const change = await actions.update(principalOf(req), user(req), name(req), definitionInputFromForm(values), version);
-      done(req, res, `/servers/${name(req)}`, `${name(req)} is saved${nginxNote(change.nginx)}.`);
+      done(req, res, `/servers/${name(req)}`, `${name(req)} is saved${routeNote(change)}.`);
     } catch (err) {
       if (!invalidForm(err)) throw err;
       res.status(err.status).render('server-form', { ...layout(req, catalog, 'server'), mode: 'edit', form: values, errors: fieldErrors(err), version: version ?? '' });
@@ -79,6 +79,11 @@ function versionOf(req: Request): string | undefined {
 function backTo(req: Request): string {
   const from = typeof req.body?.back === 'string' ? req.body.back : '';
   return /^\/(?:servers\/[a-z0-9-]+)?$/.test(from) ? from : '/';
+}
+
+/** A saved definition nginx refused on its own is not routed: the notice must not say it serves. */
+function routeNote(change: { server: { routed: boolean }; nginx: { lastError?: string } }): string {
+  return change.server.routed ? nginxNote(change.nginx) : ', but nginx refused its definition, so it is not routed (see the server page)';
 }
 
 function nginxNote(nginx: { lastError?: string }, fine = ' and nginx serves it'): string {

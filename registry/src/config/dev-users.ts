@@ -1,5 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { constantTimeEqual } from '../crypto/constant-time.ts';
 
 /** A user of the built-in development identity provider. */
 export interface DemoUser {
@@ -35,13 +35,6 @@ export function authenticateDemoUser(users: readonly DemoUser[], username: strin
   // Compare against something even for unknown users so timing does not reveal who exists.
   const ok = constantTimeEqual(password, user?.password ?? '\0unknown-user');
   return user && ok ? user : undefined;
-}
-
-/** Compares two strings in constant time for their length (hashes first so lengths match). */
-export function constantTimeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb) && a.length === b.length;
 }
 
 const extraUsersSchema = z

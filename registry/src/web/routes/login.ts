@@ -1,8 +1,9 @@
 import express, { type Request, type Response } from 'express';
-import { GatewayError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import { csrfToken, requireCsrf } from '../web/csrf.ts';
-import type { IdentityProvider } from './provider.ts';
+import { GatewayError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import type { LoginSessions } from '../../sessions/login-sessions.ts';
+import { csrfToken, requireCsrf } from '../csrf.ts';
+import type { IdentityProvider } from '../../identity/provider.ts';
 
 export const LOGIN_PATH = '/login';
 export const LOGOUT_PATH = '/logout';
@@ -28,6 +29,8 @@ export interface LoginRouteOptions {
   readonly provider: IdentityProvider;
   readonly publicUrl: string;
   readonly sessionTtlSeconds: number;
+  /** Caps the new session's cookie at its absolute lifetime. */
+  readonly sessions: Pick<LoginSessions, 'limitCookie'>;
   /** Groups -> scopes, with the current mapping file. */
   readonly scopesFor: (groups: readonly string[]) => string[];
   readonly sealer: { seal(plain: string): string };
@@ -35,7 +38,7 @@ export interface LoginRouteOptions {
 }
 
 export function loginRoutes(options: LoginRouteOptions): express.Router {
-  const { provider, publicUrl, sessionTtlSeconds, scopesFor, sealer, log } = options;
+  const { provider, publicUrl, sessionTtlSeconds, sessions, scopesFor, sealer, log } = options;
   const redirectUri = provider.redirectUri;
   const publicHost = new URL(publicUrl).host;
   const router = express.Router();
@@ -75,6 +78,7 @@ export function loginRoutes(options: LoginRouteOptions): express.Router {
     await regenerate(req);
     req.session.cookie.maxAge = sessionTtlSeconds * 1000;
     req.session.identity = { ...identity, groups: [...identity.groups], provider: provider.name };
+    req.session.signedInAt = Date.now();
     req.session.scopes = scopesFor(identity.groups);
     req.session.tokens = {
       sealedRefreshToken: result.refreshToken === undefined ? undefined : sealer.seal(result.refreshToken),
@@ -82,6 +86,7 @@ export function loginRoutes(options: LoginRouteOptions): express.Router {
       issuedAt: Date.now(),
     };
     csrfToken(req);
+    sessions.limitCookie(req);
     await save(req);
     log.info({ user: identity.username, provider: provider.name, groups: identity.groups }, 'signed in');
     res.redirect(pending.returnTo);

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { safeReturnTo } from './login-routes.ts';
+import { safeReturnTo } from './login.ts';
 
-const fixture = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'open-redirects.txt');
+const fixture = join(import.meta.dirname, '..', '..', '..', 'test', 'fixtures', 'open-redirects.txt');
 const hostile = readFileSync(fixture, 'utf8')
   .split('\n')
   .filter((line) => line.trim() !== '' && !line.startsWith('#'))

@@ -1,0 +1,4 @@
+/** The store's contract for the modules that keep state (STYLE.md point 6: export on purpose). */
+export type { Frozen, RecordStore, StoredRecord, SyncRecordReader, WriteOptions, WriteResult } from './record-store.ts';
+export { frozenCopy } from './record-store.ts';
+export { FileRecordStore, type FileRecordStoreOptions } from './file-store.ts';
