@@ -10,6 +10,10 @@
  *
  * The location sets $mcp_server and $mcp_transport as literals from the catalog; nothing here
  * reads the server name from the URI.
+ *
+ * MCP session ids are bound to the principal (registry/src/authz/session-binding.ts): the
+ * check opens the client's sealed id and hands back the backend's; the response filters below
+ * seal the backend's Mcp-Session-Id and the legacy `endpoint` event with the key it sent.
  */
 
 /* njs 0.7.9's JSON.parse refuses 32 levels or more; refuse those bodies first, with a clear message. */
