@@ -87,7 +87,15 @@ export default [
     files: ['registry/src/nginx/render.ts', 'registry/src/nginx/render-server.ts', 'registry/src/nginx/names.ts', 'registry/src/scopes/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: ['node:fs', 'node:fs/promises', 'node:child_process', 'fs', 'child_process'].map((name) => ({ name, message: 'keep decisions and rendering pure: I/O belongs in the adapters' })) }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['node:fs', 'node:fs/promises', 'node:child_process', 'fs', 'child_process'].map((name) => ({
+            name,
+            message: 'keep decisions and rendering pure: I/O belongs in the adapters',
+          })),
+        },
+      ],
     },
   },
   {
@@ -106,7 +114,11 @@ export default [
     files: ['nginx/njs/**/*.js'],
     languageOptions: { parser: undefined, parserOptions: {}, ecmaVersion: 2015, sourceType: 'module' },
     rules: {
-      'no-restricted-syntax': ['error', { selector: 'ObjectPattern, ArrayPattern', message: 'njs 0.7.9 rejects destructuring' }, { selector: 'ClassDeclaration', message: 'keep njs code to functions' }],
+      'no-restricted-syntax': [
+        'error',
+        { selector: 'ObjectPattern, ArrayPattern', message: 'njs 0.7.9 rejects destructuring' },
+        { selector: 'ClassDeclaration', message: 'keep njs code to functions' },
+      ],
       'prefer-const': 'off',
       'no-var': 'off',
     },

@@ -143,7 +143,7 @@ async function runRows(s: Setup, procs: Processes): Promise<Row[]> {
  * ratio, come out 10-20% low even after its own warm-up.
  */
 async function warmUpBackend(s: Setup): Promise<void> {
-  step('warming up the backend: 10 s of row (a)\'s load, not counted');
+  step("warming up the backend: 10 s of row (a)'s load, not counted");
   await measure(await toolCall(`${s.directUrl}/mcp`, {}), { ...load, warmup: 0, duration: 10 });
 }
 

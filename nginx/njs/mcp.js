@@ -25,8 +25,14 @@ var TOOL_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 var DECODER = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /* The body field the Mcp-Name header mirrors, by method (MCP 2026-07-28 and the v2 SDK's tasks extension). */
 var NAMED_METHODS = {
-    'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'resources/subscribe': 'uri', 'resources/unsubscribe': 'uri',
-    'tasks/get': 'taskId', 'tasks/update': 'taskId', 'tasks/cancel': 'taskId'
+    'tools/call': 'name',
+    'prompts/get': 'name',
+    'resources/read': 'uri',
+    'resources/subscribe': 'uri',
+    'resources/unsubscribe': 'uri',
+    'tasks/get': 'taskId',
+    'tasks/update': 'taskId',
+    'tasks/cancel': 'taskId',
 };
 /* The methods whose requests MUST carry Mcp-Name under MCP 2026-07-28 (the spec's table). */
 var NAME_REQUIRED = { 'tools/call': true, 'prompts/get': true, 'resources/read': true };
@@ -159,7 +165,8 @@ function readBody(r, parsed) {
         return bad(400, null, PARSE_ERROR, 'request body is not valid JSON', 'MCP_REQUEST_INVALID');
     }
     var list = Array.isArray(body) ? body : [body];
-    if (list.length === 0 || list.length > MAX_BATCH) return bad(400, null, INVALID_REQUEST, 'a batch holds 1 to ' + MAX_BATCH + ' messages', 'MCP_REQUEST_INVALID');
+    if (list.length === 0 || list.length > MAX_BATCH)
+        return bad(400, null, INVALID_REQUEST, 'a batch holds 1 to ' + MAX_BATCH + ' messages', 'MCP_REQUEST_INVALID');
     for (var i = 0; i < list.length; i++) {
         var entry = classify(list[i]);
         if (typeof entry !== 'string') return bad(400, idOf(list[i]), INVALID_REQUEST, entry.message, 'MCP_REQUEST_INVALID');
@@ -205,7 +212,9 @@ function listenKinds(params) {
         if (value === false || value === null || (Array.isArray(value) && value.length === 0)) continue;
         found[Object.prototype.hasOwnProperty.call(LISTEN_FILTER, keys[i]) ? LISTEN_FILTER[keys[i]] : 'other'] = true;
     }
-    var kinds = LISTEN_ORDER.filter(function (kind) { return found[kind] === true; });
+    var kinds = LISTEN_ORDER.filter(function (kind) {
+        return found[kind] === true;
+    });
     return kinds.length ? kinds.join('+') : 'none';
 }
 
@@ -224,7 +233,12 @@ function checkHeaders(r, body) {
     var name = r.headersIn['Mcp-Name'];
     var version = r.headersIn['MCP-Protocol-Version'];
     if (Array.isArray(body)) {
-        if (isHeaderRevision(version) || body.some(function (m) { return isHeaderRevision(protocolClaim(m)); })) {
+        if (
+            isHeaderRevision(version) ||
+            body.some(function (m) {
+                return isHeaderRevision(protocolClaim(m));
+            })
+        ) {
             return bad(400, null, INVALID_REQUEST, 'MCP ' + FIRST_HEADER_REVISION + ' takes one JSON-RPC message per POST, not a batch', 'MCP_REQUEST_INVALID');
         }
         if (method !== undefined || name !== undefined) return mismatch(null, 'Mcp-Method / Mcp-Name headers cannot describe a batch');
@@ -237,7 +251,8 @@ function checkHeaders(r, body) {
     if (isHeaderRevision(version) || isHeaderRevision(claim)) {
         var request = body.method !== undefined && body.id !== undefined;
         if (request && method === undefined) return mismatch(body, 'the Mcp-Method header is required');
-        if (request && name === undefined && NAME_REQUIRED[body.method] === true && typeof actual === 'string') return mismatch(body, 'the Mcp-Name header is required for ' + body.method);
+        if (request && name === undefined && NAME_REQUIRED[body.method] === true && typeof actual === 'string')
+            return mismatch(body, 'the Mcp-Name header is required for ' + body.method);
     }
     if (method !== undefined && method !== body.method) return mismatch(body, 'Mcp-Method header does not match the body');
     if (name !== undefined) {
@@ -385,7 +400,10 @@ var SSE_TARGET = /^\/(?:[\x21\x24-\x2e\x30-\x7e][\x21\x24-\x7e]{0,1022})?$/;
 function seal(r, kind, value) {
     var key = r.variables.mcp_session_key;
     if (!key) return null;
-    var tag = crypto.createHmac('sha256', Buffer.from(key, 'base64url')).update(kind + '\u0000' + r.variables.mcp_server + '\u0000' + value).digest('base64url');
+    var tag = crypto
+        .createHmac('sha256', Buffer.from(key, 'base64url'))
+        .update(kind + '\u0000' + r.variables.mcp_server + '\u0000' + value)
+        .digest('base64url');
     return Buffer.from(value).toString('base64url') + '.' + tag.slice(0, 22);
 }
 
@@ -395,7 +413,12 @@ function sessionHeaders(r) {
     if (id === undefined) return;
     // The backend echoes the id the client sent on every response of a session: the client's
     // sealed id (which the check just opened to this value for this principal) is the seal.
-    var sealed = id === r.variables.mcp_unsealed_session && r.variables.mcp_session ? r.variables.mcp_session : SESSION_VALUE.test(id) ? seal(r, 'streamable', id) : null;
+    var sealed =
+        id === r.variables.mcp_unsealed_session && r.variables.mcp_session
+            ? r.variables.mcp_session
+            : SESSION_VALUE.test(id)
+              ? seal(r, 'streamable', id)
+              : null;
     if (sealed === null) {
         // Fail closed: a session the gateway cannot bind is not handed out.
         r.error('backend of ' + r.variables.mcp_server + ' sent an Mcp-Session-Id the gateway cannot seal; dropped');
@@ -566,7 +589,11 @@ function filterJson(text, allowed) {
     } catch (e) {
         if (text.indexOf('"tools"') === -1) return text;
         var id = /"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)/.exec(text);
-        return JSON.stringify({ jsonrpc: '2.0', id: id ? JSON.parse(id[1]) : null, error: { code: -32603, message: 'the gateway could not filter this response for your tool scopes' } });
+        return JSON.stringify({
+            jsonrpc: '2.0',
+            id: id ? JSON.parse(id[1]) : null,
+            error: { code: -32603, message: 'the gateway could not filter this response for your tool scopes' },
+        });
     }
     var list = Array.isArray(body) ? body : [body];
     var changed = false;

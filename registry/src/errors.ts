@@ -95,7 +95,12 @@ export function toHttp(err: unknown): HttpError {
   if (err instanceof GatewayError) {
     return {
       status: err.status,
-      body: { error: err.code, message: err.expose ? err.message : 'internal error', ...(err.expose && err.fields ? { fields: err.fields } : {}), ...(err.expose && err.missingScope ? { missing_scope: err.missingScope } : {}) },
+      body: {
+        error: err.code,
+        message: err.expose ? err.message : 'internal error',
+        ...(err.expose && err.fields ? { fields: err.fields } : {}),
+        ...(err.expose && err.missingScope ? { missing_scope: err.missingScope } : {}),
+      },
     };
   }
   return { status: 500, body: { error: 'INTERNAL', message: 'internal error' } };

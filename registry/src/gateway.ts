@@ -89,11 +89,22 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     log: log.child({ module: 'identity' }),
   });
   const sealer = createSealer(config.secretKey);
-  const refresher = new SessionRefresher({ store: sessions, provider, scopesFor: (groups) => mapping.scopesFor(groups), sealer, log: log.child({ module: 'refresh' }) });
+  const refresher = new SessionRefresher({
+    store: sessions,
+    provider,
+    scopesFor: (groups) => mapping.scopesFor(groups),
+    sealer,
+    log: log.child({ module: 'refresh' }),
+  });
 
   // eslint-disable-next-line prefer-const -- assigned once nginx's port is known; the app's closures below read it before that
   let sync: NginxSync | undefined;
-  const monitor = new BackendMonitor({ catalog, intervalMs: config.healthCheck.intervalMs, timeoutMs: config.healthCheck.timeoutMs, log: log.child({ module: 'health' }) });
+  const monitor = new BackendMonitor({
+    catalog,
+    intervalMs: config.healthCheck.intervalMs,
+    timeoutMs: config.healthCheck.timeoutMs,
+    log: log.child({ module: 'health' }),
+  });
   // Credentials: cookies through the session store, bearer tokens through the provider's rules.
   const bearer: BearerContext = {
     verify: provider.bearer ? createBearerVerifier(provider.bearer) : undefined,

@@ -5,7 +5,12 @@ import { createLogger } from './log.ts';
 
 test('secrets never reach the log: tokens, cookies, passwords and the callback query are redacted', () => {
   const lines: string[] = [];
-  const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
   const log = createLogger('info', sink);
   const secret = 'eyJhbGciOiJSUzI1NiJ9.FAKE-TOKEN-VALUE.sig';
   log.info({ req: { method: 'GET', url: `/oauth/callback/dev?code=${secret}&state=s`, headers: { cookie: secret } } }, 'callback');
@@ -19,7 +24,12 @@ test('secrets never reach the log: tokens, cookies, passwords and the callback q
 
 test('error codes are not redacted', () => {
   const lines: string[] = [];
-  const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
   createLogger('info', sink).info({ err: { code: 'AUTH_SCOPE_MISSING' } }, 'denied');
   assert.match(lines.join(''), /AUTH_SCOPE_MISSING/);
 });

@@ -31,7 +31,12 @@ if (process.argv.includes('--check-config')) {
 
 const gateway = await startGateway(config, log).catch((err: unknown) => {
   // Straight to stderr and out: nothing was started, and the logger may not be ready to flush.
-  process.stderr.write(`cannot start:\n${(err as Error).message.split('\n').map((l) => `  ${l}`).join('\n')}\n`);
+  process.stderr.write(
+    `cannot start:\n${(err as Error).message
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n')}\n`,
+  );
   process.exit(1);
 });
 
@@ -45,7 +50,9 @@ if (config.providerType === 'dev') {
 }
 if (config.providerType === 'dev') {
   const secret = process.stdout.isTTY ? devMachineSecret(config.secretKey) : '(derived from SECRET_KEY; run on a terminal to see it)';
-  lines.push(`Machine client (client credentials at ${config.gateway.publicUrl}/idp/token): ${DEV_MACHINE_CLIENT_ID} / ${secret}; its scopes come from MCP_AUTH_SCOPE_MAPPING_FILE`);
+  lines.push(
+    `Machine client (client credentials at ${config.gateway.publicUrl}/idp/token): ${DEV_MACHINE_CLIENT_ID} / ${secret}; its scopes come from MCP_AUTH_SCOPE_MAPPING_FILE`,
+  );
 }
 lines.push(`MCP endpoints: ${config.gateway.publicUrl}/api/streamable/<server>  and  ${config.gateway.publicUrl}/api/execute/<server>/sse`);
 lines.push(`REST API: ${config.gateway.publicUrl}/api/registry/ (described at ${config.gateway.publicUrl}/api/registry/openapi.json)`);

@@ -57,7 +57,12 @@ export async function openMcpSession(url: string, auth: Record<string, string>):
   const post = (body: unknown, headers: Record<string, string>) =>
     fetch(url, { method: 'POST', headers: { ...MCP_HEADERS, ...auth, ...headers }, body: JSON.stringify(body) });
   const init = await post(
-    { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'bench', version: '0' } } },
+    {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'bench', version: '0' } },
+    },
     {},
   );
   const initText = await init.text();
@@ -72,7 +77,8 @@ export async function openMcpSession(url: string, auth: Record<string, string>):
 
   const call = await post(JSON.parse(TOOL_CALL_BODY.replace('[<id>]', 'check')), headers);
   const answer = jsonRpcMessage(await call.text()) as { result?: { isError?: boolean }; error?: unknown };
-  if (call.status !== 200 || !answer.result || answer.result.isError) throw new Error(`tools/call at ${url} answered ${call.status}: ${JSON.stringify(answer).slice(0, 300)}`);
+  if (call.status !== 200 || !answer.result || answer.result.isError)
+    throw new Error(`tools/call at ${url} answered ${call.status}: ${JSON.stringify(answer).slice(0, 300)}`);
   return headers;
 }
 

@@ -84,8 +84,6 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-
-
 /** Polls `url` until it answers 200; fails early when `child` exits, and after `ms`. */
 export async function waitForHttp(url: string, child: ChildProcess, ms: number): Promise<void> {
   const start = Date.now();

@@ -39,11 +39,15 @@ export function targetLines(rows: readonly Row[]): string[] {
   for (const row of rows.filter((r) => r.row === 'b' || r.row === 'c')) {
     if (row.ratio === undefined || row.addedP50 === undefined) continue;
     lines.push(`(${row.row}) requests/s ${fmt(row.ratio, 2)} x direct (target >= ${TARGETS.ratio}): ${row.ratio >= TARGETS.ratio ? 'met' : 'NOT met'}`);
-    lines.push(`(${row.row}) added p50 ${fmt(row.addedP50, 2)} ms (target <= ${TARGETS.addedP50Ms}): ${row.addedP50 <= TARGETS.addedP50Ms ? 'met' : 'NOT met'}`);
+    lines.push(
+      `(${row.row}) added p50 ${fmt(row.addedP50, 2)} ms (target <= ${TARGETS.addedP50Ms}): ${row.addedP50 <= TARGETS.addedP50Ms ? 'met' : 'NOT met'}`,
+    );
   }
   const validate = rows.find((r) => r.row === 'e');
   if (validate) {
-    lines.push(`(e) /auth/validate ${fmt(validate.rps, 0)} checks/s (target >= ${TARGETS.validateChecksPerSecond}): ${validate.rps >= TARGETS.validateChecksPerSecond ? 'met' : 'NOT met'}`);
+    lines.push(
+      `(e) /auth/validate ${fmt(validate.rps, 0)} checks/s (target >= ${TARGETS.validateChecksPerSecond}): ${validate.rps >= TARGETS.validateChecksPerSecond ? 'met' : 'NOT met'}`,
+    );
   }
   const failed = rows.filter((r) => r.non2xx + r.errors > 0).map((r) => `(${r.row})`);
   lines.push(`non-2xx + errors: ${failed.length === 0 ? 'zero in every row (target: zero): met' : `in ${failed.join(' ')} (target: zero): NOT met`}`);
@@ -126,7 +130,8 @@ export function summary(root: string, load: LoadOptions, rows: readonly Row[]): 
     cpuTable(rows),
   ];
   const busy = rows.filter((r) => (r.cpu?.['other'] ?? 0) > 0.15).map((r) => `(${r.row})`);
-  if (busy.length > 0) out.push(`warning: other processes used CPU during ${busy.join(' ')} (column "other"); those numbers are low, re-run on an idle machine`);
+  if (busy.length > 0)
+    out.push(`warning: other processes used CPU during ${busy.join(' ')} (column "other"); those numbers are low, re-run on an idle machine`);
   const toggled = rows.find((r) => r.row === 'f')?.notes;
   if (toggled) out.push(`(f): ${toggled['catalogToggles']} catalog rewrites, ${toggled['nginxReloads']} nginx reloads during the measured run`);
   return `${out.join('\n')}\n`;
@@ -136,8 +141,22 @@ export function summary(root: string, load: LoadOptions, rows: readonly Row[]): 
 export function writeResults(root: string, load: LoadOptions, rows: readonly Row[], startedAt: Date): string {
   const dir = join(root, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(':', '-')}.json`);
-  const body = { startedAt: startedAt.toISOString(), code: codeInfo(root), machine: machineInfo(), load: { ...load, pipelining: 1 }, targets: TARGETS, rows, verdict: targetLines(rows) };
+  const file = join(
+    dir,
+    `${startedAt
+      .toISOString()
+      .replace(/\.\d+Z$/, 'Z')
+      .replaceAll(':', '-')}.json`,
+  );
+  const body = {
+    startedAt: startedAt.toISOString(),
+    code: codeInfo(root),
+    machine: machineInfo(),
+    load: { ...load, pipelining: 1 },
+    targets: TARGETS,
+    rows,
+    verdict: targetLines(rows),
+  };
   writeFileSync(file, `${JSON.stringify(body, null, 2)}\n`);
   return file;
 }

@@ -68,7 +68,10 @@ for (const [name, makeTransport] of Object.entries(transports)) {
     test('reports the tools/call body to the onRequest hook', () => {
       const calls = received.filter((r) => r.method === 'POST' && isToolCall(r.body, 'Mars/Olympus'));
       const path = name === 'Streamable HTTP' ? '/mcp' : '/messages';
-      assert.ok(calls.some((r) => r.path === path), `expected a tools/call POST to ${path}`);
+      assert.ok(
+        calls.some((r) => r.path === path),
+        `expected a tools/call POST to ${path}`,
+      );
     });
   });
 }

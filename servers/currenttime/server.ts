@@ -18,10 +18,7 @@ export function buildServer(): McpServer {
       title: 'Current time by time zone',
       description: 'Returns the current date and time in the given IANA time zone.',
       inputSchema: {
-        tz_name: z
-          .string()
-          .default(DEFAULT_TIME_ZONE)
-          .describe('IANA time zone name such as "America/New_York" or "Europe/Berlin"'),
+        tz_name: z.string().default(DEFAULT_TIME_ZONE).describe('IANA time zone name such as "America/New_York" or "Europe/Berlin"'),
       },
       annotations: { readOnlyHint: true, openWorldHint: false },
     },

@@ -75,7 +75,10 @@ for (const transport of ['streamable-http', 'sse'] as const) {
     test('lists its static resources on one page and reads one', async () => {
       const page = await client.listResources();
       assert.equal(page.nextCursor, undefined, 'this version does not page resources/list');
-      assert.ok(page.resources.some((r) => r.uri === STATIC_RESOURCE), `missing ${STATIC_RESOURCE}`);
+      assert.ok(
+        page.resources.some((r) => r.uri === STATIC_RESOURCE),
+        `missing ${STATIC_RESOURCE}`,
+      );
       const { contents } = await client.readResource({ uri: STATIC_RESOURCE });
       assert.equal(contents[0]?.uri, STATIC_RESOURCE);
       assert.ok(contents[0] && 'text' in contents[0] && contents[0].text.length > 0);
@@ -90,7 +93,10 @@ for (const transport of ['streamable-http', 'sse'] as const) {
       const { prompts } = await client.listPrompts();
       const args = prompts.find((p) => p.name === 'args-prompt')?.arguments?.map((a) => [a.name, a.required]);
       assert.ok(prompts.some((p) => p.name === 'simple-prompt'));
-      assert.deepEqual(args, [['city', true], ['state', false]]);
+      assert.deepEqual(args, [
+        ['city', true],
+        ['state', false],
+      ]);
       const simple = await client.getPrompt({ name: 'simple-prompt' });
       assert.deepEqual(simple.messages[0]?.content, { type: 'text', text: 'This is a simple prompt without arguments.' });
       const withArgs = await client.getPrompt({ name: 'args-prompt', arguments: { city: 'Lisbon' } });

@@ -101,7 +101,6 @@ export async function startEverything(options: { transport: EverythingTransport 
   return { url: `http://127.0.0.1:${port}`, port, paths: { [options.transport]: path }, close };
 }
 
-
 async function waitForPort(port: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {

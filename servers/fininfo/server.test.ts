@@ -72,7 +72,10 @@ for (const [name, makeTransport] of Object.entries(transports)) {
       assert.equal(body.ticker, 'AAPL');
       assert.deepEqual([body.from, body.to], [DEFAULT_FROM, DEFAULT_TO]);
       // 2025-01-02 is a Thursday: Thu, Fri, (weekend), Mon, Tue, Wed.
-      assert.deepEqual(body.results.map((r) => r.date), ['2025-01-02', '2025-01-03', '2025-01-06', '2025-01-07', '2025-01-08']);
+      assert.deepEqual(
+        body.results.map((r) => r.date),
+        ['2025-01-02', '2025-01-03', '2025-01-06', '2025-01-07', '2025-01-08'],
+      );
     });
 
     test('get_stock_aggregates answers a malformed date with a tool error naming the field', async () => {
@@ -102,7 +105,10 @@ for (const [name, makeTransport] of Object.entries(transports)) {
 
     test('reads the fininfo://tickers resource', async () => {
       const { resources } = await client.listResources();
-      assert.deepEqual(resources.map((r) => r.uri), [TICKERS_RESOURCE_URI]);
+      assert.deepEqual(
+        resources.map((r) => r.uri),
+        [TICKERS_RESOURCE_URI],
+      );
       const { contents } = await client.readResource({ uri: TICKERS_RESOURCE_URI });
       const text = contents[0] && 'text' in contents[0] ? contents[0].text : '';
       const tickers = (JSON.parse(text) as { ticker: string }[]).map((t) => t.ticker);
@@ -111,7 +117,10 @@ for (const [name, makeTransport] of Object.entries(transports)) {
 
     test('gets the analyze_ticker prompt with its required ticker argument', async () => {
       const { prompts } = await client.listPrompts();
-      assert.deepEqual(prompts.map((p) => [p.name, p.arguments?.map((a) => [a.name, a.required])]), [[ANALYZE_TICKER_PROMPT, [['ticker', true]]]]);
+      assert.deepEqual(
+        prompts.map((p) => [p.name, p.arguments?.map((a) => [a.name, a.required])]),
+        [[ANALYZE_TICKER_PROMPT, [['ticker', true]]]],
+      );
       const prompt = await client.getPrompt({ name: ANALYZE_TICKER_PROMPT, arguments: { ticker: 'nvda' } });
       const content = prompt.messages[0]?.content;
       assert.equal(content?.type, 'text');

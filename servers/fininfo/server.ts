@@ -157,7 +157,13 @@ export type MarketStatus = { market: 'open' | 'closed'; exchanges: { XNYS: 'open
 
 /** Open on weekdays from 09:30 to 16:00 New York time (holidays ignored). */
 export function marketStatus(now: Date): MarketStatus {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone: 'America/New_York', weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(now);
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: 'America/New_York',
+    weekday: 'short',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(now);
   const part = (type: Intl.DateTimeFormatPartTypes): string => parts.find((p) => p.type === type)?.value ?? '';
   const minutes = Number(part('hour')) * 60 + Number(part('minute'));
   const weekday = !['Sat', 'Sun'].includes(part('weekday'));

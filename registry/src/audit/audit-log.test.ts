@@ -3,22 +3,60 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAuditLog, queryAudit, SEED_WINDOW_BYTES, type AccessAuditEntry, type AuditEntry, type ChangeAuditEntry, type TimedAuditEntry } from './audit-log.ts';
+import {
+  createAuditLog,
+  queryAudit,
+  SEED_WINDOW_BYTES,
+  type AccessAuditEntry,
+  type AuditEntry,
+  type ChangeAuditEntry,
+  type TimedAuditEntry,
+} from './audit-log.ts';
 
 test('writes one JSON line per decision with a time, and nothing else', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mcpgw-audit-'));
   dirs.push(dir);
   const file = join(dir, 'sub', 'audit.log');
   const audit = createAuditLog(file);
-  audit.record({ event: 'access', requestId: 'r1', user: 'alice', server: 'fininfo', transport: 'sse', method: 'tools/call', tool: 'print_stuff', messages: 1, decision: 'deny', status: 403, missingScope: 'mcp:server:fininfo:tool:print_stuff:execute', reason: 'scope-missing' });
+  audit.record({
+    event: 'access',
+    requestId: 'r1',
+    user: 'alice',
+    server: 'fininfo',
+    transport: 'sse',
+    method: 'tools/call',
+    tool: 'print_stuff',
+    messages: 1,
+    decision: 'deny',
+    status: 403,
+    missingScope: 'mcp:server:fininfo:tool:print_stuff:execute',
+    reason: 'scope-missing',
+  });
   audit.record({ event: 'change', user: 'operator', server: 'fininfo', action: 'disable' });
   await audit.close();
-  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines.length, 2);
   assert.match(String(lines[0]?.['time']), /^\d{4}-\d\d-\d\dT/);
   assert.equal(lines[0]?.['missingScope'], 'mcp:server:fininfo:tool:print_stuff:execute');
   assert.equal(lines[1]?.['action'], 'disable');
-  assert.deepEqual(Object.keys(lines[0] ?? {}).sort(), ['decision', 'event', 'messages', 'method', 'missingScope', 'reason', 'requestId', 'server', 'status', 'time', 'tool', 'transport', 'user']);
+  assert.deepEqual(Object.keys(lines[0] ?? {}).sort(), [
+    'decision',
+    'event',
+    'messages',
+    'method',
+    'missingScope',
+    'reason',
+    'requestId',
+    'server',
+    'status',
+    'time',
+    'tool',
+    'transport',
+    'user',
+  ]);
 });
 
 const dirs: string[] = [];
@@ -31,7 +69,20 @@ function tempFile(): string {
   return join(dir, 'audit.log');
 }
 function access(user: string, server: string, decision: 'allow' | 'deny', tool = 't'): AccessAuditEntry {
-  return { event: 'access', requestId: undefined, user, server, transport: 'streamable-http', method: 'tools/call', tool, messages: 1, decision, status: decision === 'allow' ? 200 : 403, missingScope: undefined, reason: undefined };
+  return {
+    event: 'access',
+    requestId: undefined,
+    user,
+    server,
+    transport: 'streamable-http',
+    method: 'tools/call',
+    tool,
+    messages: 1,
+    decision,
+    status: decision === 'allow' ? 200 : 403,
+    missingScope: undefined,
+    reason: undefined,
+  };
 }
 function change(user: string, server: string, action: ChangeAuditEntry['action'] = 'update'): ChangeAuditEntry {
   return { event: 'change', user, server, action };
@@ -55,7 +106,10 @@ describe('the recent entries in memory', () => {
     assert.deepEqual(tools(audit.recent()), ['register:a', 't7', 't6']);
     const newest = audit.recent({ limit: 1 })[0];
     await audit.close();
-    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines.length, 8);
     assert.equal(newest?.time, lines[7]?.['time']);
     assert.equal(lines[7]?.['action'], 'register');
@@ -127,7 +181,11 @@ describe('queryAudit', () => {
     assert.deepEqual(tools(queryAudit(entries, { user: 'alice', event: 'access' })), ['a2', 'a1']);
     assert.deepEqual(tools(queryAudit(entries, { user: 'bob', decision: 'allow', visibleServer: (s) => s !== 'hr' })), []);
     assert.deepEqual(tools(queryAudit(entries, { server: 'hr', visibleServer: (s) => s === 'fin' })), [], 'the permission filter wins over an asked server');
-    assert.deepEqual(tools(queryAudit(entries, { visibleServer: (s) => s === 'fin', limit: 2 })), ['disable:fin', 'b1'], 'the limit counts visible entries only');
+    assert.deepEqual(
+      tools(queryAudit(entries, { visibleServer: (s) => s === 'fin', limit: 2 })),
+      ['disable:fin', 'b1'],
+      'the limit counts visible entries only',
+    );
   });
 
   test('the permission filter sees only servers, and is asked before the others', () => {
@@ -159,7 +217,10 @@ describe('seeding from the file on start', () => {
     const before = first.recent();
     await first.close();
     const second = createAuditLog(file);
-    assert.deepEqual(second.recent(), before.map((e) => JSON.parse(JSON.stringify(e)) as unknown));
+    assert.deepEqual(
+      second.recent(),
+      before.map((e) => JSON.parse(JSON.stringify(e)) as unknown),
+    );
     assert.deepEqual(tools(second.recent({ decision: 'deny' })), ['old1']);
     second.record(access('carol', 'hr', 'allow', 'new1'));
     assert.deepEqual(tools(second.recent()), ['new1', 'old2', 'enable:fin', 'old1']);
@@ -172,22 +233,25 @@ describe('seeding from the file on start', () => {
   test('skips lines that are not entries, and a cut last line', async () => {
     const file = tempFile();
     const good = (tool: string, i: number): string => JSON.stringify(timed(access('alice', 'fin', 'allow', tool), i));
-    writeFileSync(file, [
-      good('g1', 1),
-      '{"event":"access","user":"alice","server":"fin"', // corrupt
-      '[]',
-      'null',
-      '42',
-      '"text"',
-      JSON.stringify({ event: 'access', user: 'alice', server: 'fin', decision: 'allow' }), // no time
-      JSON.stringify({ event: 'access', user: 'alice', server: 'fin', time: 12 }), // time not a string
-      JSON.stringify({ event: 'login', user: 'alice', server: 'fin', time: '2025-01-01T00:00:00.000Z' }),
-      JSON.stringify({ level: 30, time: '2025-01-01T00:00:00.000Z', msg: 'a log line' }),
-      '',
-      JSON.stringify(timed(change('op', 'fin', 'delete'), 2)),
-      good('g2', 3),
-      good('cut', 4).slice(0, 40), // a crash mid-write: no newline, half a line
-    ].join('\n'));
+    writeFileSync(
+      file,
+      [
+        good('g1', 1),
+        '{"event":"access","user":"alice","server":"fin"', // corrupt
+        '[]',
+        'null',
+        '42',
+        '"text"',
+        JSON.stringify({ event: 'access', user: 'alice', server: 'fin', decision: 'allow' }), // no time
+        JSON.stringify({ event: 'access', user: 'alice', server: 'fin', time: 12 }), // time not a string
+        JSON.stringify({ event: 'login', user: 'alice', server: 'fin', time: '2025-01-01T00:00:00.000Z' }),
+        JSON.stringify({ level: 30, time: '2025-01-01T00:00:00.000Z', msg: 'a log line' }),
+        '',
+        JSON.stringify(timed(change('op', 'fin', 'delete'), 2)),
+        good('g2', 3),
+        good('cut', 4).slice(0, 40), // a crash mid-write: no newline, half a line
+      ].join('\n'),
+    );
     const audit = createAuditLog(file);
     assert.deepEqual(tools(audit.recent()), ['g2', 'delete:fin', 'g1']);
     audit.record(access('alice', 'fin', 'allow', 'g3'));

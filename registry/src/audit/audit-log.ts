@@ -199,5 +199,7 @@ function readTail(file: string, keep: number): TimedAuditEntry[] {
 function isTimedEntry(value: unknown): value is TimedAuditEntry {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const v = value as Record<string, unknown>;
-  return (v['event'] === 'access' || v['event'] === 'change') && typeof v['time'] === 'string' && typeof v['user'] === 'string' && typeof v['server'] === 'string';
+  return (
+    (v['event'] === 'access' || v['event'] === 'change') && typeof v['time'] === 'string' && typeof v['user'] === 'string' && typeof v['server'] === 'string'
+  );
 }

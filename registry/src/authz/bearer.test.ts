@@ -26,7 +26,14 @@ test('verifies a token once and answers repeats from memory until it expires; fo
       isMachine: isServiceAccountToken,
     });
     const sign = (claims: Record<string, unknown>, exp: string | number) =>
-      new SignJWT({ azp: 'c1', groups: ['g'], ...claims }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setIssuer('https://idp.test').setAudience('mcp-gateway').setSubject('u1').setIssuedAt().setExpirationTime(exp).sign(privateKey);
+      new SignJWT({ azp: 'c1', groups: ['g'], ...claims })
+        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+        .setIssuer('https://idp.test')
+        .setAudience('mcp-gateway')
+        .setSubject('u1')
+        .setIssuedAt()
+        .setExpirationTime(exp)
+        .sign(privateKey);
     const token = await sign({}, '5m');
     for (let i = 0; i < 3; i++) assert.equal((await verify(token)).ok, true);
     assert.equal(jwksFetches, 1);
@@ -42,7 +49,7 @@ test('verifies a token once and answers repeats from memory until it expires; fo
   }
 });
 
-test('machine or person is decided by the provider\'s claim rule, never by a username prefix a person could choose', async () => {
+test("machine or person is decided by the provider's claim rule, never by a username prefix a person could choose", async () => {
   const { publicKey, privateKey } = await generateKeyPair('RS256');
   const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] };
   const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks))).listen(0, '127.0.0.1');
@@ -58,12 +65,30 @@ test('machine or person is decided by the provider\'s claim rule, never by a use
     };
     const verify = createBearerVerifier(rules);
     const sign = (claims: Record<string, unknown>) =>
-      new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'k1', typ: 'JWT' }).setIssuer(rules.issuer).setAudience('mcp-gateway').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: 'RS256', kid: 'k1', typ: 'JWT' })
+        .setIssuer(rules.issuer)
+        .setAudience('mcp-gateway')
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(privateKey);
     const cases: Array<[string, Record<string, unknown>, boolean]> = [
-      ['Keycloak service account (client_id claim)', { sub: 'f3c1-uuid', azp: 'mcp-m2m', client_id: 'mcp-m2m', preferred_username: 'service-account-mcp-m2m' }, true],
-      ['Keycloak before the client_id rename (clientId claim)', { sub: 'f3c2-uuid', azp: 'mcp-m2m', clientId: 'mcp-m2m', preferred_username: 'service-account-mcp-m2m' }, true],
+      [
+        'Keycloak service account (client_id claim)',
+        { sub: 'f3c1-uuid', azp: 'mcp-m2m', client_id: 'mcp-m2m', preferred_username: 'service-account-mcp-m2m' },
+        true,
+      ],
+      [
+        'Keycloak before the client_id rename (clientId claim)',
+        { sub: 'f3c2-uuid', azp: 'mcp-m2m', clientId: 'mcp-m2m', preferred_username: 'service-account-mcp-m2m' },
+        true,
+      ],
       ['RFC 9068 client credentials (sub is the client)', { sub: 'mcp-m2m', azp: 'mcp-m2m' }, true],
-      ['a person named service-account-x', { sub: 'a1b2-uuid', azp: 'mcp-gateway', preferred_username: 'service-account-x', groups: ['mcp-server-fininfo'] }, false],
+      [
+        'a person named service-account-x',
+        { sub: 'a1b2-uuid', azp: 'mcp-gateway', preferred_username: 'service-account-x', groups: ['mcp-server-fininfo'] },
+        false,
+      ],
       ['a person whose email starts with service-account-', { sub: 'a1b3-uuid', azp: 'mcp-gateway', email: 'service-account-y@example.test' }, false],
       ['a person with client_id naming another client', { sub: 'a1b4-uuid', azp: 'mcp-gateway', client_id: 'mcp-m2m' }, false],
     ];

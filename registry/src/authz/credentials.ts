@@ -11,8 +11,7 @@ export interface Principal {
 }
 
 export type CredentialResult =
-  | { ok: true; principal: Principal }
-  | { ok: false; reason: 'no-credentials' | 'session-invalid' | 'token-invalid' | 'token-malformed'; detail?: string };
+  { ok: true; principal: Principal } | { ok: false; reason: 'no-credentials' | 'session-invalid' | 'token-invalid' | 'token-malformed'; detail?: string };
 
 /**
  * Reads sessions synchronously from memory (the file record store keeps them there), so the

@@ -9,7 +9,9 @@ describe('parseMessagesHeader', () => {
       { kind: 'request', method: 'tools/call', tool: 'get_time' },
       { kind: 'response' },
     ]);
-    assert.deepEqual(parseMessagesHeader('subscriptions/listen tools+resources'), [{ kind: 'request', method: 'subscriptions/listen', listen: ['tools', 'resources'] }]);
+    assert.deepEqual(parseMessagesHeader('subscriptions/listen tools+resources'), [
+      { kind: 'request', method: 'subscriptions/listen', listen: ['tools', 'resources'] },
+    ]);
     assert.deepEqual(parseMessagesHeader('subscriptions/listen none'), [{ kind: 'request', method: 'subscriptions/listen', listen: [] }]);
     assert.deepEqual(parseMessagesHeader('subscriptions/listen other'), [{ kind: 'request', method: 'subscriptions/listen', listen: ['other'] }]);
     assert.deepEqual(parseMessagesHeader('-'), []);

@@ -65,7 +65,18 @@ describe('seal and open', () => {
   test('refuses garbled, truncated, padded, non-canonical and oversized ids as malformed', () => {
     const sealed = binding.seal('streamable', 'svc', 'b-1', alice);
     const [body = '', tag = ''] = sealed.split('.');
-    for (const bad of ['', '.', 'b-1', sealed.slice(0, -1), `${sealed}A`, `${body}=.${tag}`, `${body}.${tag}.x`, `${body} .${tag}`, `${'A'.repeat(2000)}.${tag}`, `${Buffer.from('a\nb').toString('base64url')}.${tag}`]) {
+    for (const bad of [
+      '',
+      '.',
+      'b-1',
+      sealed.slice(0, -1),
+      `${sealed}A`,
+      `${body}=.${tag}`,
+      `${body}.${tag}.x`,
+      `${body} .${tag}`,
+      `${'A'.repeat(2000)}.${tag}`,
+      `${Buffer.from('a\nb').toString('base64url')}.${tag}`,
+    ]) {
       const opened = binding.open('streamable', 'svc', bad, alice);
       assert.equal(opened.ok, false, JSON.stringify(bad));
     }

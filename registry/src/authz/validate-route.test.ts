@@ -13,8 +13,22 @@ import { createValidateRoute } from './validate-route.ts';
 
 const SECRET = 'unit-test-secret-unit-test-secret-000';
 const sessions = new Map<string, SessionData>([
-  ['sid-other', { cookie: { originalMaxAge: 1000 }, identity: { sub: 'u-2', username: 'other', groups: [], provider: 'dev' }, scopes: ['mcp:server:svc:execute'] } as unknown as SessionData],
-  ['sid-user', { cookie: { originalMaxAge: 1000 }, identity: { sub: 'u-1', username: 'user\r\nX-Injected: 1', groups: [], provider: 'dev' }, scopes: ['mcp:server:svc:execute'] } as unknown as SessionData],
+  [
+    'sid-other',
+    {
+      cookie: { originalMaxAge: 1000 },
+      identity: { sub: 'u-2', username: 'other', groups: [], provider: 'dev' },
+      scopes: ['mcp:server:svc:execute'],
+    } as unknown as SessionData,
+  ],
+  [
+    'sid-user',
+    {
+      cookie: { originalMaxAge: 1000 },
+      identity: { sub: 'u-1', username: 'user\r\nX-Injected: 1', groups: [], provider: 'dev' },
+      scopes: ['mcp:server:svc:execute'],
+    } as unknown as SessionData,
+  ],
 ]);
 const catalog = { get: (name: string) => (name === 'svc' ? ({ name: 'svc', enabled: true } as never) : undefined) };
 
@@ -23,7 +37,18 @@ const audit = { record: (e: AuditEntry) => void audited.push(e), flush: async ()
 
 async function serve(authEnabled: boolean): Promise<{ url: string; server: Server }> {
   const app = express();
-  app.all(VALIDATE_PATH, createValidateRoute({ catalog, sessions: { peek: (sid) => sessions.get(sid) }, secret: SECRET, authEnabled, realm: 'mcp-gateway', audit, log: createLogger('silent') }));
+  app.all(
+    VALIDATE_PATH,
+    createValidateRoute({
+      catalog,
+      sessions: { peek: (sid) => sessions.get(sid) },
+      secret: SECRET,
+      authEnabled,
+      realm: 'mcp-gateway',
+      audit,
+      log: createLogger('silent'),
+    }),
+  );
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
@@ -90,12 +115,17 @@ describe('the check endpoint', () => {
 
   test('every decision is audited with user, server, method, tool, decision and missing scope', async () => {
     audited.length = 0;
-    await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-user'), 'x-request-id': 'req-7', 'x-mcp-transport': 'streamable-http', ...call } });
+    await fetch(`${on.url}${VALIDATE_PATH}`, {
+      headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-user'), 'x-request-id': 'req-7', 'x-mcp-transport': 'streamable-http', ...call },
+    });
     await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', ...call } });
-    assert.deepEqual(audited.map((e) => e.event === 'access' && [e.requestId, e.user, e.server, e.transport, e.method, e.tool, e.decision, e.status]), [
-      ['req-7', 'user\r\nX-Injected: 1', 'svc', 'streamable-http', 'tools/call', 'get_time', 'allow', 200],
-      [undefined, '', 'svc', undefined, 'tools/call', 'get_time', 'deny', 401],
-    ]);
+    assert.deepEqual(
+      audited.map((e) => e.event === 'access' && [e.requestId, e.user, e.server, e.transport, e.method, e.tool, e.decision, e.status]),
+      [
+        ['req-7', 'user\r\nX-Injected: 1', 'svc', 'streamable-http', 'tools/call', 'get_time', 'allow', 200],
+        [undefined, '', 'svc', undefined, 'tools/call', 'get_time', 'deny', 401],
+      ],
+    );
   });
 
   describe('MCP sessions', () => {
@@ -104,7 +134,7 @@ describe('the check endpoint', () => {
     const check = (sid: string, headers: Record<string, string>) =>
       fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie(sid), ...call, ...headers } });
 
-    test('a 200 carries the principal\'s sealing key; a session sealed to it opens to the backend id', async () => {
+    test("a 200 carries the principal's sealing key; a session sealed to it opens to the backend id", async () => {
       const sealed = binding.seal('streamable', 'svc', 'backend-1', userKey);
       const res = await check('sid-user', { 'x-mcp-transport': 'streamable-http', 'x-mcp-session': sealed });
       assert.equal(res.status, 200);
@@ -137,7 +167,9 @@ describe('the check endpoint', () => {
 
     test('with auth disabled, sessions bind to the one anonymous principal', async () => {
       const anonymous = binding.keyFor('["anonymous"]');
-      const res = await fetch(`${off.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', ...call, 'x-mcp-session': binding.seal('streamable', 'svc', 'b', anonymous) } });
+      const res = await fetch(`${off.url}${VALIDATE_PATH}`, {
+        headers: { 'x-mcp-server': 'svc', ...call, 'x-mcp-session': binding.seal('streamable', 'svc', 'b', anonymous) },
+      });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('x-mcp-backend-session'), 'b');
     });

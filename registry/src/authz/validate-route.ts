@@ -121,7 +121,8 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
     const server = catalog.get(serverName);
     const decision = decideAccess({ scopes: principal.scopes, server: server && { name: server.name, enabled: server.enabled }, messages });
     const user = principal.identity;
-    if (log.isLevelEnabled('debug')) log.debug({ requestId, server: serverName, user: user.username, messages: header(req, MESSAGES_HEADER), decision }, 'auth check');
+    if (log.isLevelEnabled('debug'))
+      log.debug({ requestId, server: serverName, user: user.username, messages: header(req, MESSAGES_HEADER), decision }, 'auth check');
     let status: number = decision.allow ? 200 : decision.status;
     let reason: string | undefined = decision.allow ? undefined : decision.reason;
     const headers: Record<string, string> = {};
@@ -147,7 +148,7 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
         if (decision.toolFilter) headers[TOOL_FILTER_HEADER] = JSON.stringify(decision.toolFilter);
       } else {
         headers[SESSION_UNKNOWN_HEADER] = '1';
-        log.info({ requestId, server: serverName, user: user.username, reason }, 'auth check: MCP session is not this principal\'s');
+        log.info({ requestId, server: serverName, user: user.username, reason }, "auth check: MCP session is not this principal's");
       }
     } else if (decision.missingScope) {
       headers[MISSING_SCOPE_HEADER] = headerValue(decision.missingScope);
@@ -177,7 +178,15 @@ function header(req: IncomingMessage, name: string): string | undefined {
 }
 
 /** The audit line for one decision: the first message, or the one that was refused. */
-function accessEntry(req: IncomingMessage, server: string, user: string, messages: readonly McpMessage[], status: number, reason: string | undefined, refusedMethod?: string): AccessAuditEntry {
+function accessEntry(
+  req: IncomingMessage,
+  server: string,
+  user: string,
+  messages: readonly McpMessage[],
+  status: number,
+  reason: string | undefined,
+  refusedMethod?: string,
+): AccessAuditEntry {
   const first = messages.find((m) => m.kind === 'request' && (refusedMethod === undefined || m.method === refusedMethod)) ?? messages[0];
   const request = first?.kind === 'request' ? first : undefined;
   return {

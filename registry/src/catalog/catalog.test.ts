@@ -40,8 +40,17 @@ test('rejects invalid files with a message naming the problem', () => {
 test('loads valid files, reports invalid ones and keeps going', async () => {
   const dir = folder({ 'good.json': good('good'), 'bad.json': '{', 'a;b.json': good('a;b') });
   const catalog = await Catalog.open(dir, log);
-  assert.deepEqual(catalog.list().map((d) => d.name), ['good']);
-  assert.deepEqual(catalog.problems().map((p) => p.file).sort(), ['a;b.json', 'bad.json']);
+  assert.deepEqual(
+    catalog.list().map((d) => d.name),
+    ['good'],
+  );
+  assert.deepEqual(
+    catalog
+      .problems()
+      .map((p) => p.file)
+      .sort(),
+    ['a;b.json', 'bad.json'],
+  );
   assert.ok(Object.isFrozen(catalog.get('good')));
 });
 
@@ -78,7 +87,10 @@ test('the watcher applies edits on disk and keeps the last good definition when 
     changed = once(catalog, 'changed');
     writeFileSync(join(dir, 'other.json'), good('other'));
     await changed;
-    assert.deepEqual(catalog.list().map((d) => d.name), ['other', 'svc']);
+    assert.deepEqual(
+      catalog.list().map((d) => d.name),
+      ['other', 'svc'],
+    );
   } finally {
     await catalog.close();
   }

@@ -103,7 +103,10 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   async replace(name: string, def: ServerDefinition, expectedVersion?: string): Promise<ServerDefinition> {
     return this.#serialized(async () => {
       const current = this.#existing(name);
-      if (def.name !== name) throw new GatewayError('REQUEST_INVALID', 'A server cannot be renamed; register it under the new name and delete the old one.', { fields: [{ field: 'name', message: `must stay ${name}` }] });
+      if (def.name !== name)
+        throw new GatewayError('REQUEST_INVALID', 'A server cannot be renamed; register it under the new name and delete the old one.', {
+          fields: [{ field: 'name', message: `must stay ${name}` }],
+        });
       this.#assertVersion(current, expectedVersion);
       if (definitionVersion(current) === definitionVersion(def)) return current;
       await this.#write(def, 'replace');
@@ -139,7 +142,10 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     const onFile = (path: string) => {
       if (path.endsWith('.json')) void this.#reload(path, true);
     };
-    this.#watcher.on('add', onFile).on('change', onFile).on('unlink', (path) => this.#remove(path));
+    this.#watcher
+      .on('add', onFile)
+      .on('change', onFile)
+      .on('unlink', (path) => this.#remove(path));
     this.#watcher.on('error', (err) => this.#log.error({ err }, 'catalog watcher failed'));
   }
 
@@ -180,7 +186,10 @@ export class Catalog extends EventEmitter<CatalogEvents> {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
             const problem = this.#problems.get(file);
-            throw new GatewayError('SERVER_EXISTS', `A file named ${def.name}.json is already in the catalog${problem ? ` (it has problems: ${problem})` : ''}.`);
+            throw new GatewayError(
+              'SERVER_EXISTS',
+              `A file named ${def.name}.json is already in the catalog${problem ? ` (it has problems: ${problem})` : ''}.`,
+            );
           }
           throw err;
         }
@@ -196,7 +205,10 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   /** Runs writes one at a time, so a read-check-write never interleaves with another. */
   #serialized<T>(work: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(work, work);
-    this.#queue = run.then(() => undefined, () => undefined);
+    this.#queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 

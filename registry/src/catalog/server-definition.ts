@@ -30,9 +30,7 @@ const toolSchema = z.strictObject({
 
 /** One file in the catalog folder: `<name>.json`. Unknown keys are errors, not silent defaults. */
 export const serverDefinitionSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(SERVER_NAME_PATTERN, 'server name must match [a-z0-9][a-z0-9-]{0,62}'),
+  name: z.string().regex(SERVER_NAME_PATTERN, 'server name must match [a-z0-9][a-z0-9-]{0,62}'),
   description: z.string().max(2000).default(''),
   url: z
     .string()
@@ -53,7 +51,10 @@ export const serverDefinitionSchema = z.strictObject({
     })
     .refine((t) => t['streamable-http'] !== undefined || t.sse !== undefined, 'at least one transport is needed'),
   enabled: z.boolean().default(false),
-  tags: z.array(z.string().regex(/^[A-Za-z0-9 _.-]{1,40}$/)).max(20).default([]),
+  tags: z
+    .array(z.string().regex(/^[A-Za-z0-9 _.-]{1,40}$/))
+    .max(20)
+    .default([]),
   tools: z.array(toolSchema).max(1000).default([]),
 });
 

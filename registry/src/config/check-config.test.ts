@@ -19,7 +19,11 @@ test('a bad configuration stops the start with one line per problem, naming each
   const lines = result.stderr.trim().split('\n');
   assert.equal(lines[0], 'invalid configuration:');
   assert.equal(lines.length, 4, result.stderr);
-  for (const name of ['GATEWAY_PORT', 'MCP_AUTH_PROVIDER_TYPE', 'SECRET_KEY']) assert.ok(lines.some((l) => l.includes(name)), name);
+  for (const name of ['GATEWAY_PORT', 'MCP_AUTH_PROVIDER_TYPE', 'SECRET_KEY'])
+    assert.ok(
+      lines.some((l) => l.includes(name)),
+      name,
+    );
   assert.ok(!result.stderr.includes('short'), 'the rejected secret value is not echoed');
 });
 

@@ -18,15 +18,42 @@ export const DEMO_PASSWORD = 'demo';
  * and a user with no groups at all.
  */
 export function demoUsers(admin: { user: string; password: string }): readonly DemoUser[] {
-  return Object.freeze([
-    { username: admin.user, password: admin.password, groups: ['mcp-admin'], description: 'registry admin: every server, every action' },
-    { username: 'operator', password: DEMO_PASSWORD, groups: ['mcp-user', 'mcp-server-currenttime-toggle'], description: 'sees every server, may enable/disable currenttime' },
-    { username: 'user', password: DEMO_PASSWORD, groups: ['mcp-server-currenttime', 'mcp-server-fininfo'], description: 'uses currenttime and fininfo fully' },
-    { username: 'tool-user', password: DEMO_PASSWORD, groups: ['mcp-server-currenttime-tool-current_time_by_timezone'], description: 'one tool of currenttime only' },
-    { username: 'analyst', password: DEMO_PASSWORD, groups: ['mcp-server-fininfo-tool-get_stock_aggregates'], description: 'fininfo\'s get_stock_aggregates only (sees only that tool)' },
-    { username: 'researcher', password: DEMO_PASSWORD, groups: ['mcp-server-fininfo-resources', 'mcp-server-fininfo-prompts'], description: 'fininfo\'s resources and prompts, no tools' },
-    { username: 'no-groups', password: DEMO_PASSWORD, groups: [], description: 'signed in, no access to anything' },
-  ].map((u) => Object.freeze({ ...u, groups: Object.freeze(u.groups) })));
+  return Object.freeze(
+    [
+      { username: admin.user, password: admin.password, groups: ['mcp-admin'], description: 'registry admin: every server, every action' },
+      {
+        username: 'operator',
+        password: DEMO_PASSWORD,
+        groups: ['mcp-user', 'mcp-server-currenttime-toggle'],
+        description: 'sees every server, may enable/disable currenttime',
+      },
+      {
+        username: 'user',
+        password: DEMO_PASSWORD,
+        groups: ['mcp-server-currenttime', 'mcp-server-fininfo'],
+        description: 'uses currenttime and fininfo fully',
+      },
+      {
+        username: 'tool-user',
+        password: DEMO_PASSWORD,
+        groups: ['mcp-server-currenttime-tool-current_time_by_timezone'],
+        description: 'one tool of currenttime only',
+      },
+      {
+        username: 'analyst',
+        password: DEMO_PASSWORD,
+        groups: ['mcp-server-fininfo-tool-get_stock_aggregates'],
+        description: "fininfo's get_stock_aggregates only (sees only that tool)",
+      },
+      {
+        username: 'researcher',
+        password: DEMO_PASSWORD,
+        groups: ['mcp-server-fininfo-resources', 'mcp-server-fininfo-prompts'],
+        description: "fininfo's resources and prompts, no tools",
+      },
+      { username: 'no-groups', password: DEMO_PASSWORD, groups: [], description: 'signed in, no access to anything' },
+    ].map((u) => Object.freeze({ ...u, groups: Object.freeze(u.groups) })),
+  );
 }
 
 /** Finds the user whose name and password match, comparing passwords in constant time. */

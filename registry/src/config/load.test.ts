@@ -50,7 +50,11 @@ test('reports every bad value at once, one line each naming the variable', () =>
   assert.ok(!result.ok);
   const names = ['GATEWAY_PORT', 'MCP_AUTH_ENABLED', 'MCP_AUTH_PROVIDER_TYPE', 'SECRET_KEY', 'LOGGING_LEVEL', 'SESSION_TTL_SECONDS', 'GATEWAY_PUBLIC_URL'];
   assert.equal(result.errors.length, names.length, result.errors.join('\n'));
-  for (const name of names) assert.ok(result.errors.some((e) => e.includes(name)), `no line names ${name}:\n${result.errors.join('\n')}`);
+  for (const name of names)
+    assert.ok(
+      result.errors.some((e) => e.includes(name)),
+      `no line names ${name}:\n${result.errors.join('\n')}`,
+    );
   assert.ok(result.errors.some((e) => e.includes('"okt" is not one of')));
 });
 
@@ -74,13 +78,25 @@ test('each provider names the variables it is missing, one line each', () => {
     [{ MCP_AUTH_PROVIDER_TYPE: 'cognito' }, ['MCP_AUTH_COGNITO_USER_POOL_ID', 'MCP_AUTH_COGNITO_CLIENT_ID', 'MCP_AUTH_COGNITO_REGION']],
     [{ MCP_AUTH_PROVIDER_TYPE: 'okta' }, ['MCP_AUTH_OKTA_TENANT_URL', 'MCP_AUTH_OKTA_CLIENT_ID', 'MCP_AUTH_AUDIENCE']],
     [{ MCP_AUTH_PROVIDER_TYPE: 'generic' }, ['MCP_AUTH_ISSUER', 'MCP_AUTH_CLIENT_ID']],
-    [{ MCP_AUTH_PROVIDER_TYPE: 'generic', MCP_AUTH_ISSUER: 'https://sso.example.com', MCP_AUTH_CLIENT_ID: 'x', MCP_AUTH_AUTHORIZE_URL: 'https://sso.example.com/auth' }, ['MCP_AUTH_TOKEN_URL', 'MCP_AUTH_JWKS_URL']],
+    [
+      {
+        MCP_AUTH_PROVIDER_TYPE: 'generic',
+        MCP_AUTH_ISSUER: 'https://sso.example.com',
+        MCP_AUTH_CLIENT_ID: 'x',
+        MCP_AUTH_AUTHORIZE_URL: 'https://sso.example.com/auth',
+      },
+      ['MCP_AUTH_TOKEN_URL', 'MCP_AUTH_JWKS_URL'],
+    ],
   ];
   for (const [env, names] of cases) {
     const result = loadConfig(env, root());
     assert.ok(!result.ok, JSON.stringify(env));
     assert.equal(result.errors.length, names.length, result.errors.join('\n'));
-    for (const name of names) assert.ok(result.errors.some((e) => e.startsWith(name) && e.includes('missing')), `${name}: ${result.errors.join('\n')}`);
+    for (const name of names)
+      assert.ok(
+        result.errors.some((e) => e.startsWith(name) && e.includes('missing')),
+        `${name}: ${result.errors.join('\n')}`,
+      );
   }
 });
 
@@ -95,7 +111,7 @@ test('identity provider URLs must be https unless MCP_AUTH_ALLOW_INSECURE_HTTP=t
   assert.ok(!badCallback.ok && badCallback.errors.some((e) => e.includes('must end in /oauth/callback/okta')));
 });
 
-test('okta has no default audience (api://default is every application\'s): a missing MCP_AUTH_AUDIENCE stops the start with one line; more clients may be allowed', () => {
+test("okta has no default audience (api://default is every application's): a missing MCP_AUTH_AUDIENCE stops the start with one line; more clients may be allowed", () => {
   const okta = { MCP_AUTH_PROVIDER_TYPE: 'okta', MCP_AUTH_OKTA_TENANT_URL: 'https://dev-1.okta.com', MCP_AUTH_OKTA_CLIENT_ID: '0oagateway' };
   const missing = loadConfig(okta, root());
   assert.ok(!missing.ok);
@@ -110,7 +126,15 @@ test('okta has no default audience (api://default is every application\'s): a mi
 });
 
 test('cognito builds the issuer from region and pool, and reads groups from cognito:groups; oidc is an alias of generic', () => {
-  const cognito = loadConfig({ MCP_AUTH_PROVIDER_TYPE: 'cognito', MCP_AUTH_COGNITO_USER_POOL_ID: 'eu-west-1_AbC123', MCP_AUTH_COGNITO_CLIENT_ID: 'c', MCP_AUTH_COGNITO_REGION: 'eu-west-1' }, root());
+  const cognito = loadConfig(
+    {
+      MCP_AUTH_PROVIDER_TYPE: 'cognito',
+      MCP_AUTH_COGNITO_USER_POOL_ID: 'eu-west-1_AbC123',
+      MCP_AUTH_COGNITO_CLIENT_ID: 'c',
+      MCP_AUTH_COGNITO_REGION: 'eu-west-1',
+    },
+    root(),
+  );
   assert.ok(cognito.ok && cognito.config.identity.type === 'cognito');
   assert.equal(cognito.config.identity.issuer, 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123');
   assert.equal(cognito.config.identity.groupsClaim, 'cognito:groups');

@@ -36,18 +36,21 @@ export interface Config {
 export type IdentityConfig =
   | (IdentityCommon & { readonly type: 'dev' })
   | (IdentityCommon & OidcClient & { readonly type: 'cognito'; readonly region: string; readonly userPoolId: string })
-  | (IdentityCommon & OidcClient & {
-      readonly type: 'okta';
-      readonly audience: string;
-      /** Applications besides the gateway's own whose access tokens are accepted (`cid`). */
-      readonly allowedClientIds: readonly string[];
-    })
-  | (IdentityCommon & OidcClient & {
-      readonly type: 'generic';
-      readonly audience: string | undefined;
-      /** Set when the IdP is configured without discovery. */
-      readonly endpoints: { readonly authorization: string; readonly token: string; readonly jwks: string; readonly userinfo: string | undefined } | undefined;
-    });
+  | (IdentityCommon &
+      OidcClient & {
+        readonly type: 'okta';
+        readonly audience: string;
+        /** Applications besides the gateway's own whose access tokens are accepted (`cid`). */
+        readonly allowedClientIds: readonly string[];
+      })
+  | (IdentityCommon &
+      OidcClient & {
+        readonly type: 'generic';
+        readonly audience: string | undefined;
+        /** Set when the IdP is configured without discovery. */
+        readonly endpoints:
+          { readonly authorization: string; readonly token: string; readonly jwks: string; readonly userinfo: string | undefined } | undefined;
+      });
 
 interface IdentityCommon {
   readonly scope: string;
@@ -94,8 +97,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
 
   const secret = e.SECRET_KEY ?? readOrCreateSecret(join(stateDir, 'secret_key'), () => randomBytes(32).toString('hex'));
-  const password =
-    e.ADMIN_PASSWORD ?? readOrCreateSecret(join(stateDir, 'admin_password'), () => randomBytes(12).toString('base64url'));
+  const password = e.ADMIN_PASSWORD ?? readOrCreateSecret(join(stateDir, 'admin_password'), () => randomBytes(12).toString('base64url'));
   const admin = { user: e.ADMIN_USER, password };
   let devUsers = demoUsers(admin);
   if (e.DEV_IDP_USERS_FILE !== undefined) {
@@ -118,7 +120,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
 
   const identity = identityConfig(e, publicUrl, projectRoot);
   if (identity.allowInsecureHttp) warnings.push('MCP_AUTH_ALLOW_INSECURE_HTTP=true: identity provider URLs may be http; use this for loopback tests only');
-  if (identity.type === 'generic' && identity.audience === undefined) warnings.push('bearer tokens are refused: set MCP_AUTH_AUDIENCE to the audience your IdP puts in access tokens for the gateway');
+  if (identity.type === 'generic' && identity.audience === undefined)
+    warnings.push('bearer tokens are refused: set MCP_AUTH_AUDIENCE to the audience your IdP puts in access tokens for the gateway');
 
   const config: Config = {
     gateway: { host: e.GATEWAY_HOST, port: e.GATEWAY_PORT, publicUrl },

@@ -41,55 +41,265 @@ export interface EnvVarDoc {
 /** The documentation of every variable; the schema below must cover exactly these. */
 export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'GATEWAY_PORT', default: '8080', example: '8443', description: 'Port nginx listens on for browsers and MCP clients.' },
-  { name: 'GATEWAY_HOST', default: '127.0.0.1', example: '0.0.0.0', description: 'Address nginx listens on. The default keeps the development setup off the network; containers set 0.0.0.0.' },
-  { name: 'GATEWAY_PUBLIC_URL', default: 'http://localhost:$GATEWAY_PORT', example: 'https://mcp.example.com', description: 'The URL people and MCP clients use to reach the gateway. Login redirects and the dev IdP issuer are built from it; https makes cookies Secure.' },
-  { name: 'REGISTRY_PORT', default: '0 (any free port)', example: '7860', description: 'Loopback port of the registry behind nginx. It never listens on another address.' },
-  { name: 'MCP_AUTH_ENABLED', default: 'true', example: 'false', description: 'false turns the check on MCP requests off: every MCP request is allowed as an anonymous admin (the page still asks for a login). For local experiments only; a warning says so at every start.' },
-  { name: 'MCP_AUTH_PROVIDER_TYPE', default: 'dev', example: 'dev', description: 'Identity provider: dev (built-in, demo users), cognito, okta, or generic (any OpenID Connect provider; oidc is an alias). See docs/identity-providers.md.' },
-  { name: 'MCP_AUTH_COGNITO_USER_POOL_ID', default: '(required for cognito)', example: 'us-east-1_AbCdEf123', description: 'cognito: the user pool id. The issuer is <endpoint>/<pool id>.' },
-  { name: 'MCP_AUTH_COGNITO_CLIENT_ID', default: '(required for cognito)', example: '3n4b5urk1ft4fl3mg5e62d9ado', description: 'cognito: the app client id; its access tokens carry it as client_id (they have no aud).' },
-  { name: 'MCP_AUTH_COGNITO_CLIENT_SECRET', default: '(none: public client)', example: '(from the app client)', description: 'cognito: the app client secret. Never logged.' },
-  { name: 'MCP_AUTH_COGNITO_CALLBACK_URI', default: 'GATEWAY_PUBLIC_URL/oauth/callback/cognito', example: 'https://mcp.example.com/oauth/callback/cognito', description: 'cognito: the redirect URI registered with the app client; its path must be /oauth/callback/cognito.' },
+  {
+    name: 'GATEWAY_HOST',
+    default: '127.0.0.1',
+    example: '0.0.0.0',
+    description: 'Address nginx listens on. The default keeps the development setup off the network; containers set 0.0.0.0.',
+  },
+  {
+    name: 'GATEWAY_PUBLIC_URL',
+    default: 'http://localhost:$GATEWAY_PORT',
+    example: 'https://mcp.example.com',
+    description:
+      'The URL people and MCP clients use to reach the gateway. Login redirects and the dev IdP issuer are built from it; https makes cookies Secure.',
+  },
+  {
+    name: 'REGISTRY_PORT',
+    default: '0 (any free port)',
+    example: '7860',
+    description: 'Loopback port of the registry behind nginx. It never listens on another address.',
+  },
+  {
+    name: 'MCP_AUTH_ENABLED',
+    default: 'true',
+    example: 'false',
+    description:
+      'false turns the check on MCP requests off: every MCP request is allowed as an anonymous admin (the page still asks for a login). For local experiments only; a warning says so at every start.',
+  },
+  {
+    name: 'MCP_AUTH_PROVIDER_TYPE',
+    default: 'dev',
+    example: 'dev',
+    description:
+      'Identity provider: dev (built-in, demo users), cognito, okta, or generic (any OpenID Connect provider; oidc is an alias). See docs/identity-providers.md.',
+  },
+  {
+    name: 'MCP_AUTH_COGNITO_USER_POOL_ID',
+    default: '(required for cognito)',
+    example: 'us-east-1_AbCdEf123',
+    description: 'cognito: the user pool id. The issuer is <endpoint>/<pool id>.',
+  },
+  {
+    name: 'MCP_AUTH_COGNITO_CLIENT_ID',
+    default: '(required for cognito)',
+    example: '3n4b5urk1ft4fl3mg5e62d9ado',
+    description: 'cognito: the app client id; its access tokens carry it as client_id (they have no aud).',
+  },
+  {
+    name: 'MCP_AUTH_COGNITO_CLIENT_SECRET',
+    default: '(none: public client)',
+    example: '(from the app client)',
+    description: 'cognito: the app client secret. Never logged.',
+  },
+  {
+    name: 'MCP_AUTH_COGNITO_CALLBACK_URI',
+    default: 'GATEWAY_PUBLIC_URL/oauth/callback/cognito',
+    example: 'https://mcp.example.com/oauth/callback/cognito',
+    description: 'cognito: the redirect URI registered with the app client; its path must be /oauth/callback/cognito.',
+  },
   { name: 'MCP_AUTH_COGNITO_REGION', default: '(required for cognito)', example: 'us-east-1', description: 'cognito: the AWS region of the user pool.' },
-  { name: 'MCP_AUTH_COGNITO_ENDPOINT', default: 'https://cognito-idp.<region>.amazonaws.com', example: 'https://cognito-idp.us-east-1.amazonaws.com', description: 'cognito: the identity endpoint (override for private endpoints and tests).' },
+  {
+    name: 'MCP_AUTH_COGNITO_ENDPOINT',
+    default: 'https://cognito-idp.<region>.amazonaws.com',
+    example: 'https://cognito-idp.us-east-1.amazonaws.com',
+    description: 'cognito: the identity endpoint (override for private endpoints and tests).',
+  },
   { name: 'MCP_AUTH_OKTA_TENANT_URL', default: '(required for okta)', example: 'https://dev-123456.okta.com', description: 'okta: the Okta org URL.' },
   { name: 'MCP_AUTH_OKTA_CLIENT_ID', default: '(required for okta)', example: '0oa1b2c3d4e5f6g7h8i9', description: 'okta: the application client id.' },
-  { name: 'MCP_AUTH_OKTA_CLIENT_SECRET', default: '(none: public client)', example: '(from the application)', description: 'okta: the application client secret. Never logged.' },
-  { name: 'MCP_AUTH_OKTA_CALLBACK_URI', default: 'GATEWAY_PUBLIC_URL/oauth/callback/okta', example: 'https://mcp.example.com/oauth/callback/okta', description: 'okta: the sign-in redirect URI; its path must be /oauth/callback/okta.' },
-  { name: 'MCP_AUTH_OKTA_AUTH_SERVER', default: 'default', example: 'aus1a2b3c4d5e6f7g8h9', description: 'okta: the custom authorization server id; the issuer is <tenant>/oauth2/<id>. Bearer access tokens must carry MCP_AUTH_AUDIENCE.' },
-  { name: 'MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS', default: '(none: only MCP_AUTH_OKTA_CLIENT_ID and the mapping file\'s clients)', example: '0oa9mcpclient0001d7,0oa9cibot00002d7', description: 'okta: more applications (client ids, comma-separated) whose bearer access tokens the gateway accepts. A token\'s cid must be the gateway\'s own client id, a client in MCP_AUTH_SCOPE_MAPPING_FILE, or one of these: every application in the org can get a token for the same audience.' },
-  { name: 'MCP_AUTH_ISSUER', default: '(required for generic)', example: 'https://sso.example.com/realms/mcp', description: 'generic: the issuer. With no endpoint URLs set, its discovery document supplies them.' },
+  {
+    name: 'MCP_AUTH_OKTA_CLIENT_SECRET',
+    default: '(none: public client)',
+    example: '(from the application)',
+    description: 'okta: the application client secret. Never logged.',
+  },
+  {
+    name: 'MCP_AUTH_OKTA_CALLBACK_URI',
+    default: 'GATEWAY_PUBLIC_URL/oauth/callback/okta',
+    example: 'https://mcp.example.com/oauth/callback/okta',
+    description: 'okta: the sign-in redirect URI; its path must be /oauth/callback/okta.',
+  },
+  {
+    name: 'MCP_AUTH_OKTA_AUTH_SERVER',
+    default: 'default',
+    example: 'aus1a2b3c4d5e6f7g8h9',
+    description: 'okta: the custom authorization server id; the issuer is <tenant>/oauth2/<id>. Bearer access tokens must carry MCP_AUTH_AUDIENCE.',
+  },
+  {
+    name: 'MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS',
+    default: "(none: only MCP_AUTH_OKTA_CLIENT_ID and the mapping file's clients)",
+    example: '0oa9mcpclient0001d7,0oa9cibot00002d7',
+    description:
+      "okta: more applications (client ids, comma-separated) whose bearer access tokens the gateway accepts. A token's cid must be the gateway's own client id, a client in MCP_AUTH_SCOPE_MAPPING_FILE, or one of these: every application in the org can get a token for the same audience.",
+  },
+  {
+    name: 'MCP_AUTH_ISSUER',
+    default: '(required for generic)',
+    example: 'https://sso.example.com/realms/mcp',
+    description: 'generic: the issuer. With no endpoint URLs set, its discovery document supplies them.',
+  },
   { name: 'MCP_AUTH_CLIENT_ID', default: '(required for generic)', example: 'mcp-gateway', description: 'generic: the client id.' },
   { name: 'MCP_AUTH_CLIENT_SECRET', default: '(none: public client)', example: '(from the IdP)', description: 'generic: the client secret. Never logged.' },
-  { name: 'MCP_AUTH_AUTHORIZE_URL', default: '(from discovery)', example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/auth', description: 'generic: the authorization endpoint. Set it, MCP_AUTH_TOKEN_URL and MCP_AUTH_JWKS_URL together to skip discovery.' },
-  { name: 'MCP_AUTH_TOKEN_URL', default: '(from discovery)', example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/token', description: 'generic: the token endpoint.' },
-  { name: 'MCP_AUTH_JWKS_URL', default: '(from discovery)', example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/certs', description: 'generic: the JWKS endpoint used to verify ID tokens and bearer tokens.' },
-  { name: 'MCP_AUTH_USERINFO_URL', default: '(from discovery, or none)', example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/userinfo', description: 'generic: the userinfo endpoint, asked at sign-in when the ID token has no groups claim.' },
-  { name: 'MCP_AUTH_CALLBACK_URI', default: 'GATEWAY_PUBLIC_URL/oauth/callback/generic', example: 'https://mcp.example.com/oauth/callback/generic', description: 'generic: the redirect URI; its path must be /oauth/callback/generic.' },
-  { name: 'MCP_AUTH_SCOPES', default: 'openid profile email (+ groups for dev)', example: 'openid profile email groups offline_access', description: 'OAuth scopes asked for at sign-in (space-separated). Add offline_access where the IdP needs it to issue refresh tokens.' },
-  { name: 'MCP_AUTH_AUDIENCE', default: 'okta: (required); generic: (none: bearer tokens refused)', example: 'api://mcp-gateway', description: 'The audience a bearer access token must carry (okta, generic): the Audience of the Okta authorization server, the API audience in Keycloak and others. Required for okta, with no default: api://default is shared by every application of the org. Cognito tokens have no aud; their client_id is checked instead.' },
-  { name: 'MCP_AUTH_GROUPS_CLAIM', default: 'cognito:groups for cognito, groups elsewhere', example: 'roles', description: 'The claim that holds the user\'s groups, in ID tokens, userinfo and access tokens.' },
-  { name: 'MCP_AUTH_SCOPE_MAPPING_FILE', default: '(none)', example: 'scope-mapping.yaml', description: 'YAML or JSON: groups (group -> scopes) and clients (machine client id -> scopes). Validated at start, reloaded on change; an invalid edit keeps the last good mapping.' },
-  { name: 'MCP_AUTH_ALLOW_INSECURE_HTTP', default: 'false', example: 'true', description: 'Allow http:// identity provider URLs (loopback tests only). Logged as a warning at every start.' },
-  { name: 'SECRET_KEY', default: 'generated once into STATE_DIR/secret_key', example: '(64 random hex characters)', description: 'Signs session cookies and CSRF tokens, keys the dev IdP cookies and binds MCP sessions to their principal (replicas must share it; changing it ends every MCP session). At least 32 characters. Never logged.' },
-  { name: 'ADMIN_USER', default: 'admin', example: 'root-operator', description: 'Login name of the dev IdP\'s administrator (group mcp-admin).' },
-  { name: 'ADMIN_PASSWORD', default: 'generated once into STATE_DIR/admin_password', example: '(a long password)', description: 'Password of the dev IdP\'s administrator. At least 8 characters.' },
-  { name: 'DEV_IDP_USERS_FILE', default: '(none)', example: 'dev-users.json', description: 'dev provider only: a JSON array of { "username", "password", "groups": [...] } that replaces demo users of the same name and adds the others, to try your IdP\'s group names.' },
-  { name: 'LOGGING_LEVEL', default: 'info', example: 'debug', description: 'One of trace, debug, info, warn, error, fatal, silent (any case, as the Python gateway accepted).' },
-  { name: 'STATE_DIR', default: '.state', example: '/var/lib/mcp-gateway', description: 'Folder for sessions, generated secrets and the nginx runtime files. Relative paths are resolved from the project root.' },
-  { name: 'AUDIT_LOG_FILE', default: 'STATE_DIR/audit.log', example: '/var/log/mcp-gateway/audit.log', description: 'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id. Never tokens or cookies.' },
-  { name: 'CATALOG_DIR', default: 'registry/servers', example: '/etc/mcp-gateway/servers', description: 'Folder of server definition files (<name>.json), watched for changes.' },
-  { name: 'SESSION_TTL_SECONDS', default: '28800 (8 hours)', example: '3600', description: 'How long a login lasts; every visit to the page renews it (MCP requests do not). Between 60 and 604800.' },
-  { name: 'SESSION_MAX_LIFETIME_SECONDS', default: '86400 (24 hours)', example: '43200', description: 'How long a login may last at most, counted from sign-in: renewal by SESSION_TTL_SECONDS and IdP refreshes never take a session past it, however often a page polls. Between 1 and 2592000 (30 days).' },
-  { name: 'HEALTH_CHECK_INTERVAL_SECONDS', default: '60', example: '300', description: 'How often the registry connects to every backend (MCP initialize + tools/list) to record its health and tools for the page and API. 0 checks only on demand and when a definition changes. Health never changes nginx config.' },
-  { name: 'HEALTH_CHECK_TIMEOUT_SECONDS', default: '5', example: '10', description: 'How long one health check of one backend may take before it counts as failed. Between 1 and 120.' },
-  { name: 'NGINX_BIN', default: 'nginx on PATH, else /usr/sbin/nginx', example: '/usr/local/sbin/nginx', description: 'The nginx binary the registry runs as its child.' },
-  { name: 'NGINX_NJS_MODULE', default: '/usr/lib/nginx/modules/ngx_http_js_module.so', example: '/usr/lib/nginx/modules/ngx_http_js_module.so', description: 'The njs dynamic module (Debian package libnginx-mod-http-js).' },
-  { name: 'NGINX_MAX_BODY_SIZE', default: '1m', example: '4m', description: 'Largest MCP request body nginx accepts (413 above it). nginx size syntax: digits with k or m.' },
+  {
+    name: 'MCP_AUTH_AUTHORIZE_URL',
+    default: '(from discovery)',
+    example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/auth',
+    description: 'generic: the authorization endpoint. Set it, MCP_AUTH_TOKEN_URL and MCP_AUTH_JWKS_URL together to skip discovery.',
+  },
+  {
+    name: 'MCP_AUTH_TOKEN_URL',
+    default: '(from discovery)',
+    example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/token',
+    description: 'generic: the token endpoint.',
+  },
+  {
+    name: 'MCP_AUTH_JWKS_URL',
+    default: '(from discovery)',
+    example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/certs',
+    description: 'generic: the JWKS endpoint used to verify ID tokens and bearer tokens.',
+  },
+  {
+    name: 'MCP_AUTH_USERINFO_URL',
+    default: '(from discovery, or none)',
+    example: 'https://sso.example.com/realms/mcp/protocol/openid-connect/userinfo',
+    description: 'generic: the userinfo endpoint, asked at sign-in when the ID token has no groups claim.',
+  },
+  {
+    name: 'MCP_AUTH_CALLBACK_URI',
+    default: 'GATEWAY_PUBLIC_URL/oauth/callback/generic',
+    example: 'https://mcp.example.com/oauth/callback/generic',
+    description: 'generic: the redirect URI; its path must be /oauth/callback/generic.',
+  },
+  {
+    name: 'MCP_AUTH_SCOPES',
+    default: 'openid profile email (+ groups for dev)',
+    example: 'openid profile email groups offline_access',
+    description: 'OAuth scopes asked for at sign-in (space-separated). Add offline_access where the IdP needs it to issue refresh tokens.',
+  },
+  {
+    name: 'MCP_AUTH_AUDIENCE',
+    default: 'okta: (required); generic: (none: bearer tokens refused)',
+    example: 'api://mcp-gateway',
+    description:
+      'The audience a bearer access token must carry (okta, generic): the Audience of the Okta authorization server, the API audience in Keycloak and others. Required for okta, with no default: api://default is shared by every application of the org. Cognito tokens have no aud; their client_id is checked instead.',
+  },
+  {
+    name: 'MCP_AUTH_GROUPS_CLAIM',
+    default: 'cognito:groups for cognito, groups elsewhere',
+    example: 'roles',
+    description: "The claim that holds the user's groups, in ID tokens, userinfo and access tokens.",
+  },
+  {
+    name: 'MCP_AUTH_SCOPE_MAPPING_FILE',
+    default: '(none)',
+    example: 'scope-mapping.yaml',
+    description:
+      'YAML or JSON: groups (group -> scopes) and clients (machine client id -> scopes). Validated at start, reloaded on change; an invalid edit keeps the last good mapping.',
+  },
+  {
+    name: 'MCP_AUTH_ALLOW_INSECURE_HTTP',
+    default: 'false',
+    example: 'true',
+    description: 'Allow http:// identity provider URLs (loopback tests only). Logged as a warning at every start.',
+  },
+  {
+    name: 'SECRET_KEY',
+    default: 'generated once into STATE_DIR/secret_key',
+    example: '(64 random hex characters)',
+    description:
+      'Signs session cookies and CSRF tokens, keys the dev IdP cookies and binds MCP sessions to their principal (replicas must share it; changing it ends every MCP session). At least 32 characters. Never logged.',
+  },
+  { name: 'ADMIN_USER', default: 'admin', example: 'root-operator', description: "Login name of the dev IdP's administrator (group mcp-admin)." },
+  {
+    name: 'ADMIN_PASSWORD',
+    default: 'generated once into STATE_DIR/admin_password',
+    example: '(a long password)',
+    description: "Password of the dev IdP's administrator. At least 8 characters.",
+  },
+  {
+    name: 'DEV_IDP_USERS_FILE',
+    default: '(none)',
+    example: 'dev-users.json',
+    description:
+      'dev provider only: a JSON array of { "username", "password", "groups": [...] } that replaces demo users of the same name and adds the others, to try your IdP\'s group names.',
+  },
+  {
+    name: 'LOGGING_LEVEL',
+    default: 'info',
+    example: 'debug',
+    description: 'One of trace, debug, info, warn, error, fatal, silent (any case, as the Python gateway accepted).',
+  },
+  {
+    name: 'STATE_DIR',
+    default: '.state',
+    example: '/var/lib/mcp-gateway',
+    description: 'Folder for sessions, generated secrets and the nginx runtime files. Relative paths are resolved from the project root.',
+  },
+  {
+    name: 'AUDIT_LOG_FILE',
+    default: 'STATE_DIR/audit.log',
+    example: '/var/log/mcp-gateway/audit.log',
+    description:
+      'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id. Never tokens or cookies.',
+  },
+  {
+    name: 'CATALOG_DIR',
+    default: 'registry/servers',
+    example: '/etc/mcp-gateway/servers',
+    description: 'Folder of server definition files (<name>.json), watched for changes.',
+  },
+  {
+    name: 'SESSION_TTL_SECONDS',
+    default: '28800 (8 hours)',
+    example: '3600',
+    description: 'How long a login lasts; every visit to the page renews it (MCP requests do not). Between 60 and 604800.',
+  },
+  {
+    name: 'SESSION_MAX_LIFETIME_SECONDS',
+    default: '86400 (24 hours)',
+    example: '43200',
+    description:
+      'How long a login may last at most, counted from sign-in: renewal by SESSION_TTL_SECONDS and IdP refreshes never take a session past it, however often a page polls. Between 1 and 2592000 (30 days).',
+  },
+  {
+    name: 'HEALTH_CHECK_INTERVAL_SECONDS',
+    default: '60',
+    example: '300',
+    description:
+      'How often the registry connects to every backend (MCP initialize + tools/list) to record its health and tools for the page and API. 0 checks only on demand and when a definition changes. Health never changes nginx config.',
+  },
+  {
+    name: 'HEALTH_CHECK_TIMEOUT_SECONDS',
+    default: '5',
+    example: '10',
+    description: 'How long one health check of one backend may take before it counts as failed. Between 1 and 120.',
+  },
+  {
+    name: 'NGINX_BIN',
+    default: 'nginx on PATH, else /usr/sbin/nginx',
+    example: '/usr/local/sbin/nginx',
+    description: 'The nginx binary the registry runs as its child.',
+  },
+  {
+    name: 'NGINX_NJS_MODULE',
+    default: '/usr/lib/nginx/modules/ngx_http_js_module.so',
+    example: '/usr/lib/nginx/modules/ngx_http_js_module.so',
+    description: 'The njs dynamic module (Debian package libnginx-mod-http-js).',
+  },
+  {
+    name: 'NGINX_MAX_BODY_SIZE',
+    default: '1m',
+    example: '4m',
+    description: 'Largest MCP request body nginx accepts (413 above it). nginx size syntax: digits with k or m.',
+  },
 ]);
 
 const clientId = (name: string) =>
-  z.string().trim().regex(/^[\x21-\x7e]{1,256}$/, `${name} must be 1-256 printable characters`).optional();
+  z
+    .string()
+    .trim()
+    .regex(/^[\x21-\x7e]{1,256}$/, `${name} must be 1-256 printable characters`)
+    .optional();
 
 const url = (name: string) => z.url({ protocol: /^https?$/, error: `${name} must be an http(s) URL` }).optional();
 
@@ -103,7 +313,7 @@ const REQUIRED_BY_PROVIDER = {
 
 /** What to put in a missing variable where the name alone does not say. */
 const HINTS: Partial<Record<string, string>> = {
-  MCP_AUTH_AUDIENCE: ': the Audience of the Okta authorization server, as the gateway\'s access tokens carry it; api://default is no longer assumed',
+  MCP_AUTH_AUDIENCE: ": the Audience of the Okta authorization server, as the gateway's access tokens carry it; api://default is no longer assumed",
 };
 
 const EXPLICIT_ENDPOINTS = ['MCP_AUTH_AUTHORIZE_URL', 'MCP_AUTH_TOKEN_URL', 'MCP_AUTH_JWKS_URL'] as const;
@@ -127,13 +337,25 @@ export const envSchema = z
       .trim()
       .toLowerCase()
       .transform((v) => (v === 'oidc' ? 'generic' : v))
-      .pipe(z.enum(['dev', 'cognito', 'okta', 'generic'], { error: (i) => `MCP_AUTH_PROVIDER_TYPE "${String(i.input)}" is not one of: dev, cognito, okta, generic` }))
+      .pipe(
+        z.enum(['dev', 'cognito', 'okta', 'generic'], {
+          error: (i) => `MCP_AUTH_PROVIDER_TYPE "${String(i.input)}" is not one of: dev, cognito, okta, generic`,
+        }),
+      )
       .default('dev'),
-    MCP_AUTH_COGNITO_USER_POOL_ID: z.string().trim().regex(/^[a-z]{2}(?:-[a-z]+)+-\d_[A-Za-z0-9]+$/, 'MCP_AUTH_COGNITO_USER_POOL_ID must look like us-east-1_AbCdEf123').optional(),
+    MCP_AUTH_COGNITO_USER_POOL_ID: z
+      .string()
+      .trim()
+      .regex(/^[a-z]{2}(?:-[a-z]+)+-\d_[A-Za-z0-9]+$/, 'MCP_AUTH_COGNITO_USER_POOL_ID must look like us-east-1_AbCdEf123')
+      .optional(),
     MCP_AUTH_COGNITO_CLIENT_ID: clientId('MCP_AUTH_COGNITO_CLIENT_ID'),
     MCP_AUTH_COGNITO_CLIENT_SECRET: z.string().min(1).optional(),
     MCP_AUTH_COGNITO_CALLBACK_URI: url('MCP_AUTH_COGNITO_CALLBACK_URI'),
-    MCP_AUTH_COGNITO_REGION: z.string().trim().regex(/^[a-z]{2}(?:-[a-z]+)+-\d$/, 'MCP_AUTH_COGNITO_REGION must be an AWS region such as us-east-1').optional(),
+    MCP_AUTH_COGNITO_REGION: z
+      .string()
+      .trim()
+      .regex(/^[a-z]{2}(?:-[a-z]+)+-\d$/, 'MCP_AUTH_COGNITO_REGION must be an AWS region such as us-east-1')
+      .optional(),
     MCP_AUTH_COGNITO_ENDPOINT: url('MCP_AUTH_COGNITO_ENDPOINT'),
     MCP_AUTH_OKTA_TENANT_URL: url('MCP_AUTH_OKTA_TENANT_URL'),
     MCP_AUTH_OKTA_CLIENT_ID: clientId('MCP_AUTH_OKTA_CLIENT_ID'),
@@ -142,10 +364,22 @@ export const envSchema = z
     MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS: z
       .string()
       .trim()
-      .regex(/^[\x21-\x2b\x2d-\x7e]{1,256}(?:\s*,\s*[\x21-\x2b\x2d-\x7e]{1,256})*,?$/, 'MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS must be client ids separated by commas')
-      .transform((v) => v.split(',').map((id) => id.trim()).filter(Boolean))
+      .regex(
+        /^[\x21-\x2b\x2d-\x7e]{1,256}(?:\s*,\s*[\x21-\x2b\x2d-\x7e]{1,256})*,?$/,
+        'MCP_AUTH_OKTA_ALLOWED_CLIENT_IDS must be client ids separated by commas',
+      )
+      .transform((v) =>
+        v
+          .split(',')
+          .map((id) => id.trim())
+          .filter(Boolean),
+      )
       .optional(),
-    MCP_AUTH_OKTA_AUTH_SERVER: z.string().trim().regex(/^[A-Za-z0-9]{1,64}$/, 'MCP_AUTH_OKTA_AUTH_SERVER must be an authorization server id such as default').default('default'),
+    MCP_AUTH_OKTA_AUTH_SERVER: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9]{1,64}$/, 'MCP_AUTH_OKTA_AUTH_SERVER must be an authorization server id such as default')
+      .default('default'),
     MCP_AUTH_ISSUER: url('MCP_AUTH_ISSUER'),
     MCP_AUTH_CLIENT_ID: clientId('MCP_AUTH_CLIENT_ID'),
     MCP_AUTH_CLIENT_SECRET: z.string().min(1).optional(),
@@ -154,20 +388,37 @@ export const envSchema = z
     MCP_AUTH_JWKS_URL: url('MCP_AUTH_JWKS_URL'),
     MCP_AUTH_USERINFO_URL: url('MCP_AUTH_USERINFO_URL'),
     MCP_AUTH_CALLBACK_URI: url('MCP_AUTH_CALLBACK_URI'),
-    MCP_AUTH_SCOPES: z.string().trim().regex(/^[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'MCP_AUTH_SCOPES must be space-separated OAuth scopes').refine((v) => v.split(' ').includes('openid'), 'MCP_AUTH_SCOPES must include openid').optional(),
+    MCP_AUTH_SCOPES: z
+      .string()
+      .trim()
+      .regex(/^[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'MCP_AUTH_SCOPES must be space-separated OAuth scopes')
+      .refine((v) => v.split(' ').includes('openid'), 'MCP_AUTH_SCOPES must include openid')
+      .optional(),
     MCP_AUTH_AUDIENCE: z.string().trim().min(1).max(512).optional(),
-    MCP_AUTH_GROUPS_CLAIM: z.string().trim().regex(/^[A-Za-z0-9_:.\/-]{1,128}$/, 'MCP_AUTH_GROUPS_CLAIM must be a claim name such as groups').optional(),
+    MCP_AUTH_GROUPS_CLAIM: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_:.\/-]{1,128}$/, 'MCP_AUTH_GROUPS_CLAIM must be a claim name such as groups')
+      .optional(),
     MCP_AUTH_SCOPE_MAPPING_FILE: z.string().trim().min(1).optional(),
     MCP_AUTH_ALLOW_INSECURE_HTTP: bool('MCP_AUTH_ALLOW_INSECURE_HTTP').default(false),
     SECRET_KEY: z.string().min(32, 'SECRET_KEY must be at least 32 characters (try: openssl rand -hex 32)').optional(),
-    ADMIN_USER: z.string().trim().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'ADMIN_USER must be 1-64 of A-Z a-z 0-9 . _ @ -').default('admin'),
+    ADMIN_USER: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9._@-]{1,64}$/, 'ADMIN_USER must be 1-64 of A-Z a-z 0-9 . _ @ -')
+      .default('admin'),
     ADMIN_PASSWORD: z.string().min(8, 'ADMIN_PASSWORD must be at least 8 characters').optional(),
     DEV_IDP_USERS_FILE: z.string().trim().min(1).optional(),
     LOGGING_LEVEL: z
       .string()
       .trim()
       .toLowerCase()
-      .pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], { error: 'LOGGING_LEVEL must be one of trace, debug, info, warn, error, fatal, silent' }))
+      .pipe(
+        z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], {
+          error: 'LOGGING_LEVEL must be one of trace, debug, info, warn, error, fatal, silent',
+        }),
+      )
       .default('info'),
     STATE_DIR: z.string().trim().min(1).default('.state'),
     CATALOG_DIR: z.string().trim().min(1).default('registry/servers'),
@@ -178,29 +429,46 @@ export const envSchema = z
     SESSION_MAX_LIFETIME_SECONDS: seconds('SESSION_MAX_LIFETIME_SECONDS', 1, 2592000).default(86400),
     NGINX_BIN: z.string().trim().min(1).optional(),
     NGINX_NJS_MODULE: z.string().trim().min(1).default('/usr/lib/nginx/modules/ngx_http_js_module.so'),
-    NGINX_MAX_BODY_SIZE: z.string().trim().regex(/^\d{1,6}[km]$/, 'NGINX_MAX_BODY_SIZE must be digits followed by k or m, such as 1m').default('1m'),
+    NGINX_MAX_BODY_SIZE: z
+      .string()
+      .trim()
+      .regex(/^\d{1,6}[km]$/, 'NGINX_MAX_BODY_SIZE must be digits followed by k or m, such as 1m')
+      .default('1m'),
   })
   .superRefine((env, ctx) => {
     const provider = env.MCP_AUTH_PROVIDER_TYPE;
     for (const name of REQUIRED_BY_PROVIDER[provider]) {
-      if (env[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: `${name} is missing (needed when MCP_AUTH_PROVIDER_TYPE=${provider}${HINTS[name] ?? ''})` });
+      if (env[name] === undefined)
+        ctx.addIssue({ code: 'custom', path: [name], message: `${name} is missing (needed when MCP_AUTH_PROVIDER_TYPE=${provider}${HINTS[name] ?? ''})` });
     }
     if (provider === 'generic') {
       const set = EXPLICIT_ENDPOINTS.filter((name) => env[name] !== undefined);
       if (set.length > 0 && set.length < EXPLICIT_ENDPOINTS.length) {
         for (const name of EXPLICIT_ENDPOINTS.filter((n) => env[n] === undefined)) {
-          ctx.addIssue({ code: 'custom', path: [name], message: `${name} is missing (set MCP_AUTH_AUTHORIZE_URL, MCP_AUTH_TOKEN_URL and MCP_AUTH_JWKS_URL together, or none of them to use discovery)` });
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: `${name} is missing (set MCP_AUTH_AUTHORIZE_URL, MCP_AUTH_TOKEN_URL and MCP_AUTH_JWKS_URL together, or none of them to use discovery)`,
+          });
         }
       }
     }
     if (!env.MCP_AUTH_ALLOW_INSECURE_HTTP) {
       for (const [name, value] of Object.entries(env)) {
         if (name.startsWith('MCP_AUTH_') && typeof value === 'string' && value.startsWith('http://') && !name.endsWith('CALLBACK_URI')) {
-          ctx.addIssue({ code: 'custom', path: [name], message: `${name} must be https (http is allowed only with MCP_AUTH_ALLOW_INSECURE_HTTP=true, for loopback tests)` });
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: `${name} must be https (http is allowed only with MCP_AUTH_ALLOW_INSECURE_HTTP=true, for loopback tests)`,
+          });
         }
       }
     }
-    for (const [name, path] of [['MCP_AUTH_COGNITO_CALLBACK_URI', 'cognito'], ['MCP_AUTH_OKTA_CALLBACK_URI', 'okta'], ['MCP_AUTH_CALLBACK_URI', 'generic']] as const) {
+    for (const [name, path] of [
+      ['MCP_AUTH_COGNITO_CALLBACK_URI', 'cognito'],
+      ['MCP_AUTH_OKTA_CALLBACK_URI', 'okta'],
+      ['MCP_AUTH_CALLBACK_URI', 'generic'],
+    ] as const) {
       const value = env[name];
       if (value !== undefined && new URL(value).pathname !== `/oauth/callback/${path}`) {
         ctx.addIssue({ code: 'custom', path: [name], message: `${name} must end in /oauth/callback/${path}, the path the registry serves` });

@@ -15,7 +15,13 @@ export function createIdentityProvider(
   const identity = config.identity;
   switch (identity.type) {
     case 'dev':
-      return createDevProvider({ publicUrl: config.gateway.publicUrl, internalUrl: deps.internalUrl, secretKey: config.secretKey, users: config.devUsers, log: deps.log });
+      return createDevProvider({
+        publicUrl: config.gateway.publicUrl,
+        internalUrl: deps.internalUrl,
+        secretKey: config.secretKey,
+        users: config.devUsers,
+        log: deps.log,
+      });
     case 'cognito':
       return createExternalProvider(identity, cognitoSpec(identity, deps.machineClients));
     case 'okta':

@@ -49,14 +49,14 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
     configuration: async () => {
       const internal = `${options.internalUrl()}${DEV_IDP_PATH}`;
       const configuration = new client.Configuration(
-      {
-        issuer,
-        authorization_endpoint: `${issuer}/auth`,
-        token_endpoint: `${internal}/token`,
-        jwks_uri: `${internal}/jwks`,
-        userinfo_endpoint: `${internal}/me`,
-        authorization_response_iss_parameter_supported: true,
-      },
+        {
+          issuer,
+          authorization_endpoint: `${issuer}/auth`,
+          token_endpoint: `${internal}/token`,
+          jwks_uri: `${internal}/jwks`,
+          userinfo_endpoint: `${internal}/me`,
+          authorization_response_iss_parameter_supported: true,
+        },
         CLIENT_ID,
         clientSecret,
       );
@@ -198,7 +198,12 @@ function idpRouter(provider: Provider, options: DevProviderOptions): express.Rou
   });
 
   router.post('/interaction/:uid/abort', async (req: Request, res: Response) => {
-    await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'the user cancelled the sign-in' }, { mergeWithLastSubmission: false });
+    await provider.interactionFinished(
+      req,
+      res,
+      { error: 'access_denied', error_description: 'the user cancelled the sign-in' },
+      { mergeWithLastSubmission: false },
+    );
   });
 
   // An expired or unknown interaction is the user's next step, not a server fault.

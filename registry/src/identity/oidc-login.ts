@@ -80,7 +80,11 @@ export class OidcLogin {
     return this.#result(config, tokens, refreshToken);
   }
 
-  async #result(config: client.Configuration, tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, previousRefresh?: string): Promise<LoginResult> {
+  async #result(
+    config: client.Configuration,
+    tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+    previousRefresh?: string,
+  ): Promise<LoginResult> {
     const claims = tokens.claims();
     let source: Record<string, unknown> | undefined = claims;
     if (!claims || !(this.#options.groupsClaim in claims)) {

@@ -25,7 +25,12 @@ after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-function def(name: string, url: string, transports: ServerDefinitionInput['transports'] = { 'streamable-http': '/mcp' }, extra: Partial<ServerDefinitionInput> = {}): ServerDefinition {
+function def(
+  name: string,
+  url: string,
+  transports: ServerDefinitionInput['transports'] = { 'streamable-http': '/mcp' },
+  extra: Partial<ServerDefinitionInput> = {},
+): ServerDefinition {
   return freezeDefinition(serverDefinitionSchema.parse({ name, url, transports, ...extra }));
 }
 
@@ -134,7 +139,10 @@ describe('BackendMonitor against real MCP servers', () => {
     const snap = await monitor.refresh('legacy');
     assert.equal(snap.health.status, 'healthy', snap.health.error);
     assert.equal(snap.health.transport, 'sse');
-    assert.deepEqual(snap.tools?.map((t) => t.name), [CURRENT_TIME_TOOL]);
+    assert.deepEqual(
+      snap.tools?.map((t) => t.name),
+      [CURRENT_TIME_TOOL],
+    );
   });
 
   test('follows nextCursor through every page of tools/list', async () => {
@@ -142,7 +150,10 @@ describe('BackendMonitor against real MCP servers', () => {
     const monitor = monitorFor(new FakeCatalog([def('paged', backend.url)]));
     const snap = await monitor.refresh('paged');
     assert.equal(snap.health.status, 'healthy', snap.health.error);
-    assert.deepEqual(snap.tools?.map((t) => t.name), [...PAGED_TOOLS]);
+    assert.deepEqual(
+      snap.tools?.map((t) => t.name),
+      [...PAGED_TOOLS],
+    );
   });
 
   test('a port with nothing listening: unhealthy, connection refused, no tools', async () => {
@@ -254,7 +265,10 @@ describe('BackendMonitor against real MCP servers', () => {
     await monitor.settled();
     const added = monitor.snapshot('added');
     assert.equal(added.health.status, 'healthy', 'disabled servers are checked too');
-    assert.deepEqual(added.tools?.map((t) => t.name), [CURRENT_TIME_TOOL]);
+    assert.deepEqual(
+      added.tools?.map((t) => t.name),
+      [CURRENT_TIME_TOOL],
+    );
 
     catalog.put(def('added', backend.url, { 'streamable-http': '/mcp' }, { enabled: true })); // same place: no new check
     await monitor.settled();
@@ -379,7 +393,10 @@ describe('BackendMonitor against real MCP servers', () => {
     assert.equal(snap.health.status, 'healthy', snap.health.error);
     assert.deepEqual(snap.health.serverInfo, { name: 'evil server', version: '6.6.6' });
     assert.equal(snap.tools?.length, 1000);
-    assert.deepEqual(snap.tools?.slice(0, 3).map((t) => t.name), ['long', 'no-schema', 't0']);
+    assert.deepEqual(
+      snap.tools?.slice(0, 3).map((t) => t.name),
+      ['long', 'no-schema', 't0'],
+    );
     const [long, noSchema] = snap.tools ?? [];
     assert.equal(long?.description.length, 4000);
     assert.equal(long?.title, undefined);

@@ -150,11 +150,7 @@ async function listAllTools(client: Client, options: { signal: AbortSignal; time
   const cursors = new Set<string>();
   let cursor: string | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
-    const result = await client.request(
-      { method: 'tools/list', ...(cursor === undefined ? {} : { params: { cursor } }) },
-      toolsPageSchema,
-      options,
-    );
+    const result = await client.request({ method: 'tools/list', ...(cursor === undefined ? {} : { params: { cursor } }) }, toolsPageSchema, options);
     for (const raw of result.tools) {
       const tool = cleanTool(raw);
       if (tool === undefined || names.has(tool.name)) continue;
@@ -270,7 +266,6 @@ function checkFetch(maxBytes: number, overflowed: (message: string) => void): Fe
     });
   };
 }
-
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

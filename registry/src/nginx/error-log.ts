@@ -76,7 +76,13 @@ function shutDownWorkers(text: string, masterPid: number | undefined): number {
  * retried 5 times, 500 ms apart) so its late lines are not read as the next apply's verdict.
  * Neither within 5 s: reported as success with a warning, since nginx said nothing wrong.
  */
-export async function reloadVerdict(log: ErrorLog, offset: number, masterPid: number | undefined, logger: Logger, oldWorkers = 1): Promise<{ failed: boolean; detail: string }> {
+export async function reloadVerdict(
+  log: ErrorLog,
+  offset: number,
+  masterPid: number | undefined,
+  logger: Logger,
+  oldWorkers = 1,
+): Promise<{ failed: boolean; detail: string }> {
   const fromMaster = (line: string): boolean => line.includes(` ${masterPid}#`);
   const masterFailures = (text: string): string[] => text.split('\n').filter((line) => fromMaster(line) && /\[(emerg|alert)\]/.test(line));
   let deadline = Date.now() + RELOAD_TIMEOUT_MS;

@@ -22,11 +22,18 @@ export function findNginx(
   bin?: string,
   njsModule: string = DEFAULT_NJS_MODULE,
 ): { bin: string; njsModule: string } | { missing: string; package: 'nginx' | 'libnginx-mod-http-js' } {
+  // eslint-disable-next-line no-restricted-properties -- PATH is where the OS keeps programs, not gateway configuration
+  const searchPath = process.env['PATH'] ?? '';
   const candidates =
     bin !== undefined
       ? [bin]
-      : // eslint-disable-next-line no-restricted-properties -- PATH is where the OS keeps programs, not gateway configuration
-        [...(process.env['PATH'] ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'nginx')), '/usr/sbin/nginx'];
+      : [
+          ...searchPath
+            .split(delimiter)
+            .filter(Boolean)
+            .map((dir) => join(dir, 'nginx')),
+          '/usr/sbin/nginx',
+        ];
   const found = candidates.find(isExecutable);
   if (found === undefined) {
     return { missing: `nginx not found (looked at ${candidates.join(', ')}); install the Debian package nginx`, package: 'nginx' };

@@ -5,7 +5,16 @@
  */
 import { freePort } from '../../../servers/shared/free-port.ts';
 import { readFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type Agent, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type Agent,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -70,7 +79,14 @@ function record(seen: Seen[], req: import('node:http').IncomingMessage): Promise
     req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
     req.on('end', () => {
       const servername = (req.socket as Partial<TLSSocket>).servername;
-      const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, remotePort: req.socket.remotePort, servername: servername || undefined };
+      const entry = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body,
+        remotePort: req.socket.remotePort,
+        servername: servername || undefined,
+      };
       seen.push(entry);
       resolve(entry);
     });
@@ -248,8 +264,6 @@ export async function startRegistryDouble(options: { disabled?: readonly string[
   return { ...(await listen(server, new Set(), seen)), messages, disabled, seal };
 }
 
-
-
 export interface Reply {
   status: number;
   headers: IncomingHttpHeaders;
@@ -269,13 +283,16 @@ export function send(
   options: { method?: string; path: string; headers?: Record<string, string>; body?: string | Buffer; chunked?: boolean; agent?: Agent },
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, headers: options.headers, agent: options.agent ?? false }, (res) => {
-      let body = '';
-      // Read now: once the reply ends, the socket may be closed or handed to the next request.
-      const localPort = res.socket.localPort;
-      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body, localPort }));
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, headers: options.headers, agent: options.agent ?? false },
+      (res) => {
+        let body = '';
+        // Read now: once the reply ends, the socket may be closed or handed to the next request.
+        const localPort = res.socket.localPort;
+        res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body, localPort }));
+      },
+    );
     req.on('error', reject);
     if (options.chunked === true && options.body !== undefined) {
       // Written before end() with no Content-Length: node sends Transfer-Encoding: chunked,

@@ -8,11 +8,7 @@
  * contexts (`;`, `{`, `}`, `$`, `#`, quotes, whitespace, `\`) and a miss in any of them would
  * let a definition file add directives.
  */
-import {
-  BACKEND_PATH_PATTERN,
-  BACKEND_URL_PATTERN,
-  SERVER_NAME_PATTERN,
-} from '../catalog/server-definition.ts';
+import { BACKEND_PATH_PATTERN, BACKEND_URL_PATTERN, SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
 import { GatewayError, type GatewayErrorCode } from '../errors.ts';
 
 declare const checked: unique symbol;
@@ -47,12 +43,7 @@ function shown(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}..."` : text;
 }
 
-function check<Kind extends string>(
-  value: unknown,
-  pattern: RegExp,
-  code: GatewayErrorCode,
-  what: string,
-): Checked<Kind> {
+function check<Kind extends string>(value: unknown, pattern: RegExp, code: GatewayErrorCode, what: string): Checked<Kind> {
   // `typeof` first: a regex would coerce a non-string (`{ toString }`) and test that instead.
   if (typeof value !== 'string' || !pattern.test(value)) {
     throw new GatewayError(code, `${what}: ${shown(value)} is not allowed`);
@@ -66,12 +57,7 @@ function check<Kind extends string>(
  *   whitespace, control or non-ASCII characters, empty, longer than 63).
  */
 export function assertServerName(value: unknown): ServerName {
-  return check<'ServerName'>(
-    value,
-    SERVER_NAME_PATTERN,
-    'SERVER_NAME_INVALID',
-    'server name must match [a-z0-9][a-z0-9-]{0,62}',
-  );
+  return check<'ServerName'>(value, SERVER_NAME_PATTERN, 'SERVER_NAME_INVALID', 'server name must match [a-z0-9][a-z0-9-]{0,62}');
 }
 
 /**
@@ -81,12 +67,7 @@ export function assertServerName(value: unknown): ServerName {
  * @throws GatewayError `CATALOG_FILE_INVALID` when the URL does not match or does not parse.
  */
 export function assertBackendUrl(value: unknown): BackendUrl {
-  const url = check<'BackendUrl'>(
-    value,
-    BACKEND_URL_PATTERN,
-    'CATALOG_FILE_INVALID',
-    'backend url must be http(s)://host[:port][/path]',
-  );
+  const url = check<'BackendUrl'>(value, BACKEND_URL_PATTERN, 'CATALOG_FILE_INVALID', 'backend url must be http(s)://host[:port][/path]');
   let port: string;
   try {
     port = new URL(url).port;
@@ -105,12 +86,7 @@ export function assertBackendUrl(value: unknown): BackendUrl {
  *   `A-Z a-z 0-9 . _ ~ / -` (at most 201 characters).
  */
 export function assertBackendPath(value: unknown): BackendPath {
-  return check<'BackendPath'>(
-    value,
-    BACKEND_PATH_PATTERN,
-    'CATALOG_FILE_INVALID',
-    'backend path must start with / and hold only A-Z a-z 0-9 . _ ~ / -',
-  );
+  return check<'BackendPath'>(value, BACKEND_PATH_PATTERN, 'CATALOG_FILE_INVALID', 'backend path must start with / and hold only A-Z a-z 0-9 . _ ~ / -');
 }
 
 /**

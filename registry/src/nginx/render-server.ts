@@ -25,7 +25,17 @@ import {
   VALIDATE_PATH,
 } from '../authz/paths.ts';
 import type { Transport } from '../catalog/server-definition.ts';
-import { backendBasePath, backendOrigin, backendTarget, hostOf, quoted, type BackendPath, type BackendTarget, type BackendUrl, type ServerName } from './names.ts';
+import {
+  backendBasePath,
+  backendOrigin,
+  backendTarget,
+  hostOf,
+  quoted,
+  type BackendPath,
+  type BackendTarget,
+  type BackendUrl,
+  type ServerName,
+} from './names.ts';
 
 export type Lines = string[];
 
@@ -41,7 +51,16 @@ export interface CheckedServer {
 export const REGISTRY_UPSTREAM = 'mcp_registry';
 
 /** Variables the njs step sets; declared at http level so every location may use them. */
-const NJS_VARIABLES = ['$mcp_messages', '$mcp_user', '$mcp_username', '$mcp_scopes', '$mcp_tool_filter', '$mcp_session_key', '$mcp_unsealed_session', '$mcp_unsealed_target'] as const;
+const NJS_VARIABLES = [
+  '$mcp_messages',
+  '$mcp_user',
+  '$mcp_username',
+  '$mcp_scopes',
+  '$mcp_tool_filter',
+  '$mcp_session_key',
+  '$mcp_unsealed_session',
+  '$mcp_unsealed_target',
+] as const;
 
 /** The check's session vocabulary: never from a client, never to a backend. */
 export const SESSION_HEADERS = [SESSION_HEADER, SESSION_KEY_HEADER, BACKEND_SESSION_HEADER, BACKEND_TARGET_HEADER, SESSION_UNKNOWN_HEADER] as const;
@@ -144,7 +163,10 @@ function renderCheckedEntry(name: ServerName, transport: Transport, session: '$h
 function onlyMethod(method: 'GET' | 'POST', what: string): Lines {
   return [
     'default_type application/json;',
-    ...block(`if ($request_method != ${method})`, [`add_header Allow "${method}" always;`, jsonReturn(405, { error: 'METHOD_NOT_ALLOWED', message: `${what} takes ${method} only` })]),
+    ...block(`if ($request_method != ${method})`, [
+      `add_header Allow "${method}" always;`,
+      jsonReturn(405, { error: 'METHOD_NOT_ALLOWED', message: `${what} takes ${method} only` }),
+    ]),
   ];
 }
 
@@ -192,11 +214,13 @@ function renderBackend(server: CheckedServer, route: BackendRoute): Lines {
   const scheme = https ? 'https' : 'http';
   const { filtered, stream } = route;
   return block(`location ${route.location}`, [
-    ...(stream === undefined ? [] : [
-      // What njs needs to seal the endpoint event (set before rewrite's `break`).
-      `set $mcp_backend_sse ${quoted(stream)};`,
-      `set $mcp_messages_url ${quoted(`${EXECUTE_PREFIX}${server.name}${SSE_MESSAGES_PATH}` as ServerName)};`,
-    ]),
+    ...(stream === undefined
+      ? []
+      : [
+          // What njs needs to seal the endpoint event (set before rewrite's `break`).
+          `set $mcp_backend_sse ${quoted(stream)};`,
+          `set $mcp_messages_url ${quoted(`${EXECUTE_PREFIX}${server.name}${SSE_MESSAGES_PATH}` as ServerName)};`,
+        ]),
     ...('rewrite' in route.uri
       ? [
           // Named locations cannot carry a URI in proxy_pass; rewrite sets it (query string kept).
@@ -283,7 +307,10 @@ function renderSse(server: CheckedServer, path: BackendPath): Lines {
     // The bare name is not an endpoint; a redirect to the slash form would GET the backend root.
     ...block(`location = ${prefix}`, notFound(`the endpoints of ${server.name} are ${prefix}${path} and ${prefix}${SSE_MESSAGES_PATH}`)),
     ...block(`location = ${prefix}${path}`, [...onlyMethod('GET', 'the SSE stream'), ...renderCheckedEntry(server.name, 'sse', '""')]),
-    ...block(`location = ${prefix}${SSE_MESSAGES_PATH}`, [...onlyMethod('POST', 'the messages endpoint'), ...renderCheckedEntry(server.name, 'sse', '$arg_session')]),
+    ...block(`location = ${prefix}${SSE_MESSAGES_PATH}`, [
+      ...onlyMethod('POST', 'the messages endpoint'),
+      ...renderCheckedEntry(server.name, 'sse', '$arg_session'),
+    ]),
     // Slash-terminated prefix: `/api/execute/a/` cannot match `/api/execute/ab/...`.
     ...block(`location ${prefix}/`, notFound(`the endpoints of ${server.name} are ${prefix}${path} and ${prefix}${SSE_MESSAGES_PATH}`)),
     ...renderBackend(server, { transport: 'sse', location: backendLocation(server.name, 'sse', false), uri, filtered: false, stream }),
@@ -297,10 +324,7 @@ export function renderServerLocations(server: CheckedServer): Lines {
   const transports: Transport[] = [];
   if (server.streamable !== undefined) transports.push('streamable-http');
   if (server.sse !== undefined) transports.push('sse');
-  const out: Lines = [
-    `# ${server.name}: ${transports.join(', ')}`,
-    ...transports.flatMap((transport) => renderAuthLocation(server.name, transport)),
-  ];
+  const out: Lines = [`# ${server.name}: ${transports.join(', ')}`, ...transports.flatMap((transport) => renderAuthLocation(server.name, transport))];
   if (server.streamable !== undefined) out.push(...renderStreamable(server, server.streamable));
   if (server.sse !== undefined) out.push(...renderSse(server, server.sse));
   return out;

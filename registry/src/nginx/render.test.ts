@@ -51,46 +51,49 @@ describe('renderNginxConfig', () => {
   });
 
   it('generates exact or slash-terminated locations for each server, and JSON catch-alls', () => {
-    assert.deepEqual([...byPath.keys()], [
-      '= /_mcp_auth/archive/streamable-http',
-      '= /_mcp_auth/archive/sse',
-      '= /api/streamable/archive',
-      '= /api/streamable/archive/',
-      '@mcp_archive_streamable-http',
-      '@mcp_archive_streamable-http_filtered',
-      '= /api/execute/archive',
-      '= /api/execute/archive/sse',
-      '= /api/execute/archive/messages',
-      '/api/execute/archive/',
-      '@mcp_archive_sse',
-      '@mcp_archive_sse_filtered',
-      '@mcp_archive_sse_messages',
-      '= /_mcp_auth/github/streamable-http',
-      '= /_mcp_auth/github/sse',
-      '= /api/streamable/github',
-      '= /api/streamable/github/',
-      '@mcp_github_streamable-http',
-      '@mcp_github_streamable-http_filtered',
-      '= /api/execute/github',
-      '= /api/execute/github/sse',
-      '= /api/execute/github/messages',
-      '/api/execute/github/',
-      '@mcp_github_sse',
-      '@mcp_github_sse_filtered',
-      '@mcp_github_sse_messages',
-      '= /_mcp_auth/weather/streamable-http',
-      '= /api/streamable/weather',
-      '= /api/streamable/weather/',
-      '@mcp_weather_streamable-http',
-      '@mcp_weather_streamable-http_filtered',
-      '/api/streamable/',
-      '/api/execute/',
-      '~* ^/auth/validate/*$',
-      '@mcp_500',
-      '@mcp_502',
-      '@mcp_413',
-      '/',
-    ]);
+    assert.deepEqual(
+      [...byPath.keys()],
+      [
+        '= /_mcp_auth/archive/streamable-http',
+        '= /_mcp_auth/archive/sse',
+        '= /api/streamable/archive',
+        '= /api/streamable/archive/',
+        '@mcp_archive_streamable-http',
+        '@mcp_archive_streamable-http_filtered',
+        '= /api/execute/archive',
+        '= /api/execute/archive/sse',
+        '= /api/execute/archive/messages',
+        '/api/execute/archive/',
+        '@mcp_archive_sse',
+        '@mcp_archive_sse_filtered',
+        '@mcp_archive_sse_messages',
+        '= /_mcp_auth/github/streamable-http',
+        '= /_mcp_auth/github/sse',
+        '= /api/streamable/github',
+        '= /api/streamable/github/',
+        '@mcp_github_streamable-http',
+        '@mcp_github_streamable-http_filtered',
+        '= /api/execute/github',
+        '= /api/execute/github/sse',
+        '= /api/execute/github/messages',
+        '/api/execute/github/',
+        '@mcp_github_sse',
+        '@mcp_github_sse_filtered',
+        '@mcp_github_sse_messages',
+        '= /_mcp_auth/weather/streamable-http',
+        '= /api/streamable/weather',
+        '= /api/streamable/weather/',
+        '@mcp_weather_streamable-http',
+        '@mcp_weather_streamable-http_filtered',
+        '/api/streamable/',
+        '/api/execute/',
+        '~* ^/auth/validate/*$',
+        '@mcp_500',
+        '@mcp_502',
+        '@mcp_413',
+        '/',
+      ],
+    );
   });
 
   it('makes every auth location internal, with the server and transport as literals', () => {
@@ -147,7 +150,10 @@ describe('renderNginxConfig', () => {
       assert.ok(byPath.has(`@mcp_${name}_${transport}_filtered`), path);
     }
     const handed = [...byPath].filter(([, body]) => body.includes('js_content'));
-    assert.deepEqual(handed.map(([path]) => path), entries.map(([path]) => path));
+    assert.deepEqual(
+      handed.map(([path]) => path),
+      entries.map(([path]) => path),
+    );
     assert.doesNotMatch(config, /^ *auth_request(_set)? /m, 'no auth_request: its subrequests carry no body');
   });
 
@@ -172,7 +178,10 @@ describe('renderNginxConfig', () => {
 
   /** One server line, keepalive, and an idle timeout shorter than Node backends' 5 s. */
   function assertUpstream(body: string | undefined, server: string, label: string): void {
-    const directives = (body ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('//') && !l.startsWith('#'));
+    const directives = (body ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('//') && !l.startsWith('#'));
     assert.deepEqual(directives, [`server "${server}";`, 'keepalive 16;', 'keepalive_timeout 4s;'], label);
   }
 
@@ -244,7 +253,18 @@ describe('renderNginxConfig', () => {
       assert.match(body, /proxy_set_header x-scopes \$mcp_scopes;/, path);
       // The backend's own session id, unsealed by the check; never the client's value.
       assert.match(body, /proxy_set_header Mcp-Session-Id \$mcp_unsealed_session;/, path);
-      for (const header of ['x-missing-scope', 'x-mcp-server', 'x-mcp-transport', 'x-mcp-messages', 'x-mcp-tool-filter', 'x-mcp-session', 'x-mcp-session-key', 'x-mcp-backend-session', 'x-mcp-backend-target', 'x-mcp-session-unknown']) {
+      for (const header of [
+        'x-missing-scope',
+        'x-mcp-server',
+        'x-mcp-transport',
+        'x-mcp-messages',
+        'x-mcp-tool-filter',
+        'x-mcp-session',
+        'x-mcp-session-key',
+        'x-mcp-backend-session',
+        'x-mcp-backend-target',
+        'x-mcp-session-unknown',
+      ]) {
         assert.ok(body.includes(`proxy_set_header ${header} "";`), `${path} ${header}`);
       }
       assert.match(body, /proxy_buffering off;/, path);
@@ -303,7 +323,7 @@ describe('renderNginxConfig', () => {
     assert.match(byPath.get('/api/execute/github/') ?? '', /return 404 '\{"error":"NOT_FOUND"/);
   });
 
-  it('keeps the backend URL\'s own path and speaks TLS with SNI naming the backend host to an https backend', () => {
+  it("keeps the backend URL's own path and speaks TLS with SNI naming the backend host to an https backend", () => {
     for (const [url, host] of [
       ['https://archive.example.com/base/', 'archive.example.com'],
       ['https://archive.example.com:8443/base', 'archive.example.com:8443'],
@@ -330,7 +350,10 @@ describe('renderNginxConfig', () => {
     }
     // In INPUT, only archive is https.
     const ssl = [...byPath].filter(([, body]) => body.includes('proxy_ssl_'));
-    assert.deepEqual(ssl.map(([path]) => path), [...byPath.keys()].filter((path) => path.startsWith('@mcp_archive_')));
+    assert.deepEqual(
+      ssl.map(([path]) => path),
+      [...byPath.keys()].filter((path) => path.startsWith('@mcp_archive_')),
+    );
     for (const [path, body] of byPath) {
       if (path.startsWith('@mcp_github_') || path.startsWith('@mcp_weather_')) assert.match(body, /proxy_pass http:\/\/mcp_backend_/, path);
     }
@@ -360,7 +383,10 @@ describe('renderNginxConfig', () => {
     const lines = config.split('\n');
     const start = lines.findIndex((line) => line.startsWith('        # github:'));
     const end = lines.indexOf('', start);
-    const github = lines.slice(start, end).map((line) => line.slice(8)).join('\n');
+    const github = lines
+      .slice(start, end)
+      .map((line) => line.slice(8))
+      .join('\n');
     const docs = readFileSync(new URL('../../../docs/nginx.md', import.meta.url), 'utf8');
     assert.ok(start > 0 && docs.includes(`\`\`\`nginx\n${github}\n\`\`\``), 'docs/nginx.md is out of date: copy the github block from the snapshot');
   });
@@ -401,7 +427,7 @@ describe('renderNginxConfig', () => {
 });
 
 describe('the legacy messages endpoint', () => {
-  it('refuses an sse path that would be the gateway\'s own /messages location', () => {
+  it("refuses an sse path that would be the gateway's own /messages location", () => {
     assert.throws(
       () => renderNginxConfig({ ...INPUT, servers: [definition('clash', 'http://127.0.0.1:8001', { sse: '/messages' })] }),
       (err: unknown) => err instanceof GatewayError && err.code === 'CATALOG_FILE_INVALID' && /sse path cannot be \/messages/.test(err.message),

@@ -33,7 +33,17 @@ import {
   hostPort,
   quoted,
 } from './names.ts';
-import { block, jsonReturn, REGISTRY_UPSTREAM, renderBackendUpstream, renderNjsVariables, renderServerLocations, SESSION_HEADERS, type CheckedServer, type Lines } from './render-server.ts';
+import {
+  block,
+  jsonReturn,
+  REGISTRY_UPSTREAM,
+  renderBackendUpstream,
+  renderNjsVariables,
+  renderServerLocations,
+  SESSION_HEADERS,
+  type CheckedServer,
+  type Lines,
+} from './render-server.ts';
 
 export interface NginxRenderInput {
   readonly listen: { readonly host: string; readonly port: number };
@@ -86,18 +96,12 @@ function checkServers(servers: readonly ServerDefinition[]): CheckedServer[] {
 function renderErrorLocations(): Lines {
   return [
     // 401 and 403 are answered by njs (nginx/njs/mcp.js), which knows the JSON-RPC id.
-    ...block('location @mcp_500', [
-      'default_type application/json;',
-      jsonReturn(500, { error: 'INTERNAL', message: 'internal error' }),
-    ]),
+    ...block('location @mcp_500', ['default_type application/json;', jsonReturn(500, { error: 'INTERNAL', message: 'internal error' })]),
     ...block('location @mcp_502', [
       'default_type application/json;',
       jsonReturn(502, { error: 'BACKEND_UNAVAILABLE', message: 'the MCP server did not answer' }),
     ]),
-    ...block('location @mcp_413', [
-      'default_type application/json;',
-      jsonReturn(413, { error: 'BODY_TOO_LARGE', message: 'request body too large' }),
-    ]),
+    ...block('location @mcp_413', ['default_type application/json;', jsonReturn(413, { error: 'BODY_TOO_LARGE', message: 'request body too large' })]),
   ];
 }
 
@@ -117,9 +121,19 @@ function renderRegistryLocation(publicScheme: 'http' | 'https' | undefined): Lin
     `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
     // Identity reaches the registry as a session or token only; these headers are the
     // check's vocabulary and mean nothing when a client sends them.
-    ...[USER_HEADER, USERNAME_HEADER, SCOPES_HEADER, MISSING_SCOPE_HEADER, SERVER_HEADER, TRANSPORT_HEADER, ORIGINAL_URI_HEADER, ORIGINAL_METHOD_HEADER, MESSAGES_HEADER, TOOL_FILTER_HEADER, ...SESSION_HEADERS].map(
-      (header) => `proxy_set_header ${header} "";`,
-    ),
+    ...[
+      USER_HEADER,
+      USERNAME_HEADER,
+      SCOPES_HEADER,
+      MISSING_SCOPE_HEADER,
+      SERVER_HEADER,
+      TRANSPORT_HEADER,
+      ORIGINAL_URI_HEADER,
+      ORIGINAL_METHOD_HEADER,
+      MESSAGES_HEADER,
+      TOOL_FILTER_HEADER,
+      ...SESSION_HEADERS,
+    ].map((header) => `proxy_set_header ${header} "";`),
   ]);
 }
 

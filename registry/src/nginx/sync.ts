@@ -94,7 +94,8 @@ export class NginxSync {
     }
     try {
       const { changed } = await this.#orWithoutRefused(this.#latest, (c) => this.#controller.apply(c), config);
-      if (changed) this.#log.info({ servers: this.#latest.length - this.#refused.size, refused: [...this.#refused.keys()] }, 'nginx reloaded with the new configuration');
+      if (changed)
+        this.#log.info({ servers: this.#latest.length - this.#refused.size, refused: [...this.#refused.keys()] }, 'nginx reloaded with the new configuration');
     } catch (err) {
       // The controller keeps the error for status(); the log gets the cause.
       this.#log.error({ err }, 'nginx refused the new configuration; the last good one keeps serving');
@@ -145,7 +146,8 @@ export class NginxSync {
     };
     await split(servers);
     this.#refused = refused;
-    for (const [server, reason] of refused) this.#log.error({ server, reason }, 'nginx refuses this server definition; it is left out of the config and not routed');
+    for (const [server, reason] of refused)
+      this.#log.error({ server, reason }, 'nginx refuses this server definition; it is left out of the config and not routed');
     // Keep the catalog's order (the rendered config is stable, so unchanged configs stay unchanged).
     const keep = new Set(accepted.map((d) => d.name));
     return servers.filter((d) => keep.has(d.name));

@@ -67,11 +67,22 @@ describe('scopesForGroups: the convention', () => {
     assert.deepEqual(scopesForGroups(['engineering', 'admins', 'mcp-users']), []);
   });
   it('grants nothing to a resources or prompts group whose server name is invalid', () => {
-    const groups = ['mcp-server--resources', 'mcp-server-GH-prompts', 'mcp-server-a;b-resources', 'mcp-server-*-prompts', 'mcp-server-gh-RESOURCES', 'mcp-server-gh-resources ', 'mcp-server-gh-prompts\n'];
+    const groups = [
+      'mcp-server--resources',
+      'mcp-server-GH-prompts',
+      'mcp-server-a;b-resources',
+      'mcp-server-*-prompts',
+      'mcp-server-gh-RESOURCES',
+      'mcp-server-gh-resources ',
+      'mcp-server-gh-prompts\n',
+    ];
     assert.deepEqual(scopesForGroups(groups), []);
   });
   it('does not give -admin separate resources or prompts scopes: its execute covers them', () => {
-    assert.deepEqual(scopesForGroups(['mcp-server-gh-admin']).filter((s) => /resources|prompts/.test(s)), []);
+    assert.deepEqual(
+      scopesForGroups(['mcp-server-gh-admin']).filter((s) => /resources|prompts/.test(s)),
+      [],
+    );
   });
   it('ignores members of the groups claim that are not strings', () => {
     const groups = [null, 7, { toString: () => 'mcp-admin' }, 'mcp-user'] as unknown as string[];
@@ -109,9 +120,9 @@ describe('scopesForGroups: the mapping file', () => {
   const mapping: GroupMapping = {
     'GitHub Users': ['mcp:server:github:read', 'mcp:server:github:execute'],
     'All Readers': ['mcp:server:*:read'],
-    'Ops': ['mcp:registry:admin', 'mcp:server:*:tool:health:execute'],
-    'Sloppy': ['mcp:server:GitHub:read', 'mcp:server:gh*:read', 'not a scope', 'mcp:server:ok:read', 42 as unknown as string],
-    'NotAList': 'mcp:registry:admin' as unknown as readonly string[],
+    Ops: ['mcp:registry:admin', 'mcp:server:*:tool:health:execute'],
+    Sloppy: ['mcp:server:GitHub:read', 'mcp:server:gh*:read', 'not a scope', 'mcp:server:ok:read', 42 as unknown as string],
+    NotAList: 'mcp:registry:admin' as unknown as readonly string[],
     'mcp-user': ['mcp:server:docs:read'],
   };
   const ROWS: ReadonlyArray<readonly [string, readonly string[], readonly string[]]> = [

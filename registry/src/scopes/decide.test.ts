@@ -87,14 +87,20 @@ const TABLE: readonly Row[] = [
     row: 5,
     behaviour: 'allows initialize, server/discover, ping, logging/setLevel, notifications/* and responses with server access, else 403 naming execute',
     cases: [
-      ...[request('initialize'), request('server/discover'), request('ping'), request('logging/setLevel'), notification('notifications/initialized'), notification('notifications/cancelled'), RESPONSE].flatMap(
-        (message): Case[] => [
-          [[ISSUE], [message], allowed('create_issue')],
-          [[RESOURCES], [message], allowed()],
-          [[PROMPTS], [message], allowed()],
-          [['mcp:server:github:read'], [message], refused(EXECUTE, methodOf(message))],
-        ],
-      ),
+      ...[
+        request('initialize'),
+        request('server/discover'),
+        request('ping'),
+        request('logging/setLevel'),
+        notification('notifications/initialized'),
+        notification('notifications/cancelled'),
+        RESPONSE,
+      ].flatMap((message): Case[] => [
+        [[ISSUE], [message], allowed('create_issue')],
+        [[RESOURCES], [message], allowed()],
+        [[PROMPTS], [message], allowed()],
+        [['mcp:server:github:read'], [message], refused(EXECUTE, methodOf(message))],
+      ]),
     ],
   },
   {
@@ -109,7 +115,7 @@ const TABLE: readonly Row[] = [
   },
   {
     row: 7,
-    behaviour: 'allows tools/call of tool T only with T\'s tool scope (or its * form), else 403 naming that scope',
+    behaviour: "allows tools/call of tool T only with T's tool scope (or its * form), else 403 naming that scope",
     cases: [
       [[ISSUE], [call('create_issue')], allowed('create_issue')],
       [['mcp:server:*:tool:create_issue:execute'], [call('create_issue')], allowed('create_issue')],
@@ -166,9 +172,21 @@ const TABLE: readonly Row[] = [
   {
     row: 12,
     behaviour: 'refuses every other method without execute with 403 naming execute',
-    cases: ['completion/complete', 'sampling/createMessage', 'elicitation/create', 'roots/list', 'tasks/list', 'tasks/get', 'tasks/update', 'tasks/cancel', 'server/Discover', 'subscriptions/LISTEN', 'tools/CALL', 'Tools/call', 'resources/write'].map(
-      (method): Case => [EVERY_NARROW_SCOPE, [request(method)], refused(EXECUTE, method)],
-    ),
+    cases: [
+      'completion/complete',
+      'sampling/createMessage',
+      'elicitation/create',
+      'roots/list',
+      'tasks/list',
+      'tasks/get',
+      'tasks/update',
+      'tasks/cancel',
+      'server/Discover',
+      'subscriptions/LISTEN',
+      'tools/CALL',
+      'Tools/call',
+      'resources/write',
+    ].map((method): Case => [EVERY_NARROW_SCOPE, [request(method)], refused(EXECUTE, method)]),
   },
   {
     row: 13,
@@ -183,7 +201,11 @@ const TABLE: readonly Row[] = [
     row: 14,
     behaviour: 'gives toolFilter, sorted and possibly empty, exactly when allowed without execute',
     cases: [
-      [['mcp:server:github:tool:b:execute', 'mcp:server:*:tool:a:execute', 'mcp:server:github:tool:a:execute', 'mcp:server:gitlab:tool:z:execute'], [request('tools/list')], allowed('a', 'b')],
+      [
+        ['mcp:server:github:tool:b:execute', 'mcp:server:*:tool:a:execute', 'mcp:server:github:tool:a:execute', 'mcp:server:gitlab:tool:z:execute'],
+        [request('tools/list')],
+        allowed('a', 'b'),
+      ],
       [[RESOURCES], [request('initialize')], allowed()],
       [[EXECUTE, ISSUE], [request('tools/list')], ALLOW_ALL],
     ],
@@ -205,11 +227,23 @@ const HOSTILE: ReadonlyArray<readonly [string, readonly McpMessage[], Decision]>
   ['a tool name with a path (../x)', [call('../x')], refused(EXECUTE, 'tools/call')],
   ['a tool name *', [call('*')], refused(EXECUTE, 'tools/call')],
   ['a tool name with a trailing space (create_issue )', [call('create_issue ')], refused(EXECUTE, 'tools/call')],
-  ['a tool name that is not a string', [{ kind: 'request', method: 'tools/call', tool: ['create_issue'] as unknown as string }], refused(EXECUTE, 'tools/call')],
+  [
+    'a tool name that is not a string',
+    [{ kind: 'request', method: 'tools/call', tool: ['create_issue'] as unknown as string }],
+    refused(EXECUTE, 'tools/call'),
+  ],
   ['a method that is not a string', [{ kind: 'request', method: null as unknown as string }], refused(EXECUTE)],
   ['a message of unknown kind', [{ kind: 'batch', method: 'ping' } as unknown as McpMessage], refused(EXECUTE, 'ping')],
-  ['a batch hiding a forbidden call after allowed ones', [request('initialize'), call('create_issue'), call('a'), call('delete_repo'), request('prompts/get')], refused('mcp:server:github:tool:delete_repo:execute', 'tools/call')],
-  ['a batch hiding completion/complete among notifications', [notification('notifications/initialized'), request('completion/complete')], refused(EXECUTE, 'completion/complete')],
+  [
+    'a batch hiding a forbidden call after allowed ones',
+    [request('initialize'), call('create_issue'), call('a'), call('delete_repo'), request('prompts/get')],
+    refused('mcp:server:github:tool:delete_repo:execute', 'tools/call'),
+  ],
+  [
+    'a batch hiding completion/complete among notifications',
+    [notification('notifications/initialized'), request('completion/complete')],
+    refused(EXECUTE, 'completion/complete'),
+  ],
 ];
 
 describe('decideAccess: the decision table (docs/authorization.md)', () => {
@@ -225,12 +259,20 @@ describe('decideAccess: the decision table (docs/authorization.md)', () => {
     const doc = readFileSync(new URL('../../../docs/authorization.md', import.meta.url), 'utf8');
     const section = doc.split('\n## ').find((s) => s.startsWith('The decision table')) ?? '';
     const rows = [...section.matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1]));
-    assert.deepEqual(rows, TABLE.map(({ row }) => row));
+    assert.deepEqual(
+      rows,
+      TABLE.map(({ row }) => row),
+    );
   });
 });
 
 describe('decideAccess: hostile requests', () => {
-  const SESSION = [...EVERY_NARROW_SCOPE, 'mcp:server:github:tool:a:execute', 'mcp:server:github:tool:b:execute', `mcp:server:github:tool:${'T'.repeat(128)}:execute`];
+  const SESSION = [
+    ...EVERY_NARROW_SCOPE,
+    'mcp:server:github:tool:a:execute',
+    'mcp:server:github:tool:b:execute',
+    `mcp:server:github:tool:${'T'.repeat(128)}:execute`,
+  ];
   for (const [what, messages, decision] of HOSTILE) {
     it(`refuses ${what}`, () => {
       assert.deepEqual(decideAccess({ scopes: SESSION, server: GH, messages }), decision);

@@ -53,22 +53,32 @@ const ALLOW_ALL: Decision = Object.freeze({ allow: true });
 function covers(grants: ServerGrants, need: Need): boolean {
   if (grants.execute) return true;
   switch (need.kind) {
-    case 'server-access': return grants.tools.length > 0 || grants.resources || grants.prompts;
-    case 'any-tool': return grants.tools.length > 0;
-    case 'tool': return grants.tools.includes(need.tool);
-    case 'resources': return grants.resources;
-    case 'prompts': return grants.prompts;
-    case 'execute': return false;
+    case 'server-access':
+      return grants.tools.length > 0 || grants.resources || grants.prompts;
+    case 'any-tool':
+      return grants.tools.length > 0;
+    case 'tool':
+      return grants.tools.includes(need.tool);
+    case 'resources':
+      return grants.resources;
+    case 'prompts':
+      return grants.prompts;
+    case 'execute':
+      return false;
   }
 }
 
 /** The scope to name in a 403 for `need`: the narrowest single scope that would cover it. */
 function scopeFor(need: Need, server: string): string {
   switch (need.kind) {
-    case 'tool': return toolScope(server, need.tool);
-    case 'resources': return resourcesScope(server);
-    case 'prompts': return promptsScope(server);
-    default: return serverScope(server, 'execute');
+    case 'tool':
+      return toolScope(server, need.tool);
+    case 'resources':
+      return resourcesScope(server);
+    case 'prompts':
+      return promptsScope(server);
+    default:
+      return serverScope(server, 'execute');
   }
 }
 

@@ -23,7 +23,7 @@ describe('hasScope', () => {
     ['lets server execute imply its resources:read', ['mcp:server:gh:execute'], 'mcp:server:gh:resources:read', true],
     ['lets server execute imply its prompts:read', ['mcp:server:gh:execute'], 'mcp:server:gh:prompts:read', true],
     ['lets a mapped *:execute imply resources:read', ['mcp:server:*:execute'], 'mcp:server:gh:resources:read', true],
-    ['does not let another server\'s execute imply resources:read', ['mcp:server:gl:execute'], 'mcp:server:gh:resources:read', false],
+    ["does not let another server's execute imply resources:read", ['mcp:server:gl:execute'], 'mcp:server:gh:resources:read', false],
     ['does not let resources:read imply prompts:read', ['mcp:server:gh:resources:read'], 'mcp:server:gh:prompts:read', false],
     ['does not let resources:read imply execute', ['mcp:server:gh:resources:read'], 'mcp:server:gh:execute', false],
     ['does not let prompts:read imply a tool', ['mcp:server:gh:prompts:read'], 'mcp:server:gh:tool:t:execute', false],
@@ -57,17 +57,17 @@ describe('canReadServer, canToggleServer, canEditServer', () => {
     [['mcp:server:github:tool:create_issue:execute'], { read: true, toggle: false, edit: false }],
     [['mcp:server:*:tool:create_issue:execute'], { read: true, toggle: false, edit: false }],
     [['mcp:server:*:toggle'], { read: true, toggle: true, edit: false }],
-    [['mcp:server:gitlab:read', 'mcp:server:gitlab:toggle', 'mcp:server:gitlab:edit', 'mcp:server:gitlab:resources:read'], { read: false, toggle: false, edit: false }],
+    [
+      ['mcp:server:gitlab:read', 'mcp:server:gitlab:toggle', 'mcp:server:gitlab:edit', 'mcp:server:gitlab:resources:read'],
+      { read: false, toggle: false, edit: false },
+    ],
     [['mcp:server:github-x:read'], { read: false, toggle: false, edit: false }],
     [['mcp:server:GitHub:read', 'mcp:server:github:resources:write', 'garbage'], { read: false, toggle: false, edit: false }],
     [[], { read: false, toggle: false, edit: false }],
   ];
   for (const [scopes, can] of ROWS) {
     it(`gives [${scopes.join(', ')}] read=${can.read} toggle=${can.toggle} edit=${can.edit} on github`, () => {
-      assert.deepEqual(
-        { read: canReadServer(scopes, 'github'), toggle: canToggleServer(scopes, 'github'), edit: canEditServer(scopes, 'github') },
-        can,
-      );
+      assert.deepEqual({ read: canReadServer(scopes, 'github'), toggle: canToggleServer(scopes, 'github'), edit: canEditServer(scopes, 'github') }, can);
     });
   }
   it('refuses every action on an invalid server name, even for admin', () => {
@@ -82,19 +82,37 @@ describe('grantsOnServer', () => {
   const NONE: ServerGrants = { execute: false, tools: [], resources: false, prompts: false };
   const ROWS: ReadonlyArray<readonly [string, readonly string[], ServerGrants]> = [
     ['grants nothing to no scopes', [], NONE],
-    ['grants nothing over MCP to read, toggle, edit or registry read', ['mcp:registry:read', 'mcp:server:github:read', 'mcp:server:github:toggle', 'mcp:server:github:edit'], NONE],
+    [
+      'grants nothing over MCP to read, toggle, edit or registry read',
+      ['mcp:registry:read', 'mcp:server:github:read', 'mcp:server:github:toggle', 'mcp:server:github:edit'],
+      NONE,
+    ],
     ['grants everything to admin, with no tool list', ['mcp:registry:admin'], { execute: true, tools: [], resources: true, prompts: true }],
     ['grants everything to server execute', ['mcp:server:github:execute'], { execute: true, tools: [], resources: true, prompts: true }],
     ['grants everything to a mapped *:execute', ['mcp:server:*:execute'], { execute: true, tools: [], resources: true, prompts: true }],
-    ['lists the tools of the tool scopes on the server and on *, sorted and de-duplicated',
+    [
+      'lists the tools of the tool scopes on the server and on *, sorted and de-duplicated',
       ['mcp:server:github:tool:b:execute', 'mcp:server:*:tool:a:execute', 'mcp:server:github:tool:a:execute', 'mcp:server:gitlab:tool:z:execute'],
-      { ...NONE, tools: ['a', 'b'] }],
-    ['lists only tools named by tool scopes, even beside execute', ['mcp:server:github:execute', 'mcp:server:github:tool:t:execute'], { execute: true, tools: ['t'], resources: true, prompts: true }],
+      { ...NONE, tools: ['a', 'b'] },
+    ],
+    [
+      'lists only tools named by tool scopes, even beside execute',
+      ['mcp:server:github:execute', 'mcp:server:github:tool:t:execute'],
+      { execute: true, tools: ['t'], resources: true, prompts: true },
+    ],
     ['grants resources to resources:read on the server or *', ['mcp:server:*:resources:read'], { ...NONE, resources: true }],
     ['grants prompts to prompts:read on the server', ['mcp:server:github:prompts:read'], { ...NONE, prompts: true }],
-    ['ignores scopes about other servers and malformed ones',
-      ['mcp:server:gitlab:resources:read', 'mcp:server:gitlab:execute', 'mcp:server:github:tool:*:execute', 'MCP:SERVER:GITHUB:EXECUTE', 'mcp:server:github:tool:a b:execute'],
-      NONE],
+    [
+      'ignores scopes about other servers and malformed ones',
+      [
+        'mcp:server:gitlab:resources:read',
+        'mcp:server:gitlab:execute',
+        'mcp:server:github:tool:*:execute',
+        'MCP:SERVER:GITHUB:EXECUTE',
+        'mcp:server:github:tool:a b:execute',
+      ],
+      NONE,
+    ],
   ];
   for (const [what, scopes, grants] of ROWS) {
     it(what, () => {

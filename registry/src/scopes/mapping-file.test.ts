@@ -32,9 +32,15 @@ clinets:
 `);
   assert.equal(result.ok, false);
   assert.ok(!result.ok);
-  assert.ok(result.errors.some((e) => e.startsWith('groups.A.0') && e.includes('gh*')), result.errors.join('\n'));
+  assert.ok(
+    result.errors.some((e) => e.startsWith('groups.A.0') && e.includes('gh*')),
+    result.errors.join('\n'),
+  );
   assert.ok(result.errors.some((e) => e.startsWith('groups.A.1')));
-  assert.ok(result.errors.some((e) => /clinets/.test(e)), 'unknown top-level keys are errors');
+  assert.ok(
+    result.errors.some((e) => /clinets/.test(e)),
+    'unknown top-level keys are errors',
+  );
 });
 
 test('refuses duplicate keys and YAML aliases, and non-YAML text', () => {

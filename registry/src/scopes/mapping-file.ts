@@ -12,7 +12,9 @@ export interface ScopeMapping {
 
 export const EMPTY_MAPPING: ScopeMapping = Object.freeze({ groups: Object.freeze({}), clients: Object.freeze({}) });
 
-const scopeList = z.array(z.string().refine(validateMappedScope, { error: (issue) => `"${String(issue.input)}" is not a scope (see docs/scopes.md)` })).max(500);
+const scopeList = z
+  .array(z.string().refine(validateMappedScope, { error: (issue) => `"${String(issue.input)}" is not a scope (see docs/scopes.md)` }))
+  .max(500);
 const schema = z.strictObject({
   groups: z.record(z.string().min(1).max(256), scopeList).default({}),
   clients: z.record(z.string().min(1).max(256), scopeList).default({}),

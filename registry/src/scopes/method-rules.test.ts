@@ -17,7 +17,10 @@ describe('needsOf', () => {
     [{ kind: 'notification', method: 'notifications/roots/list_changed' }, SERVER_ACCESS],
     [{ kind: 'response' }, SERVER_ACCESS],
     [{ kind: 'request', method: 'tools/list' }, { kind: 'any-tool' }],
-    [{ kind: 'request', method: 'tools/call', tool: 'create_issue' }, { kind: 'tool', tool: 'create_issue' }],
+    [
+      { kind: 'request', method: 'tools/call', tool: 'create_issue' },
+      { kind: 'tool', tool: 'create_issue' },
+    ],
     [{ kind: 'request', method: 'tools/call', tool: '' }, EXECUTE],
     [{ kind: 'request', method: 'tools/call' }, EXECUTE],
     [{ kind: 'request', method: 'tools/call', tool: 'a:b' }, EXECUTE],
@@ -61,8 +64,14 @@ describe('needsOf', () => {
     [['prompts'], [{ kind: 'prompts' }]],
     [['resources'], [{ kind: 'resources' }]],
     [['other'], [EXECUTE]],
-    [['tools', 'prompts', 'resources'], [{ kind: 'any-tool' }, { kind: 'prompts' }, { kind: 'resources' }]],
-    [['tools', '__proto__'], [{ kind: 'any-tool' }, EXECUTE]],
+    [
+      ['tools', 'prompts', 'resources'],
+      [{ kind: 'any-tool' }, { kind: 'prompts' }, { kind: 'resources' }],
+    ],
+    [
+      ['tools', '__proto__'],
+      [{ kind: 'any-tool' }, EXECUTE],
+    ],
     [['toString'], [EXECUTE]],
     [undefined, [EXECUTE]],
     ['tools', [EXECUTE]],

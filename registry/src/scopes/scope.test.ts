@@ -122,7 +122,16 @@ describe('parseScopePattern', () => {
       assert.equal(formatScope(scope), text);
     });
   }
-  for (const text of ['mcp:server:gh*:resources:read', 'mcp:server:gh:*:read', 'mcp:server:gh*:read', 'mcp:server:**:read', 'mcp:server:*', 'mcp:server:gh:tool:*:execute', 'mcp:*:admin', 'mcp:server:gh:*']) {
+  for (const text of [
+    'mcp:server:gh*:resources:read',
+    'mcp:server:gh:*:read',
+    'mcp:server:gh*:read',
+    'mcp:server:**:read',
+    'mcp:server:*',
+    'mcp:server:gh:tool:*:execute',
+    'mcp:*:admin',
+    'mcp:server:gh:*',
+  ]) {
     it(`refuses ${JSON.stringify(text)}: * anywhere else, or mixed with a name`, () => {
       assert.equal(parseScopePattern(text), undefined);
     });

@@ -35,7 +35,17 @@ async function start(limits = { idleMs: HOUR, maxLifetimeMs: 24 * HOUR }, dir = 
   let reached!: () => void;
   const gate = { held: new Promise<void>((r) => (release = r)), reached: new Promise<void>((r) => (reached = r)), release: () => release() };
   const app = express();
-  app.use(session({ name: SESSION_COOKIE, secret: SECRET, store: sessions, resave: false, saveUninitialized: false, rolling: true, cookie: sessionCookieOptions(false, limits.idleMs / 1000) }));
+  app.use(
+    session({
+      name: SESSION_COOKIE,
+      secret: SECRET,
+      store: sessions,
+      resave: false,
+      saveUninitialized: false,
+      rolling: true,
+      cookie: sessionCookieOptions(false, limits.idleMs / 1000),
+    }),
+  );
   app.get('/signin', async (req, res) => {
     await new Promise<void>((resolve, reject) => req.session.regenerate((err) => (err ? reject(err) : resolve())));
     req.session.identity = { sub: 'alice', username: 'alice', groups: ['g'], provider: 'dev' };
@@ -65,7 +75,10 @@ async function signIn(url: string): Promise<{ cookie: string; sid: string; expir
   const res = await fetch(`${url}/signin`);
   const line = res.headers.getSetCookie().find((l) => l.startsWith(`${SESSION_COOKIE}=`)) ?? '';
   const cookie = line.split(';')[0] ?? '';
-  const sid = decodeURIComponent(cookie.split('=')[1] ?? '').slice(2).split('.')[0] ?? '';
+  const sid =
+    decodeURIComponent(cookie.split('=')[1] ?? '')
+      .slice(2)
+      .split('.')[0] ?? '';
   return { cookie, sid, expires: Date.parse(/expires=([^;]+)/i.exec(line)?.[1] ?? '') };
 }
 
@@ -87,7 +100,7 @@ test('a request still running when the user signs out does not bring the session
   await restarted.close();
 });
 
-test('a save that lost a race keeps the other write\'s fields and applies only its own changes', async () => {
+test("a save that lost a race keeps the other write's fields and applies only its own changes", async () => {
   const { sessions, url, gate } = await start();
   const { cookie, sid } = await signIn(url);
   const slow = fetch(`${url}/slow`, { headers: { cookie } });
@@ -99,8 +112,8 @@ test('a save that lost a race keeps the other write\'s fields and applies only i
   gate.release();
   assert.equal((await slow).status, 200);
   const after = sessions.peek(sid);
-  assert.equal(after?.notice, 'saved by the slow request', 'the request\'s change');
-  assert.deepEqual(after?.scopes, [], 'the refresh\'s change was not overwritten with what the request read');
+  assert.equal(after?.notice, 'saved by the slow request', "the request's change");
+  assert.deepEqual(after?.scopes, [], "the refresh's change was not overwritten with what the request read");
   assert.deepEqual(after?.identity?.groups, []);
 });
 

@@ -62,7 +62,8 @@ export class LoginSessions extends session.Store {
 
   /** The identity and scopes of every signed-in session. */
   *signedIn(): Iterable<{ identity: Frozen<SessionIdentity>; scopes: readonly string[] }> {
-    for (const { value } of this.#records.snapshot()) if (value.identity && Array.isArray(value.scopes)) yield { identity: value.identity, scopes: value.scopes };
+    for (const { value } of this.#records.snapshot())
+      if (value.identity && Array.isArray(value.scopes)) yield { identity: value.identity, scopes: value.scopes };
   }
 
   /** Every live session record, for the refresher. */
@@ -117,15 +118,24 @@ export class LoginSessions extends session.Store {
   }
 
   override set(sid: string, data: SessionData, callback?: Callback): void {
-    this.#save(sid, data).then(() => callback?.(), (err: unknown) => callback?.(err));
+    this.#save(sid, data).then(
+      () => callback?.(),
+      (err: unknown) => callback?.(err),
+    );
   }
 
   override touch(sid: string, data: SessionData, callback?: Callback): void {
-    this.#touch(sid, data).then(() => callback?.(), (err: unknown) => callback?.(err));
+    this.#touch(sid, data).then(
+      () => callback?.(),
+      (err: unknown) => callback?.(err),
+    );
   }
 
   override destroy(sid: string, callback?: Callback): void {
-    this.#records.destroy(sid).then(() => callback?.(), (err: unknown) => callback?.(err));
+    this.#records.destroy(sid).then(
+      () => callback?.(),
+      (err: unknown) => callback?.(err),
+    );
   }
 
   close(): Promise<void> {

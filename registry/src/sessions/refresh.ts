@@ -47,7 +47,10 @@ export class SessionRefresher {
   }
 
   start(): void {
-    this.#timer ??= setInterval(() => void this.runOnce().catch((err: unknown) => this.#options.log.error({ err }, 'session refresh pass failed')), TICK_MS).unref();
+    this.#timer ??= setInterval(
+      () => void this.runOnce().catch((err: unknown) => this.#options.log.error({ err }, 'session refresh pass failed')),
+      TICK_MS,
+    ).unref();
   }
 
   /** Stops the timer; resolves when the passes in flight have finished (so the store can close after). */

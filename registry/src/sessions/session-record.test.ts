@@ -12,10 +12,36 @@ test('when a session ends: the rolling expiry, never past sign-in + the absolute
   const cases: Array<[string, SessionValue, number]> = [
     ['a login in flight: its cookie', { cookie: cookieFor(now + 600_000) }, now + 600_000],
     ['no cookie yet: now + the idle lifetime', {}, now + limits.idleMs],
-    ['signed in an hour ago, renewed now', { cookie: cookieFor(now + limits.idleMs), identity, signedInAt: now - 3600_000, tokens: { sealedRefreshToken: 'x', expiresAt: now + 60_000, issuedAt: now } }, now + limits.idleMs],
-    ['signed in 20 h ago, renewed now: the absolute lifetime', { cookie: cookieFor(now + limits.idleMs), identity, signedInAt: now - 20 * 3600_000, tokens: { sealedRefreshToken: 'x', expiresAt: now + 60_000, issuedAt: now } }, now + 4 * 3600_000],
-    ['no refresh token: the access token\'s expiry', { cookie: cookieFor(now + limits.idleMs), identity, signedInAt: now, tokens: { sealedRefreshToken: undefined, expiresAt: now + 600_000, issuedAt: now } }, now + 600_000],
-    ['no refresh token, no expires_in: the absolute lifetime bounds it', { cookie: cookieFor(now + 30 * 3600_000), identity, signedInAt: now, tokens: { sealedRefreshToken: undefined, expiresAt: undefined, issuedAt: now } }, now + limits.maxLifetimeMs],
+    [
+      'signed in an hour ago, renewed now',
+      {
+        cookie: cookieFor(now + limits.idleMs),
+        identity,
+        signedInAt: now - 3600_000,
+        tokens: { sealedRefreshToken: 'x', expiresAt: now + 60_000, issuedAt: now },
+      },
+      now + limits.idleMs,
+    ],
+    [
+      'signed in 20 h ago, renewed now: the absolute lifetime',
+      {
+        cookie: cookieFor(now + limits.idleMs),
+        identity,
+        signedInAt: now - 20 * 3600_000,
+        tokens: { sealedRefreshToken: 'x', expiresAt: now + 60_000, issuedAt: now },
+      },
+      now + 4 * 3600_000,
+    ],
+    [
+      "no refresh token: the access token's expiry",
+      { cookie: cookieFor(now + limits.idleMs), identity, signedInAt: now, tokens: { sealedRefreshToken: undefined, expiresAt: now + 600_000, issuedAt: now } },
+      now + 600_000,
+    ],
+    [
+      'no refresh token, no expires_in: the absolute lifetime bounds it',
+      { cookie: cookieFor(now + 30 * 3600_000), identity, signedInAt: now, tokens: { sealedRefreshToken: undefined, expiresAt: undefined, issuedAt: now } },
+      now + limits.maxLifetimeMs,
+    ],
   ];
   for (const [name, value, expected] of cases) {
     assert.equal(sessionExpiresAt(value, limits, now), expected, name);

@@ -168,7 +168,7 @@ export function runRecordStoreContract(name: string, makeBacking: () => Promise<
       assert.equal(await store.get('k'), undefined);
     });
 
-    test('two writers with the same version: exactly one wins, and the stored value is the winner\'s', async () => {
+    test("two writers with the same version: exactly one wins, and the stored value is the winner's", async () => {
       const { store, reopen } = await fresh();
       for (let round = 0; round < ROUNDS; round++) {
         const key = `k${round}`;
@@ -194,9 +194,18 @@ export function runRecordStoreContract(name: string, makeBacking: () => Promise<
       const interleavings: Array<(write: () => Promise<unknown>, destroy: () => Promise<unknown>) => Promise<unknown>> = [
         (w, d) => Promise.all([w(), d()]),
         (w, d) => Promise.all([d(), w()]),
-        (w, d) => { const p = w(); return Promise.all([p, Promise.resolve().then(d)]); },
-        (w, d) => { const p = w(); return Promise.all([p, new Promise((r) => setImmediate(r)).then(d)]); },
-        (w, d) => { const p = d(); return Promise.all([p, new Promise((r) => setImmediate(r)).then(w)]); },
+        (w, d) => {
+          const p = w();
+          return Promise.all([p, Promise.resolve().then(d)]);
+        },
+        (w, d) => {
+          const p = w();
+          return Promise.all([p, new Promise((r) => setImmediate(r)).then(d)]);
+        },
+        (w, d) => {
+          const p = d();
+          return Promise.all([p, new Promise((r) => setImmediate(r)).then(w)]);
+        },
         (w, d) => Promise.all([w(), w(), d(), w()]),
       ];
       for (let round = 0; round < ROUNDS; round++) {
@@ -250,7 +259,11 @@ export function runRecordStoreContract(name: string, makeBacking: () => Promise<
       const c2 = await restarted.create('c', value(4), life());
       assert.ok(c2.ok);
       assert.ok(c2.record.version > Math.max(a2.record.version, b.record.version, c.record.version), 'a re-created key never gets an old version back');
-      assert.deepEqual(await restarted.compareAndSet('a', a.record.version, value(5), life()), { ok: false, current: a2.record }, 'versions read before the restart still compare');
+      assert.deepEqual(
+        await restarted.compareAndSet('a', a.record.version, value(5), life()),
+        { ok: false, current: a2.record },
+        'versions read before the restart still compare',
+      );
     });
   });
 }

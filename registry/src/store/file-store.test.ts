@@ -45,7 +45,13 @@ test('many concurrent writes leave one file per record and no temp files behind'
   assert.equal(files.length, 20);
   assert.ok(files.every((f) => f.endsWith('.json')));
   const reopened = new FileRecordStore<{ n: number }>({ dir, log });
-  assert.deepEqual(reopened.snapshot().map((r) => r.value.n).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 10));
+  assert.deepEqual(
+    reopened
+      .snapshot()
+      .map((r) => r.value.n)
+      .sort((a, b) => a - b),
+    Array.from({ length: 20 }, (_, i) => i + 10),
+  );
   await reopened.close();
 });
 
@@ -64,7 +70,10 @@ test('at start, unreadable and foreign files are removed with a log line, leftov
   const capture = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => void (lines.push(String(chunk)), done()) }));
   const later = () => Date.now() + 100;
   const second = new FileRecordStore<{ n: number }>({ dir, log: capture, now: later });
-  assert.deepEqual(second.snapshot().map((r) => r.key), ['kept']);
+  assert.deepEqual(
+    second.snapshot().map((r) => r.key),
+    ['kept'],
+  );
   assert.deepEqual(readdirSync(dir), [kept]);
   assert.equal(lines.filter((l) => l.includes('unreadable record file removed')).length, 2);
   assert.ok(lines.some((l) => l.includes('expired records removed at start') && l.includes('"expired":1')));

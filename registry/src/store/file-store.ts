@@ -202,6 +202,7 @@ function parseRecord(text: string | undefined): StoredRecord<unknown> | undefine
   }
   if (typeof data !== 'object' || data === null) return undefined;
   const { key, version, value, createdAt, expiresAt } = data as Record<string, unknown>;
-  if (typeof key !== 'string' || !Number.isSafeInteger(version) || typeof createdAt !== 'number' || typeof expiresAt !== 'number' || !('value' in data)) return undefined;
+  if (typeof key !== 'string' || !Number.isSafeInteger(version) || typeof createdAt !== 'number' || typeof expiresAt !== 'number' || !('value' in data))
+    return undefined;
   return { key, version: version as number, value, createdAt, expiresAt };
 }

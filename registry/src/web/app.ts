@@ -97,8 +97,21 @@ export function createApp(options: AppOptions): RequestListener {
       cookie: sessionCookieOptions(options.cookieSecure, options.sessionTtlSeconds),
     }),
   );
-  app.use('/static', express.static(join(import.meta.dirname, 'static'), { index: false, maxAge: '5m', setHeaders: (res) => res.set('Cache-Control', 'public, max-age=300') }));
-  app.use(loginRoutes({ provider: options.provider, publicUrl: options.publicUrl, sessionTtlSeconds: options.sessionTtlSeconds, sessions: options.sessions, scopesFor: (groups) => options.mapping.scopesFor(groups), sealer: options.sealer, log: log.child({ module: 'login' }) }));
+  app.use(
+    '/static',
+    express.static(join(import.meta.dirname, 'static'), { index: false, maxAge: '5m', setHeaders: (res) => res.set('Cache-Control', 'public, max-age=300') }),
+  );
+  app.use(
+    loginRoutes({
+      provider: options.provider,
+      publicUrl: options.publicUrl,
+      sessionTtlSeconds: options.sessionTtlSeconds,
+      sessions: options.sessions,
+      scopesFor: (groups) => options.mapping.scopesFor(groups),
+      sealer: options.sealer,
+      log: log.child({ module: 'login' }),
+    }),
+  );
   app.use(API_PREFIX, apiRouter({ actions, bearer: options.bearer, publicUrl: options.publicUrl, realm: BEARER_REALM, log: log.child({ module: 'api' }) }));
   app.use(pageRoutes({ actions, catalog: options.catalog, nginxStatus: options.nginxStatus }));
   app.use(formRoutes({ actions, catalog: options.catalog, log: log.child({ module: 'web' }) }));

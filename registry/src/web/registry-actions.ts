@@ -14,7 +14,16 @@ import { canEditServer, canReadServer, canToggleServer, decideAccess, hasScope, 
 import { grantsOnServer } from '../scopes/grants.ts';
 import { REGISTRY_ADMIN, REGISTRY_READ, serverScope } from '../scopes/scope.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
-import { fieldProblemsOf, type NginxState, type ServerDetail, type ServerSummary, type ToolsResult, type ToolView, type WhoCanAnswer, type WhoCanQuestion } from './api/schemas.ts';
+import {
+  fieldProblemsOf,
+  type NginxState,
+  type ServerDetail,
+  type ServerSummary,
+  type ToolsResult,
+  type ToolView,
+  type WhoCanAnswer,
+  type WhoCanQuestion,
+} from './api/schemas.ts';
 
 export interface RegistryActionsOptions {
   readonly catalog: Catalog;
@@ -120,7 +129,8 @@ export class RegistryActions {
   signedInUsers(p: Principal): { username: string; groups: string[]; provider: string }[] {
     requireRegistryRead(p);
     const byName = new Map<string, { username: string; groups: string[]; provider: string }>();
-    for (const s of this.#o.signedIn()) byName.set(s.identity.username, { username: s.identity.username, groups: [...s.identity.groups], provider: s.identity.provider });
+    for (const s of this.#o.signedIn())
+      byName.set(s.identity.username, { username: s.identity.username, groups: [...s.identity.groups], provider: s.identity.provider });
     return [...byName.values()].sort((a, b) => a.username.localeCompare(b.username));
   }
 
@@ -134,7 +144,8 @@ export class RegistryActions {
     let scopes: readonly string[];
     if (q.user !== undefined) {
       const session = [...this.#o.signedIn()].find((s) => s.identity.username === q.user);
-      if (!session) throw new GatewayError('REQUEST_INVALID', `No signed-in user is named ${q.user}.`, { fields: [{ field: 'user', message: 'not signed in now' }] });
+      if (!session)
+        throw new GatewayError('REQUEST_INVALID', `No signed-in user is named ${q.user}.`, { fields: [{ field: 'user', message: 'not signed in now' }] });
       groups = session.identity.groups;
       scopes = session.scopes;
     } else {
@@ -171,7 +182,12 @@ export class RegistryActions {
    */
   audit(p: Principal, query: Omit<AuditQuery, 'visibleServer'>): TimedAuditEntry[] {
     if (hasScope(p.scopes, REGISTRY_READ)) return this.#o.audit.recent(query);
-    const operated = new Set(this.#o.catalog.list().filter((d) => canToggleServer(p.scopes, d.name) || canEditServer(p.scopes, d.name)).map((d) => d.name));
+    const operated = new Set(
+      this.#o.catalog
+        .list()
+        .filter((d) => canToggleServer(p.scopes, d.name) || canEditServer(p.scopes, d.name))
+        .map((d) => d.name),
+    );
     if (operated.size === 0) throw missing(REGISTRY_READ, 'see the audit log');
     return this.#o.audit.recent({ ...query, visibleServer: (server) => operated.has(server) });
   }
@@ -226,7 +242,12 @@ export class RegistryActions {
   #tools(p: Principal, def: ServerDefinition, snapshot: BackendSnapshot): ToolsResult {
     const fromBackend = snapshot.tools !== undefined;
     const all: ToolView[] = fromBackend
-      ? snapshot.tools!.map((t) => ({ name: t.name, ...(t.title !== undefined ? { title: t.title } : {}), description: t.description, inputSchema: { ...t.inputSchema } }))
+      ? snapshot.tools!.map((t) => ({
+          name: t.name,
+          ...(t.title !== undefined ? { title: t.title } : {}),
+          description: t.description,
+          inputSchema: { ...t.inputSchema },
+        }))
       : def.tools.map((t) => ({ name: t.name, description: t.description }));
     const allowed = seesAllTools(p.scopes, def.name) ? undefined : new Set(grantsOnServer(p.scopes, def.name).tools);
     return {

@@ -13,7 +13,10 @@ test('a definition survives the round trip through the form', () => {
     transports: { 'streamable-http': '/mcp', sse: '/sse' },
     enabled: true,
     tags: ['finance', 'example'],
-    tools: [{ name: 'get_stock_aggregates', description: 'Daily aggregates: open, close' }, { name: 'print_stuff', description: '' }],
+    tools: [
+      { name: 'get_stock_aggregates', description: 'Daily aggregates: open, close' },
+      { name: 'print_stuff', description: '' },
+    ],
   });
   const form = formFromDefinition(def);
   assert.equal(form.tools, 'get_stock_aggregates: Daily aggregates: open, close\nprint_stuff');
@@ -33,7 +36,9 @@ test('the posted form: trimmed text, an unchecked box is false, empty transports
 });
 
 test('schema problems land next to the form field they belong to', () => {
-  const input = definitionInputFromForm(formFromBody({ name: 'Bad Name', url: 'http://h/x?y', streamable: '', sse: '', tags: 'ok, bad;tag', tools: 'fine\nnot ok: x' }));
+  const input = definitionInputFromForm(
+    formFromBody({ name: 'Bad Name', url: 'http://h/x?y', streamable: '', sse: '', tags: 'ok, bad;tag', tools: 'fine\nnot ok: x' }),
+  );
   let err: unknown;
   try {
     parseDefinition(input);

@@ -19,7 +19,16 @@ export interface ServerFormValues {
   readonly tools: string;
 }
 
-export const EMPTY_FORM: ServerFormValues = Object.freeze({ name: '', description: '', url: 'http://127.0.0.1:', streamable: '/mcp', sse: '/sse', enabled: true, tags: '', tools: '' });
+export const EMPTY_FORM: ServerFormValues = Object.freeze({
+  name: '',
+  description: '',
+  url: 'http://127.0.0.1:',
+  streamable: '/mcp',
+  sse: '/sse',
+  enabled: true,
+  tags: '',
+  tools: '',
+});
 
 export function formFromDefinition(def: ServerDefinition): ServerFormValues {
   return {
@@ -67,7 +76,10 @@ export function definitionInputFromForm(form: ServerFormValues): ServerDefinitio
       ...(form.sse ? { sse: form.sse } : {}),
     },
     enabled: form.enabled,
-    tags: form.tags.split(',').map((t) => t.trim()).filter(Boolean),
+    tags: form.tags
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
     tools,
   };
 }
@@ -82,7 +94,12 @@ export function formErrors(problems: readonly FieldProblem[]): Record<string, st
     else if (head === 'tags') key = 'tags';
     else if (head === 'tools') key = 'tools';
     else if (!['name', 'description', 'url', 'enabled'].includes(key)) key = 'form';
-    const where = head === 'tools' && second !== undefined ? `line ${Number(second) + 1}${third ? ` (${third})` : ''}: ` : head === 'tags' && second !== undefined ? `tag ${Number(second) + 1}: ` : '';
+    const where =
+      head === 'tools' && second !== undefined
+        ? `line ${Number(second) + 1}${third ? ` (${third})` : ''}: `
+        : head === 'tags' && second !== undefined
+          ? `tag ${Number(second) + 1}: `
+          : '';
     errors[key] = errors[key] ? `${errors[key]}; ${where}${message}` : `${where}${message}`;
   }
   return errors;

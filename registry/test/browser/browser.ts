@@ -26,7 +26,15 @@ export async function launchBrowser(): Promise<Browser> {
   }
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 }
 
@@ -51,7 +59,10 @@ export class ProblemCollector {
     });
     await context.addInitScript(() => {
       const w = globalThis as unknown as {
-        addEventListener(type: string, listener: (event: { violatedDirective: string; blockedURI: string; sourceFile: string; lineNumber: number }) => void): void;
+        addEventListener(
+          type: string,
+          listener: (event: { violatedDirective: string; blockedURI: string; sourceFile: string; lineNumber: number }) => void,
+        ): void;
         __reportCspViolation?: (text: string) => void;
       };
       w.addEventListener('securitypolicyviolation', (e) => {
@@ -62,7 +73,11 @@ export class ProblemCollector {
       page.on('console', (msg) => {
         if (msg.type() !== 'error' && !/Content.Security.Policy/i.test(msg.text())) return;
         const at = msg.location().url;
-        this.problems.push({ kind: /Content.Security.Policy/i.test(msg.text()) ? 'csp' : 'console', url: page.url(), text: at && at !== page.url() ? `${msg.text()} (${at})` : msg.text() });
+        this.problems.push({
+          kind: /Content.Security.Policy/i.test(msg.text()) ? 'csp' : 'console',
+          url: page.url(),
+          text: at && at !== page.url() ? `${msg.text()} (${at})` : msg.text(),
+        });
       });
       page.on('pageerror', (err) => this.problems.push({ kind: 'pageerror', url: page.url(), text: String(err) }));
     };
@@ -132,7 +147,9 @@ export function cookieHeader(cookies: readonly Cookie[]): string {
  */
 export async function withMcp<T>(gwUrl: string, server: string, cookie: string, use: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ name: 'browser-suite', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${gwUrl}/api/streamable/${server}`), { requestInit: { headers: { cookie, connection: 'close' } } }));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(`${gwUrl}/api/streamable/${server}`), { requestInit: { headers: { cookie, connection: 'close' } } }),
+  );
   try {
     return await use(client);
   } finally {
@@ -145,7 +162,12 @@ export function rawInitialize(gwUrl: string, server: string, cookie = ''): Promi
   return fetch(`${gwUrl}/api/streamable/${server}`, {
     method: 'POST',
     headers: { cookie, connection: 'close', 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
   });
 }
 
@@ -186,14 +208,26 @@ export interface Suite {
  * What every browser test file starts in before(): a fininfo backend, the gateway (currenttime,
  * offline, fininfo and `extra` definitions, with nginx) and one chromium.
  */
-export async function startSuite(options: { definitions?: (fininfo: RunningMcpServer) => Record<string, unknown>[]; gateway?: TestGatewayOptions } = {}): Promise<Suite> {
+export async function startSuite(
+  options: { definitions?: (fininfo: RunningMcpServer) => Record<string, unknown>[]; gateway?: TestGatewayOptions } = {},
+): Promise<Suite> {
   const fininfo = await serveMcp(buildFininfo, { port: 0 });
   let gw: TestGateway | undefined;
   let browser: Browser | undefined;
   try {
     gw = await startTestGateway({
       ...options.gateway,
-      definitions: [{ name: 'fininfo', description: 'Fake market data', url: fininfo.url, transports: { 'streamable-http': '/mcp' }, enabled: true, tags: ['finance', 'demo'] }, ...(options.definitions?.(fininfo) ?? [])],
+      definitions: [
+        {
+          name: 'fininfo',
+          description: 'Fake market data',
+          url: fininfo.url,
+          transports: { 'streamable-http': '/mcp' },
+          enabled: true,
+          tags: ['finance', 'demo'],
+        },
+        ...(options.definitions?.(fininfo) ?? []),
+      ],
     });
     browser = await launchBrowser();
   } catch (err) {

@@ -100,7 +100,12 @@ describe('a server and its tools', () => {
       assert.equal(await input.inputValue(), expected);
       const button = row(page, 'currenttime').locator('button[data-copy-target="url-currenttime-streamable-http"]');
       await button.click();
-      await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } }).document.querySelector('button[data-copy-target="url-currenttime-streamable-http"]')?.getAttribute('data-copied') === 'true');
+      await page.waitForFunction(
+        () =>
+          (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } }).document
+            .querySelector('button[data-copy-target="url-currenttime-streamable-http"]')
+            ?.getAttribute('data-copied') === 'true',
+      );
       assert.equal(await button.textContent(), 'Copied');
       assert.equal(await page.evaluate('navigator.clipboard.readText()'), expected);
     });
@@ -113,7 +118,9 @@ describe('tool search', () => {
       await page.goto(`${s.gw.url}/tools`);
       await page.locator('#q').fill('time');
       await Promise.all([page.waitForURL(/\/tools\?q=time$/), page.locator('#search').click()]);
-      const found = await page.locator('#tool-results .tool').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-server')}/${e.getAttribute('data-tool')}`));
+      const found = await page
+        .locator('#tool-results .tool')
+        .evaluateAll((els) => els.map((e) => `${e.getAttribute('data-server')}/${e.getAttribute('data-tool')}`));
       assert.ok(found.includes('currenttime/current_time_by_timezone'), found.join());
       assert.ok(!found.includes('fininfo/print_stuff'), 'print_stuff does not mention time');
       await screenshot(page, 'tools-search');
@@ -123,7 +130,9 @@ describe('tool search', () => {
   test('analyst: an empty search shows only get_stock_aggregates', async () => {
     await s.as('analyst', async ({ context, page }) => {
       await page.goto(`${s.gw.url}/tools?q=`);
-      const found = await page.locator('#tool-results .tool').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-server')}/${e.getAttribute('data-tool')}`));
+      const found = await page
+        .locator('#tool-results .tool')
+        .evaluateAll((els) => els.map((e) => `${e.getAttribute('data-server')}/${e.getAttribute('data-tool')}`));
       assert.deepEqual(found, ['fininfo/get_stock_aggregates']);
     });
   });
@@ -189,9 +198,14 @@ describe('the audit log', () => {
 
       await page.locator('#a-decision').selectOption('deny');
       await Promise.all([page.waitForURL(/decision=deny/), page.locator('#filter').click()]);
-      const denied = await page.locator('#audit tbody tr').evaluateAll((rows) => rows.map((r) => `${r.getAttribute('data-decision')}:${r.getAttribute('data-user')}`));
+      const denied = await page
+        .locator('#audit tbody tr')
+        .evaluateAll((rows) => rows.map((r) => `${r.getAttribute('data-decision')}:${r.getAttribute('data-user')}`));
       assert.ok(denied.length >= 2, denied.join());
-      assert.ok(denied.every((d) => d.startsWith('deny:')), denied.join());
+      assert.ok(
+        denied.every((d) => d.startsWith('deny:')),
+        denied.join(),
+      );
       assert.ok(denied.includes('deny:analyst') && denied.includes('deny:no-groups'), denied.join());
       assert.equal(await page.locator('#a-decision').inputValue(), 'deny', 'the filter stays selected');
       await screenshot(page, 'audit');
@@ -199,9 +213,14 @@ describe('the audit log', () => {
       await page.locator('#a-decision').selectOption('');
       await page.locator('#a-user').fill('tool-user');
       await Promise.all([page.waitForURL(/user=tool-user/), page.locator('#filter').click()]);
-      const mine = await page.locator('#audit tbody tr').evaluateAll((rows) => rows.map((r) => `${r.getAttribute('data-user')}:${r.getAttribute('data-decision')}`));
+      const mine = await page
+        .locator('#audit tbody tr')
+        .evaluateAll((rows) => rows.map((r) => `${r.getAttribute('data-user')}:${r.getAttribute('data-decision')}`));
       assert.ok(mine.length >= 1, 'tool-user has entries');
-      assert.ok(mine.every((m) => m.startsWith('tool-user:')), mine.join());
+      assert.ok(
+        mine.every((m) => m.startsWith('tool-user:')),
+        mine.join(),
+      );
       assert.ok(mine.includes('tool-user:allow'), mine.join());
     } finally {
       await Promise.all([tool, analyst, nobody, admin].map((x) => x.context.close()));
@@ -268,6 +287,7 @@ describe('live health', () => {
 
 test('no console error, page error or CSP violation on any page visited', () => {
   // The one expected: the IdP answers a wrong password with 401, which chromium logs.
-  const wrongPassword = /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\) @ http:\/\/127\.0\.0\.1:\d+\/idp\/interaction\/[^/]+\/login$/;
+  const wrongPassword =
+    /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\) @ http:\/\/127\.0\.0\.1:\d+\/idp\/interaction\/[^/]+\/login$/;
   assert.deepEqual(s.problems.on(new URL(s.gw.url).origin, [wrongPassword]), []);
 });

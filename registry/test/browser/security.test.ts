@@ -121,7 +121,12 @@ describe('Content-Security-Policy', () => {
       const page = await context.newPage();
       const response = await page.goto(`${s.gw.url}/`);
       const csp = response?.headers()['content-security-policy'] ?? '';
-      const directives = new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([k = '', ...v]) => [k, v]));
+      const directives = new Map(
+        csp
+          .split(';')
+          .map((d) => d.trim().split(/\s+/))
+          .map(([k = '', ...v]) => [k, v]),
+      );
       assert.deepEqual(directives.get('script-src'), ["'self'"]);
       assert.deepEqual(directives.get('style-src'), ["'self'"]);
       assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
@@ -143,7 +148,10 @@ describe('Content-Security-Policy', () => {
       await page.waitForTimeout(100);
       assert.equal(await page.evaluate(() => (globalThis as Record<string, unknown>)['__inline']), undefined);
       const violations = own.cspViolations(new URL(s.gw.url).origin);
-      assert.ok(violations.some((v) => /script-src/.test(v.text)), `the collector saw the blocked script: ${JSON.stringify(own.problems)}`);
+      assert.ok(
+        violations.some((v) => /script-src/.test(v.text)),
+        `the collector saw the blocked script: ${JSON.stringify(own.problems)}`,
+      );
       // app.js still runs: the policy blocks inline script, not ours.
       await page.locator('#url-currenttime-streamable-http').waitFor();
       await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.gw.url });

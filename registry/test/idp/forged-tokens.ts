@@ -1,5 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { base64url, decodeJwt, decodeProtectedHeader, exportSPKI, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import {
+  base64url,
+  decodeJwt,
+  decodeProtectedHeader,
+  exportSPKI,
+  generateKeyPair,
+  importJWK,
+  SignJWT,
+  type CryptoKey,
+  type JWTPayload,
+  type ProtectedHeaderParameters,
+} from 'jose';
 import { publicPart, type TestIdp } from './test-idp.ts';
 
 /** Clearly beyond the 60 s clock skew a verifier may allow. */

@@ -135,7 +135,22 @@ function cognitoProfile(): ProfileDefinition {
     accessToken: ({ jti, iat, exp, iss, clientId, scope, user }) => ({
       header: { typ: undefined },
       payload: user
-        ? { sub: user.accountId, ...groups(user), iss, version: 2, client_id: clientId, origin_jti: randomUUID(), event_id: randomUUID(), token_use: 'access', scope, auth_time: user.authTime, exp, iat, jti, username: user.username }
+        ? {
+            sub: user.accountId,
+            ...groups(user),
+            iss,
+            version: 2,
+            client_id: clientId,
+            origin_jti: randomUUID(),
+            event_id: randomUUID(),
+            token_use: 'access',
+            scope,
+            auth_time: user.authTime,
+            exp,
+            iat,
+            jti,
+            username: user.username,
+          }
         : { sub: clientId, token_use: 'access', scope, auth_time: iat, iss, exp, iat, version: 2, jti, client_id: clientId },
     }),
     accountIdOf: (p) => (p['token_use'] === 'access' && typeof p['username'] === 'string' && typeof p.sub === 'string' ? p.sub : undefined),
@@ -194,7 +209,20 @@ function oktaProfile(): ProfileDefinition {
     accessToken: ({ jti, iat, exp, iss, clientId, scope, user }, audience) => ({
       header: { typ: undefined },
       payload: user
-        ? { ver: 1, jti, iss, aud: audience, iat, exp, cid: clientId, uid: user.accountId, scp: scope.split(' ').filter(Boolean), auth_time: user.authTime, sub: emailOf(user.username), groups: [...user.groups] }
+        ? {
+            ver: 1,
+            jti,
+            iss,
+            aud: audience,
+            iat,
+            exp,
+            cid: clientId,
+            uid: user.accountId,
+            scp: scope.split(' ').filter(Boolean),
+            auth_time: user.authTime,
+            sub: emailOf(user.username),
+            groups: [...user.groups],
+          }
         : { ver: 1, jti, iss, aud: audience, iat, exp, cid: clientId, scp: scope.split(' ').filter(Boolean), sub: clientId },
     }),
     accountIdOf: (p) => (typeof p['uid'] === 'string' ? p['uid'] : undefined),
@@ -220,7 +248,10 @@ function oktaProfile(): ProfileDefinition {
  */
 function genericProfile(): ProfileDefinition {
   const base = '/realms/test/protocol/openid-connect';
-  const realmRoles = { realm_access: { roles: ['offline_access', 'uma_authorization', 'default-roles-test'] }, resource_access: { account: { roles: ['manage-account', 'view-profile'] } } };
+  const realmRoles = {
+    realm_access: { roles: ['offline_access', 'uma_authorization', 'default-roles-test'] },
+    resource_access: { account: { roles: ['manage-account', 'view-profile'] } },
+  };
   const m2mClientId = 'mcp-m2m';
   return {
     issuerPath: '/realms/test',
@@ -264,8 +295,44 @@ function genericProfile(): ProfileDefinition {
     accessToken: ({ jti, iat, exp, iss, clientId, scope, user, sessionId }, audience) => ({
       header: { typ: 'JWT' },
       payload: user
-        ? { exp, iat, auth_time: user.authTime, jti, iss, aud: [audience, 'account'], sub: user.accountId, typ: 'Bearer', azp: clientId, sid: sessionId, acr: '1', ...realmRoles, scope, email_verified: true, name: user.username, preferred_username: user.username, email: emailOf(user.username), groups: [...user.groups] }
-        : { exp, iat, jti, iss, aud: [audience, 'account'], sub: uuidFrom(`keycloak:service-account-${clientId}`), typ: 'Bearer', azp: clientId, acr: '1', ...realmRoles, scope, clientHost: '127.0.0.1', email_verified: false, preferred_username: `service-account-${clientId}`, clientAddress: '127.0.0.1', client_id: clientId },
+        ? {
+            exp,
+            iat,
+            auth_time: user.authTime,
+            jti,
+            iss,
+            aud: [audience, 'account'],
+            sub: user.accountId,
+            typ: 'Bearer',
+            azp: clientId,
+            sid: sessionId,
+            acr: '1',
+            ...realmRoles,
+            scope,
+            email_verified: true,
+            name: user.username,
+            preferred_username: user.username,
+            email: emailOf(user.username),
+            groups: [...user.groups],
+          }
+        : {
+            exp,
+            iat,
+            jti,
+            iss,
+            aud: [audience, 'account'],
+            sub: uuidFrom(`keycloak:service-account-${clientId}`),
+            typ: 'Bearer',
+            azp: clientId,
+            acr: '1',
+            ...realmRoles,
+            scope,
+            clientHost: '127.0.0.1',
+            email_verified: false,
+            preferred_username: `service-account-${clientId}`,
+            clientAddress: '127.0.0.1',
+            client_id: clientId,
+          },
     }),
     accountIdOf: (p) => (p['typ'] === 'Bearer' && p['client_id'] === undefined && typeof p.sub === 'string' ? p.sub : undefined),
     userinfo: (user) => ({

@@ -23,7 +23,13 @@ export function resourceScopeOf(def: ProfileDefinition): string {
 }
 
 /** First-party clients: every scope is granted, without a consent screen. */
-export async function grantEverything(provider: Provider, def: ProfileDefinition, accountId: string, clientId: string, grantId: string | undefined): Promise<InstanceType<Provider['Grant']>> {
+export async function grantEverything(
+  provider: Provider,
+  def: ProfileDefinition,
+  accountId: string,
+  clientId: string,
+  grantId: string | undefined,
+): Promise<InstanceType<Provider['Grant']>> {
   const existing = grantId ? await provider.Grant.find(grantId) : undefined;
   if (existing) return existing;
   const grant = new provider.Grant({ clientId, accountId });

@@ -44,8 +44,38 @@ function profileRule(idp: TestIdp, p: JWTPayload): string | undefined {
 
 const EXPECTED_CLAIMS: Record<IdpProfile, { access: string[]; id: string[]; m2m: string[] }> = {
   cognito: {
-    access: ['sub', 'cognito:groups', 'iss', 'version', 'client_id', 'origin_jti', 'event_id', 'token_use', 'scope', 'auth_time', 'exp', 'iat', 'jti', 'username'],
-    id: ['sub', 'cognito:groups', 'cognito:username', 'token_use', 'origin_jti', 'event_id', 'email', 'email_verified', 'auth_time', 'nonce', 'aud', 'exp', 'iat', 'iss'],
+    access: [
+      'sub',
+      'cognito:groups',
+      'iss',
+      'version',
+      'client_id',
+      'origin_jti',
+      'event_id',
+      'token_use',
+      'scope',
+      'auth_time',
+      'exp',
+      'iat',
+      'jti',
+      'username',
+    ],
+    id: [
+      'sub',
+      'cognito:groups',
+      'cognito:username',
+      'token_use',
+      'origin_jti',
+      'event_id',
+      'email',
+      'email_verified',
+      'auth_time',
+      'nonce',
+      'aud',
+      'exp',
+      'iat',
+      'iss',
+    ],
     m2m: ['sub', 'token_use', 'scope', 'auth_time', 'iss', 'exp', 'iat', 'version', 'jti', 'client_id'],
   },
   okta: {
@@ -54,9 +84,47 @@ const EXPECTED_CLAIMS: Record<IdpProfile, { access: string[]; id: string[]; m2m:
     m2m: ['ver', 'jti', 'iss', 'aud', 'iat', 'exp', 'cid', 'scp', 'sub'],
   },
   generic: {
-    access: ['exp', 'iat', 'auth_time', 'jti', 'iss', 'aud', 'sub', 'typ', 'azp', 'sid', 'acr', 'realm_access', 'resource_access', 'scope', 'email_verified', 'name', 'preferred_username', 'email', 'groups'],
+    access: [
+      'exp',
+      'iat',
+      'auth_time',
+      'jti',
+      'iss',
+      'aud',
+      'sub',
+      'typ',
+      'azp',
+      'sid',
+      'acr',
+      'realm_access',
+      'resource_access',
+      'scope',
+      'email_verified',
+      'name',
+      'preferred_username',
+      'email',
+      'groups',
+    ],
     id: ['sub', 'typ', 'azp', 'groups', 'name', 'preferred_username', 'email', 'email_verified', 'auth_time', 'nonce', 'aud', 'exp', 'iat', 'iss'],
-    m2m: ['exp', 'iat', 'jti', 'iss', 'aud', 'sub', 'typ', 'azp', 'acr', 'realm_access', 'resource_access', 'scope', 'clientHost', 'email_verified', 'preferred_username', 'clientAddress', 'client_id'],
+    m2m: [
+      'exp',
+      'iat',
+      'jti',
+      'iss',
+      'aud',
+      'sub',
+      'typ',
+      'azp',
+      'acr',
+      'realm_access',
+      'resource_access',
+      'scope',
+      'clientHost',
+      'email_verified',
+      'preferred_username',
+      'clientAddress',
+      'client_id',
+    ],
   },
 };
 
@@ -99,9 +167,27 @@ for (const profile of ['cognito', 'okta', 'generic'] as const) {
     test('serves the real IdP URL layout', async () => {
       const { origin, issuer, endpoints } = idp;
       const layout = {
-        cognito: { issuer: `${origin}/us-east-1_TestPool1`, authorization: `${origin}/oauth2/authorize`, token: `${origin}/oauth2/token`, jwks: `${issuer}/.well-known/jwks.json`, userinfo: `${origin}/oauth2/userInfo` },
-        okta: { issuer: `${origin}/oauth2/default`, authorization: `${issuer}/v1/authorize`, token: `${issuer}/v1/token`, jwks: `${issuer}/v1/keys`, userinfo: `${issuer}/v1/userinfo` },
-        generic: { issuer: `${origin}/realms/test`, authorization: `${issuer}/protocol/openid-connect/auth`, token: `${issuer}/protocol/openid-connect/token`, jwks: `${issuer}/protocol/openid-connect/certs`, userinfo: `${issuer}/protocol/openid-connect/userinfo` },
+        cognito: {
+          issuer: `${origin}/us-east-1_TestPool1`,
+          authorization: `${origin}/oauth2/authorize`,
+          token: `${origin}/oauth2/token`,
+          jwks: `${issuer}/.well-known/jwks.json`,
+          userinfo: `${origin}/oauth2/userInfo`,
+        },
+        okta: {
+          issuer: `${origin}/oauth2/default`,
+          authorization: `${issuer}/v1/authorize`,
+          token: `${issuer}/v1/token`,
+          jwks: `${issuer}/v1/keys`,
+          userinfo: `${issuer}/v1/userinfo`,
+        },
+        generic: {
+          issuer: `${origin}/realms/test`,
+          authorization: `${issuer}/protocol/openid-connect/auth`,
+          token: `${issuer}/protocol/openid-connect/token`,
+          jwks: `${issuer}/protocol/openid-connect/certs`,
+          userinfo: `${issuer}/protocol/openid-connect/userinfo`,
+        },
       }[profile];
       assert.deepEqual({ issuer, ...endpoints }, layout);
       assert.equal((await fetch(`${origin}/.well-known/openid-configuration`)).status, 404, 'no discovery at the origin root');
@@ -117,7 +203,13 @@ for (const profile of ['cognito', 'okta', 'generic'] as const) {
       assert.equal(discovery.status, 200);
       const doc = (await discovery.json()) as Record<string, unknown>;
       assert.deepEqual(
-        { issuer: doc['issuer'], authorization: doc['authorization_endpoint'], token: doc['token_endpoint'], jwks: doc['jwks_uri'], userinfo: doc['userinfo_endpoint'] },
+        {
+          issuer: doc['issuer'],
+          authorization: doc['authorization_endpoint'],
+          token: doc['token_endpoint'],
+          jwks: doc['jwks_uri'],
+          userinfo: doc['userinfo_endpoint'],
+        },
         layout,
       );
       assert.deepEqual(doc['code_challenge_methods_supported'], ['S256']);
@@ -213,7 +305,11 @@ for (const profile of ['cognito', 'okta', 'generic'] as const) {
     });
 
     test('the login form: username and password fields, posted back to its own URL', async () => {
-      const configuration = new client.Configuration({ issuer: idp.issuer, authorization_endpoint: idp.endpoints.authorization }, idp.clientId, idp.clientSecret);
+      const configuration = new client.Configuration(
+        { issuer: idp.issuer, authorization_endpoint: idp.endpoints.authorization },
+        idp.clientId,
+        idp.clientSecret,
+      );
       client.allowInsecureRequests(configuration);
       const start = client.buildAuthorizationUrl(configuration, {
         redirect_uri: 'http://127.0.0.1:1/cb',
@@ -255,7 +351,19 @@ for (const profile of ['cognito', 'okta', 'generic'] as const) {
       const audienceCase = profile === 'cognito' ? 'wrong-client-id' : 'wrong-audience';
       assert.deepEqual(
         forged.map((f) => f.name),
-        ['expired', 'not-yet-valid', 'wrong-issuer', audienceCase, 'alg-none', 'hs256-public-key', 'unknown-kid', 'tampered-payload', 'other-idp', 'id-token', ...(profile === 'generic' ? [] : ['other-application'])],
+        [
+          'expired',
+          'not-yet-valid',
+          'wrong-issuer',
+          audienceCase,
+          'alg-none',
+          'hs256-public-key',
+          'unknown-kid',
+          'tampered-payload',
+          'other-idp',
+          'id-token',
+          ...(profile === 'generic' ? [] : ['other-application']),
+        ],
       );
       for (const { name, token } of forged) {
         if (NEEDS_PROFILE_RULE[profile].includes(name)) {

@@ -56,7 +56,10 @@ const M2M_TOKEN_TTL_SECONDS = 3600;
  * like Cognito, Okta or Keycloak (see idp-profiles.ts): same URL layout, client ids, scopes
  * and token claims, so a gateway that gets one of them wrong fails here as it would there.
  */
-export async function startTestIdp(profile: IdpProfile, options: { redirectUri: string; users: TestIdpUser[]; accessTokenTtlSeconds?: number }): Promise<TestIdp> {
+export async function startTestIdp(
+  profile: IdpProfile,
+  options: { redirectUri: string; users: TestIdpUser[]; accessTokenTtlSeconds?: number },
+): Promise<TestIdp> {
   const def = PROFILES[profile];
   const ttl = options.accessTokenTtlSeconds ?? 300;
   const users = userTable(def, options.users);
@@ -67,7 +70,10 @@ export async function startTestIdp(profile: IdpProfile, options: { redirectUri: 
   const issuer = `${origin}${def.issuerPath}`;
   const secrets = { gateway: randomBytes(32).toString('base64url'), m2m: randomBytes(32).toString('base64url'), other: randomBytes(32).toString('base64url') };
   const testRedirectUri = `${origin}${TEST_CALLBACK_PATH}`;
-  const provider = new Provider(issuer, providerConfiguration({ def, ttl, users, privateJwk: key.privateJwk, secrets, redirectUris: [options.redirectUri, testRedirectUri] }));
+  const provider = new Provider(
+    issuer,
+    providerConfiguration({ def, ttl, users, privateJwk: key.privateJwk, secrets, redirectUris: [options.redirectUri, testRedirectUri] }),
+  );
   const publicKey = await importJWK(publicPart(key.privateJwk), 'RS256');
   const verifyUserAccessToken = (token: string) => jwtVerify(token, publicKey, { issuer, algorithms: ['RS256'] });
   server.on('request', dispatcher({ def, provider, users, verifyUserAccessToken }));
@@ -139,16 +145,39 @@ function providerConfiguration({ def, ttl, users, privateJwk, secrets, redirectU
   const resourceScope = resourceScopeOf(def);
   return {
     clients: [
-      { client_id: def.gatewayClientId, client_secret: secrets.gateway, redirect_uris: redirectUris, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], require_auth_time: true },
+      {
+        client_id: def.gatewayClientId,
+        client_secret: secrets.gateway,
+        redirect_uris: redirectUris,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        require_auth_time: true,
+      },
       { client_id: def.m2mClientId, client_secret: secrets.m2m, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
       // Another application in the same org / pool / realm: its users' tokens have our issuer (and, at Okta, the same api://default audience).
-      { client_id: def.otherAppClientId, client_secret: secrets.other, redirect_uris: redirectUris, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], require_auth_time: true },
+      {
+        client_id: def.otherAppClientId,
+        client_secret: secrets.other,
+        redirect_uris: redirectUris,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        require_auth_time: true,
+      },
     ],
     jwks: { keys: [privateJwk as Record<string, unknown>] } as ProviderConfiguration['jwks'],
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     pkce: { required: () => true }, // oidc-provider 9 supports S256 only
     responseTypes: ['code'],
-    ttl: { AuthorizationCode: 60, Interaction: 600, Session: 86_400, Grant: 86_400, RefreshToken: 86_400, IdToken: ttl, AccessToken: ttl, ClientCredentials: M2M_TOKEN_TTL_SECONDS },
+    ttl: {
+      AuthorizationCode: 60,
+      Interaction: 600,
+      Session: 86_400,
+      Grant: 86_400,
+      RefreshToken: 86_400,
+      IdToken: ttl,
+      AccessToken: ttl,
+      ClientCredentials: M2M_TOKEN_TTL_SECONDS,
+    },
     scopes: [...def.oidcScopes],
     claims: def.claimsByScope,
     conformIdTokenClaims: false, // scope claims (groups) go into the ID token, as all three IdPs do
@@ -165,7 +194,13 @@ function providerConfiguration({ def, ttl, users, privateJwk, secrets, redirectU
         getResourceServerInfo: (_ctx: KoaContextWithOIDC, indicator: string, c) => {
           if (indicator !== RESOURCE) throw new errors.InvalidTarget();
           const m2m = c.clientId === def.m2mClientId;
-          return { scope: resourceScope, audience: def.audience ?? RESOURCE, accessTokenFormat: 'jwt', accessTokenTTL: m2m ? M2M_TOKEN_TTL_SECONDS : ttl, jwt: { sign: { alg: 'RS256' } } };
+          return {
+            scope: resourceScope,
+            audience: def.audience ?? RESOURCE,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: m2m ? M2M_TOKEN_TTL_SECONDS : ttl,
+            jwt: { sign: { alg: 'RS256' } },
+          };
         },
       },
     },
@@ -218,7 +253,12 @@ function shapeAccessToken(def: ProfileDefinition, users: Users, token: Parameter
 }
 
 /** Walks authorize -> login form -> POST -> redirects -> callback, then redeems the code. */
-async function signIn(configuration: client.Configuration, scope: string, redirectUri: string, user: UserRecord): Promise<{ accessToken: string; idToken: string; refreshToken?: string }> {
+async function signIn(
+  configuration: client.Configuration,
+  scope: string,
+  redirectUri: string,
+  user: UserRecord,
+): Promise<{ accessToken: string; idToken: string; refreshToken?: string }> {
   const jar = new CookieJar();
   const pkceCodeVerifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
@@ -241,13 +281,22 @@ async function signIn(configuration: client.Configuration, scope: string, redire
     if (response.status >= 300 && response.status < 400 && location) {
       url = new URL(location, url).href;
       if (!url.startsWith(`${redirectUri}?`)) continue;
-      const tokens = await client.authorizationCodeGrant(configuration, new URL(url), { pkceCodeVerifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+      const tokens = await client.authorizationCodeGrant(configuration, new URL(url), {
+        pkceCodeVerifier,
+        expectedState: state,
+        expectedNonce: nonce,
+        idTokenExpected: true,
+      });
       return { accessToken: tokens.access_token, idToken: tokens.id_token ?? '', ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}) };
     }
     const action = /<form[^>]*action="([^"]+)"/.exec(body)?.[1];
     if (response.status !== 200 || !action) throw new Error(`test IdP sign-in: ${response.status} at ${url}: ${body.slice(0, 300)}`);
     url = new URL(action.replaceAll('&amp;', '&'), url).href;
-    init = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username: user.username, password: user.password }).toString() };
+    init = {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: user.username, password: user.password }).toString(),
+    };
   }
   throw new Error('test IdP sign-in: too many redirects');
 }
@@ -274,4 +323,3 @@ async function newSigningKey(): Promise<TestIdp['signingKey']> {
 export function publicPart(jwk: JsonWebKey & { kid: string }): { kty: string; n: string; e: string; kid: string; alg: 'RS256'; use: 'sig' } {
   return { kty: String(jwk.kty), n: String(jwk.n), e: String(jwk.e), kid: jwk.kid, alg: 'RS256', use: 'sig' };
 }
-

@@ -29,7 +29,9 @@ after(async () => {
 });
 
 const streamable = (cookie: string, name = 'currenttime') =>
-  new StreamableHTTPClientTransport(new URL(`${gw.url}/api/streamable/${name}`), { requestInit: { headers: { cookie, 'x-user': 'root', 'x-scopes': 'mcp:registry:admin' } } });
+  new StreamableHTTPClientTransport(new URL(`${gw.url}/api/streamable/${name}`), {
+    requestInit: { headers: { cookie, 'x-user': 'root', 'x-scopes': 'mcp:registry:admin' } },
+  });
 const sse = (cookie: string) =>
   new SSEClientTransport(new URL(`${gw.url}/api/execute/currenttime/sse`), { requestInit: { headers: { cookie, 'x-user': 'root' } } });
 
@@ -48,11 +50,17 @@ async function callTime(transport: Transport, zone: string): Promise<string> {
 }
 
 const initialize = JSON.stringify({
-  jsonrpc: '2.0', id: 1, method: 'initialize',
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
 });
 const post = (path: string, headers: Record<string, string> = {}) =>
-  fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body: initialize });
+  fetch(`${gw.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body: initialize,
+  });
 
 const json = async (res: Response) => (await res.json()) as Record<string, unknown>;
 
@@ -76,14 +84,23 @@ describe('MCP clients through nginx', () => {
     assert.ok(sessionId, 'the session id reached the client');
     // Sealed to this user (docs/authorization.md): the backend's id, then the binding tag.
     const backendId = Buffer.from(sessionId.split('.')[0] ?? '', 'base64url').toString();
-    assert.ok(gw.received.some((r) => r.headers['mcp-session-id'] === backendId), 'the backend sees its own id');
+    assert.ok(
+      gw.received.some((r) => r.headers['mcp-session-id'] === backendId),
+      'the backend sees its own id',
+    );
     assert.ok(!gw.received.some((r) => r.headers['mcp-session-id'] === sessionId), 'never the sealed one');
     await transport.terminateSession();
     const deleted = gw.received.filter((r) => r.method === 'DELETE' && r.headers['mcp-session-id'] === backendId);
     assert.equal(deleted.length, 1, 'DELETE with the session id reached the backend');
     const reuse = await fetch(`${gw.url}/api/streamable/currenttime`, {
       method: 'POST',
-      headers: { cookie: user.cookie, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+      headers: {
+        cookie: user.cookie,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': '2025-06-18',
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
     });
     assert.equal(reuse.status, 404, 'the ended session is gone at the backend');
@@ -201,7 +218,9 @@ describe('login', () => {
     assert.equal((await post('/api/streamable/currenttime', { cookie: trace.cookie })).status, 200);
     const csrf = await csrfFrom(gw.url, trace.jar);
     const out = await jarFetch(trace.jar, `${gw.url}/logout`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf }).toString(),
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf }).toString(),
     });
     assert.equal(out.status, 302);
     assert.equal((await post('/api/streamable/currenttime', { cookie: trace.cookie })).status, 401);
@@ -245,12 +264,16 @@ describe('operators toggle servers', () => {
 
   test('a toggle without the CSRF token or without the toggle scope is refused', async () => {
     const noToken = await jarFetch(operator.jar, `${gw.url}/servers/currenttime/toggle`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'enabled=false',
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'enabled=false',
     });
     assert.equal(noToken.status, 403);
     const csrf = await csrfFrom(gw.url, user.jar);
     const noScope = await jarFetch(user.jar, `${gw.url}/servers/currenttime/toggle`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, enabled: 'false' }).toString(),
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf, enabled: 'false' }).toString(),
     });
     assert.equal(noScope.status, 403);
     assert.match(await noScope.text(), /mcp:server:currenttime:toggle/);

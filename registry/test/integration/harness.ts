@@ -28,7 +28,6 @@ export interface TestGateway extends AsyncDisposable {
   errorLog(): string;
 }
 
-
 export interface TestGatewayOptions {
   /** More catalog entries, for backends the test file started itself. */
   readonly definitions?: readonly Record<string, unknown>[];

@@ -34,7 +34,8 @@ after(async () => {
 const allowed = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'get_stock_aggregates', arguments: { ticker: 'AAPL' } } };
 const forbidden = { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'print_stuff', arguments: { stuff: 'x' } } };
 const json = (value: unknown) => JSON.stringify(value);
-const nested = (depth: number) => `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_stock_aggregates","arguments":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
+const nested = (depth: number) =>
+  `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_stock_aggregates","arguments":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
 
 interface Case {
   readonly name: string;
@@ -50,7 +51,11 @@ interface Case {
 const CASES: Case[] = [
   { name: 'the allowed call, as a baseline', body: json(allowed), status: 400, reaches: 'get_stock_aggregates' },
   { name: 'a forbidden call', body: json(forbidden), status: 403, code: -32001 },
-  { name: 'oversized body (> client_max_body_size)', body: json({ ...allowed, params: { ...allowed.params, arguments: { pad: 'x'.repeat(1_100_000) } } }), status: 413 },
+  {
+    name: 'oversized body (> client_max_body_size)',
+    body: json({ ...allowed, params: { ...allowed.params, arguments: { pad: 'x'.repeat(1_100_000) } } }),
+    status: 413,
+  },
   { name: 'truncated JSON', body: json(forbidden).slice(0, -3), status: 400, code: -32700 },
   { name: 'trailing garbage after the object', body: `${json(allowed)}xyz`, status: 400, code: -32700 },
   { name: 'two objects back to back', body: `${json(allowed)}${json(forbidden)}`, status: 400, code: -32700 },
@@ -59,25 +64,63 @@ const CASES: Case[] = [
   { name: 'batch smuggling: a response then forbidden', body: json([{ jsonrpc: '2.0', id: 9, result: {} }, forbidden]), status: 403 },
   { name: 'empty batch', body: '[]', status: 400, code: -32600 },
   { name: 'batch of 101 pings', body: json(Array.from({ length: 101 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'ping' }))), status: 400, code: -32600 },
-  { name: 'duplicate "method" keys (initialize, then tools/call)', body: '{"jsonrpc":"2.0","id":1,"method":"initialize","method":"tools/call","params":{"name":"print_stuff"}}', status: 400, code: -32700 },
-  { name: 'duplicate "name" keys in params', body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_stock_aggregates","name":"print_stuff"}}', status: 400, code: -32700 },
-  { name: 'duplicate key spelled with a unicode escape', body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","m\\u0065thod":"initialize","params":{"name":"print_stuff"}}', status: 400, code: -32700 },
-  { name: 'duplicate name key hidden by an escape', body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_stock_aggregates","n\\u0061me":"print_stuff"}}', status: 400, code: -32700 },
+  {
+    name: 'duplicate "method" keys (initialize, then tools/call)',
+    body: '{"jsonrpc":"2.0","id":1,"method":"initialize","method":"tools/call","params":{"name":"print_stuff"}}',
+    status: 400,
+    code: -32700,
+  },
+  {
+    name: 'duplicate "name" keys in params',
+    body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_stock_aggregates","name":"print_stuff"}}',
+    status: 400,
+    code: -32700,
+  },
+  {
+    name: 'duplicate key spelled with a unicode escape',
+    body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","m\\u0065thod":"initialize","params":{"name":"print_stuff"}}',
+    status: 400,
+    code: -32700,
+  },
+  {
+    name: 'duplicate name key hidden by an escape',
+    body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_stock_aggregates","n\\u0061me":"print_stuff"}}',
+    status: 400,
+    code: -32700,
+  },
   { name: 'method in odd casing: Tools/call', body: json({ ...forbidden, method: 'Tools/call' }), status: 403 },
   { name: 'method in odd casing: TOOLS/CALL on the allowed tool', body: json({ ...allowed, method: 'TOOLS/CALL' }), status: 403 },
   { name: 'method with a trailing space', body: json({ ...allowed, method: 'tools/call ' }), status: 403 },
   { name: 'method with a NUL byte', body: json({ ...allowed, method: 'tools/call\u0000' }), status: 403 },
-  { name: 'key in odd casing: "Method" and no "method"', body: '{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"print_stuff"}}', status: 400, code: -32600 },
+  {
+    name: 'key in odd casing: "Method" and no "method"',
+    body: '{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"print_stuff"}}',
+    status: 400,
+    code: -32600,
+  },
   { name: 'params key "Name" instead of "name"', body: json({ ...forbidden, params: { Name: 'print_stuff' } }), status: 403 },
-  { name: 'unicode escapes in the allowed tool name', body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get\\u005fstock\\u005faggregates","arguments":{"ticker":"AAPL"}}}', status: 400, reaches: 'get_stock_aggregates' },
-  { name: 'unicode escapes spelling a forbidden tool', body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"print\\u005fstuff"}}', status: 403 },
+  {
+    name: 'unicode escapes in the allowed tool name',
+    body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get\\u005fstock\\u005faggregates","arguments":{"ticker":"AAPL"}}}',
+    status: 400,
+    reaches: 'get_stock_aggregates',
+  },
+  {
+    name: 'unicode escapes spelling a forbidden tool',
+    body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"print\\u005fstuff"}}',
+    status: 403,
+  },
   { name: 'tool name with a Cyrillic look-alike', body: json({ ...allowed, params: { name: 'get_stоck_aggregates' } }), status: 403 },
   { name: 'tool name with a trailing space', body: json({ ...allowed, params: { name: 'get_stock_aggregates ' } }), status: 403 },
   { name: 'params.name is a number', body: json({ ...allowed, params: { name: 123 } }), status: 403 },
   { name: 'params.name is an array', body: json({ ...allowed, params: { name: ['get_stock_aggregates'] } }), status: 403 },
   { name: 'params.name is an object', body: json({ ...allowed, params: { name: { toString: 'get_stock_aggregates' } } }), status: 403 },
   { name: 'params.name is null', body: json({ ...allowed, params: { name: null } }), status: 403 },
-  { name: '__proto__ in params does not supply the name', body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"__proto__":{"name":"get_stock_aggregates"},"name":"print_stuff"}}', status: 403 },
+  {
+    name: '__proto__ in params does not supply the name',
+    body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"__proto__":{"name":"get_stock_aggregates"},"name":"print_stuff"}}',
+    status: 403,
+  },
   { name: 'params is a string', body: json({ ...forbidden, params: 'print_stuff' }), status: 400, code: -32600 },
   { name: 'method is an array', body: json({ ...forbidden, method: ['tools/call'] }), status: 400, code: -32600 },
   { name: 'jsonrpc is "1.0"', body: json({ ...forbidden, jsonrpc: '1.0' }), status: 400, code: -32600 },
@@ -87,19 +130,67 @@ const CASES: Case[] = [
   { name: 'body is null', body: 'null', status: 400, code: -32600 },
   { name: 'empty body', body: '', status: 400, code: -32600 },
   { name: 'UTF-8 byte order mark before the object', body: `\ufeff${json(forbidden)}`, status: 400, code: -32700 },
-  { name: 'non-UTF-8 bytes in a string', body: Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"print_stuff","x":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}}')]), status: 400, code: -32700 },
-  { name: 'overlong UTF-8 encoding of "_" in the tool name', body: Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get'), Buffer.from([0xc1, 0x9f]), Buffer.from('stock_aggregates"}}')]), status: 400, code: -32700 },
+  {
+    name: 'non-UTF-8 bytes in a string',
+    body: Buffer.concat([
+      Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"print_stuff","x":"'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}}'),
+    ]),
+    status: 400,
+    code: -32700,
+  },
+  {
+    name: 'overlong UTF-8 encoding of "_" in the tool name',
+    body: Buffer.concat([
+      Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get'),
+      Buffer.from([0xc1, 0x9f]),
+      Buffer.from('stock_aggregates"}}'),
+    ]),
+    status: 400,
+    code: -32700,
+  },
   { name: 'deep nesting: 32 levels in all (njs parses 31)', body: nested(30), status: 400, code: -32700 },
   { name: 'deep nesting: 100000 levels of arrays', body: nested(100_000), status: 400, code: -32700 },
   { name: 'nesting at the limit (31 levels) is fine', body: nested(29), status: 400, reaches: 'get_stock_aggregates' },
   { name: 'Mcp-Method header disagrees with the body', body: json(forbidden), headers: { 'mcp-method': 'tools/list' }, status: 400, code: -32020 },
-  { name: 'Mcp-Name header names the allowed tool, body calls another', body: json(forbidden), headers: { 'mcp-method': 'tools/call', 'mcp-name': 'get_stock_aggregates' }, status: 400, code: -32020 },
-  { name: 'Mcp-Name header on a method without a name', body: json({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), headers: { 'mcp-name': 'x' }, status: 400, code: -32020 },
+  {
+    name: 'Mcp-Name header names the allowed tool, body calls another',
+    body: json(forbidden),
+    headers: { 'mcp-method': 'tools/call', 'mcp-name': 'get_stock_aggregates' },
+    status: 400,
+    code: -32020,
+  },
+  {
+    name: 'Mcp-Name header on a method without a name',
+    body: json({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    headers: { 'mcp-name': 'x' },
+    status: 400,
+    code: -32020,
+  },
   { name: 'Mcp-Method header on a batch', body: json([allowed]), headers: { 'mcp-method': 'tools/call' }, status: 400, code: -32020 },
-  { name: 'Mcp-Name in Base64 names the allowed tool, body calls another', body: json(forbidden), headers: { 'mcp-method': 'tools/call', 'mcp-name': `=?base64?${Buffer.from('get_stock_aggregates').toString('base64')}?=` }, status: 400, code: -32020 },
-  { name: 'MCP 2026-07-28 tools/call without Mcp-Name', body: json({ ...forbidden, params: { name: 'print_stuff', _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } }), headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call' }, status: 400, code: -32020 },
+  {
+    name: 'Mcp-Name in Base64 names the allowed tool, body calls another',
+    body: json(forbidden),
+    headers: { 'mcp-method': 'tools/call', 'mcp-name': `=?base64?${Buffer.from('get_stock_aggregates').toString('base64')}?=` },
+    status: 400,
+    code: -32020,
+  },
+  {
+    name: 'MCP 2026-07-28 tools/call without Mcp-Name',
+    body: json({ ...forbidden, params: { name: 'print_stuff', _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } }),
+    headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call' },
+    status: 400,
+    code: -32020,
+  },
   { name: 'MCP 2026-07-28 batch', body: json([allowed]), headers: { 'mcp-protocol-version': '2026-07-28' }, status: 400, code: -32600 },
-  { name: 'Mcp-Method and Mcp-Name that agree', body: json(allowed), headers: { 'mcp-method': 'tools/call', 'mcp-name': 'get_stock_aggregates' }, status: 400, reaches: 'get_stock_aggregates' },
+  {
+    name: 'Mcp-Method and Mcp-Name that agree',
+    body: json(allowed),
+    headers: { 'mcp-method': 'tools/call', 'mcp-name': 'get_stock_aggregates' },
+    status: 400,
+    reaches: 'get_stock_aggregates',
+  },
 ];
 
 async function send(path: string, c: Case): Promise<Response> {

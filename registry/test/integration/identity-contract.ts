@@ -58,20 +58,41 @@ const ACCESS_TOKEN_TTL_SECONDS = 6;
 export async function externalFixture(profile: IdpProfile, backend: RunningMcpServer): Promise<ProviderFixture> {
   const port = await freePort();
   const name = profile;
-  const idp = await startTestIdp(profile, { redirectUri: `http://127.0.0.1:${port}/oauth/callback/${name}`, users: USERS, accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS });
+  const idp = await startTestIdp(profile, {
+    redirectUri: `http://127.0.0.1:${port}/oauth/callback/${name}`,
+    users: USERS,
+    accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
+  });
   const other = await startTestIdp(profile === 'okta' ? 'generic' : 'okta', { redirectUri: 'http://127.0.0.1:1/cb', users: USERS });
   const env: Record<string, string> = { MCP_AUTH_PROVIDER_TYPE: profile, MCP_AUTH_ALLOW_INSECURE_HTTP: 'true' };
   if (profile === 'cognito') {
-    Object.assign(env, { MCP_AUTH_COGNITO_ENDPOINT: idp.origin, MCP_AUTH_COGNITO_REGION: 'us-east-1', MCP_AUTH_COGNITO_USER_POOL_ID: 'us-east-1_TestPool1', MCP_AUTH_COGNITO_CLIENT_ID: idp.clientId, MCP_AUTH_COGNITO_CLIENT_SECRET: idp.clientSecret });
+    Object.assign(env, {
+      MCP_AUTH_COGNITO_ENDPOINT: idp.origin,
+      MCP_AUTH_COGNITO_REGION: 'us-east-1',
+      MCP_AUTH_COGNITO_USER_POOL_ID: 'us-east-1_TestPool1',
+      MCP_AUTH_COGNITO_CLIENT_ID: idp.clientId,
+      MCP_AUTH_COGNITO_CLIENT_SECRET: idp.clientSecret,
+    });
   } else if (profile === 'okta') {
     // Okta issues refresh tokens only for offline_access.
-    Object.assign(env, { MCP_AUTH_OKTA_TENANT_URL: idp.origin, MCP_AUTH_OKTA_CLIENT_ID: idp.clientId, MCP_AUTH_OKTA_CLIENT_SECRET: idp.clientSecret, MCP_AUTH_SCOPES: 'openid profile email offline_access', MCP_AUTH_AUDIENCE: idp.audience! });
+    Object.assign(env, {
+      MCP_AUTH_OKTA_TENANT_URL: idp.origin,
+      MCP_AUTH_OKTA_CLIENT_ID: idp.clientId,
+      MCP_AUTH_OKTA_CLIENT_SECRET: idp.clientSecret,
+      MCP_AUTH_SCOPES: 'openid profile email offline_access',
+      MCP_AUTH_AUDIENCE: idp.audience!,
+    });
   } else {
     // Explicit endpoints: this IdP serves no discovery document.
     Object.assign(env, {
-      MCP_AUTH_ISSUER: idp.issuer, MCP_AUTH_CLIENT_ID: idp.clientId, MCP_AUTH_CLIENT_SECRET: idp.clientSecret,
-      MCP_AUTH_AUTHORIZE_URL: idp.endpoints.authorization, MCP_AUTH_TOKEN_URL: idp.endpoints.token, MCP_AUTH_JWKS_URL: idp.endpoints.jwks,
-      MCP_AUTH_USERINFO_URL: idp.endpoints.userinfo, MCP_AUTH_AUDIENCE: 'mcp-gateway',
+      MCP_AUTH_ISSUER: idp.issuer,
+      MCP_AUTH_CLIENT_ID: idp.clientId,
+      MCP_AUTH_CLIENT_SECRET: idp.clientSecret,
+      MCP_AUTH_AUTHORIZE_URL: idp.endpoints.authorization,
+      MCP_AUTH_TOKEN_URL: idp.endpoints.token,
+      MCP_AUTH_JWKS_URL: idp.endpoints.jwks,
+      MCP_AUTH_USERINFO_URL: idp.endpoints.userinfo,
+      MCP_AUTH_AUDIENCE: 'mcp-gateway',
     });
   }
   const gw = await startTestGateway({ port, env, mapping: mappingFor(idp.m2mClientId), definitions: [fininfoDefinition(backend)] });
@@ -141,7 +162,10 @@ export function runIdentityProviderContract(
     test('a group that cannot follow the convention gets the scopes the mapping file gives it', async () => {
       const bob = await login(fx.gw.url, 'bob', 'bob-pw');
       await mcp({ cookie: bob.cookie }, async (c) => {
-        assert.deepEqual((await c.listTools()).tools.map((t) => t.name), ['get_stock_aggregates']);
+        assert.deepEqual(
+          (await c.listTools()).tools.map((t) => t.name),
+          ['get_stock_aggregates'],
+        );
         await c.callTool(aggregates);
         await assert.rejects(c.callTool(printStuff), /mcp:server:fininfo:tool:print_stuff:execute/);
       });
@@ -149,32 +173,40 @@ export function runIdentityProviderContract(
 
     test('a signed-in person without groups gets no access', async () => {
       const carol = await login(fx.gw.url, 'carol', 'carol-pw');
-      await assert.rejects(mcp({ cookie: carol.cookie }, async () => {}), /mcp:server:fininfo:execute/);
+      await assert.rejects(
+        mcp({ cookie: carol.cookie }, async () => {}),
+        /mcp:server:fininfo:execute/,
+      );
     });
 
     test('a machine client (client credentials) gets exactly the scopes the mapping file lists for its client id', async () => {
       const token = await fx.machineToken();
       await mcp({ authorization: `Bearer ${token}` }, async (c) => {
-        assert.deepEqual((await c.listTools()).tools.map((t) => t.name), ['get_stock_aggregates']);
+        assert.deepEqual(
+          (await c.listTools()).tools.map((t) => t.name),
+          ['get_stock_aggregates'],
+        );
         await c.callTool(aggregates);
         await assert.rejects(c.callTool(printStuff), /mcp:server:fininfo:tool:print_stuff:execute/);
       });
     });
 
-    if (can.userAccessTokens) test('a person\'s own access token as a bearer token gets the scopes of their groups', async () => {
-      const token = await fx.userAccessToken!('alice');
-      await mcp({ authorization: `Bearer ${token}` }, async (c) => {
-        await c.callTool(printStuff);
+    if (can.userAccessTokens)
+      test("a person's own access token as a bearer token gets the scopes of their groups", async () => {
+        const token = await fx.userAccessToken!('alice');
+        await mcp({ authorization: `Bearer ${token}` }, async (c) => {
+          await c.callTool(printStuff);
+        });
       });
-    });
 
-    if (can.userAccessTokens) test('a person whose username starts with service-account- stays a person: their token gets their groups\' scopes, not a machine client\'s', async () => {
-      const token = await fx.userAccessToken!('service-account-x');
-      await mcp({ authorization: `Bearer ${token}` }, async (c) => {
-        assert.equal((await c.listTools()).tools.length, 4, 'mcp-server-fininfo: every tool');
-        await c.callTool(printStuff);
+    if (can.userAccessTokens)
+      test("a person whose username starts with service-account- stays a person: their token gets their groups' scopes, not a machine client's", async () => {
+        const token = await fx.userAccessToken!('service-account-x');
+        await mcp({ authorization: `Bearer ${token}` }, async (c) => {
+          assert.equal((await c.listTools()).tools.length, 4, 'mcp-server-fininfo: every tool');
+          await c.callTool(printStuff);
+        });
       });
-    });
 
     test('bad tokens are refused with 401, WWW-Authenticate invalid_token, and nothing more', async () => {
       const forged = await fx.forged();
@@ -202,11 +234,13 @@ export function runIdentityProviderContract(
       const token = await fx.machineToken();
       const original = readFileSync(fx.gw.mappingFile, 'utf8');
       const call = async () =>
-        (await fetch(`${fx.gw.url}/api/streamable/fininfo`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-          body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: printStuff }),
-        })).status;
+        (
+          await fetch(`${fx.gw.url}/api/streamable/fininfo`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+            body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: printStuff }),
+          })
+        ).status;
       assert.equal(await call(), 403);
       try {
         // The machine client now gets the whole server.
@@ -221,26 +255,29 @@ export function runIdentityProviderContract(
       await eventuallyStatus(call, (s) => s === 403);
     });
 
-    if (can.refresh) test('removing a user from a group at the IdP removes the scope at the next refresh, without signing in again', async () => {
-      const alice = await login(fx.gw.url, 'alice', 'alice-pw');
-      await mcp({ cookie: alice.cookie }, async (c) => void (await c.callTool(printStuff)));
-      fx.setGroups!('alice', []);
-      try {
-        const start = Date.now();
-        let status = 200;
-        while (status !== 403 && Date.now() - start < (ACCESS_TOKEN_TTL_SECONDS + 8) * 1000) {
-          await new Promise((r) => setTimeout(r, 250));
-          status = (await fetch(`${fx.gw.url}/api/streamable/fininfo`, {
-            method: 'POST',
-            headers: { cookie: alice.cookie, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-            body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: printStuff }),
-          })).status;
+    if (can.refresh)
+      test('removing a user from a group at the IdP removes the scope at the next refresh, without signing in again', async () => {
+        const alice = await login(fx.gw.url, 'alice', 'alice-pw');
+        await mcp({ cookie: alice.cookie }, async (c) => void (await c.callTool(printStuff)));
+        fx.setGroups!('alice', []);
+        try {
+          const start = Date.now();
+          let status = 200;
+          while (status !== 403 && Date.now() - start < (ACCESS_TOKEN_TTL_SECONDS + 8) * 1000) {
+            await new Promise((r) => setTimeout(r, 250));
+            status = (
+              await fetch(`${fx.gw.url}/api/streamable/fininfo`, {
+                method: 'POST',
+                headers: { cookie: alice.cookie, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+                body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: printStuff }),
+              })
+            ).status;
+          }
+          assert.equal(status, 403, 'the scope is gone within one access-token lifetime');
+          assert.ok(Date.now() - start <= (ACCESS_TOKEN_TTL_SECONDS + 8) * 1000);
+        } finally {
+          fx.setGroups!('alice', ['mcp-server-fininfo']);
         }
-        assert.equal(status, 403, 'the scope is gone within one access-token lifetime');
-        assert.ok(Date.now() - start <= (ACCESS_TOKEN_TTL_SECONDS + 8) * 1000);
-      } finally {
-        fx.setGroups!('alice', ['mcp-server-fininfo']);
-      }
-    });
+      });
   });
 }

@@ -27,7 +27,9 @@ runIdentityProviderContract(
         const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
         const enc = (v: unknown) => base64url.encode(JSON.stringify(v));
         const jwks = (await (await fetch(`${gw.url}/idp/jwks`)).json()) as { keys: Array<Record<string, string>> };
-        const publicPem = await import('node:crypto').then((c) => c.createPublicKey({ key: jwks.keys[0] as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' }));
+        const publicPem = await import('node:crypto').then((c) =>
+          c.createPublicKey({ key: jwks.keys[0] as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' }),
+        );
         const hs = `${enc({ alg: 'HS256', typ: 'at+jwt' })}.${payload}`;
         const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
         return [
@@ -36,7 +38,12 @@ runIdentityProviderContract(
           { name: 'hs256-public-key', token: `${hs}.${createHmac('sha256', String(publicPem)).update(hs).digest('base64url')}` },
           { name: 'unknown-kid', token: await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: 'not-a-dev-key' }).sign(privateKey) },
           { name: 'other-idp', token: await other.clientCredentialsToken() },
-          { name: 'expired-signed-elsewhere', token: await new SignJWT({ ...claims, exp: 1 }).setProtectedHeader({ alg: 'RS256', kid: String((await exportJWK(privateKey)).kid ?? 'x') }).sign(privateKey) },
+          {
+            name: 'expired-signed-elsewhere',
+            token: await new SignJWT({ ...claims, exp: 1 })
+              .setProtectedHeader({ alg: 'RS256', kid: String((await exportJWK(privateKey)).kid ?? 'x') })
+              .sign(privateKey),
+          },
         ];
       },
       async close() {

@@ -13,7 +13,12 @@ export interface LoginTrace {
  * Signs in through the real login form over HTTP: /login → dev IdP → form POST → consent-free
  * redirect → /oauth/callback/dev → back to the page with a session cookie.
  */
-export async function login(gatewayUrl: string, username: string, password: string, options: { stopAtCallback?: boolean; jar?: CookieJar } = {}): Promise<LoginTrace> {
+export async function login(
+  gatewayUrl: string,
+  username: string,
+  password: string,
+  options: { stopAtCallback?: boolean; jar?: CookieJar } = {},
+): Promise<LoginTrace> {
   const jar = options.jar ?? new CookieJar();
   let url = `${gatewayUrl}/login`;
   let callbackUrl = '';

@@ -48,7 +48,13 @@ export async function serveModern(onRequest?: (info: ReceivedRequest) => void): 
       } catch {
         parsed = undefined;
       }
-      onRequest?.({ method: req.method ?? 'GET', path: url.pathname, url: req.url ?? '/', headers: { ...req.headers }, ...(parsed === undefined ? {} : { body: parsed }) });
+      onRequest?.({
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        url: req.url ?? '/',
+        headers: { ...req.headers },
+        ...(parsed === undefined ? {} : { body: parsed }),
+      });
       const abort = new AbortController();
       res.on('close', () => abort.abort());
       const headers = new Headers();

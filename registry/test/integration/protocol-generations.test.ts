@@ -42,9 +42,13 @@ after(async () => {
 });
 
 const endpoint = (server: string) => new URL(`${gw.url}/api/streamable/${server}`);
-const text = (result: unknown) => ((result as { content: Array<{ text?: string }> }).content[0]?.text ?? '');
+const text = (result: unknown) => (result as { content: Array<{ text?: string }> }).content[0]?.text ?? '';
 const calls = (received: readonly ReceivedRequest[], tool: string) =>
-  received.filter((r) => (r.body as { method?: string; params?: { name?: string } } | undefined)?.method === 'tools/call' && (r.body as { params: { name?: string } }).params.name === tool).length;
+  received.filter(
+    (r) =>
+      (r.body as { method?: string; params?: { name?: string } } | undefined)?.method === 'tools/call' &&
+      (r.body as { params: { name?: string } }).params.name === tool,
+  ).length;
 
 /** The unmodified v2 client, negotiating as a 2026-07-28 client would ('auto': server/discover first). */
 async function connectModern(server: string, user: string): Promise<ModernClient> {
@@ -61,7 +65,9 @@ async function connectLegacy(server: string, user: string): Promise<LegacyClient
 
 /** A raw 2026-07-28 POST (for what an unmodified client never sends). */
 async function rawModern(user: string, body: Record<string, unknown>, headers: Record<string, string>): Promise<Response> {
-  const params = { ...((body['params'] as Record<string, unknown> | undefined) ?? {}), _meta: {
+  const params = {
+    ...((body['params'] as Record<string, unknown> | undefined) ?? {}),
+    _meta: {
       'io.modelcontextprotocol/protocolVersion': V,
       'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
       'io.modelcontextprotocol/clientCapabilities': {},
@@ -69,7 +75,13 @@ async function rawModern(user: string, body: Record<string, unknown>, headers: R
   };
   return fetch(endpoint('modern'), {
     method: 'POST',
-    headers: { cookie: cookies[user] ?? '', 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': V, ...headers },
+    headers: {
+      cookie: cookies[user] ?? '',
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': V,
+      ...headers,
+    },
     body: JSON.stringify({ jsonrpc: '2.0', ...body, params }),
   });
 }
@@ -80,8 +92,14 @@ describe('MCP 2026-07-28 (v2 client, v2 backend)', () => {
     try {
       assert.equal(client.getProtocolEra(), 'modern');
       assert.deepEqual(client.getDiscoverResult()?.supportedVersions, [V]);
-      assert.ok(modernReceived.some((r) => r.headers['mcp-method'] === 'server/discover'), 'the probe reached the backend');
-      assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo']);
+      assert.ok(
+        modernReceived.some((r) => r.headers['mcp-method'] === 'server/discover'),
+        'the probe reached the backend',
+      );
+      assert.deepEqual(
+        (await client.listTools()).tools.map((t) => t.name),
+        ['echo'],
+      );
       assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'hi' } })), 'Echo: hi');
       const before = modernReceived.length;
       await assert.rejects(client.callTool({ name: 'add', arguments: { a: 1, b: 2 } }), /mcp:server:modern:tool:add:execute/);
@@ -104,7 +122,11 @@ describe('MCP 2026-07-28 (v2 client, v2 backend)', () => {
       const start = Date.now();
       while (changes === 0 && Date.now() - start < 2000) await new Promise((r) => setTimeout(r, 20));
       assert.equal(changes, 1, 'the change notification came through the filtered stream');
-      assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo'], 'and the re-listed tools are filtered');
+      assert.deepEqual(
+        (await client.listTools()).tools.map((t) => t.name),
+        ['echo'],
+        'and the re-listed tools are filtered',
+      );
       await subscription.close();
       const before = modernReceived.length;
       await assert.rejects(client.listen({ resourcesListChanged: true }), /mcp:server:modern:resources:read/);
@@ -131,7 +153,10 @@ describe('MCP 2026-07-28 (v2 client, v2 backend)', () => {
 
   test('nothing: server/discover and subscriptions/listen are refused 403 and reach no backend', async () => {
     const before = modernReceived.length;
-    for (const [method, params] of [['server/discover', {}], ['subscriptions/listen', { notifications: {} }]] as const) {
+    for (const [method, params] of [
+      ['server/discover', {}],
+      ['subscriptions/listen', { notifications: {} }],
+    ] as const) {
       const res = await rawModern('nothing', { id: 1, method, params }, { 'mcp-method': method });
       assert.equal(res.status, 403, method);
       const answer = (await res.json()) as { error: { code: number; data: { missing_scope: string } } };
@@ -141,7 +166,7 @@ describe('MCP 2026-07-28 (v2 client, v2 backend)', () => {
     assert.equal(modernReceived.length, before);
   });
 
-  test('a filtered tools/list says cacheScope private; the full user\'s unfiltered one keeps the backend\'s public', async () => {
+  test("a filtered tools/list says cacheScope private; the full user's unfiltered one keeps the backend's public", async () => {
     const scopes: Record<string, unknown> = {};
     for (const user of ['one-tool', 'full']) {
       const res = await rawModern(user, { id: 3, method: 'tools/list' }, { 'mcp-method': 'tools/list' });
@@ -155,9 +180,21 @@ describe('MCP 2026-07-28 (v2 client, v2 backend)', () => {
   test('a header/body mismatch is refused with 400 and -32020, and nothing reaches the backend', async () => {
     const before = modernReceived.length;
     const cases: Array<[string, Record<string, unknown>, Record<string, string>]> = [
-      ['Mcp-Name names the permitted tool, the body another', { id: 5, method: 'tools/call', params: { name: 'add', arguments: { a: 1, b: 1 } } }, { 'mcp-method': 'tools/call', 'mcp-name': 'echo' }],
-      ['Mcp-Method says tools/list, the body calls a tool', { id: 6, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } }, { 'mcp-method': 'tools/list', 'mcp-name': 'echo' }],
-      ['Mcp-Name missing on a 2026-07-28 tools/call', { id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } }, { 'mcp-method': 'tools/call' }],
+      [
+        'Mcp-Name names the permitted tool, the body another',
+        { id: 5, method: 'tools/call', params: { name: 'add', arguments: { a: 1, b: 1 } } },
+        { 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+      ],
+      [
+        'Mcp-Method says tools/list, the body calls a tool',
+        { id: 6, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } },
+        { 'mcp-method': 'tools/list', 'mcp-name': 'echo' },
+      ],
+      [
+        'Mcp-Name missing on a 2026-07-28 tools/call',
+        { id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } },
+        { 'mcp-method': 'tools/call' },
+      ],
       ['Mcp-Method missing on a 2026-07-28 request', { id: 8, method: 'tools/list' }, {}],
     ];
     for (const [what, body, headers] of cases) {
@@ -172,7 +209,11 @@ describe('MCP 2026-07-28 (v2 client, v2 backend)', () => {
       }
     }
     assert.equal(modernReceived.length, before, 'no mismatched request reached the backend');
-    const agreed = await rawModern('one-tool', { id: 9, method: 'tools/call', params: { name: 'echo', arguments: { message: 'ok' } } }, { 'mcp-method': 'tools/call', 'mcp-name': 'echo' });
+    const agreed = await rawModern(
+      'one-tool',
+      { id: 9, method: 'tools/call', params: { name: 'echo', arguments: { message: 'ok' } } },
+      { 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+    );
     const reply = await agreed.text();
     assert.equal(agreed.status, 200, `the same request with agreeing headers passes: ${reply}`);
     assert.match(reply, /Echo: ok/);
@@ -183,10 +224,16 @@ describe('the 2025 generation on the same users', () => {
   test('one-tool with the SDK 1.x client on currenttime: initialize and a session, its one tool listed and called', async () => {
     const client = await connectLegacy('currenttime', 'one-tool');
     try {
-      assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['current_time_by_timezone']);
+      assert.deepEqual(
+        (await client.listTools()).tools.map((t) => t.name),
+        ['current_time_by_timezone'],
+      );
       assert.match(text(await client.callTool({ name: 'current_time_by_timezone', arguments: { tz_name: 'Europe/Berlin' } })), /Europe\/Berlin/);
       assert.ok(gw.received.some((r) => (r.body as { method?: string } | undefined)?.method === 'initialize'));
-      assert.ok(gw.received.some((r) => typeof r.headers['mcp-session-id'] === 'string'), 'the session id went through');
+      assert.ok(
+        gw.received.some((r) => typeof r.headers['mcp-session-id'] === 'string'),
+        'the session id went through',
+      );
     } finally {
       await client.close();
     }
@@ -195,7 +242,10 @@ describe('the 2025 generation on the same users', () => {
   test('one-tool with the SDK 1.x client on the v2 backend (its 2025 fallback): only echo, add refused', async () => {
     const client = await connectLegacy('modern', 'one-tool');
     try {
-      assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo']);
+      assert.deepEqual(
+        (await client.listTools()).tools.map((t) => t.name),
+        ['echo'],
+      );
       assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'old' } })), 'Echo: old');
       const before = calls(modernReceived, 'add');
       await assert.rejects(client.callTool({ name: 'add', arguments: { a: 1, b: 2 } }), /mcp:server:modern:tool:add:execute/);
@@ -209,7 +259,10 @@ describe('the 2025 generation on the same users', () => {
     const client = await connectModern('currenttime', 'one-tool');
     try {
       assert.equal(client.getProtocolEra(), 'legacy');
-      assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['current_time_by_timezone']);
+      assert.deepEqual(
+        (await client.listTools()).tools.map((t) => t.name),
+        ['current_time_by_timezone'],
+      );
       assert.match(text(await client.callTool({ name: 'current_time_by_timezone', arguments: { tz_name: 'UTC' } })), /UTC/);
     } finally {
       await client.close();

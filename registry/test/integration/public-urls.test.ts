@@ -65,11 +65,21 @@ describe('published URLs come from GATEWAY_PUBLIC_URL only', () => {
     return `${location.pathname}${location.search}`;
   }
 
-  const paths = ['/idp/.well-known/openid-configuration', '/idp/jwks', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration', '/login', '/'];
+  const paths = [
+    '/idp/.well-known/openid-configuration',
+    '/idp/jwks',
+    '/.well-known/oauth-authorization-server',
+    '/.well-known/openid-configuration',
+    '/login',
+    '/',
+  ];
 
   for (const variation of VARIATIONS) {
     test(`discovery, JWKS, login redirects and pages ignore ${variation.name}`, async () => {
-      for (const [where, base] of [['registry', gw.gateway.registryUrl], ['nginx', gw.url]] as const) {
+      for (const [where, base] of [
+        ['registry', gw.gateway.registryUrl],
+        ['nginx', gw.url],
+      ] as const) {
         const seen: string[] = [];
         for (const path of [...paths, await authorizationPath()]) {
           let res = await get(base, path, variation.headers);
@@ -80,7 +90,10 @@ describe('published URLs come from GATEWAY_PUBLIC_URL only', () => {
             assert.ok(!location.includes(EVIL), `${where} ${path}: Location ${location}`);
             if (/^https?:/.test(location) && !location.startsWith(gw.url)) assert.fail(`${where} ${path}: Location ${location} is not under ${gw.url}`);
             const next = new URL(location, gw.url);
-            const cookies = ([] as string[]).concat(res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+            const cookies = ([] as string[])
+              .concat(res.headers['set-cookie'] ?? [])
+              .map((c) => c.split(';')[0])
+              .join('; ');
             res = await get(base, `${next.pathname}${next.search}`, { ...variation.headers, ...(cookies ? { cookie: cookies } : {}) });
           }
           const text = `${JSON.stringify(res.headers)}\n${res.body}`;

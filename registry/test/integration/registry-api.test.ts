@@ -98,7 +98,10 @@ after(async () => {
 
 const file = (name: string) => join(gw.catalogDir, `${name}.json`);
 const readDefinition = (name: string) => JSON.parse(readFileSync(file(name), 'utf8')) as Record<string, any>;
-const catalogFiles = () => readdirSync(gw.catalogDir).filter((f) => !f.startsWith('.')).sort();
+const catalogFiles = () =>
+  readdirSync(gw.catalogDir)
+    .filter((f) => !f.startsWith('.'))
+    .sort();
 const names = (res: ApiResponse) => (res.body.servers as { name: string }[]).map((s) => s.name).sort();
 const definitionOf = (name: string, extra: Record<string, unknown> = {}) => ({
   name,
@@ -122,7 +125,9 @@ async function current(name: string, who: Caller = bearer()): Promise<{ definiti
 }
 
 const initialize = JSON.stringify({
-  jsonrpc: '2.0', id: 1, method: 'initialize',
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
 });
 /** One raw MCP initialize through nginx; returns the status and the body. */
@@ -208,7 +213,11 @@ describe('credentials', () => {
   test('another scheme or a forged session cookie: 401', async () => {
     const basic = await api.call('listServers', { as: { headers: { authorization: 'Basic YWRtaW46eA==' } } });
     assertError(basic, 401, 'AUTH_NO_CREDENTIALS');
-    assert.equal(basic.headers.get('www-authenticate'), 'Bearer realm="mcp-gateway", error="invalid_request"', 'RFC 6750: not a Bearer header is a malformed request');
+    assert.equal(
+      basic.headers.get('www-authenticate'),
+      'Bearer realm="mcp-gateway", error="invalid_request"',
+      'RFC 6750: not a Bearer header is a malformed request',
+    );
     const spaced = await api.call('listServers', { as: { headers: { authorization: 'Bearer not a token' } } });
     assertError(spaced, 401, 'AUTH_NO_CREDENTIALS');
     assert.equal(spaced.headers.get('www-authenticate'), 'Bearer realm="mcp-gateway", error="invalid_request"', 'the same challenge as the MCP path');
@@ -231,7 +240,12 @@ describe('credentials', () => {
     assert.equal(cookie.body.csrfToken, signed['no-groups']!.csrf, 'the same token for the whole session');
     const user = await api.call('getMe', { as: as('user') });
     assert.deepEqual(user.body.groups, ['mcp-server-currenttime', 'mcp-server-fininfo']);
-    assert.deepEqual([...user.body.scopes].sort(), ['mcp:server:currenttime:execute', 'mcp:server:currenttime:read', 'mcp:server:fininfo:execute', 'mcp:server:fininfo:read']);
+    assert.deepEqual([...user.body.scopes].sort(), [
+      'mcp:server:currenttime:execute',
+      'mcp:server:currenttime:read',
+      'mcp:server:fininfo:execute',
+      'mcp:server:fininfo:read',
+    ]);
     assert.notEqual(user.body.csrfToken, cookie.body.csrfToken, 'each session has its own CSRF token');
   });
 });
@@ -327,7 +341,10 @@ describe('visibility', () => {
     assert.equal(toolUser.body.servers[0].permissions.allTools, false);
     const tools = await api.call('listTools', { params: { name: 'currenttime' }, as: as('tool-user') });
     assert.equal(tools.status, 200);
-    assert.deepEqual(tools.body.tools.map((t: { name: string }) => t.name), ['current_time_by_timezone']);
+    assert.deepEqual(
+      tools.body.tools.map((t: { name: string }) => t.name),
+      ['current_time_by_timezone'],
+    );
 
     const analyst = await api.call('listServers', { as: as('analyst') });
     assert.deepEqual(names(analyst), ['fininfo']);
@@ -335,9 +352,15 @@ describe('visibility', () => {
     const all = await api.call('listTools', { params: { name: 'fininfo' }, as: as('user') });
     assert.deepEqual(all.body.tools.map((t: { name: string }) => t.name).sort(), ALL_FININFO_TOOLS);
     const only = await api.call('listTools', { params: { name: 'fininfo' }, as: as('analyst') });
-    assert.deepEqual(only.body.tools.map((t: { name: string }) => t.name), ['get_stock_aggregates']);
+    assert.deepEqual(
+      only.body.tools.map((t: { name: string }) => t.name),
+      ['get_stock_aggregates'],
+    );
     const detail = await api.call('getServer', { params: { name: 'fininfo' }, as: as('analyst') });
-    assert.deepEqual(detail.body.tools.tools.map((t: { name: string }) => t.name), ['get_stock_aggregates']);
+    assert.deepEqual(
+      detail.body.tools.tools.map((t: { name: string }) => t.name),
+      ['get_stock_aggregates'],
+    );
     assertError(await api.call('getServer', { params: { name: 'currenttime' }, as: as('analyst') }), 404, 'SERVER_UNKNOWN');
   });
 
@@ -377,7 +400,7 @@ describe('visibility', () => {
     assert.deepEqual(await search('tool-user', ''), ['currenttime/current_time_by_timezone']);
     assert.deepEqual(await search('tool-user', 'market'), []);
     assert.deepEqual(await search('analyst', ''), ['fininfo/get_stock_aggregates']);
-    assert.deepEqual(await search('analyst', 'market'), [], 'a tool of a readable server outside the caller\'s tool scopes');
+    assert.deepEqual(await search('analyst', 'market'), [], "a tool of a readable server outside the caller's tool scopes");
     assert.deepEqual(await search('analyst', 'time zone'), []);
     assert.deepEqual(await search('researcher', ''), [], 'resources and prompts scopes show no tools');
     assert.deepEqual(await search('no-groups', 'time'), []);
@@ -453,7 +476,10 @@ describe('register', () => {
     assertRegistered(res, 'fin-cookie');
     assert.deepEqual(await mcpTools('fin-cookie', { cookie: signed['admin']!.cookie }), ALL_FININFO_TOOLS);
     const audit = await api.call('listAudit', { as: bearer(), query: { event: 'change', server: 'fin-cookie' } });
-    assert.deepEqual(audit.body.entries.map((e: { action: string; user: string }) => `${e.action} by ${e.user}`), ['register by admin']);
+    assert.deepEqual(
+      audit.body.entries.map((e: { action: string; user: string }) => `${e.action} by ${e.user}`),
+      ['register by admin'],
+    );
   });
 
   test('an existing name: 409 SERVER_EXISTS, the file untouched', async () => {
@@ -484,11 +510,22 @@ describe('register', () => {
     for (const c of cases) {
       const body = assertError(await api.call('registerServer', { as: bearer(), body: c.body }), 400, 'REQUEST_INVALID', c.label);
       assert.ok(body.fields && body.fields.length > 0, `${c.label}: fields`);
-      assert.ok(body.fields.some((f) => f.field === c.field), `${c.label}: fields name ${c.field}: ${JSON.stringify(body.fields)}`);
-      if (c.mentions) assert.ok(body.fields.some((f) => f.message.includes(c.mentions!)), `${c.label}: names ${c.mentions}: ${JSON.stringify(body.fields)}`);
+      assert.ok(
+        body.fields.some((f) => f.field === c.field),
+        `${c.label}: fields name ${c.field}: ${JSON.stringify(body.fields)}`,
+      );
+      if (c.mentions)
+        assert.ok(
+          body.fields.some((f) => f.message.includes(c.mentions!)),
+          `${c.label}: names ${c.mentions}: ${JSON.stringify(body.fields)}`,
+        );
     }
     assert.deepEqual(catalogFiles(), files, 'no file appeared');
-    assert.deepEqual(readdirSync(gw.catalogDir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
+    assert.deepEqual(
+      readdirSync(gw.catalogDir).filter((f) => f.endsWith('.tmp')),
+      [],
+      'no temp file left',
+    );
     await gw.gateway.nginx.settled();
     assert.equal(gw.gateway.nginx.status().lastAppliedAt, applied);
   });
@@ -500,7 +537,9 @@ describe('update', () => {
   test('PUT with the current ETag: 200 and the file changes; a stale ETag: 412; a rename: 400', async () => {
     const first = await current('fin-bearer');
     const res = await api.call('updateServer', {
-      params: { name: 'fin-bearer' }, as: bearer(), headers: { 'if-match': first.etag },
+      params: { name: 'fin-bearer' },
+      as: bearer(),
+      headers: { 'if-match': first.etag },
       body: { ...first.definition, description: 'changed once', tags: ['api-test', 'changed'] },
     });
     assert.equal(res.status, 200, res.text);
@@ -510,20 +549,24 @@ describe('update', () => {
     assert.notEqual(newEtag, first.etag);
     assert.equal(readDefinition('fin-bearer')['description'], 'changed once');
     assert.deepEqual(readDefinition('fin-bearer')['tags'], ['api-test', 'changed']);
-    assert.equal((await current('fin-bearer')).etag, newEtag, 'GET agrees with the PUT\'s ETag');
+    assert.equal((await current('fin-bearer')).etag, newEtag, "GET agrees with the PUT's ETag");
     const head = await api.fetch('HEAD', api.path('getServer', { name: 'fin-bearer' }), { authorization: `Bearer ${token}` });
     assert.equal(head.status, 200);
     assert.equal(head.headers.get('etag'), newEtag, 'HEAD gives the ETag too (curl -I in the docs)');
 
     const stale = await api.call('updateServer', {
-      params: { name: 'fin-bearer' }, as: bearer(), headers: { 'if-match': first.etag },
+      params: { name: 'fin-bearer' },
+      as: bearer(),
+      headers: { 'if-match': first.etag },
       body: { ...first.definition, description: 'lost update' },
     });
     assertError(stale, 412, 'SERVER_CHANGED');
     assert.equal(readDefinition('fin-bearer')['description'], 'changed once');
 
     const renamed = await api.call('updateServer', {
-      params: { name: 'fin-bearer' }, as: bearer(), headers: { 'if-match': newEtag! },
+      params: { name: 'fin-bearer' },
+      as: bearer(),
+      headers: { 'if-match': newEtag! },
       body: { ...first.definition, name: 'fin-renamed' },
     });
     const refused = assertError(renamed, 400, 'REQUEST_INVALID');
@@ -533,7 +576,9 @@ describe('update', () => {
 
     // A weak validator of the current version is accepted too.
     const weak = await api.call('updateServer', {
-      params: { name: 'fin-bearer' }, as: bearer(), headers: { 'if-match': `W/${newEtag}` },
+      params: { name: 'fin-bearer' },
+      as: bearer(),
+      headers: { 'if-match': `W/${newEtag}` },
       body: { ...first.definition, description: 'changed twice' },
     });
     assert.equal(weak.status, 200, weak.text);
@@ -550,16 +595,29 @@ describe('update', () => {
     const original = readFileSync(file('currenttime'), 'utf8');
     const { definition, etag } = await current('currenttime', as('editor'));
     assert.equal(definition['url'], gw.backend.url, 'an editor sees the backend URL');
-    const res = await api.call('updateServer', { params: { name: 'currenttime' }, as: as('editor'), headers: { 'if-match': etag }, body: { ...definition, description: 'edited by editor' } });
+    const res = await api.call('updateServer', {
+      params: { name: 'currenttime' },
+      as: as('editor'),
+      headers: { 'if-match': etag },
+      body: { ...definition, description: 'edited by editor' },
+    });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.server.permissions.edit, true);
     assert.equal(res.body.server.permissions.toggle, false);
     assert.equal(readDefinition('currenttime')['description'], 'edited by editor');
-    const back = await api.call('updateServer', { params: { name: 'currenttime' }, as: as('editor'), headers: { 'if-match': res.headers.get('etag')! }, body: definition });
+    const back = await api.call('updateServer', {
+      params: { name: 'currenttime' },
+      as: as('editor'),
+      headers: { 'if-match': res.headers.get('etag')! },
+      body: definition,
+    });
     assert.equal(back.status, 200, back.text);
     assert.equal(readDefinition('currenttime')['description'], JSON.parse(original).description);
     const audit = await api.call('listAudit', { as: as('editor'), query: { event: 'change', user: 'editor' } });
-    assert.deepEqual(audit.body.entries.map((e: { action: string }) => e.action), ['update', 'update']);
+    assert.deepEqual(
+      audit.body.entries.map((e: { action: string }) => e.action),
+      ['update', 'update'],
+    );
     assertError(await api.call('getServer', { params: { name: 'fininfo' }, as: as('editor') }), 404, 'SERVER_UNKNOWN');
     assertError(await api.call('updateServer', { params: { name: 'fininfo' }, as: as('editor'), body: definitionOf('fininfo') }), 404, 'SERVER_UNKNOWN');
   });
@@ -611,7 +669,12 @@ describe('CSRF', () => {
       const who: Caller = csrf === undefined ? { cookie } : { cookie, csrf };
       const label = `token ${JSON.stringify(csrf)}`;
       assertError(await api.call('registerServer', { as: who, body: definitionOf('csrf-x') }), 403, 'CSRF_TOKEN_INVALID', label);
-      assertError(await api.call('updateServer', { params: { name: 'fin-bearer' }, as: who, body: { ...definition, description: 'csrf' } }), 403, 'CSRF_TOKEN_INVALID', label);
+      assertError(
+        await api.call('updateServer', { params: { name: 'fin-bearer' }, as: who, body: { ...definition, description: 'csrf' } }),
+        403,
+        'CSRF_TOKEN_INVALID',
+        label,
+      );
       assertError(await api.call('deleteServer', { params: { name: 'fin-bearer' }, as: who }), 403, 'CSRF_TOKEN_INVALID', label);
       assertError(await api.call('toggleServer', { params: { name: 'currenttime' }, as: who, body: { enabled: false } }), 403, 'CSRF_TOKEN_INVALID', label);
       assertError(await api.call('refreshServer', { params: { name: 'currenttime' }, as: who }), 403, 'CSRF_TOKEN_INVALID', label);
@@ -629,7 +692,11 @@ describe('CSRF', () => {
     for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
       const withToken = await api.call('registerServer', { as: as('admin'), rawBody: JSON.stringify(definitionOf('csrf-plain')), contentType });
       assertError(withToken, 400, 'REQUEST_INVALID', contentType);
-      const without = await api.call('registerServer', { as: { cookie: signed['admin']!.cookie }, rawBody: JSON.stringify(definitionOf('csrf-plain')), contentType });
+      const without = await api.call('registerServer', {
+        as: { cookie: signed['admin']!.cookie },
+        rawBody: JSON.stringify(definitionOf('csrf-plain')),
+        contentType,
+      });
       assertError(without, 403, 'CSRF_TOKEN_INVALID', contentType);
       const toggle = await api.call('toggleServer', { params: { name: 'currenttime' }, as: as('admin'), rawBody: '{"enabled":false}', contentType });
       assert.ok(toggle.status >= 400 && toggle.status < 500, `${contentType}: ${toggle.status}`);
@@ -767,7 +834,7 @@ describe('who-can', () => {
     assert.deepEqual(unknown.registry, { read: false, toggle: false, edit: false, delete: false });
   });
 
-  test('by signed-in user: their session\'s groups and scopes are used', async () => {
+  test("by signed-in user: their session's groups and scopes are used", async () => {
     const me = (await api.call('getMe', { as: as('tool-user') })).body;
     const allow = await ask({ user: 'tool-user', server: 'currenttime', tool: 'current_time_by_timezone' });
     assert.deepEqual(allow.subject, { groups: me.groups, user: 'tool-user' });
@@ -790,7 +857,11 @@ describe('who-can', () => {
     ]) {
       assertError(await api.call('whoCan', { as: as('operator'), body }), 400, 'REQUEST_INVALID', JSON.stringify(body));
     }
-    const nobody = assertError(await api.call('whoCan', { as: as('operator'), body: { user: 'nobody-signed-in', server: 'currenttime' } }), 400, 'REQUEST_INVALID');
+    const nobody = assertError(
+      await api.call('whoCan', { as: as('operator'), body: { user: 'nobody-signed-in', server: 'currenttime' } }),
+      400,
+      'REQUEST_INVALID',
+    );
     assert.ok(nobody.fields?.some((f) => f.field === 'user'));
   });
 
@@ -801,7 +872,10 @@ describe('who-can', () => {
     const byName = new Map(users.map((u) => [u.username, u]));
     for (const username of Object.keys(PASSWORDS)) assert.ok(byName.has(username), `${username} is listed`);
     assert.equal(users.length, byName.size, 'one entry per user');
-    assert.deepEqual(users.map((u) => u.username), [...users.map((u) => u.username)].sort((a, b) => a.localeCompare(b)));
+    assert.deepEqual(
+      users.map((u) => u.username),
+      [...users.map((u) => u.username)].sort((a, b) => a.localeCompare(b)),
+    );
     assert.deepEqual(byName.get('tool-user')?.groups, ['mcp-server-currenttime-tool-current_time_by_timezone']);
     assert.equal(byName.get('editor')?.provider, 'dev');
     assert.equal(byName.has(`client:${DEV_MACHINE_CLIENT_ID}`), false, 'a bearer caller has no session');
@@ -815,7 +889,12 @@ describe('OpenAPI', () => {
     const res = await api.fetch('GET', `${API_PREFIX}/openapi.json`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
-    const doc = res.body as { openapi: string; paths: Record<string, Record<string, any>>; components: { schemas: Record<string, unknown> }; servers: { url: string }[] };
+    const doc = res.body as {
+      openapi: string;
+      paths: Record<string, Record<string, any>>;
+      components: { schemas: Record<string, unknown> };
+      servers: { url: string }[];
+    };
     assert.ok(doc.openapi.startsWith('3.1'), doc.openapi);
     assert.deepEqual(doc.servers, [{ url: gw.url }]);
 
@@ -827,7 +906,8 @@ describe('OpenAPI', () => {
       assert.equal(op.operationId, route.operationId);
       assert.ok(op.responses[String(route.status)], `${route.operationId} documents ${route.status}`);
       for (const status of [401, ...route.errors]) assert.ok(op.responses[String(status)], `${route.operationId} documents ${status}`);
-      if (route.path.includes(':name')) assert.ok(op.parameters.some((p: { name: string; in: string; required: boolean }) => p.name === 'name' && p.in === 'path' && p.required));
+      if (route.path.includes(':name'))
+        assert.ok(op.parameters.some((p: { name: string; in: string; required: boolean }) => p.name === 'name' && p.in === 'path' && p.required));
       assert.equal(Boolean(op.requestBody), Boolean(route.body), `${route.operationId} requestBody`);
       operations.add(`${route.method} ${path}`);
     }
@@ -854,7 +934,8 @@ describe('OpenAPI', () => {
     const resolve = (schema: any): any => (schema?.$ref ? doc.components.schemas[String(schema.$ref).split('/').pop()!] : schema);
     const register = resolve(doc.paths[`${API_PREFIX}/servers`]?.['post']?.requestBody?.content?.['application/json']?.schema);
     assert.ok(register, 'registerServer has a request body schema');
-    for (const field of ['name', 'url', 'transports']) assert.ok(register.required?.includes(field), `registerServer requires ${field}: ${JSON.stringify(register.required)}`);
+    for (const field of ['name', 'url', 'transports'])
+      assert.ok(register.required?.includes(field), `registerServer requires ${field}: ${JSON.stringify(register.required)}`);
     assert.equal(register.additionalProperties, false, 'unknown keys are refused, as the API does');
   });
 });
@@ -866,7 +947,11 @@ describe('responses match their zod schemas', () => {
     const checks: [string, { safeParse(v: unknown): { success: boolean; error?: unknown } }, Promise<ApiResponse>][] = [
       ['listServers', serverListSchema, api.call('listServers', { as: bearer() })],
       ['getServer', serverDetailSchema, api.call('getServer', { params: { name: 'currenttime' }, as: as('user') })],
-      ['whoCan', whoCanResultSchema, api.call('whoCan', { as: bearer(), body: { groups: ['mcp-server-fininfo-tool-get_stock_aggregates'], server: 'fininfo', tool: 'print_stuff' } })],
+      [
+        'whoCan',
+        whoCanResultSchema,
+        api.call('whoCan', { as: bearer(), body: { groups: ['mcp-server-fininfo-tool-get_stock_aggregates'], server: 'fininfo', tool: 'print_stuff' } }),
+      ],
       ['listTools', toolsResultSchema, api.call('listTools', { params: { name: 'fininfo' }, as: as('analyst') })],
       ['searchTools', toolSearchResultSchema, api.call('searchTools', { as: as('user'), query: { q: 'stock' } })],
       ['listHealth', healthListSchema, api.call('listHealth', { as: bearer() })],
@@ -913,7 +998,11 @@ describe('tools, refresh and health', () => {
     assert.equal(refreshed.body.source, 'backend');
 
     const own = await api.call('refreshServer', { params: { name: 'fininfo' }, as: as('analyst') });
-    assert.deepEqual(own.body.tools.map((t: { name: string }) => t.name), ['get_stock_aggregates'], 'a refresh shows only the caller\'s tools');
+    assert.deepEqual(
+      own.body.tools.map((t: { name: string }) => t.name),
+      ['get_stock_aggregates'],
+      "a refresh shows only the caller's tools",
+    );
 
     const health = await api.call('listHealth', { as: as('user') });
     assert.equal(health.status, 200);

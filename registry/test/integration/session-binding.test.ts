@@ -69,7 +69,8 @@ after(async () => {
 });
 
 const STREAMABLE = '/api/streamable/currenttime';
-const rpc = (id: number | string, method: string, params?: unknown) => JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
+const rpc = (id: number | string, method: string, params?: unknown) =>
+  JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
 const INITIALIZE = rpc(1, 'initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } });
 const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
 
@@ -117,12 +118,19 @@ describe('Streamable HTTP: a session id works for the principal that opened it o
       assert.match(a.session, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/, 'sealed: base64url(backend id).tag');
       for (const c of a.session) assert.ok(c.charCodeAt(0) >= 0x21 && c.charCodeAt(0) <= 0x7e, 'visible ASCII, as the spec requires');
       const from = gw.received.length;
-      await assertUnknown(await inSession(bob, a.session, 'POST', rpc(7, 'tools/call', { name: 'current_time_by_timezone', arguments: { tz_name: 'UTC' } })), 7, 'POST');
+      await assertUnknown(
+        await inSession(bob, a.session, 'POST', rpc(7, 'tools/call', { name: 'current_time_by_timezone', arguments: { tz_name: 'UTC' } })),
+        7,
+        'POST',
+      );
       await assertUnknown(await inSession(bob, a.session, 'GET'), null, 'GET (the stream)');
       await assertUnknown(await inSession(bob, a.session, 'DELETE'), null, 'DELETE');
       assert.deepEqual(receivedSince(from), [], 'nothing of bob reached the backend');
       const tools = await a.client.listTools();
-      assert.ok(tools.tools.some((t) => t.name === 'current_time_by_timezone'), 'alice still works');
+      assert.ok(
+        tools.tools.some((t) => t.name === 'current_time_by_timezone'),
+        'alice still works',
+      );
       const own = await inSession(alice, a.session, 'POST');
       assert.equal(own.status, 200, 'the same raw request is fine from alice');
       await own.body?.cancel();
@@ -140,7 +148,8 @@ describe('Streamable HTTP: a session id works for the principal that opened it o
       const seen = gw.received.slice(from);
       assert.ok(seen.length > 0);
       for (const r of seen) assert.equal(r.headers['mcp-session-id'], backendIdOf(a.session));
-      for (const r of seen) for (const h of ['x-mcp-session', 'x-mcp-session-key', 'x-mcp-backend-session', 'x-mcp-backend-target']) assert.equal(r.headers[h], undefined, h);
+      for (const r of seen)
+        for (const h of ['x-mcp-session', 'x-mcp-session-key', 'x-mcp-backend-session', 'x-mcp-backend-target']) assert.equal(r.headers[h], undefined, h);
     } finally {
       await a.client.close();
     }
@@ -175,14 +184,14 @@ describe('Streamable HTTP: a session id works for the principal that opened it o
     }
   });
 
-  test('a machine client and a person cannot use each other\'s sessions', async () => {
+  test("a machine client and a person cannot use each other's sessions", async () => {
     const m = await openStreamable(machine);
     const a = await openStreamable(alice);
     try {
       const from = gw.received.length;
-      await assertUnknown(await inSession(alice, m.session, 'POST'), 7, 'alice with the machine\'s id');
-      await assertUnknown(await inSession(machine, a.session, 'POST'), 7, 'the machine with alice\'s id');
-      await assertUnknown(await inSession(machine, a.session, 'DELETE'), null, 'the machine ending alice\'s session');
+      await assertUnknown(await inSession(alice, m.session, 'POST'), 7, "alice with the machine's id");
+      await assertUnknown(await inSession(machine, a.session, 'POST'), 7, "the machine with alice's id");
+      await assertUnknown(await inSession(machine, a.session, 'DELETE'), null, "the machine ending alice's session");
       assert.deepEqual(receivedSince(from), []);
       assert.ok((await m.client.listTools()).tools.length > 0, 'the machine still works');
       assert.ok((await a.client.listTools()).tools.length > 0, 'alice still works');
@@ -196,7 +205,8 @@ describe('Streamable HTTP: a session id works for the principal that opened it o
     const res = await fetch(`${gw.url}${STREAMABLE}`, { method: 'POST', headers: { ...MCP_HEADERS, ...bob }, body: INITIALIZE });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('mcp-session-id') ?? '', /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
-    for (const h of ['x-mcp-session-key', 'x-mcp-backend-session', 'x-mcp-backend-target', 'x-mcp-session-unknown', 'x-user', 'x-scopes']) assert.equal(res.headers.get(h), null, `no ${h} to the client`);
+    for (const h of ['x-mcp-session-key', 'x-mcp-backend-session', 'x-mcp-backend-target', 'x-mcp-session-unknown', 'x-user', 'x-scopes'])
+      assert.equal(res.headers.get(h), null, `no ${h} to the client`);
     await res.body?.cancel();
   });
 
@@ -205,7 +215,10 @@ describe('Streamable HTTP: a session id works for the principal that opened it o
     await a.client.close();
     await assertUnknown(await inSession(bob, a.session, 'POST'), 7, 'bob');
     await gw.gateway.audit.flush();
-    const lines = readFileSync(gw.gateway.auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(gw.gateway.auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const refused = lines.findLast((l) => l['user'] === 'admin' && l['status'] === 404);
     assert.ok(refused, 'the 404 is in the audit log');
     assert.equal(refused['reason'], 'session-unbound');
@@ -215,7 +228,9 @@ describe('Streamable HTTP: a session id works for the principal that opened it o
 });
 
 /** The legacy SSE stream, read as text; `next` waits for an event matching `match`. */
-async function openLegacyStream(who: Record<string, string>): Promise<{ endpoint: string; next(match: RegExp, ms?: number): Promise<string | undefined>; events: string[]; close(): Promise<void> }> {
+async function openLegacyStream(
+  who: Record<string, string>,
+): Promise<{ endpoint: string; next(match: RegExp, ms?: number): Promise<string | undefined>; events: string[]; close(): Promise<void> }> {
   const res = await fetch(`${gw.url}/api/execute/currenttime/sse`, { headers: { accept: 'text/event-stream', ...who } });
   assert.equal(res.status, 200);
   const reader = (res.body as ReadableStream<Uint8Array>).getReader();
@@ -265,12 +280,12 @@ describe('legacy HTTP+SSE: the messages endpoint works for the principal that op
     try {
       assert.match(stream.endpoint, /^\/api\/execute\/currenttime\/messages\?session=[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
       const sealed = new URL(stream.endpoint, gw.url).searchParams.get('session') ?? '';
-      assert.match(backendIdOf(sealed), /^\/messages\?sessionId=[0-9a-f-]{36}$/, 'the backend\'s own endpoint, sealed whole');
+      assert.match(backendIdOf(sealed), /^\/messages\?sessionId=[0-9a-f-]{36}$/, "the backend's own endpoint, sealed whole");
       assert.equal((await postMessage(alice, stream.endpoint, INITIALIZE)).status, 202);
       assert.ok(await stream.next(/"id":1[,}]/), 'alice gets her initialize result');
       const from = gw.received.length;
-      await assertUnknown(await postMessage(bob, stream.endpoint, rpc('from-bob', 'tools/list')), 'from-bob', 'bob on alice\'s endpoint');
-      await assertUnknown(await postMessage(machine, stream.endpoint, rpc('from-machine', 'tools/list')), 'from-machine', 'the machine on alice\'s endpoint');
+      await assertUnknown(await postMessage(bob, stream.endpoint, rpc('from-bob', 'tools/list')), 'from-bob', "bob on alice's endpoint");
+      await assertUnknown(await postMessage(machine, stream.endpoint, rpc('from-machine', 'tools/list')), 'from-machine', "the machine on alice's endpoint");
       assert.deepEqual(receivedSince(from), [], 'nothing reached the backend');
       assert.equal((await postMessage(alice, stream.endpoint, rpc('from-alice', 'tools/list'))).status, 202);
       assert.ok(await stream.next(/"id":"from-alice"/), 'alice still works');
@@ -280,13 +295,22 @@ describe('legacy HTTP+SSE: the messages endpoint works for the principal that op
     }
   });
 
-  test('posting with no session, the backend\'s raw sessionId, or a garbled seal is 404 and reaches no backend', async () => {
+  test("posting with no session, the backend's raw sessionId, or a garbled seal is 404 and reaches no backend", async () => {
     const stream = await openLegacyStream(alice);
     try {
       const sealed = new URL(stream.endpoint, gw.url).searchParams.get('session') ?? '';
       const raw = new URLSearchParams(backendIdOf(sealed).split('?')[1]).get('sessionId') ?? '';
       const from = gw.received.length;
-      for (const query of ['', `?sessionId=${raw}`, `?session=${sealed.slice(0, -2)}`, `?session=${encodeURIComponent(sealed)}x`, `?session=${sealed}&sessionId=${raw}`.replace(sealed, sealed.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')))]) {
+      for (const query of [
+        '',
+        `?sessionId=${raw}`,
+        `?session=${sealed.slice(0, -2)}`,
+        `?session=${encodeURIComponent(sealed)}x`,
+        `?session=${sealed}&sessionId=${raw}`.replace(
+          sealed,
+          sealed.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')),
+        ),
+      ]) {
         await assertUnknown(await postMessage(alice, `/api/execute/currenttime/messages${query}`, rpc(3, 'tools/list')), 3, query || '(none)');
       }
       assert.deepEqual(receivedSince(from), []);
@@ -295,8 +319,13 @@ describe('legacy HTTP+SSE: the messages endpoint works for the principal that op
     }
   });
 
-  test('the endpoint is sealed whatever the backend\'s spelling: Python SDK, absolute, relative; another origin is dropped', async () => {
-    const expected: Record<string, string | undefined> = { py: '/messages/?session_id=0123abcd', abs: '/abs/messages?sid=1', rel: '/rel/messages?sid=2', evil: undefined };
+  test("the endpoint is sealed whatever the backend's spelling: Python SDK, absolute, relative; another origin is dropped", async () => {
+    const expected: Record<string, string | undefined> = {
+      py: '/messages/?session_id=0123abcd',
+      abs: '/abs/messages?sid=1',
+      rel: '/rel/messages?sid=2',
+      evil: undefined,
+    };
     for (const [shape, target] of Object.entries(expected)) {
       const res = await fetch(`${gw.url}/api/execute/shape-${shape}/${shape}/sse`, { headers: { accept: 'text/event-stream', ...bob } });
       assert.equal(res.status, 200, shape);
@@ -375,7 +404,12 @@ describe('the legacy location routes exactly the SSE path and the messages endpo
 
   test('the stream takes GET only and the messages endpoint POST only', async () => {
     const from = gw.received.length;
-    for (const [method, path] of [['POST', '/api/execute/currenttime/sse'], ['DELETE', '/api/execute/currenttime/sse'], ['GET', '/api/execute/currenttime/messages'], ['DELETE', '/api/execute/currenttime/messages']] as const) {
+    for (const [method, path] of [
+      ['POST', '/api/execute/currenttime/sse'],
+      ['DELETE', '/api/execute/currenttime/sse'],
+      ['GET', '/api/execute/currenttime/messages'],
+      ['DELETE', '/api/execute/currenttime/messages'],
+    ] as const) {
       const res = await rawRequest(method, path, alice);
       assert.equal(res.status, 405, `${method} ${path}`);
       assert.equal((JSON.parse(res.body) as { error: string }).error, 'METHOD_NOT_ALLOWED');
@@ -389,7 +423,10 @@ describe('the legacy location routes exactly the SSE path and the messages endpo
     assert.equal(res.status, 200);
     await eventually(async () => gw.received.length > from);
     await res.body?.cancel();
-    assert.deepEqual(gw.received.slice(from).map((r) => `${r.method} ${r.url}`), ['GET /sse']);
+    assert.deepEqual(
+      gw.received.slice(from).map((r) => `${r.method} ${r.url}`),
+      ['GET /sse'],
+    );
   });
 });
 

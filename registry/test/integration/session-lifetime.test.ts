@@ -22,9 +22,18 @@ after(async () => {
   await gw?.[Symbol.asyncDispose]();
 });
 
-const initialize = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+const initialize = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+});
 const mcp = (cookie: string) =>
-  fetch(`${gw.url}/api/streamable/currenttime`, { method: 'POST', headers: { cookie, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: initialize });
+  fetch(`${gw.url}/api/streamable/currenttime`, {
+    method: 'POST',
+    headers: { cookie, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: initialize,
+  });
 const me = (cookie: string) => fetch(`${gw.url}/api/registry/me`, { headers: { cookie } });
 
 /** The Expires of the session cookie a response sets (express-session renews it on every response: rolling). */
@@ -59,14 +68,18 @@ test('a page polling the API does not keep a session past SESSION_MAX_LIFETIME_S
     await new Promise((r) => setTimeout(r, 250));
   }
   assert.ok(firstRefused > 0, 'the session ended while the page kept polling');
-  assert.ok(lastOk - signedInBefore >= (LIFETIME_S - 1) * 1000, `the polling renewed it until shortly before the lifetime (last 200 after ${lastOk - signedInBefore} ms)`);
+  assert.ok(
+    lastOk - signedInBefore >= (LIFETIME_S - 1) * 1000,
+    `the polling renewed it until shortly before the lifetime (last 200 after ${lastOk - signedInBefore} ms)`,
+  );
   assert.ok(firstRefused - signedInAfter >= LIFETIME_S * 1000 - 50, `not before the lifetime (refused after ${firstRefused - signedInAfter} ms)`);
   assert.equal((await mcp(user.cookie)).status, 401, 'the MCP path refuses the cookie too');
   assert.equal((await me(user.cookie)).status, 401, 'and it stays refused');
 });
 
 /** The newest signed-in session record on disk, as the file store wrote it. */
-function newestSessionRecord(): { expiresAt: number; value: { signedInAt?: number; tokens?: { sealedRefreshToken?: string; expiresAt?: number; issuedAt?: number } } } | undefined {
+function newestSessionRecord():
+  { expiresAt: number; value: { signedInAt?: number; tokens?: { sealedRefreshToken?: string; expiresAt?: number; issuedAt?: number } } } | undefined {
   const dir = join(gw.stateDir, 'sessions');
   const records = readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as ReturnType<typeof newestSessionRecord> & object);
   return records.filter((r) => r.value.signedInAt !== undefined).sort((x, y) => (y.value.signedInAt ?? 0) - (x.value.signedInAt ?? 0))[0];
@@ -77,7 +90,10 @@ test('a dev session holds a rotating refresh token: a refresh pass renews it at 
   assert.equal((await me(user.cookie)).status, 200);
   const stored = newestSessionRecord();
   const tokens = stored?.value.tokens;
-  assert.ok(stored?.value.signedInAt !== undefined && tokens?.expiresAt !== undefined && tokens.sealedRefreshToken !== undefined, 'the dev IdP issues a refresh token at sign-in');
+  assert.ok(
+    stored?.value.signedInAt !== undefined && tokens?.expiresAt !== undefined && tokens.sealedRefreshToken !== undefined,
+    'the dev IdP issues a refresh token at sign-in',
+  );
   assert.ok(Math.abs(tokens.expiresAt - stored.value.signedInAt - 600_000) < 2000, "the dev IdP's access token lives 600 s");
   assert.ok(stored.expiresAt <= stored.value.signedInAt + LIFETIME_S * 1000, 'the record ends at the absolute lifetime (the shorter of the two here)');
 

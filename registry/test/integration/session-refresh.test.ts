@@ -32,11 +32,25 @@ let dir: string;
 let sessions: LoginSessions;
 
 before(async () => {
-  idp = await startTestIdp('okta', { redirectUri: 'http://127.0.0.1:1/oauth/callback/okta', users: [{ username: 'alice', password: 'alice-pw', groups: ['mcp-server-fininfo'] }], accessTokenTtlSeconds: 60 });
+  idp = await startTestIdp('okta', {
+    redirectUri: 'http://127.0.0.1:1/oauth/callback/okta',
+    users: [{ username: 'alice', password: 'alice-pw', groups: ['mcp-server-fininfo'] }],
+    accessTokenTtlSeconds: 60,
+  });
   const loaded = loadConfig(
     {
-      GATEWAY_PUBLIC_URL: 'http://127.0.0.1:1', SECRET_KEY: TEST_SECRET_KEY, ADMIN_PASSWORD, LOGGING_LEVEL: 'silent', STATE_DIR: mkdtempSync(join(tmpdir(), 'mcpgw-refresh-state-')),
-      MCP_AUTH_PROVIDER_TYPE: 'okta', MCP_AUTH_ALLOW_INSECURE_HTTP: 'true', MCP_AUTH_OKTA_TENANT_URL: idp.origin, MCP_AUTH_OKTA_CLIENT_ID: idp.clientId, MCP_AUTH_OKTA_CLIENT_SECRET: idp.clientSecret, MCP_AUTH_AUDIENCE: 'api://default', MCP_AUTH_SCOPES: 'openid profile email offline_access',
+      GATEWAY_PUBLIC_URL: 'http://127.0.0.1:1',
+      SECRET_KEY: TEST_SECRET_KEY,
+      ADMIN_PASSWORD,
+      LOGGING_LEVEL: 'silent',
+      STATE_DIR: mkdtempSync(join(tmpdir(), 'mcpgw-refresh-state-')),
+      MCP_AUTH_PROVIDER_TYPE: 'okta',
+      MCP_AUTH_ALLOW_INSECURE_HTTP: 'true',
+      MCP_AUTH_OKTA_TENANT_URL: idp.origin,
+      MCP_AUTH_OKTA_CLIENT_ID: idp.clientId,
+      MCP_AUTH_OKTA_CLIENT_SECRET: idp.clientSecret,
+      MCP_AUTH_AUDIENCE: 'api://default',
+      MCP_AUTH_SCOPES: 'openid profile email offline_access',
     },
     join(import.meta.dirname, '..', '..', '..'),
   );
@@ -58,13 +72,17 @@ async function signedIn(refreshToken: string): Promise<void> {
   const now = Date.now();
   assert.deepEqual(await sessions.replace(SID, 0, {}), { ok: false, current: undefined }, 'replace never creates a session');
   await new Promise<void>((resolve, reject) =>
-    sessions.set(SID, {
-      cookie: { originalMaxAge: HOUR, expires: new Date(now + HOUR).toISOString(), httpOnly: true, path: '/' },
-      identity: { sub: 'alice', username: 'alice', groups: ['mcp-server-fininfo'], provider: 'okta' },
-      scopes: ['mcp:server:fininfo:execute'],
-      tokens: { sealedRefreshToken: sealer.seal(refreshToken), expiresAt: now + 1000, issuedAt: now - 59_000 },
-      signedInAt: now,
-    } as unknown as SessionData, (err) => (err ? reject(err) : resolve())),
+    sessions.set(
+      SID,
+      {
+        cookie: { originalMaxAge: HOUR, expires: new Date(now + HOUR).toISOString(), httpOnly: true, path: '/' },
+        identity: { sub: 'alice', username: 'alice', groups: ['mcp-server-fininfo'], provider: 'okta' },
+        scopes: ['mcp:server:fininfo:execute'],
+        tokens: { sealedRefreshToken: sealer.seal(refreshToken), expiresAt: now + 1000, issuedAt: now - 59_000 },
+        signedInAt: now,
+      } as unknown as SessionData,
+      (err) => (err ? reject(err) : resolve()),
+    ),
   );
 }
 
@@ -89,8 +107,10 @@ function gated(): { provider: Pick<IdentityProvider, 'name' | 'refresh'>; idpAns
   };
 }
 
-const refresher = (p: Pick<IdentityProvider, 'name' | 'refresh'>) => new SessionRefresher({ store: sessions, provider: p, scopesFor: (groups) => groups.map((g) => `scope-of:${g}`), sealer, log });
-const read = (sid: string) => new Promise<SessionData | null | undefined>((resolve, reject) => sessions.get(sid, (err, data) => (err ? reject(err) : resolve(data))));
+const refresher = (p: Pick<IdentityProvider, 'name' | 'refresh'>) =>
+  new SessionRefresher({ store: sessions, provider: p, scopesFor: (groups) => groups.map((g) => `scope-of:${g}`), sealer, log });
+const read = (sid: string) =>
+  new Promise<SessionData | null | undefined>((resolve, reject) => sessions.get(sid, (err, data) => (err ? reject(err) : resolve(data))));
 const write = (sid: string, data: SessionData) => new Promise<void>((resolve, reject) => sessions.set(sid, data, (err) => (err ? reject(err) : resolve())));
 
 describe('the refresher against a real IdP', () => {
@@ -125,13 +145,21 @@ describe('the refresher against a real IdP', () => {
     const after = sessions.peek(SID)!;
     assert.equal(after.csrfToken, 'set-by-a-request');
     assert.notEqual(after.tokens?.sealedRefreshToken, before.tokens?.sealedRefreshToken, 'the rotated refresh token was kept');
-    assert.ok((after.tokens?.expiresAt ?? 0) > Date.now() + 30_000, 'with the new access token\'s expiry');
+    assert.ok((after.tokens?.expiresAt ?? 0) > Date.now() + 30_000, "with the new access token's expiry");
 
     // The IdP rotated the token: only the kept one works. Remove alice's group and refresh again.
     idp.setGroups('alice', []);
     const [record] = await sessions.list();
     assert.ok(record);
-    assert.ok((await sessions.replace(SID, record.version, { ...record.value, tokens: { ...record.value.tokens!, expiresAt: Date.now() + 1000, issuedAt: Date.now() - 59_000 } })).ok, 'made due');
+    assert.ok(
+      (
+        await sessions.replace(SID, record.version, {
+          ...record.value,
+          tokens: { ...record.value.tokens!, expiresAt: Date.now() + 1000, issuedAt: Date.now() - 59_000 },
+        })
+      ).ok,
+      'made due',
+    );
     await refresher(provider).runOnce();
     assert.deepEqual(sessions.peek(SID)?.identity?.groups, [], 'the refresh with the kept token succeeded and re-read the groups');
     assert.deepEqual(sessions.peek(SID)?.scopes, []);

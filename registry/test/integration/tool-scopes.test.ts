@@ -24,7 +24,16 @@ const cookies: Record<string, string> = {};
 
 const USERS = [
   { username: 'full', password: 'pw-full', groups: ['mcp-server-fininfo', 'mcp-server-paged', 'mcp-server-everything', 'mcp-server-everything-sse'] },
-  { username: 'one-tool', password: 'pw-tool', groups: ['mcp-server-fininfo-tool-get_stock_aggregates', 'mcp-server-paged-tool-p3', 'mcp-server-everything-tool-echo', 'mcp-server-everything-sse-tool-echo'] },
+  {
+    username: 'one-tool',
+    password: 'pw-tool',
+    groups: [
+      'mcp-server-fininfo-tool-get_stock_aggregates',
+      'mcp-server-paged-tool-p3',
+      'mcp-server-everything-tool-echo',
+      'mcp-server-everything-sse-tool-echo',
+    ],
+  },
   { username: 'nothing', password: 'pw-none', groups: [] },
   { username: 'reader', password: 'pw-read', groups: ['mcp-server-fininfo-resources', 'mcp-server-fininfo-prompts'] },
 ];
@@ -67,7 +76,7 @@ async function connect(server: string, transport: TransportName, user: string): 
   return client;
 }
 
-const text = (result: unknown) => ((result as { content: Array<{ text?: string }> }).content[0]?.text ?? '');
+const text = (result: unknown) => (result as { content: Array<{ text?: string }> }).content[0]?.text ?? '';
 
 /** A raw JSON-RPC POST, for users whose `initialize` is already refused. */
 async function rawPost(server: string, transport: TransportName, user: string, body: unknown): Promise<Response> {
@@ -102,7 +111,10 @@ for (const transport of TRANSPORTS) {
     test('one-tool: initialize; tools/list shows only get_stock_aggregates; that call works; every other call, resources/read and prompts/get are refused naming the scope', async () => {
       const client = await connect('fininfo', transport, 'one-tool');
       try {
-        assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['get_stock_aggregates']);
+        assert.deepEqual(
+          (await client.listTools()).tools.map((t) => t.name),
+          ['get_stock_aggregates'],
+        );
         assert.match(text(await client.callTool(call('get_stock_aggregates', { ticker: 'NVDA' }))), /NVDA/);
         const before = fininfoReceived.length;
         await assert.rejects(client.callTool(call('print_stuff', { stuff: 'x' })), /mcp:server:fininfo:tool:print_stuff:execute/);
@@ -175,11 +187,17 @@ for (const transport of TRANSPORTS) {
 }
 
 describe('the unmodified server-everything behind the gateway', () => {
-  for (const [server, transport] of [['everything', 'streamable-http'], ['everything-sse', 'sse']] as const) {
+  for (const [server, transport] of [
+    ['everything', 'streamable-http'],
+    ['everything-sse', 'sse'],
+  ] as const) {
     test(`${server}: the one-tool user sees and calls only echo; full access sees every tool, resource and prompt`, async () => {
       const limited = await connect(server, transport, 'one-tool');
       try {
-        assert.deepEqual((await limited.listTools()).tools.map((t) => t.name), ['echo']);
+        assert.deepEqual(
+          (await limited.listTools()).tools.map((t) => t.name),
+          ['echo'],
+        );
         assert.equal(text(await limited.callTool(call('echo', { message: 'hi' }))), 'Echo: hi');
         await assert.rejects(limited.callTool(call('get-sum', { a: 1, b: 2 })), new RegExp(`mcp:server:${server}:tool:get-sum:execute`));
         await assert.rejects(limited.listResources(), new RegExp(`mcp:server:${server}:resources:read`));
@@ -201,7 +219,10 @@ describe('the unmodified server-everything behind the gateway', () => {
 describe('audit log', () => {
   test('every decision, allow and deny, is a JSON line with user, server, method, tool, decision and missing scope, and no secrets', async () => {
     await gw.gateway.audit.flush();
-    const lines = readFileSync(gw.gateway.auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(gw.gateway.auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const denied = lines.find((l) => l['user'] === 'one-tool' && l['tool'] === 'print_stuff');
     assert.ok(denied, 'the refused print_stuff call is audited');
     assert.equal(denied['decision'], 'deny');

@@ -36,7 +36,9 @@ const definition = (name: string, url: string, description = `${name} (unroutabl
 async function routes(name: string): Promise<boolean> {
   const client = new Client({ name: 'unroutable-test', version: '1' });
   try {
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.url}/api/streamable/${name}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${gw.url}/api/streamable/${name}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+    );
     assert.equal((await client.listTools()).tools.length, 4);
     await client.callTool({ name: 'print_stuff', arguments: { stuff: 'x' } });
     return true;
@@ -68,7 +70,7 @@ describe('a definition nginx refuses is reported and left out; it never blocks t
     await fininfo?.close();
   });
 
-  test('registering an unresolvable backend answers 201 with routed: false and nginx\'s reason; a server next to it routes', async () => {
+  test("registering an unresolvable backend answers 201 with routed: false and nginx's reason; a server next to it routes", async () => {
     const good = await api.call('registerServer', { as: { bearer: token }, body: definition('good-one', fininfo.url) });
     assert.equal(good.status, 201, good.text);
     assert.equal(good.body.server.routed, true);
@@ -85,14 +87,18 @@ describe('a definition nginx refuses is reported and left out; it never blocks t
     assert.equal(second.body.server.routed, true);
     assert.deepEqual(Object.keys(second.body.nginx.refused ?? {}), ['broken'], 'still reported');
     assert.equal(await routes('good-two'), true);
-    const edited = await api.call('updateServer', { as: { bearer: token }, params: { name: 'good-one' }, body: definition('good-one', fininfo.url, 'edited next to a broken one') });
+    const edited = await api.call('updateServer', {
+      as: { bearer: token },
+      params: { name: 'good-one' },
+      body: definition('good-one', fininfo.url, 'edited next to a broken one'),
+    });
     assert.equal(edited.status, 200, edited.text);
     assert.equal(edited.body.server.routed, true);
     assert.equal(await routes('good-one'), true);
     assert.match(gw.gateway.nginx.status().refused?.['broken'] ?? '', /host not found in upstream/);
   });
 
-  test('the server\'s status and the page say it is not routed, and why', async () => {
+  test("the server's status and the page say it is not routed, and why", async () => {
     const got = await api.call('getServer', { as: { bearer: token }, params: { name: 'broken' } });
     assert.equal(got.status, 200);
     assert.equal(got.body.routed, false);

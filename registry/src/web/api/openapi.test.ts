@@ -8,7 +8,9 @@ import { API_PREFIX, API_ROUTES } from './routes.ts';
 const doc = openApiDocument(API_ROUTES, 'https://mcp.example.com') as any;
 
 test('every route of the table is in the document, with its operationId, and nothing else is', () => {
-  const documented = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => `${method} ${path} ${op.operationId}`));
+  const documented = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) =>
+    Object.entries(ops).map(([method, op]) => `${method} ${path} ${op.operationId}`),
+  );
   const routes = API_ROUTES.map((r) => `${r.method} ${API_PREFIX}${r.path.replace(/:(\w+)/g, '{$1}')} ${r.operationId}`);
   assert.deepEqual(documented.sort(), routes.sort());
   assert.equal(new Set(API_ROUTES.map((r) => r.operationId)).size, API_ROUTES.length, 'operationIds are unique');
@@ -18,7 +20,7 @@ test('every $ref points at a schema in components', () => {
   const refs: string[] = [];
   const walk = (v: unknown): void => {
     if (Array.isArray(v)) return v.forEach(walk);
-    if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (k === '$ref' ? refs.push(String(x)) : walk(x));
+    if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) k === '$ref' ? refs.push(String(x)) : walk(x);
   };
   walk(doc);
   assert.ok(refs.length > 10);
@@ -53,6 +55,9 @@ test('docs/registry-api.md lists every endpoint', () => {
   const text = readFileSync(join(import.meta.dirname, '..', '..', '..', '..', 'docs', 'registry-api.md'), 'utf8');
   for (const route of API_ROUTES) {
     const path = `${API_PREFIX}${route.path.replace(/:(\w+)/g, '{$1}')}`;
-    assert.ok(new RegExp(`\\| ${route.method.toUpperCase()} \\| \`${path.replace(/[{}]/g, '\\$&')}[\`?]`).test(text), `docs/registry-api.md lacks ${route.method.toUpperCase()} ${path}`);
+    assert.ok(
+      new RegExp(`\\| ${route.method.toUpperCase()} \\| \`${path.replace(/[{}]/g, '\\$&')}[\`?]`).test(text),
+      `docs/registry-api.md lacks ${route.method.toUpperCase()} ${path}`,
+    );
   }
 });

@@ -60,7 +60,13 @@ function parametersOf(route: ApiRoute, components: Components): JsonSchema[] {
   add(route.params, 'path');
   add(route.query, 'query');
   if (route.method === 'put' || route.method === 'delete') {
-    list.push({ name: 'If-Match', in: 'header', required: false, schema: { type: 'string' }, description: 'The `version` (ETag) you read; the change is refused with 412 if the definition changed since.' });
+    list.push({
+      name: 'If-Match',
+      in: 'header',
+      required: false,
+      schema: { type: 'string' },
+      description: 'The `version` (ETag) you read; the change is refused with 412 if the definition changed since.',
+    });
   }
   return list;
 }
@@ -75,11 +81,14 @@ export function openApiDocument(routes: readonly ApiRoute[], serverUrl: string):
     const responses: Record<string, JsonSchema> = {
       [String(route.status)]: {
         description: route.summary,
-        ...(route.method === 'get' && route.path === '/servers/:name' ? { headers: { ETag: { schema: { type: 'string' }, description: 'The definition\'s version.' } } } : {}),
+        ...(route.method === 'get' && route.path === '/servers/:name'
+          ? { headers: { ETag: { schema: { type: 'string' }, description: "The definition's version." } } }
+          : {}),
         content: { 'application/json': { schema: components.add(route.response, 'output') } },
       },
     };
-    for (const status of [401, ...route.errors]) responses[String(status)] = { description: ERROR_TEXT[status] ?? 'Error', content: { 'application/json': { schema: errorRef } } };
+    for (const status of [401, ...route.errors])
+      responses[String(status)] = { description: ERROR_TEXT[status] ?? 'Error', content: { 'application/json': { schema: errorRef } } };
     const write = route.method !== 'get';
     paths[path] ??= {};
     paths[path][route.method] = {
@@ -105,8 +114,13 @@ export function openApiDocument(routes: readonly ApiRoute[], serverUrl: string):
     components: {
       schemas: components.schemas,
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from the identity provider; scopes come from its groups or, for machine clients, the mapping file.' },
-        session: { type: 'apiKey', in: 'cookie', name: 'mcp_gateway_session', description: 'The web page\'s session; writes also need X-CSRF-Token.' },
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description: 'An access token from the identity provider; scopes come from its groups or, for machine clients, the mapping file.',
+        },
+        session: { type: 'apiKey', in: 'cookie', name: 'mcp_gateway_session', description: "The web page's session; writes also need X-CSRF-Token." },
       },
     },
   };

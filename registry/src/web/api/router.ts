@@ -76,13 +76,16 @@ export function apiRouter(options: ApiRouterOptions): express.Router {
 async function callerOf(req: Request, options: ApiRouterOptions): Promise<Caller> {
   const authorization = req.headers.authorization;
   if (authorization !== undefined) {
-    if (!options.bearer) throw new GatewayError('AUTH_NO_CREDENTIALS', 'This gateway accepts no bearer tokens; use the web page\'s session.');
+    if (!options.bearer) throw new GatewayError('AUTH_NO_CREDENTIALS', "This gateway accepts no bearer tokens; use the web page's session.");
     const found = await principalFromBearer(authorization, options.bearer);
     if (!found.ok) {
       options.log.info({ reason: found.reason, detail: found.detail }, 'API bearer token refused');
       // RFC 6750 section 3.1: a header that is not `Bearer <token>` is a malformed request.
       challengeErrors.set(req, found.reason === 'token-malformed' ? 'invalid_request' : 'invalid_token');
-      throw new GatewayError('AUTH_NO_CREDENTIALS', found.reason === 'token-malformed' ? 'The Authorization header must be Bearer <token>.' : 'The bearer token is not valid.');
+      throw new GatewayError(
+        'AUTH_NO_CREDENTIALS',
+        found.reason === 'token-malformed' ? 'The Authorization header must be Bearer <token>.' : 'The bearer token is not valid.',
+      );
     }
     return { principal: found.principal, viaCookie: false };
   }

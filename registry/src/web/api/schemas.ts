@@ -15,7 +15,8 @@ import { GATEWAY_ERROR_CODES, type FieldProblem } from '../../errors.ts';
 export function fieldProblemsOf(error: z.ZodError, fallback: string): FieldProblem[] {
   return error.issues.flatMap((issue) => {
     const at = issue.path.map(String);
-    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => ({ field: [...at, key].join('.'), message: `unknown field ${JSON.stringify(key)}` }));
+    if (issue.code === 'unrecognized_keys')
+      return issue.keys.map((key) => ({ field: [...at, key].join('.'), message: `unknown field ${JSON.stringify(key)}` }));
     return [{ field: at.join('.') || fallback, message: issue.message }];
   });
 }
@@ -67,7 +68,9 @@ export const serverSummarySchema = z
     health: healthSchema,
     toolCount: z.number().int().describe('Tools this caller may see: from the backend once a check succeeded, else from the definition.'),
     permissions: permissionsSchema,
-    routed: z.boolean().describe('Whether nginx routes this server now. false: nginx refused its definition (see routeError); fix the definition and it is tried again.'),
+    routed: z
+      .boolean()
+      .describe('Whether nginx routes this server now. false: nginx refused its definition (see routeError); fix the definition and it is tried again.'),
     routeError: z.string().optional().describe('Why nginx refused this server\'s definition, e.g. host not found in upstream "no-such-host.invalid:9000".'),
     version: z.string().describe('Fingerprint of the definition; send it as If-Match to update or delete only what you read.'),
     definition: serverDefinitionSchema.optional().describe('The definition file, backend URL included: for callers with the edit scope only.'),
@@ -79,7 +82,10 @@ export const toolViewSchema = z
     name: z.string(),
     title: z.string().optional(),
     description: z.string(),
-    inputSchema: z.record(z.string(), z.unknown()).optional().describe('The JSON Schema the backend gave for the arguments; absent for tools only declared in the definition.'),
+    inputSchema: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('The JSON Schema the backend gave for the arguments; absent for tools only declared in the definition.'),
   })
   .meta({ id: 'Tool' });
 
@@ -104,13 +110,13 @@ export const nginxStateSchema = z
     refused: z
       .record(z.string(), z.string())
       .optional()
-      .describe('Servers whose definitions nginx refuses on their own (such as a backend host it cannot resolve), by name, with nginx\'s reason. They are left out of the config and not routed; every other server is.'),
+      .describe(
+        "Servers whose definitions nginx refuses on their own (such as a backend host it cannot resolve), by name, with nginx's reason. They are left out of the config and not routed; every other server is.",
+      ),
   })
   .meta({ id: 'NginxState' });
 
-export const mutationResultSchema = z
-  .object({ server: serverSummarySchema, nginx: nginxStateSchema })
-  .meta({ id: 'ServerChange' });
+export const mutationResultSchema = z.object({ server: serverSummarySchema, nginx: nginxStateSchema }).meta({ id: 'ServerChange' });
 
 export const deleteResultSchema = z.object({ deleted: z.string(), nginx: nginxStateSchema }).meta({ id: 'ServerDeleted' });
 
@@ -141,7 +147,7 @@ export const healthListSchema = z
 export const whoCanBodySchema = z
   .strictObject({
     groups: z.array(z.string().min(1).max(256)).max(100).optional().describe('IdP groups to try; or name a signed-in user.'),
-    user: z.string().min(1).max(256).optional().describe('A signed-in user: their session\'s scopes are used.'),
+    user: z.string().min(1).max(256).optional().describe("A signed-in user: their session's scopes are used."),
     server: serverNameParam,
     tool: z.string().regex(TOOL_NAME_PATTERN).optional().describe('Decide a tools/call of this tool.'),
     method: z.string().min(1).max(128).optional().describe('Decide a request with this MCP method (default: tools/call with a tool, else opening a session).'),
@@ -152,7 +158,7 @@ export const whoCanBodySchema = z
 export const whoCanResultSchema = z
   .object({
     subject: z.object({ groups: z.array(z.string()), user: z.string().optional() }),
-    scopes: z.array(z.string()).describe('The scopes those groups map to (convention + mapping file), or the user\'s session scopes.'),
+    scopes: z.array(z.string()).describe("The scopes those groups map to (convention + mapping file), or the user's session scopes."),
     server: z.string(),
     request: z.object({ method: z.string().optional(), tool: z.string().optional() }),
     decision: z.enum(['allow', 'deny']),
@@ -161,7 +167,9 @@ export const whoCanResultSchema = z
     missingScope: z.string().optional(),
     toolFilter: z.array(z.string()).optional().describe('When only some tools are usable: tools/list shows just these.'),
     explanation: z.string(),
-    registry: z.object({ read: z.boolean(), toggle: z.boolean(), edit: z.boolean(), delete: z.boolean() }).describe('What the same scopes allow in the registry.'),
+    registry: z
+      .object({ read: z.boolean(), toggle: z.boolean(), edit: z.boolean(), delete: z.boolean() })
+      .describe('What the same scopes allow in the registry.'),
   })
   .meta({ id: 'WhoCanAnswer' });
 

@@ -27,7 +27,9 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
       done(req, res, `/servers/${change.server.name}`, `${change.server.name} is registered${routeNote(change)}.`);
     } catch (err) {
       if (!invalidForm(err)) throw err;
-      res.status(err.status).render('server-form', { ...layout(req, catalog, 'register'), mode: 'register', form: values, errors: fieldErrors(err), version: '' });
+      res
+        .status(err.status)
+        .render('server-form', { ...layout(req, catalog, 'register'), mode: 'register', form: values, errors: fieldErrors(err), version: '' });
     }
   });
 
@@ -39,7 +41,9 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
       done(req, res, `/servers/${name(req)}`, `${name(req)} is saved${routeNote(change)}.`);
     } catch (err) {
       if (!invalidForm(err)) throw err;
-      res.status(err.status).render('server-form', { ...layout(req, catalog, 'server'), mode: 'edit', form: values, errors: fieldErrors(err), version: version ?? '' });
+      res
+        .status(err.status)
+        .render('server-form', { ...layout(req, catalog, 'server'), mode: 'edit', form: values, errors: fieldErrors(err), version: version ?? '' });
     }
   });
 
@@ -59,7 +63,14 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
   router.post('/servers/:name/refresh', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
     const result = await actions.tools(principalOf(req), name(req), true);
     const health = result.health;
-    done(req, res, `/servers/${name(req)}`, health.status === 'healthy' ? `${name(req)} answered in ${health.latencyMs} ms with ${result.tools.length} tools.` : `${name(req)} did not answer: ${health.error ?? 'unknown error'}.`);
+    done(
+      req,
+      res,
+      `/servers/${name(req)}`,
+      health.status === 'healthy'
+        ? `${name(req)} answered in ${health.latencyMs} ms with ${result.tools.length} tools.`
+        : `${name(req)} did not answer: ${health.error ?? 'unknown error'}.`,
+    );
   });
 
   return router;

@@ -36,7 +36,8 @@ export function pageRoutes({ actions, catalog, nginxStatus }: PageRoutesOptions)
 
   // Not /servers/new: a server may well be named `new`, and its page is /servers/new.
   router.get('/register', requireSignedIn, (req: Request, res: Response) => {
-    if (!hasScope(principalOf(req).scopes, REGISTRY_ADMIN)) throw new GatewayError('AUTH_SCOPE_MISSING', `You need the scope ${REGISTRY_ADMIN} to register servers.`);
+    if (!hasScope(principalOf(req).scopes, REGISTRY_ADMIN))
+      throw new GatewayError('AUTH_SCOPE_MISSING', `You need the scope ${REGISTRY_ADMIN} to register servers.`);
     res.render('server-form', { ...layout(req, catalog, 'register'), mode: 'register', form: EMPTY_FORM, errors: {}, version: '' });
   });
 
@@ -47,8 +48,15 @@ export function pageRoutes({ actions, catalog, nginxStatus }: PageRoutesOptions)
 
   router.get('/servers/:name/edit', requireSignedIn, (req: Request, res: Response) => {
     const server = actions.get(principalOf(req), String(req.params['name']));
-    if (!server.permissions.edit || !server.definition) throw new GatewayError('AUTH_SCOPE_MISSING', `You need the scope mcp:server:${server.name}:edit to change ${server.name}.`);
-    res.render('server-form', { ...layout(req, catalog, 'server'), mode: 'edit', form: formFromDefinition(server.definition), errors: {}, version: server.version });
+    if (!server.permissions.edit || !server.definition)
+      throw new GatewayError('AUTH_SCOPE_MISSING', `You need the scope mcp:server:${server.name}:edit to change ${server.name}.`);
+    res.render('server-form', {
+      ...layout(req, catalog, 'server'),
+      mode: 'edit',
+      form: formFromDefinition(server.definition),
+      errors: {},
+      version: server.version,
+    });
   });
 
   router.get('/tools', requireSignedIn, (req: Request, res: Response) => {
@@ -98,7 +106,12 @@ export function pageRoutes({ actions, catalog, nginxStatus }: PageRoutesOptions)
     const parsed = auditQuerySchema.safeParse(raw);
     const query = parsed.success ? parsed.data : auditQuerySchema.parse({});
     const entries = actions.audit(principalOf(req), query);
-    res.render('audit', { ...layout(req, catalog, 'audit'), filters: raw, entries, problem: parsed.success ? undefined : 'Some filters were not valid and were ignored.' });
+    res.render('audit', {
+      ...layout(req, catalog, 'audit'),
+      filters: raw,
+      entries,
+      problem: parsed.success ? undefined : 'Some filters were not valid and were ignored.',
+    });
   });
 
   return router;

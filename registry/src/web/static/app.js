@@ -18,8 +18,13 @@ document.addEventListener('click', function (event) {
   var input = document.getElementById(button.getAttribute('data-copy-target'));
   if (!input) return;
   copyText(input.value, input).then(
-    function () { flash(button, 'Copied'); },
-    function () { input.select(); flash(button, 'Press Ctrl+C'); },
+    function () {
+      flash(button, 'Copied');
+    },
+    function () {
+      input.select();
+      flash(button, 'Press Ctrl+C');
+    },
   );
 });
 
@@ -28,7 +33,10 @@ function flash(button, text) {
   button.setAttribute('data-label', before);
   button.textContent = text;
   button.setAttribute('data-copied', 'true');
-  setTimeout(function () { button.textContent = before; button.removeAttribute('data-copied'); }, 1500);
+  setTimeout(function () {
+    button.textContent = before;
+    button.removeAttribute('data-copied');
+  }, 1500);
 }
 
 document.addEventListener('submit', function (event) {
@@ -89,7 +97,9 @@ function refreshHealth() {
   var table = document.querySelector('table[data-live-health]');
   if (!table || document.visibilityState === 'hidden') return;
   fetch(table.getAttribute('data-live-health'), { credentials: 'same-origin', headers: { accept: 'application/json' } })
-    .then(function (res) { return res.ok ? res.json() : null; })
+    .then(function (res) {
+      return res.ok ? res.json() : null;
+    })
     .then(function (body) {
       if (!body || !Array.isArray(body.servers)) return;
       body.servers.forEach(function (s) {
@@ -99,7 +109,9 @@ function refreshHealth() {
       });
       table.setAttribute('data-health-refreshed', new Date().toISOString());
     })
-    .catch(function () { /* offline or signed out: keep what is shown */ });
+    .catch(function () {
+      /* offline or signed out: keep what is shown */
+    });
 }
 if (document.querySelector) {
   setInterval(refreshHealth, 20000);
