@@ -453,13 +453,9 @@ function endpointTarget(base, ref) {
 
 /* The first `endpoint` event, with the backend's messages URL sealed into the gateway's. */
 function sealEndpoint(r, event) {
-    var lines = event.split('\n');
-    var data = [];
-    var rest = [];
-    for (var i = 0; i < lines.length; i++) {
-        if (lines[i].indexOf('data:') === 0) data.push(lines[i].slice(lines[i].charAt(5) === ' ' ? 6 : 5));
-        else rest.push(lines[i]);
-    }
+    var parts = splitEvent(event);
+    var data = parts.data;
+    var rest = parts.rest;
     var target = endpointTarget(r.variables.mcp_backend_sse, data.join('\n'));
     var sealed = target === null ? null : seal(r, 'sse', target);
     if (sealed === null) {
@@ -561,7 +557,8 @@ function allowedTools(r) {
     return set;
 }
 
-function filterEvent(event, allowed) {
+/* An SSE event's `data:` payload lines and its other lines (event:, id:, comments), in order. */
+function splitEvent(event) {
     var lines = event.split('\n');
     var data = [];
     var rest = [];
@@ -569,6 +566,13 @@ function filterEvent(event, allowed) {
         if (lines[i].indexOf('data:') === 0) data.push(lines[i].slice(lines[i].charAt(5) === ' ' ? 6 : 5));
         else rest.push(lines[i]);
     }
+    return { data: data, rest: rest };
+}
+
+function filterEvent(event, allowed) {
+    var parts = splitEvent(event);
+    var data = parts.data;
+    var rest = parts.rest;
     if (data.length === 0) return event;
     var joined = data.join('\n');
     var filtered = filterJson(joined, allowed);
