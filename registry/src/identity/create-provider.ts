@@ -1,7 +1,10 @@
 import type { Config } from '../config/load.ts';
 import type { Logger } from '../log.ts';
 import { cognitoSpec } from './cognito.ts';
+import { join } from 'node:path';
+import { FileRecordStore } from '../store/index.ts';
 import { createDevProvider } from './dev.ts';
+import type { OidcStoreEntry } from './oidc-adapter.ts';
 import { createExternalProvider } from './external.ts';
 import { genericSpec } from './generic.ts';
 import { oktaSpec } from './okta.ts';
@@ -20,6 +23,7 @@ export function createIdentityProvider(
         internalUrl: deps.internalUrl,
         secretKey: config.secretKey,
         users: config.devUsers,
+        records: new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'idp'), log: deps.log }),
         log: deps.log,
       });
     case 'cognito':

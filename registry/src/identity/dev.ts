@@ -3,6 +3,8 @@ import express, { type Request, type Response, type NextFunction } from 'express
 import Provider, { errors, type Configuration as ProviderConfiguration, type KoaContextWithOIDC } from 'oidc-provider';
 import * as client from 'openid-client';
 import type { Logger } from '../log.ts';
+import type { RecordStore } from '../store/index.ts';
+import { recordStoreAdapter, type OidcStoreEntry } from './oidc-adapter.ts';
 import { authenticateDemoUser, type DemoUser } from '../config/dev-users.ts';
 import { OidcLogin } from './oidc-login.ts';
 import type { IdentityProvider, LoginChallenge } from './provider.ts';
@@ -22,6 +24,8 @@ export interface DevProviderOptions {
   readonly internalUrl: () => string;
   readonly secretKey: string;
   readonly users: readonly DemoUser[];
+  /** Where the IdP keeps its sessions, codes, grants and refresh tokens, so they survive a restart. */
+  readonly records: RecordStore<OidcStoreEntry>;
   readonly log: Logger;
 }
 
@@ -85,6 +89,7 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
       isMachine: (payload, clientId) => payload.sub === clientId,
     },
     router: idpRouter(provider, options),
+    close: () => options.records.close(),
   };
 }
 
@@ -117,6 +122,7 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
         token_endpoint_auth_method: 'client_secret_basic',
       },
     ],
+    adapter: recordStoreAdapter(options.records),
     jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'dev-1', use: 'sig', alg: 'RS256' }] },
     cookies: { keys: [derive(options.secretKey, 'dev-idp-cookies')] },
     pkce: { required: () => true },

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
@@ -319,4 +319,27 @@ describe('restart', () => {
     await eventually(async () => (await post('/api/streamable/currenttime', { cookie: user.cookie })).status === 200);
     assert.match(await callTime(streamable(user.cookie), 'Europe/Paris'), /Europe\/Paris/);
   });
+
+  test("the dev IdP keeps what it issued across a restart: a session's refresh token still refreshes it afterwards", async () => {
+    const before = sessionTokens();
+    assert.ok(before?.sealedRefreshToken !== undefined && before.expiresAt !== undefined);
+    await gw.restart();
+    // As if the access token were 30 s from expiry: the restarted IdP must still know the refresh token.
+    await gw.gateway.refreshSessions(before.expiresAt - 30_000);
+    const after = sessionTokens();
+    assert.ok(after?.sealedRefreshToken !== undefined && after.sealedRefreshToken !== before.sealedRefreshToken, 'refreshed with a rotated token');
+    assert.equal((await post('/api/streamable/currenttime', { cookie: user.cookie })).status, 200, 'and the session goes on');
+  });
 });
+
+/** The IdP tokens of the session of `user` (the one signed-in as "user"), as stored on disk. */
+function sessionTokens(): { sealedRefreshToken?: string; expiresAt?: number } | undefined {
+  const dir = join(gw.stateDir, 'sessions');
+  const records = readdirSync(dir).map(
+    (f) =>
+      JSON.parse(readFileSync(join(dir, f), 'utf8')) as {
+        value: { identity?: { username?: string }; tokens?: { sealedRefreshToken?: string; expiresAt?: number } };
+      },
+  );
+  return records.find((r) => r.value.identity?.username === 'user')?.value.tokens;
+}

@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../log.ts';
+import { FileRecordStore } from '../store/index.ts';
+import { recordStoreAdapter, type OidcStoreEntry } from './oidc-adapter.ts';
+
+const log = createLogger('silent');
+
+function open(dir = mkdtempSync(join(tmpdir(), 'mcpgw-oidc-adapter-'))) {
+  const store = new FileRecordStore<OidcStoreEntry>({ dir, log });
+  return { dir, store, Adapter: recordStoreAdapter(store) };
+}
+
+test('payloads round-trip as copies, by id and by session uid, and survive reopening the store', async () => {
+  const first = open();
+  const sessions = new first.Adapter('Session');
+  await sessions.upsert('s1', { uid: 'u1', accountId: 'alice' }, 60);
+  const found = await sessions.find('s1');
+  assert.deepEqual(found, { uid: 'u1', accountId: 'alice' });
+  (found as { accountId: string }).accountId = 'mallory';
+  assert.equal((await sessions.find('s1'))?.accountId, 'alice', 'find hands out a copy');
+  await first.store.close();
+
+  const second = open(first.dir);
+  assert.equal((await new second.Adapter('Session').findByUid('u1'))?.accountId, 'alice');
+  assert.equal(await new second.Adapter('Session').findByUid('nobody'), undefined);
+  await second.store.close();
+});
+
+test('consume marks a record used, and never brings back one that was destroyed', async () => {
+  const { store, Adapter } = open();
+  const codes = new Adapter('AuthorizationCode');
+  await codes.upsert('c1', { grantId: 'g1' }, 60);
+  await codes.consume('c1');
+  assert.equal(typeof (await codes.find('c1'))?.consumed, 'number');
+  await codes.destroy('c1');
+  await codes.consume('c1');
+  assert.equal(await codes.find('c1'), undefined);
+  await store.close();
+});
+
+test('revokeByGrantId removes every record the grant owns and nothing else', async () => {
+  const { store, Adapter } = open();
+  const refresh = new Adapter('RefreshToken');
+  const access = new Adapter('AccessToken');
+  await Promise.all([refresh.upsert('r1', { grantId: 'g1' }, 60), access.upsert('a1', { grantId: 'g1' }, 60), access.upsert('a2', { grantId: 'g2' }, 60)]);
+  await refresh.revokeByGrantId('g1');
+  assert.equal(await refresh.find('r1'), undefined);
+  assert.equal(await access.find('a1'), undefined);
+  assert.deepEqual(await access.find('a2'), { grantId: 'g2' });
+  await store.close();
+});
+
+test('records expire with the lifetime oidc-provider gives them', async () => {
+  let now = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'mcpgw-oidc-adapter-'));
+  const store = new FileRecordStore<OidcStoreEntry>({ dir, log, now: () => now });
+  const Adapter = recordStoreAdapter(store, () => now);
+  await new Adapter('Interaction').upsert('i1', { returnTo: '/x' }, 10);
+  now += 9_000;
+  assert.ok(await new Adapter('Interaction').find('i1'));
+  now += 2_000;
+  assert.equal(await new Adapter('Interaction').find('i1'), undefined);
+  await store.close();
+});
