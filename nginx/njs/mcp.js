@@ -109,6 +109,8 @@ function decide(r, reply, parsed, server, transport) {
         return refuse(r, 401, { error: 'AUTH_NO_CREDENTIALS', message: 'sign in or send a valid token' });
     }
     if (reply.status === 403) {
+        // insufficient_scope with the scope and the metadata URL: MCP clients step up from it.
+        if (h['WWW-Authenticate']) r.headersOut['WWW-Authenticate'] = h['WWW-Authenticate'];
         var scope = h['X-Missing-Scope'] || '';
         var message = 'missing scope ' + scope;
         if (parsed.single && parsed.single.id !== undefined) {

@@ -119,6 +119,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     secret: config.secretKey,
     authEnabled: config.authEnabled,
     realm: BEARER_REALM,
+    publicUrl: config.gateway.publicUrl,
     bearer,
     audit,
     log: log.child({ module: 'authz' }),

@@ -22,6 +22,14 @@ const sessions = new Map<string, SessionData>([
     } as unknown as SessionData,
   ],
   [
+    'sid-tool',
+    {
+      cookie: { originalMaxAge: 1000 },
+      identity: { sub: 'u-3', username: 'tool-user', groups: [], provider: 'dev' },
+      scopes: ['mcp:server:svc:tool:get_time:execute'],
+    } as unknown as SessionData,
+  ],
+  [
     'sid-user',
     {
       cookie: { originalMaxAge: 1000 },
@@ -30,7 +38,10 @@ const sessions = new Map<string, SessionData>([
     } as unknown as SessionData,
   ],
 ]);
-const catalog = { get: (name: string) => (name === 'svc' ? ({ name: 'svc', enabled: true } as never) : undefined) };
+const catalog = {
+  get: (name: string) =>
+    name === 'svc' ? ({ name: 'svc', enabled: true, transports: { 'streamable-http': '/mcp', sse: '/sse' }, tools: [] } as never) : undefined,
+};
 
 const audited: AuditEntry[] = [];
 const audit = { record: (e: AuditEntry) => void audited.push(e), flush: async () => {}, recent: () => [] };
@@ -45,6 +56,7 @@ async function serve(authEnabled: boolean): Promise<{ url: string; server: Serve
       secret: SECRET,
       authEnabled,
       realm: 'mcp-gateway',
+      publicUrl: 'https://mcp.example.com',
       audit,
       log: createLogger('silent'),
     }),
@@ -89,7 +101,44 @@ describe('the check endpoint', () => {
   test('a signed cookie for an unknown session is 401 invalid_token', async () => {
     const res = await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-gone') } });
     assert.equal(res.status, 401);
-    assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="mcp-gateway", error="invalid_token"');
+    assert.equal(
+      res.headers.get('www-authenticate'),
+      'Bearer realm="mcp-gateway", error="invalid_token", scope="mcp:server:svc:execute", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/api/streamable/svc"',
+    );
+  });
+
+  test('a 401 names the metadata URL of the transport asked for and the scope the request needs (no error without credentials)', async () => {
+    const sse = await fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', 'x-mcp-transport': 'sse', ...call } });
+    assert.equal(sse.status, 401);
+    assert.equal(
+      sse.headers.get('www-authenticate'),
+      'Bearer realm="mcp-gateway", scope="mcp:server:svc:tool:get_time:execute", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/api/execute/svc/sse"',
+    );
+    const init = await fetch(`${on.url}${VALIDATE_PATH}`, {
+      headers: { 'x-mcp-server': 'svc', 'x-mcp-transport': 'streamable-http', 'x-mcp-messages': 'initialize', 'x-original-method': 'POST' },
+    });
+    assert.equal(
+      init.headers.get('www-authenticate'),
+      'Bearer realm="mcp-gateway", scope="mcp:server:svc:execute", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/api/streamable/svc"',
+    );
+  });
+
+  test('a 403 carries the insufficient_scope challenge naming the missing tool scope (step-up)', async () => {
+    const res = await fetch(`${on.url}${VALIDATE_PATH}`, {
+      headers: {
+        'x-mcp-server': 'svc',
+        'x-mcp-transport': 'streamable-http',
+        cookie: cookie('sid-tool'),
+        'x-mcp-messages': 'tools/call other',
+        'x-original-method': 'POST',
+      },
+    });
+    assert.equal(res.status, 403);
+    assert.equal(res.headers.get('x-missing-scope'), 'mcp:server:svc:tool:other:execute');
+    assert.equal(
+      res.headers.get('www-authenticate'),
+      'Bearer error="insufficient_scope", scope="mcp:server:svc:tool:other:execute", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/api/streamable/svc"',
+    );
   });
 
   test('answers on its exact path only, not on other spellings Express would route to it', async () => {

@@ -5,8 +5,9 @@ import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
 import type { Logger } from '../log.ts';
 import { decideAccess, type McpMessage } from '../scopes/decide.ts';
 import { principalFromBearer, principalFromCookie, type BearerContext, type Principal, type SessionLookup } from './credentials.ts';
-import { headerQuotedValue, headerValue } from './header-value.ts';
+import { headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
+import { bearerChallenge, metadataUrl, resourceUrl, type ChallengeError } from './protected-resource.ts';
 import { createSessionBinding, principalBindingId, type SessionKind } from './session-binding.ts';
 import {
   BACKEND_SESSION_HEADER,
@@ -33,6 +34,8 @@ export interface ValidateRouteOptions {
   readonly secret: string;
   readonly authEnabled: boolean;
   readonly realm: string;
+  /** GATEWAY_PUBLIC_URL: challenges name the metadata URL of the resource built from it, never from Host. */
+  readonly publicUrl: string;
   /** Bearer tokens; omit to accept session cookies only. */
   readonly bearer?: BearerContext;
   readonly audit: AuditLog;
@@ -40,12 +43,12 @@ export interface ValidateRouteOptions {
 }
 
 /** RFC 6750 section 3.1: what the challenge says, and never why a token was refused. */
-const CHALLENGE_ERRORS = {
-  'no-credentials': '',
-  'session-invalid': ', error="invalid_token"',
-  'token-invalid': ', error="invalid_token"',
-  'token-malformed': ', error="invalid_request"',
-} as const;
+const CHALLENGE_ERRORS: Record<'no-credentials' | 'session-invalid' | 'token-invalid' | 'token-malformed', ChallengeError> = {
+  'no-credentials': undefined,
+  'session-invalid': 'invalid_token',
+  'token-invalid': 'invalid_token',
+  'token-malformed': 'invalid_request',
+};
 
 const ANONYMOUS: Principal = Object.freeze({
   identity: Object.freeze({ sub: 'anonymous', username: 'anonymous', groups: Object.freeze([]), provider: 'none' }),
@@ -59,8 +62,13 @@ const ANONYMOUS: Principal = Object.freeze({
  * empty body (njs builds the client's response):
  * - 200 + X-User / X-Username / X-Scopes, which nginx forwards to the backend, and
  *   X-MCP-Tool-Filter (JSON array) when the principal may use only some tools;
- * - 401 + WWW-Authenticate: no credentials, or a cookie that is forged, expired or unknown;
- * - 403 + X-Missing-Scope: signed in without the scope;
+ * - 401 + WWW-Authenticate: no credentials, or a cookie or token that is forged, expired or
+ *   unknown. The challenge names the resource's RFC 9728 metadata URL (`resource_metadata`,
+ *   for the server and transport nginx named) and the scope the request needs (`scope`: what
+ *   decideAccess would name for a principal with no scopes), so an MCP client can discover
+ *   the authorization server and ask for that scope;
+ * - 403 + X-Missing-Scope + WWW-Authenticate `error="insufficient_scope"` with the same scope
+ *   and metadata URL (the MCP spec's scope challenge, for step-up): signed in without the scope;
  * - 404: the server is unknown (nginx normally answers this itself, for names not in its config);
  * - 503: the server is disabled (only the check knows: toggles never reload nginx);
  * - 404 + X-MCP-Session-Unknown: X-MCP-Session names no session of this principal (forged,
@@ -73,7 +81,8 @@ const ANONYMOUS: Principal = Object.freeze({
 export function createValidateRoute(options: ValidateRouteOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { catalog, sessions, secret, authEnabled, audit, log } = options;
   if (!catalog || !sessions || !secret || !audit || !log) throw new TypeError('createValidateRoute: catalog, sessions, secret, audit and log are required');
-  const challenge = `Bearer realm="${headerQuotedValue(options.realm)}"`;
+  const { realm, publicUrl } = options;
+  if (typeof publicUrl !== 'string' || !/^https?:\/\//.test(publicUrl)) throw new TypeError('createValidateRoute: publicUrl must be an http(s) URL');
   const binding = createSessionBinding(secret);
 
   // Plain node:http, no Express: this runs on every MCP request, and routing it through a
@@ -109,7 +118,16 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       if (!found.ok) {
         log.info({ requestId, server: serverName, reason: found.reason, detail: found.detail }, 'auth check: 401');
         audit.record(accessEntry(req, serverName, '', messages ?? [], 401, found.reason));
-        return void res.writeHead(401, { 'www-authenticate': `${challenge}${CHALLENGE_ERRORS[found.reason]}` }).end();
+        const server = catalog.get(serverName);
+        // The scope this request needs, as the 403 would name it for a principal with no scopes.
+        const needed = decideAccess({ scopes: [], server: server && { name: server.name, enabled: server.enabled }, messages: messages ?? [] });
+        const challenge = bearerChallenge({
+          realm,
+          error: CHALLENGE_ERRORS[found.reason],
+          scope: needed.allow ? undefined : needed.missingScope,
+          resourceMetadata: metadataFor(serverName, header(req, TRANSPORT_HEADER)),
+        });
+        return void res.writeHead(401, { 'www-authenticate': challenge }).end();
       }
       principal = found.principal;
     }
@@ -152,12 +170,27 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       }
     } else if (decision.missingScope) {
       headers[MISSING_SCOPE_HEADER] = headerValue(decision.missingScope);
+      headers['www-authenticate'] = bearerChallenge({
+        error: 'insufficient_scope',
+        scope: decision.missingScope,
+        resourceMetadata: metadataFor(serverName, header(req, TRANSPORT_HEADER)),
+      });
     }
     audit.record({
       ...accessEntry(req, serverName, user.username, messages, status, reason, decision.allow ? undefined : decision.method),
       missingScope: decision.allow ? undefined : decision.missingScope,
     });
     res.writeHead(status, headers).end();
+  }
+
+  /**
+   * The RFC 9728 metadata URL of the MCP URL this request was for (X-MCP-Transport names it);
+   * the gateway's root metadata when the catalog no longer has the server or that transport.
+   */
+  function metadataFor(serverName: string, transport: string | undefined): string {
+    const server = catalog.get(serverName);
+    const resource = server?.transports && resourceUrl(publicUrl, server, transport === 'sse' ? 'sse' : 'streamable-http');
+    return metadataUrl(resource ?? publicUrl);
   }
 }
 

@@ -249,6 +249,10 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
         id: 'req-9',
         error: { code: -32001, message: `missing scope ${scope}`, data: { error: 'AUTH_SCOPE_MISSING', missing_scope: scope } },
       });
+      // The check's step-up challenge reaches the client, once.
+      const challenges = reply.rawHeaders.filter((_, i) => i % 2 === 0 && reply.rawHeaders[i]?.toLowerCase() === 'www-authenticate');
+      assert.deepEqual(challenges, ['WWW-Authenticate']);
+      assert.equal(reply.headers['www-authenticate'], `Bearer error="insufficient_scope", scope="${scope}"`);
       const plain = { error: 'AUTH_SCOPE_MISSING', message: `missing scope ${scope}`, missing_scope: scope };
       const notification = '{"jsonrpc":"2.0","method":"notifications/initialized"}';
       for (const body of [undefined, notification, `[${TOOLS_CALL}]`]) {

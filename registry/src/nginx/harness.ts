@@ -255,7 +255,10 @@ export async function startRegistryDouble(options: { disabled?: readonly string[
         res.end();
       } else {
         // forbidden, or only-alpha on another server.
-        res.writeHead(403, { [MISSING_SCOPE_HEADER]: `mcp:server:${target}:execute` });
+        res.writeHead(403, {
+          [MISSING_SCOPE_HEADER]: `mcp:server:${target}:execute`,
+          'www-authenticate': `Bearer error="insufficient_scope", scope="mcp:server:${target}:execute"`,
+        });
         res.end();
       }
     });

@@ -20,6 +20,7 @@ import type { NginxState } from './api/schemas.ts';
 import { RegistryActions } from './registry-actions.ts';
 import { formRoutes } from './routes/forms.ts';
 import { pageRoutes } from './routes/pages.ts';
+import { protectedResourceRoutes } from './routes/protected-resource.ts';
 import { securityHeaders } from './security-headers.ts';
 
 /** What the page shows of nginx: when it last took a config, and why it refused the newest. */
@@ -50,7 +51,8 @@ export interface AppOptions {
 /**
  * The registry's HTTP surface, in the order requests meet it:
  * 1. /auth/validate: the nginx check, plain node:http before Express (it reads sessions, never writes them);
- * 2. security headers (strict CSP) on everything else; /healthz, /readyz;
+ * 2. security headers (strict CSP) on everything else; /healthz, /readyz; the RFC 9728
+ *    protected-resource metadata (/.well-known/oauth-protected-resource/...);
  * 3. the built-in IdP (dev provider only);
  * 4. sessions, then /static, login/logout/callback, the REST API (/api/registry, JSON errors),
  *    the operators' pages and their forms; the page and the API share RegistryActions;
@@ -83,6 +85,8 @@ export function createApp(options: AppOptions): RequestListener {
     const status = options.nginxStatus();
     res.status(status.lastAppliedAt ? 200 : 503).json({ status: status.lastAppliedAt ? 'ready' : 'starting' });
   });
+  // RFC 9728 metadata for MCP clients: public, no session.
+  app.use(protectedResourceRoutes({ publicUrl: options.publicUrl, catalog: options.catalog }));
   if (options.provider.router) app.use('/idp', options.provider.router);
 
   app.use(

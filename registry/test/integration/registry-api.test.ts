@@ -174,7 +174,11 @@ describe('credentials', () => {
     for (const route of API_ROUTES) {
       const res = await api.call(route.operationId, { params: { name: 'currenttime' }, body: bodyFor(route.operationId) });
       assertError(res, 401, 'AUTH_NO_CREDENTIALS', route.operationId);
-      assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="mcp-gateway"', route.operationId);
+      assert.equal(
+        res.headers.get('www-authenticate'),
+        `Bearer realm="mcp-gateway", scope="mcp:registry:read", resource_metadata="${gw.url}/.well-known/oauth-protected-resource"`,
+        route.operationId,
+      );
     }
     assert.deepEqual(catalogFiles(), before);
     assert.equal(gw.gateway.catalog.get('currenttime')?.enabled, true);
@@ -200,7 +204,11 @@ describe('credentials', () => {
           headers: { 'x-csrf-token': signed['admin']!.csrf },
         });
         assertError(res, 401, 'AUTH_NO_CREDENTIALS', `${route.operationId} with ${forged.slice(0, 20)}`);
-        assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="mcp-gateway", error="invalid_token"', route.operationId);
+        assert.equal(
+          res.headers.get('www-authenticate'),
+          `Bearer realm="mcp-gateway", error="invalid_token", scope="mcp:registry:read", resource_metadata="${gw.url}/.well-known/oauth-protected-resource"`,
+          route.operationId,
+        );
       }
     }
     assert.deepEqual(catalogFiles(), before);
@@ -215,12 +223,12 @@ describe('credentials', () => {
     assertError(basic, 401, 'AUTH_NO_CREDENTIALS');
     assert.equal(
       basic.headers.get('www-authenticate'),
-      'Bearer realm="mcp-gateway", error="invalid_request"',
+      `Bearer realm="mcp-gateway", error="invalid_request", scope="mcp:registry:read", resource_metadata="${gw.url}/.well-known/oauth-protected-resource"`,
       'RFC 6750: not a Bearer header is a malformed request',
     );
     const spaced = await api.call('listServers', { as: { headers: { authorization: 'Bearer not a token' } } });
     assertError(spaced, 401, 'AUTH_NO_CREDENTIALS');
-    assert.equal(spaced.headers.get('www-authenticate'), 'Bearer realm="mcp-gateway", error="invalid_request"', 'the same challenge as the MCP path');
+    assert.match(spaced.headers.get('www-authenticate') ?? '', /^Bearer realm="mcp-gateway", error="invalid_request", /, 'the same error as the MCP path');
     for (const cookie of ['mcp_gateway_session=s%3Aforged.c2lnbmF0dXJl', 'mcp_gateway_session=unsigned-id']) {
       const res = await api.call('listServers', { as: { cookie } });
       assertError(res, 401, 'AUTH_NO_CREDENTIALS', cookie);

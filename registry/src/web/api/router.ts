@@ -7,6 +7,8 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import { principalFromBearer, type BearerContext, type Principal } from '../../authz/credentials.ts';
+import { bearerChallenge, metadataUrl } from '../../authz/protected-resource.ts';
+import { REGISTRY_READ } from '../../scopes/scope.ts';
 import { GatewayError, toHttp } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import { csrfToken, csrfTokenMatches } from '../csrf.ts';
@@ -35,6 +37,8 @@ export function apiRouter(options: ApiRouterOptions): express.Router {
   const { actions, log } = options;
   const router = express.Router();
   const openApi = JSON.stringify(openApiDocument(API_ROUTES, options.publicUrl));
+  // The REST API is the gateway's root resource (RFC 9728); reading the registry is the least it takes.
+  const resourceMetadata = metadataUrl(options.publicUrl);
 
   router.get('/openapi.json', (_req, res) => void res.type('application/json').send(openApi));
   router.use(express.json({ limit: '256kb', strict: true }));
@@ -65,7 +69,7 @@ export function apiRouter(options: ApiRouterOptions): express.Router {
     if (res.headersSent) return;
     if (status === 401) {
       const error = challengeErrors.get(req) ?? (req.headers.authorization ? 'invalid_token' : undefined);
-      res.set('WWW-Authenticate', `Bearer realm="${options.realm}"${error ? `, error="${error}"` : ''}`);
+      res.set('WWW-Authenticate', bearerChallenge({ realm: options.realm, error, scope: REGISTRY_READ, resourceMetadata }));
     }
     res.status(status).json(body);
   });
