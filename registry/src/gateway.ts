@@ -60,6 +60,7 @@ export function nginxRenderer(config: Config, runtimeDir: string, registryPort: 
       // As root, nginx workers drop to nobody; otherwise they run as whoever started us.
       ...(process.getuid?.() === 0 ? { workerUser: 'nobody nogroup' } : {}),
       maxBodySize: config.nginx.maxBodySize,
+      corsOrigins: config.corsAllowedOrigins,
       publicScheme: config.gateway.publicUrl.startsWith('https:') ? 'https' : 'http',
       servers,
     });

@@ -159,3 +159,24 @@ test('health checks: every 60 s and 5 s each by default; 0 switches the schedule
     'HEALTH_CHECK_TIMEOUT_SECONDS must be a whole number of seconds',
   ]);
 });
+
+test('CORS_ALLOWED_ORIGINS: comma-separated exact origins, empty by default; every hostile entry is named on its own line', () => {
+  const none = loadConfig({}, root());
+  assert.ok(none.ok);
+  assert.deepEqual(none.config.corsAllowedOrigins, []);
+  const some = loadConfig({ CORS_ALLOWED_ORIGINS: ' https://app.example.com, http://localhost:6274,,https://app.example.com ' }, root());
+  assert.ok(some.ok);
+  assert.deepEqual(some.config.corsAllowedOrigins, ['https://app.example.com', 'http://localhost:6274']);
+  const hostile = readFileSync(new URL('../../test/fixtures/hostile-origins.txt', import.meta.url), 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    .map((line) => JSON.parse(line) as string)
+    // Surrounding whitespace is trimmed and empty entries skipped; a comma splits; the rest must be refused.
+    .filter((origin) => origin.trim() !== '' && origin === origin.trim() && !origin.includes(','));
+  for (const origin of hostile) {
+    const result = loadConfig({ CORS_ALLOWED_ORIGINS: `https://ok.example.com,${origin}` }, root());
+    assert.ok(!result.ok, JSON.stringify(origin));
+    assert.equal(result.errors.length, 1, result.errors.join('\n'));
+    assert.match(result.errors[0] ?? '', /^CORS_ALLOWED_ORIGINS/, result.errors.join('\n'));
+  }
+});

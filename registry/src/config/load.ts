@@ -27,6 +27,8 @@ export interface Config {
   readonly healthCheck: { readonly intervalMs: number; readonly timeoutMs: number };
   /** Cookies are Secure when the public URL is https. */
   readonly cookieSecure: boolean;
+  /** Browser origins allowed cross-origin on the MCP, metadata and OAuth endpoints (CORS_ALLOWED_ORIGINS); empty: no CORS. */
+  readonly corsAllowedOrigins: readonly string[];
   readonly nginx: { readonly bin: string | undefined; readonly njsModule: string; readonly maxBodySize: string; readonly runtimeDir: string };
   /** Development defaults in use, each naming the variable that turns it off. */
   readonly warnings: readonly string[];
@@ -141,6 +143,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     sessionMaxLifetimeSeconds: e.SESSION_MAX_LIFETIME_SECONDS,
     healthCheck: { intervalMs: e.HEALTH_CHECK_INTERVAL_SECONDS * 1000, timeoutMs: e.HEALTH_CHECK_TIMEOUT_SECONDS * 1000 },
     cookieSecure: publicUrl.startsWith('https:'),
+    corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
     nginx: { bin: e.NGINX_BIN, njsModule: e.NGINX_NJS_MODULE, maxBodySize: e.NGINX_MAX_BODY_SIZE, runtimeDir: join(stateDir, 'nginx') },
     warnings,
   };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isSerializedOrigin } from './origin.ts';
 
 /**
  * Every environment variable the registry reads, with its default and what it is for.
@@ -275,6 +276,13 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     description: 'How long one health check of one backend may take before it counts as failed. Between 1 and 120.',
   },
   {
+    name: 'CORS_ALLOWED_ORIGINS',
+    default: '(none: no CORS)',
+    example: 'https://inspector.example.com,http://localhost:6274',
+    description:
+      'Browser origins (scheme://host[:port], comma-separated, exactly as browsers send Origin) whose pages may call the MCP endpoints, /.well-known/* and /oauth2/* cross-origin. nginx answers their preflights itself; responses carry Access-Control-Allow-Origin for these origins only, never with credentials (clients send tokens, not cookies).',
+  },
+  {
     name: 'NGINX_BIN',
     default: 'nginx on PATH, else /usr/sbin/nginx',
     example: '/usr/local/sbin/nginx',
@@ -427,6 +435,26 @@ export const envSchema = z
     HEALTH_CHECK_TIMEOUT_SECONDS: seconds('HEALTH_CHECK_TIMEOUT_SECONDS', 1, 120).default(5),
     SESSION_TTL_SECONDS: seconds('SESSION_TTL_SECONDS', 60, 604800).default(28800),
     SESSION_MAX_LIFETIME_SECONDS: seconds('SESSION_MAX_LIFETIME_SECONDS', 1, 2592000).default(86400),
+    CORS_ALLOWED_ORIGINS: z
+      .string()
+      .transform((v) =>
+        v
+          .split(',')
+          .map((origin) => origin.trim())
+          .filter(Boolean),
+      )
+      .pipe(
+        z
+          .array(
+            z.string().refine(isSerializedOrigin, {
+              error: (i) =>
+                `CORS_ALLOWED_ORIGINS: ${JSON.stringify(i.input)} is not an origin; write scheme://host[:port] in lowercase, with no path, no trailing slash and no default port`,
+            }),
+          )
+          .max(100, 'CORS_ALLOWED_ORIGINS holds at most 100 origins'),
+      )
+      .transform((list) => [...new Set(list)])
+      .default([]),
     NGINX_BIN: z.string().trim().min(1).optional(),
     NGINX_NJS_MODULE: z.string().trim().min(1).default('/usr/lib/nginx/modules/ngx_http_js_module.so'),
     NGINX_MAX_BODY_SIZE: z

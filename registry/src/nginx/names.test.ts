@@ -6,6 +6,7 @@ import {
   assertBackendPath,
   assertBackendUrl,
   assertBodySize,
+  assertCorsOrigin,
   assertFilePath,
   assertListenHost,
   assertPort,
@@ -144,6 +145,30 @@ describe('quoted', () => {
   it('refuses characters special inside nginx double quotes, even on a mis-branded value', () => {
     for (const bad of ['a"b', 'a\\b', '$host', 'a\nb']) {
       assert.throws(() => quoted(bad as ReturnType<typeof assertServerName>), /refusing to quote/);
+    }
+  });
+});
+
+describe('assertCorsOrigin', () => {
+  const corpus = readFileSync(new URL('../../test/fixtures/hostile-origins.txt', import.meta.url), 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    .map((line) => JSON.parse(line) as string);
+
+  it('reads a corpus with wildcards, paths, default ports, upper case and nginx syntax', () => {
+    assert.ok(corpus.length >= 25);
+    for (const needed of ['*', 'null', 'https://app.example.com/', 'https://app.example.com:443', 'https://App.Example.com', 'https://$host']) {
+      assert.ok(corpus.includes(needed), `corpus lacks ${JSON.stringify(needed)}`);
+    }
+  });
+
+  for (const origin of corpus) {
+    it(`refuses ${JSON.stringify(origin)} with CONFIG_INVALID`, () => rejects(() => assertCorsOrigin(origin), 'CONFIG_INVALID'));
+  }
+
+  it('accepts serialized origins and returns them unchanged', () => {
+    for (const origin of ['https://app.example.com', 'http://localhost:6274', 'http://127.0.0.1:8080', 'https://[::1]:8443', 'https://a-b.c.example']) {
+      assert.equal(assertCorsOrigin(origin), origin);
     }
   });
 });

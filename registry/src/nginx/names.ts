@@ -9,6 +9,7 @@
  * let a definition file add directives.
  */
 import { BACKEND_PATH_PATTERN, BACKEND_URL_PATTERN, SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
+import { isSerializedOrigin } from '../config/origin.ts';
 import { GatewayError, type GatewayErrorCode } from '../errors.ts';
 
 declare const checked: unique symbol;
@@ -24,6 +25,8 @@ export type WorkerUser = Checked<'WorkerUser'>;
 export type BodySize = Checked<'BodySize'>;
 /** `host:port` for `listen` and `server` directives. */
 export type HostPort = Checked<'HostPort'>;
+/** A browser origin of the CORS allow-list (`scheme://host[:port]`), for the `map $http_origin`. */
+export type CorsOrigin = Checked<'CorsOrigin'>;
 /** A checked backend URL with a checked path appended: a `proxy_pass` target. */
 export type BackendTarget = Checked<'BackendTarget'>;
 
@@ -140,6 +143,19 @@ export function assertWorkerUser(value: unknown): WorkerUser {
  */
 export function assertBodySize(value: unknown): BodySize {
   return check<'BodySize'>(value, BODY_SIZE_PATTERN, 'CONFIG_INVALID', 'body size must look like 1m or 512k');
+}
+
+/**
+ * Checks one origin of CORS_ALLOWED_ORIGINS: exactly a serialized http(s) origin (lowercase
+ * host name, IPv4 or bracketed IPv6, optional non-default port; no path, query, userinfo,
+ * whitespace or quoting characters), since it becomes a `map` key and a header value.
+ * @throws GatewayError `CONFIG_INVALID` for anything else (`*`, `null`, a trailing slash, ...).
+ */
+export function assertCorsOrigin(value: unknown): CorsOrigin {
+  if (typeof value !== 'string' || !isSerializedOrigin(value)) {
+    throw new GatewayError('CONFIG_INVALID', `CORS origin: ${shown(value)} is not allowed (scheme://host[:port], lowercase)`);
+  }
+  return value as CorsOrigin;
 }
 
 /** Joins a checked host and port. @throws GatewayError `CONFIG_INVALID` for a bad port. */

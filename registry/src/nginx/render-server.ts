@@ -36,8 +36,10 @@ import {
   type BackendUrl,
   type ServerName,
 } from './names.ts';
+import { corsPreflight, corsResponseHeaders, hideUpstreamCors } from './render-cors.ts';
+import { block, type Lines } from './render-lines.ts';
 
-export type Lines = string[];
+export { block, type Lines } from './render-lines.ts';
 
 /** A server definition reduced to what the config needs, every string checked. */
 export interface CheckedServer {
@@ -67,11 +69,6 @@ export const SESSION_HEADERS = [SESSION_HEADER, SESSION_KEY_HEADER, BACKEND_SESS
 
 export function renderNjsVariables(): Lines {
   return NJS_VARIABLES.map((variable) => `js_var ${variable};`);
-}
-
-/** `{ ... }` with the body indented four spaces. */
-export function block(head: string, body: Lines): Lines {
-  return [`${head} {`, ...body.map((line) => (line === '' ? line : `    ${line}`)), '}'];
 }
 
 /**
@@ -159,11 +156,26 @@ function renderCheckedEntry(name: ServerName, transport: Transport, session: '$h
   ];
 }
 
+/**
+ * CORS on a public MCP location (render-cors.ts): the preflight first, answered before njs,
+ * then the headers every answer carries. Nothing when CORS_ALLOWED_ORIGINS is empty.
+ */
+function corsEntry(cors: boolean): Lines {
+  return cors ? [...corsPreflight(), ...corsResponseHeaders()] : [];
+}
+
+/** The CORS headers alone, for locations that answer after the check (or instead of it). */
+export function corsAnswer(cors: boolean): Lines {
+  return cors ? corsResponseHeaders() : [];
+}
+
 /** A location for one method only (the legacy transport's stream is GET, its messages POST). */
-function onlyMethod(method: 'GET' | 'POST', what: string): Lines {
+function onlyMethod(method: 'GET' | 'POST', what: string, cors: boolean): Lines {
   return [
     'default_type application/json;',
     ...block(`if ($request_method != ${method})`, [
+      // add_header inside `if` replaces the location's: the CORS headers are repeated here.
+      ...corsAnswer(cors),
       `add_header Allow "${method}" always;`,
       jsonReturn(405, { error: 'METHOD_NOT_ALLOWED', message: `${what} takes ${method} only` }),
     ]),
@@ -208,7 +220,7 @@ interface BackendRoute {
 }
 
 /** Directives of a named location that proxies to a backend after the check said 200. */
-function renderBackend(server: CheckedServer, route: BackendRoute): Lines {
+function renderBackend(server: CheckedServer, route: BackendRoute, cors: boolean): Lines {
   const origin = backendOrigin(server.url);
   const https = origin.startsWith('https:');
   const scheme = https ? 'https' : 'http';
@@ -243,6 +255,10 @@ function renderBackend(server: CheckedServer, route: BackendRoute): Lines {
     'proxy_request_buffering on;',
     'proxy_read_timeout 3600s;',
     'proxy_send_timeout 3600s;',
+    // The gateway's CORS_ALLOWED_ORIGINS is the only cross-origin policy: a backend's own
+    // Access-Control-* headers never reach the client, and the gateway's are added when set.
+    ...hideUpstreamCors(),
+    ...corsAnswer(cors),
     `proxy_set_header Host ${quoted(hostOf(origin))};`,
     'proxy_set_header Connection "";',
     // No token passthrough: the client's credentials are for the gateway, not the backend.
@@ -278,15 +294,17 @@ function renderBackend(server: CheckedServer, route: BackendRoute): Lines {
  * A reload closes keep-alive connections in flight (the benchmark lost requests on each one),
  * and the check sees a toggle at once, where a reload takes a moment.
  */
-function renderStreamable(server: CheckedServer, path: BackendPath): Lines {
+function renderStreamable(server: CheckedServer, path: BackendPath, cors: boolean): Lines {
   const out: Lines = [];
   // Exact matches only, with and without the slash: a prefix would let `a` catch `a-b`.
   for (const location of [`= ${STREAMABLE_PREFIX}${server.name}`, `= ${STREAMABLE_PREFIX}${server.name}/`]) {
-    out.push(...block(`location ${location}`, renderCheckedEntry(server.name, 'streamable-http', '$http_mcp_session_id')));
+    out.push(...block(`location ${location}`, [...corsEntry(cors), ...renderCheckedEntry(server.name, 'streamable-http', '$http_mcp_session_id')]));
   }
   const uri = { rewrite: `rewrite ^ ${quoted(backendTarget(backendBasePath(server.url), path))} break;` };
   for (const filtered of [false, true]) {
-    out.push(...renderBackend(server, { transport: 'streamable-http', location: backendLocation(server.name, 'streamable-http', filtered), uri, filtered }));
+    out.push(
+      ...renderBackend(server, { transport: 'streamable-http', location: backendLocation(server.name, 'streamable-http', filtered), uri, filtered }, cors),
+    );
   }
   return out;
 }
@@ -297,35 +315,40 @@ function renderStreamable(server: CheckedServer, path: BackendPath): Lines {
  * POST on that messages path goes to exactly the endpoint the sealed id names, and nothing
  * else under `/api/execute/<name>/` reaches the backend.
  */
-function renderSse(server: CheckedServer, path: BackendPath): Lines {
+function renderSse(server: CheckedServer, path: BackendPath, cors: boolean): Lines {
   const prefix = `${EXECUTE_PREFIX}${server.name}`;
-  const notFound = (message: string) => ['default_type application/json;', jsonReturn(404, { error: 'NOT_FOUND', message })];
+  const notFound = (message: string) => ['default_type application/json;', ...corsAnswer(cors), jsonReturn(404, { error: 'NOT_FOUND', message })];
   // The trailing `?` drops the client's query: the backend gets exactly its SSE path.
   const uri = { rewrite: `rewrite ^ ${quoted(`${backendTarget(backendBasePath(server.url), path)}?` as BackendTarget)} break;` };
   const stream = backendTarget(server.url, path);
   return [
     // The bare name is not an endpoint; a redirect to the slash form would GET the backend root.
     ...block(`location = ${prefix}`, notFound(`the endpoints of ${server.name} are ${prefix}${path} and ${prefix}${SSE_MESSAGES_PATH}`)),
-    ...block(`location = ${prefix}${path}`, [...onlyMethod('GET', 'the SSE stream'), ...renderCheckedEntry(server.name, 'sse', '""')]),
+    ...block(`location = ${prefix}${path}`, [
+      ...corsEntry(cors),
+      ...onlyMethod('GET', 'the SSE stream', cors),
+      ...renderCheckedEntry(server.name, 'sse', '""'),
+    ]),
     ...block(`location = ${prefix}${SSE_MESSAGES_PATH}`, [
-      ...onlyMethod('POST', 'the messages endpoint'),
+      ...corsEntry(cors),
+      ...onlyMethod('POST', 'the messages endpoint', cors),
       ...renderCheckedEntry(server.name, 'sse', '$arg_session'),
     ]),
     // Slash-terminated prefix: `/api/execute/a/` cannot match `/api/execute/ab/...`.
     ...block(`location ${prefix}/`, notFound(`the endpoints of ${server.name} are ${prefix}${path} and ${prefix}${SSE_MESSAGES_PATH}`)),
-    ...renderBackend(server, { transport: 'sse', location: backendLocation(server.name, 'sse', false), uri, filtered: false, stream }),
-    ...renderBackend(server, { transport: 'sse', location: backendLocation(server.name, 'sse', true), uri, filtered: true, stream }),
-    ...renderBackend(server, { transport: 'sse', location: `@mcp_${server.name}_sse_messages`, uri: { target: true }, filtered: false }),
+    ...renderBackend(server, { transport: 'sse', location: backendLocation(server.name, 'sse', false), uri, filtered: false, stream }, cors),
+    ...renderBackend(server, { transport: 'sse', location: backendLocation(server.name, 'sse', true), uri, filtered: true, stream }, cors),
+    ...renderBackend(server, { transport: 'sse', location: `@mcp_${server.name}_sse_messages`, uri: { target: true }, filtered: false }, cors),
   ];
 }
 
-/** The internal auth locations and the public locations of one server. */
-export function renderServerLocations(server: CheckedServer): Lines {
+/** The internal auth locations and the public locations of one server; `cors` when CORS_ALLOWED_ORIGINS is set. */
+export function renderServerLocations(server: CheckedServer, cors: boolean): Lines {
   const transports: Transport[] = [];
   if (server.streamable !== undefined) transports.push('streamable-http');
   if (server.sse !== undefined) transports.push('sse');
   const out: Lines = [`# ${server.name}: ${transports.join(', ')}`, ...transports.flatMap((transport) => renderAuthLocation(server.name, transport))];
-  if (server.streamable !== undefined) out.push(...renderStreamable(server, server.streamable));
-  if (server.sse !== undefined) out.push(...renderSse(server, server.sse));
+  if (server.streamable !== undefined) out.push(...renderStreamable(server, server.streamable, cors));
+  if (server.sse !== undefined) out.push(...renderSse(server, server.sse, cors));
   return out;
 }

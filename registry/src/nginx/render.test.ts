@@ -415,6 +415,9 @@ describe('renderNginxConfig', () => {
       [{ njsDir: '/opt/njs;\nevil' }, 'CONFIG_INVALID'],
       [{ njsDir: '/x"y' }, 'CONFIG_INVALID'],
       [{ publicScheme: 'https;\nevil' as 'https' }, 'CONFIG_INVALID'],
+      [{ corsOrigins: ['https://a.example.com";\nevil'] }, 'CONFIG_INVALID'],
+      [{ corsOrigins: ['*'] }, 'CONFIG_INVALID'],
+      [{ corsOrigins: ['https://ok.example.com', 'https://$host'] }, 'CONFIG_INVALID'],
     ];
     for (const [patch, code] of hostile) {
       assert.throws(
@@ -434,5 +437,74 @@ describe('the legacy messages endpoint', () => {
     );
     // Any other path is fine, /messages/ and /sse/messages included.
     for (const sse of ['/messages/', '/sse/messages', '/']) renderNginxConfig({ ...INPUT, servers: [definition('ok', 'http://127.0.0.1:8001', { sse })] });
+  });
+});
+
+describe('CORS for browser MCP clients (CORS_ALLOWED_ORIGINS)', () => {
+  const origins = ['https://inspector.example.com', 'http://localhost:6274'];
+  const config = renderNginxConfig({ ...INPUT, servers: [INPUT.servers[1]!], corsOrigins: [...origins, origins[0]!] });
+  const byPath = locations(config);
+
+  it('matches the reviewed snapshot', (t) => {
+    t.assert.snapshot(config, { serializers: [(value) => value] });
+  });
+
+  it('renders nothing of CORS when the allow-list is empty (preflights stay njs 405s)', () => {
+    const plain = renderNginxConfig(INPUT);
+    assert.doesNotMatch(plain, /Access-Control-Allow-Origin \$|mcp_cors|OPTIONS|location \/\.well-known\/|location \/oauth2\//);
+    assert.equal(renderNginxConfig({ ...INPUT, corsOrigins: [] }), plain);
+  });
+
+  it('maps each listed origin to itself, once, case-sensitively (a regex: nginx compares string keys in any case), and every other to ""', () => {
+    const map = /map \$http_origin \$mcp_cors_origin \{\n([\s\S]*?)\n {4}\}/.exec(config)?.[1] ?? '';
+    assert.deepEqual(
+      map.split('\n').map((line) => line.trim()),
+      ['default "";', '~^https://inspector\\.example\\.com$ "https://inspector.example.com";', '~^http://localhost:6274$ "http://localhost:6274";'],
+    );
+  });
+
+  it('answers preflights before njs on every public MCP location and on /.well-known/ and /oauth2/, never with credentials', () => {
+    const entries = [
+      '= /api/streamable/github',
+      '= /api/streamable/github/',
+      '= /api/execute/github/sse',
+      '= /api/execute/github/messages',
+      '/.well-known/',
+      '/oauth2/',
+    ];
+    for (const path of entries) {
+      const body = byPath.get(path) ?? '';
+      const preflight = body.indexOf('if ($request_method = OPTIONS)');
+      assert.ok(preflight >= 0, path);
+      assert.match(body.slice(preflight), /^if \(\$request_method = OPTIONS\) \{[^}]*return 204;\n {12}\}/, path);
+      // Before anything else can answer: the method checks, njs and the proxy.
+      for (const later of ['js_content', 'if ($request_method !=', 'proxy_pass']) {
+        if (body.includes(later)) assert.ok(body.indexOf(later) > preflight, `${path}: ${later} after the preflight`);
+      }
+    }
+    assert.doesNotMatch(config, /Access-Control-Allow-Credentials [^;]/);
+    assert.doesNotMatch(config, /add_header Access-Control-Allow-Credentials/);
+  });
+
+  it('adds the allowed origin and the exposed headers to every answer of an MCP location, errors and backend answers included', () => {
+    const answering = [...byPath.keys()].filter((path) => /^(= )?\/api\/|^@mcp_/.test(path));
+    assert.ok(answering.length >= 12);
+    for (const path of answering) {
+      const body = byPath.get(path) ?? '';
+      assert.match(body, /add_header Access-Control-Allow-Origin \$mcp_cors_origin always;/, path);
+      assert.match(body, /add_header Access-Control-Expose-Headers \$mcp_cors_expose always;/, path);
+    }
+    // An `if` with add_header replaces the location's: the 405 of the legacy endpoints repeats them.
+    assert.match(byPath.get('= /api/execute/github/sse') ?? '', /if \(\$request_method != GET\) \{\n\s+add_header Access-Control-Allow-Origin/);
+    const ipv6 = renderNginxConfig({ ...INPUT, corsOrigins: ['https://[::1]:8443'] });
+    assert.match(ipv6, /^ {8}~\^https:\/\/\\\[::1\\\]:8443\$ "https:\/\/\[::1\]:8443";$/m);
+    assert.match(config, /map \$mcp_cors_origin \$mcp_cors_expose \{\n\s+"" "";\n\s+default "Mcp-Session-Id, WWW-Authenticate";/);
+  });
+
+  it("hides the backend's and the registry's own Access-Control-* headers", () => {
+    for (const path of ['@mcp_github_streamable-http', '@mcp_github_sse_messages', '/.well-known/', '/oauth2/']) {
+      assert.match(byPath.get(path) ?? '', /proxy_hide_header Access-Control-Allow-Origin;/, path);
+      assert.match(byPath.get(path) ?? '', /proxy_hide_header Access-Control-Allow-Credentials;/, path);
+    }
   });
 });

@@ -25,6 +25,7 @@ import {
   assertBackendPath,
   assertBackendUrl,
   assertBodySize,
+  assertCorsOrigin,
   assertFilePath,
   assertListenHost,
   assertPort,
@@ -32,9 +33,12 @@ import {
   assertWorkerUser,
   hostPort,
   quoted,
+  type CorsOrigin,
 } from './names.ts';
+import { corsPreflight, corsResponseHeaders, hideUpstreamCors, renderCorsMaps } from './render-cors.ts';
 import {
   block,
+  corsAnswer,
   jsonReturn,
   REGISTRY_UPSTREAM,
   renderBackendUpstream,
@@ -63,6 +67,11 @@ export interface NginxRenderInput {
    * set Secure cookies and build https URLs. Default: what nginx sees (`$scheme`).
    */
   readonly publicScheme?: 'http' | 'https';
+  /**
+   * Browser origins allowed cross-origin on the MCP endpoints, /.well-known/ and /oauth2/
+   * (CORS_ALLOWED_ORIGINS). Empty or absent: no CORS at all (preflights get njs's 405).
+   */
+  readonly corsOrigins?: readonly string[];
   /** Largest request body; default `1m`. */
   readonly maxBodySize?: string;
   readonly servers: readonly ServerDefinition[];
@@ -92,25 +101,47 @@ function checkServers(servers: readonly ServerDefinition[]): CheckedServer[] {
   return checked;
 }
 
+/** The allow-list, checked and without repeats (a repeated `map` key stops nginx). */
+function checkCorsOrigins(origins: readonly string[]): CorsOrigin[] {
+  return [...new Set(origins.map((origin) => assertCorsOrigin(origin)))];
+}
+
 /** Where the MCP error pages live: JSON for clients that parse JSON, never the web page. */
-function renderErrorLocations(): Lines {
+function renderErrorLocations(cors: boolean): Lines {
   return [
     // 401 and 403 are answered by njs (nginx/njs/mcp.js), which knows the JSON-RPC id.
-    ...block('location @mcp_500', ['default_type application/json;', jsonReturn(500, { error: 'INTERNAL', message: 'internal error' })]),
+    ...block('location @mcp_500', ['default_type application/json;', ...corsAnswer(cors), jsonReturn(500, { error: 'INTERNAL', message: 'internal error' })]),
     ...block('location @mcp_502', [
       'default_type application/json;',
+      ...corsAnswer(cors),
       jsonReturn(502, { error: 'BACKEND_UNAVAILABLE', message: 'the MCP server did not answer' }),
     ]),
-    ...block('location @mcp_413', ['default_type application/json;', jsonReturn(413, { error: 'BODY_TOO_LARGE', message: 'request body too large' })]),
+    ...block('location @mcp_413', [
+      'default_type application/json;',
+      ...corsAnswer(cors),
+      jsonReturn(413, { error: 'BODY_TOO_LARGE', message: 'request body too large' }),
+    ]),
   ];
 }
 
-function renderRegistryLocation(publicScheme: 'http' | 'https' | undefined): Lines {
+/**
+ * `location /` to the registry, and with CORS the two registry paths browser MCP clients call
+ * cross-origin: /.well-known/ (protected-resource and authorization-server metadata) and
+ * /oauth2/ (the authorization server's endpoints). Their preflights are answered here; the
+ * registry's own Access-Control-* headers are dropped so the allow-list is the only policy.
+ */
+function renderRegistryLocations(publicScheme: 'http' | 'https' | undefined, cors: boolean): Lines {
+  const proxy = registryProxy(publicScheme);
+  const crossOrigin = (path: string) => block(`location ${path}`, [...corsPreflight(), ...corsResponseHeaders(), ...hideUpstreamCors(), ...proxy]);
+  return [...(cors ? [...crossOrigin('/.well-known/'), ...crossOrigin('/oauth2/')] : []), ...block('location /', proxy)];
+}
+
+function registryProxy(publicScheme: 'http' | 'https' | undefined): Lines {
   // Typed, but checked too: it is written into the config.
   if (publicScheme !== undefined && publicScheme !== 'http' && publicScheme !== 'https') {
     throw new GatewayError('CONFIG_INVALID', `public scheme must be http or https, not ${JSON.stringify(publicScheme)}`);
   }
-  return block('location /', [
+  return [
     `proxy_pass http://${REGISTRY_UPSTREAM};`,
     'proxy_set_header Connection "";',
     'proxy_set_header Host $http_host;',
@@ -134,10 +165,10 @@ function renderRegistryLocation(publicScheme: 'http' | 'https' | undefined): Lin
       TOOL_FILTER_HEADER,
       ...SESSION_HEADERS,
     ].map((header) => `proxy_set_header ${header} "";`),
-  ]);
+  ];
 }
 
-function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[]): Lines {
+function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[], cors: boolean): Lines {
   const host = assertListenHost(input.listen.host);
   const port = assertPort(input.listen.port, 'listen port');
   const bodySize = assertBodySize(input.maxBodySize ?? '1m');
@@ -150,10 +181,15 @@ function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[]): L
     `client_max_body_size ${bodySize};`,
     `client_body_buffer_size ${bodySize};`,
     '',
-    ...servers.flatMap((server) => [...renderServerLocations(server), '']),
+    ...servers.flatMap((server) => [...renderServerLocations(server, cors), '']),
     '# Any other MCP path: a JSON 404, never the web page.',
-    ...block(`location ${STREAMABLE_PREFIX}`, ['default_type application/json;', jsonReturn(404, { error: 'SERVER_UNKNOWN', message: 'no such MCP server' })]),
-    ...block(`location ${EXECUTE_PREFIX}`, ['default_type application/json;', jsonReturn(404, { error: 'SERVER_UNKNOWN', message: 'no such MCP server' })]),
+    ...[STREAMABLE_PREFIX, EXECUTE_PREFIX].flatMap((prefix) =>
+      block(`location ${prefix}`, [
+        'default_type application/json;',
+        ...corsAnswer(cors),
+        jsonReturn(404, { error: 'SERVER_UNKNOWN', message: 'no such MCP server' }),
+      ]),
+    ),
     '',
     // The check is reachable only through the internal locations above. A regex, matched
     // case-insensitively with any trailing slashes, because Express routes /Auth/Validate/ to
@@ -161,10 +197,10 @@ function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[]): L
     `# ${validatePath} answers the njs check subrequests only.`,
     ...block(`location ~* ^${validatePath}/*$`, ['default_type application/json;', jsonReturn(404, { error: 'NOT_FOUND', message: 'not found' })]),
     '',
-    ...renderErrorLocations(),
+    ...renderErrorLocations(cors),
     '',
     '# The web page, login, OAuth and the dev IdP live in the registry.',
-    ...renderRegistryLocation(input.publicScheme),
+    ...renderRegistryLocations(input.publicScheme, cors),
   ]);
 }
 
@@ -175,12 +211,14 @@ function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[]): L
  * name, so equal input gives equal output.
  * @throws GatewayError `SERVER_NAME_INVALID` for a bad server name, `CATALOG_FILE_INVALID` for
  *   a bad backend URL/path or a duplicate name, `CONFIG_INVALID` for a bad listen address,
- *   port, path, worker user or body size. Nothing is rendered when any check fails.
+ *   port, path, worker user, body size or CORS origin. Nothing is rendered when any check fails.
  */
 export function renderNginxConfig(input: NginxRenderInput): string {
   const runtimeDir = assertFilePath(input.runtimeDir.replace(/\/+$/, '') || '/');
   const registryPort = assertPort(input.registry.port, 'registry port');
   const servers = checkServers(input.servers);
+  const corsOrigins = checkCorsOrigins(input.corsOrigins ?? []);
+  const cors = corsOrigins.length > 0;
   const file = (name: string): string => quoted(assertFilePath(`${runtimeDir}/${name}`));
 
   const main: Lines = [
@@ -220,13 +258,14 @@ export function renderNginxConfig(input: NginxRenderInput): string {
     `js_path ${quoted(assertFilePath(input.njsDir.replace(/\/+$/, '')))};`,
     'js_import mcp from mcp.js;',
     ...renderNjsVariables(),
+    ...(cors ? renderCorsMaps(corsOrigins) : []),
     // No http-level proxy_set_header: nginx inherits them only into locations that set none,
     // so each location below lists its headers in full and can be read on its own.
     '',
     ...block(`upstream ${REGISTRY_UPSTREAM}`, [`server ${quoted(hostPort(assertListenHost('127.0.0.1'), registryPort))};`, 'keepalive 16;']),
     '',
     ...servers.flatMap((server) => [...renderBackendUpstream(server), '']),
-    ...renderServerBlock(input, servers),
+    ...renderServerBlock(input, servers, cors),
   ]);
 
   return [...main, '', ...block('events', ['worker_connections 1024;']), '', ...http, ''].join('\n');

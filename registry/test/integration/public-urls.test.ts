@@ -70,6 +70,9 @@ describe('published URLs come from GATEWAY_PUBLIC_URL only', () => {
     '/idp/jwks',
     '/.well-known/oauth-authorization-server',
     '/.well-known/openid-configuration',
+    '/.well-known/oauth-protected-resource',
+    '/.well-known/oauth-protected-resource/api/streamable/currenttime',
+    '/.well-known/oauth-protected-resource/api/execute/currenttime/sse',
     '/login',
     '/',
   ];
@@ -101,7 +104,8 @@ describe('published URLs come from GATEWAY_PUBLIC_URL only', () => {
           if (path.includes('well-known') && res.status === 200) {
             const urls = absoluteUrls(res.body);
             assert.ok(path !== '/idp/.well-known/openid-configuration' || urls.length > 5, 'the discovery document lists its endpoints');
-            for (const url of urls) assert.ok(url.startsWith(`${gw.url}/`), `${where} ${path}: ${url} is not under ${gw.url}`);
+            // The gateway's own resource and issuer are the public URL itself, without a path.
+            for (const url of urls) assert.ok(url === gw.url || url.startsWith(`${gw.url}/`), `${where} ${path}: ${url} is not under ${gw.url}`);
           }
         }
         assert.ok(seen.length > 0, 'the login redirects were followed');
