@@ -10,7 +10,7 @@ type JsonSchema = Record<string, unknown>;
 
 const ERROR_TEXT: Record<number, string> = {
   400: 'The request is invalid: REQUEST_INVALID (with `fields`) or SERVER_NAME_INVALID.',
-  401: 'No credentials, or a session or token that does not verify (AUTH_NO_CREDENTIALS).',
+  401: 'No credentials, or a session or token that does not verify (AUTH_NO_CREDENTIALS). WWW-Authenticate names the scope mcp:registry:read and the RFC 9728 metadata (resource_metadata).',
   403: 'A scope is missing (AUTH_SCOPE_MISSING, with `missing_scope`), or a cookie write without a valid X-CSRF-Token (CSRF_TOKEN_INVALID).',
   404: 'No server by that name that the caller may read (SERVER_UNKNOWN).',
   409: 'A server by that name already exists (SERVER_EXISTS).',
