@@ -106,3 +106,16 @@ export function corsPreflight(): Lines {
 export function hideUpstreamCors(): Lines {
   return HIDDEN_UPSTREAM_CORS.map((header) => `proxy_hide_header ${header};`);
 }
+
+/**
+ * CORS on a public MCP location: the preflight first, answered before njs,
+ * then the headers every answer carries. Nothing when CORS_ALLOWED_ORIGINS is empty.
+ */
+export function corsEntry(cors: boolean): Lines {
+  return cors ? [...corsPreflight(), ...corsResponseHeaders()] : [];
+}
+
+/** The CORS headers alone, for locations that answer after the check (or instead of it). */
+export function corsAnswer(cors: boolean): Lines {
+  return cors ? corsResponseHeaders() : [];
+}

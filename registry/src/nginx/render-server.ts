@@ -36,7 +36,7 @@ import {
   type BackendUrl,
   type ServerName,
 } from './names.ts';
-import { corsPreflight, corsResponseHeaders, hideUpstreamCors } from './render-cors.ts';
+import { corsAnswer, corsEntry, hideUpstreamCors } from './render-cors.ts';
 import { block, type Lines } from './render-lines.ts';
 
 export { block, type Lines } from './render-lines.ts';
@@ -154,19 +154,6 @@ function renderCheckedEntry(name: ServerName, transport: Transport, session: '$h
     'error_page 413 = @mcp_413;',
     'js_content mcp.handle;',
   ];
-}
-
-/**
- * CORS on a public MCP location (render-cors.ts): the preflight first, answered before njs,
- * then the headers every answer carries. Nothing when CORS_ALLOWED_ORIGINS is empty.
- */
-function corsEntry(cors: boolean): Lines {
-  return cors ? [...corsPreflight(), ...corsResponseHeaders()] : [];
-}
-
-/** The CORS headers alone, for locations that answer after the check (or instead of it). */
-export function corsAnswer(cors: boolean): Lines {
-  return cors ? corsResponseHeaders() : [];
 }
 
 /** A location for one method only (the legacy transport's stream is GET, its messages POST). */

@@ -35,10 +35,9 @@ import {
   quoted,
   type CorsOrigin,
 } from './names.ts';
-import { corsPreflight, corsResponseHeaders, hideUpstreamCors, renderCorsMaps } from './render-cors.ts';
+import { corsAnswer, corsPreflight, corsResponseHeaders, hideUpstreamCors, renderCorsMaps } from './render-cors.ts';
 import {
   block,
-  corsAnswer,
   jsonReturn,
   REGISTRY_UPSTREAM,
   renderBackendUpstream,
