@@ -218,7 +218,11 @@ export function runIdentityProviderContract(
           body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: aggregates }),
         });
         assert.equal(res.status, 401, name);
-        assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="mcp-gateway", error="invalid_token"', name);
+        assert.equal(
+          res.headers.get('www-authenticate'),
+          `Bearer realm="mcp-gateway", error="invalid_token", scope="mcp:server:fininfo:tool:${aggregates.name}:execute", resource_metadata="${fx.gw.url}/.well-known/oauth-protected-resource/api/streamable/fininfo"`,
+          name,
+        );
         assert.deepEqual(await res.json(), { error: 'AUTH_NO_CREDENTIALS', message: 'sign in or send a valid token' }, name);
       }
       const malformed = await fetch(`${fx.gw.url}/api/streamable/fininfo`, {
@@ -227,7 +231,7 @@ export function runIdentityProviderContract(
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: aggregates }),
       });
       assert.equal(malformed.status, 401);
-      assert.equal(malformed.headers.get('www-authenticate'), 'Bearer realm="mcp-gateway", error="invalid_request"');
+      assert.match(malformed.headers.get('www-authenticate') ?? '', /^Bearer realm="mcp-gateway", error="invalid_request", scope="/);
     });
 
     test('an edit of the mapping file applies to the next bearer request; a bad edit keeps the last good mapping', async () => {
