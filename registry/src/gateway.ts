@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { createAuthorizationServer } from './authserver/authorization-server.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { Catalog } from './catalog/catalog.ts';
 import type { ServerDefinition } from './catalog/server-definition.ts';
@@ -8,6 +9,7 @@ import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
 import { createIdentityProvider } from './identity/create-provider.ts';
 import { ScopeMappingSource } from './identity/scope-mapping-source.ts';
+import type { OidcStoreEntry } from './identity/oidc-adapter.ts';
 import type { IdentityProvider } from './identity/provider.ts';
 import type { Logger } from './log.ts';
 import { BackendMonitor } from './mcp/backend-monitor.ts';
@@ -105,6 +107,21 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     timeoutMs: config.healthCheck.timeoutMs,
     log: log.child({ module: 'health' }),
   });
+  // The gateway as the MCP clients' authorization server (issuer = GATEWAY_PUBLIC_URL).
+  const authRecords = new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'authserver'), log: log.child({ module: 'authserver' }) });
+  const authServer = createAuthorizationServer({
+    publicUrl: config.gateway.publicUrl,
+    secretKey: config.secretKey,
+    records: authRecords,
+    catalog,
+    scopesFor: (groups) => mapping.scopesFor(groups),
+    accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
+    refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
+    clientTtlSeconds: config.oauth.clientTtlSeconds,
+    sessionTtlSeconds: config.sessionMaxLifetimeSeconds,
+    redirectSchemes: config.oauth.redirectSchemes,
+    log: log.child({ module: 'authserver' }),
+  });
   // Credentials: cookies through the session store, bearer tokens through the provider's rules.
   const bearer: BearerContext = {
     verify: provider.bearer ? createBearerVerifier(provider.bearer) : undefined,
@@ -120,6 +137,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     authEnabled: config.authEnabled,
     realm: BEARER_REALM,
     bearer,
+    gatewayTokens: authServer.verifier,
     audit,
     log: log.child({ module: 'authz' }),
   });
@@ -139,6 +157,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     mapping,
     sealer,
     audit,
+    authServer,
     log,
   });
   const server = createServer({ keepAliveTimeout: 65_000 }, app).listen(config.registryPort, '127.0.0.1');
@@ -146,6 +165,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   } catch (err) {
     await sessions.close();
+    await authRecords.close();
     await audit.close();
     throw err;
   }
@@ -163,6 +183,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     server.close();
     await catalog.close();
     await sessions.close();
+    await authRecords.close();
     await audit.close();
     throw err;
   }
@@ -192,6 +213,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await sessions.close();
+      await authRecords.close();
       await provider.close?.();
       await audit.close();
     },
