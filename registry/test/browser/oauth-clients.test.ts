@@ -17,6 +17,7 @@ import { after, before, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { decodeJwt } from 'jose';
@@ -137,8 +138,13 @@ class TestOAuthProvider implements OAuthClientProvider {
 
 /** Connects like an MCP client application: try, on UnauthorizedError finish the browser step, connect again. */
 async function connect(provider: TestOAuthProvider): Promise<Client> {
+  const sse = provider.mcpUrl.endsWith('/sse');
+  const open = () =>
+    sse
+      ? new SSEClientTransport(new URL(provider.mcpUrl), { authProvider: provider })
+      : new StreamableHTTPClientTransport(new URL(provider.mcpUrl), { authProvider: provider });
   const first = new Client({ name: 'oauth-test', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(provider.mcpUrl), { authProvider: provider });
+  const transport = open();
   try {
     await first.connect(transport);
     return first;
@@ -149,7 +155,7 @@ async function connect(provider: TestOAuthProvider): Promise<Client> {
   assert.ok(code, `the authorization ended without a code: ${provider.landed?.href}`);
   await transport.finishAuth(code);
   const client = new Client({ name: 'oauth-test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(provider.mcpUrl), { authProvider: provider }));
+  await client.connect(open());
   return client;
 }
 
@@ -250,6 +256,21 @@ test('an unmodified SDK client connects with no credentials, then a second serve
   assert.equal(decodeJwt(second.tokens()!.access_token)['scope'], 'mcp:server:fininfo:read mcp:server:fininfo:execute');
   await fin.close();
 
+  // The legacy SSE transport of the first server: its own resource URL, same client, same grant.
+  const sseUrl = `${suite.gw.url}/api/execute/currenttime/sse`;
+  const third = new TestOAuthProvider(page, {}, app, sseUrl);
+  const overSse = await connect(third);
+  assert.equal(decodeJwt(third.tokens()!.access_token).aud, sseUrl);
+  assert.notEqual((await overSse.callTool({ name: 'current_time_by_timezone', arguments: { tz_name: 'UTC' } })).isError, true);
+  await overSse.close();
+
+  // A restart keeps the signing key (derived) and the grants (the record store): the fininfo
+  // token still works and its refresh token still refreshes.
+  await suite.gw.restart();
+  assert.equal((await initializeWith(second.tokens()!.access_token, 'fininfo')).status, 200);
+  const afterRestart = await tokenRequest({ grant_type: 'refresh_token', refresh_token: second.tokens()!.refresh_token!, client_id: app.info.client_id });
+  assert.equal(afterRestart.status, 200, JSON.stringify(afterRestart.body));
+
   // Rotation: a refresh gives a new refresh token, and the old one is refused after.
   const refreshToken = first.tokens()!.refresh_token!;
   const refreshed = await tokenRequest({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: app.info.client_id });
@@ -259,6 +280,14 @@ test('an unmodified SDK client connects with no credentials, then a second serve
   const replayed = await tokenRequest({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: app.info.client_id });
   assert.equal(replayed.status, 400);
   assert.equal(replayed.body['error'], 'invalid_grant');
+  // Reuse of a rotated-out refresh token revokes the whole grant (oidc-provider's reuse detection):
+  // the same client's fininfo refresh token stops working too.
+  const sameGrant = await tokenRequest({
+    grant_type: 'refresh_token',
+    refresh_token: String(afterRestart.body['refresh_token']),
+    client_id: app.info.client_id,
+  });
+  assert.equal(sameGrant.body['error'], 'invalid_grant');
   await context.close();
 });
 
@@ -309,6 +338,17 @@ test('the failures: refused consent, wrong PKCE verifier, replayed code, unregis
   const replay = await tokenRequest({ ...exchange, code: code2, code_verifier: again.verifier });
   assert.equal(replay.status, 400);
   assert.equal(replay.body['error'], 'invalid_grant');
+
+  // A revoked grant (RFC 7009, revoking its refresh token): the refresh token is refused after.
+  const revoked = await fetch(`${suite.gw.url}/oauth2/revocation`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token: String(ok.body['refresh_token']), client_id: clientId }).toString(),
+  });
+  assert.equal(revoked.status, 200);
+  const afterRevoke = await tokenRequest({ grant_type: 'refresh_token', refresh_token: String(ok.body['refresh_token']), client_id: clientId });
+  assert.equal(afterRevoke.status, 400);
+  assert.equal(afterRevoke.body['error'], 'invalid_grant');
 
   // An unregistered redirect URI: an error page at the authorization server, never a redirect.
   const url = new URL(`${suite.gw.url}/oauth2/authorize`);
