@@ -115,6 +115,10 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     records: authRecords,
     catalog,
     scopesFor: (groups) => mapping.scopesFor(groups),
+    liveGroups: (account) => {
+      for (const { identity } of sessions.signedIn()) if (identity.provider === account.provider && identity.sub === account.sub) return identity.groups;
+      return undefined;
+    },
     accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
     refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
     clientTtlSeconds: config.oauth.clientTtlSeconds,

@@ -35,6 +35,12 @@ export interface AuthorizationServerOptions {
   readonly catalog: Pick<Catalog, 'get'>;
   /** Groups -> scopes with the current mapping (tokens carry the intersection with what was consented). */
   readonly scopesFor: (groups: readonly string[]) => string[];
+  /**
+   * The person's groups as a live login session of theirs holds them now (the session refresher
+   * keeps those current from the IdP), or undefined when they have none: then the groups recorded
+   * at their last sign-in apply.
+   */
+  readonly liveGroups?: (account: Pick<GatewayAccount, 'provider' | 'sub'>) => readonly string[] | undefined;
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
   readonly clientTtlSeconds: number;
@@ -129,7 +135,7 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
 
   /** The scopes `account` holds on `server` now (current mapping), spelled for that server. */
   function heldOn(account: GatewayAccount, server: string): string[] {
-    return serverScopes(options.scopesFor(account.groups), server);
+    return serverScopes(options.scopesFor(options.liveGroups?.(account) ?? account.groups), server);
   }
 
   function requestedResources(params: Record<string, unknown>): string[] {

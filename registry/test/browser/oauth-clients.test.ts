@@ -10,6 +10,7 @@
  * send the RFC 8707 resource (the MCP URL) without that metadata.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,11 +26,12 @@ import { MARKET_STATUS_TOOL } from '../../../servers/fininfo/server.ts';
 import { DEMO_PASSWORD, startSuite, type Suite } from './browser.ts';
 
 let suite: Suite;
+const MAPPING = 'groups:\n  "team-x": ["mcp:server:currenttime:execute"]\n';
 let redirectServer: Server;
 let redirectUrl: string;
 
 before(async () => {
-  suite = await startSuite();
+  suite = await startSuite({ gateway: { users: [{ username: 'mapped', password: DEMO_PASSWORD, groups: ['team-x'] }], mapping: MAPPING } });
   // The client's loopback redirect URI: it only has to answer, the browser's URL is what we read.
   redirectServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('You can close this window.'));
   await new Promise<void>((resolve) => redirectServer.listen(0, '127.0.0.1', resolve));
@@ -369,6 +371,39 @@ test('the failures: refused consent, wrong PKCE verifier, replayed code, unregis
     const refusedRegistration = await registerClient([uri]);
     assert.equal(refusedRegistration.status, 400, uri);
     assert.equal(((await refusedRegistration.json()) as { error: string }).error, 'invalid_redirect_uri');
+  }
+  await context.close();
+});
+
+test('a mapping change reaches a running client at its next refresh; tokens already issued last until they expire', async () => {
+  const context = await suite.context();
+  const page = await context.newPage();
+  const provider = new TestOAuthProvider(page, { username: 'mapped', consent: 'allow' }, {}, serverUrl('currenttime'));
+  const client = await connect(provider);
+  await client.close();
+  const before = provider.tokens()!;
+  assert.equal(decodeJwt(before.access_token)['scope'], 'mcp:server:currenttime:execute');
+  const clientId = String(provider.client.info?.client_id);
+  try {
+    writeFileSync(suite.gw.mappingFile, 'groups:\n  "team-x": ["mcp:server:fininfo:execute"]\n');
+    let refreshToken = before.refresh_token!;
+    let scope: unknown;
+    let accessToken = '';
+    for (let i = 0; i < 40; i++) {
+      const refreshed = await tokenRequest({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId });
+      assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+      refreshToken = String(refreshed.body['refresh_token']);
+      accessToken = String(refreshed.body['access_token']);
+      scope = decodeJwt(accessToken)['scope'];
+      if (scope === '') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(scope, '', 'the refreshed token lost the scope the mapping no longer grants');
+    assert.equal((await initializeWith(accessToken, 'currenttime')).status, 403);
+    // The bound: the token issued before the change works until its exp (OAUTH_ACCESS_TOKEN_TTL_SECONDS).
+    assert.equal((await initializeWith(before.access_token, 'currenttime')).status, 200);
+  } finally {
+    writeFileSync(suite.gw.mappingFile, MAPPING);
   }
   await context.close();
 });
