@@ -8,6 +8,7 @@ import type { ServerDefinition } from './catalog/server-definition.ts';
 import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
 import { createIdentityProvider } from './identity/create-provider.ts';
+import { DEV_MACHINE_CLIENT_ID, devMachineSecret } from './identity/dev.ts';
 import { ScopeMappingSource } from './identity/scope-mapping-source.ts';
 import type { OidcStoreEntry } from './identity/oidc-adapter.ts';
 import type { IdentityProvider } from './identity/provider.ts';
@@ -124,6 +125,9 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     clientTtlSeconds: config.oauth.clientTtlSeconds,
     sessionTtlSeconds: config.sessionMaxLifetimeSeconds,
     redirectSchemes: config.oauth.redirectSchemes,
+    // The dev provider's demo machine client gets client-credentials tokens here too, with the same secret.
+    machineClients: config.providerType === 'dev' ? [{ clientId: DEV_MACHINE_CLIENT_ID, clientSecret: devMachineSecret(config.secretKey) }] : [],
+    machineScopes: (clientId) => mapping.machineScopes(clientId),
     log: log.child({ module: 'authserver' }),
   });
   // Credentials: cookies through the session store, bearer tokens through the provider's rules.

@@ -46,6 +46,12 @@ export interface AuthorizationServerOptions {
   readonly clientTtlSeconds: number;
   /** How long one sign-in at the authorization server covers further authorizations (more servers). */
   readonly sessionTtlSeconds: number;
+  /**
+   * Machine clients that may use the client-credentials grant here (confidential, client_secret_basic),
+   * and the scopes the mapping file gives each (`clients:` section).
+   */
+  readonly machineClients?: readonly { readonly clientId: string; readonly clientSecret: string }[];
+  readonly machineScopes?: (clientId: string) => string[];
   /** Custom redirect URI schemes an operator allows (OAUTH_REDIRECT_SCHEMES). */
   readonly redirectSchemes: readonly string[];
   readonly log: Logger;
@@ -179,6 +185,14 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
         backchannel_authentication: `${OAUTH_PREFIX}/backchannel`,
         challenge: `${OAUTH_PREFIX}/challenge`,
       },
+      clients: (options.machineClients ?? []).map((c) => ({
+        client_id: c.clientId,
+        client_secret: c.clientSecret,
+        redirect_uris: [],
+        response_types: [],
+        grant_types: ['client_credentials'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      })),
       // No offline_access: refresh tokens go to every client allowed the grant (issueRefreshToken).
       scopes: ['openid'],
       claims: { openid: ['sub'] },
@@ -192,6 +206,7 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       responseTypes: ['code'],
       ttl: {
         AccessToken: options.accessTokenTtlSeconds,
+        ClientCredentials: options.accessTokenTtlSeconds,
         AuthorizationCode: 60,
         Interaction: 600,
         Session: options.sessionTtlSeconds,
@@ -216,6 +231,7 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       },
       features: {
         devInteractions: { enabled: false },
+        clientCredentials: { enabled: true },
         registration: { enabled: true, initialAccessToken: false, issueRegistrationAccessToken: false },
         revocation: { enabled: true },
         userinfo: { enabled: false },
@@ -247,6 +263,15 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
             const server = typeof aud === 'string' ? serverOfResource(publicUrl, aud) : undefined;
             const accountId = (token as unknown as { accountId?: string }).accountId;
             const grantId = (token as unknown as { grantId?: string }).grantId;
+            if (server !== undefined && accountId === undefined && token.kind === 'ClientCredentials') {
+              // A machine client: the mapping's scopes for it on this server, narrowed by its request.
+              const clientId = String(jwt.payload['client_id']);
+              const held = serverScopes(options.machineScopes?.(clientId) ?? [], server);
+              const requested = String((token as unknown as { scope?: string }).scope ?? '').split(' ');
+              jwt.payload['scope'] = narrowScopes(held, requested, server).granted.join(' ');
+              (token as unknown as { scope: string }).scope = String(jwt.payload['scope']);
+              return;
+            }
             if (server === undefined || accountId === undefined || grantId === undefined) {
               jwt.payload['scope'] = '';
               return;

@@ -14,6 +14,8 @@ export interface GatewayTokenIdentity {
   readonly server: string;
   /** Space-separated `scope` claim, split: this server's scopes only. */
   readonly scopes: readonly string[];
+  /** A client-credentials token: `sub` is the client itself, no person behind it. */
+  readonly machine: boolean;
 }
 
 export type GatewayTokenResult = { ok: true; identity: GatewayTokenIdentity; expiresAt: number } | { ok: false; reason: string };
@@ -91,6 +93,7 @@ export function createGatewayTokenVerifier(options: { issuer: string; key: Recor
         username: typeof payload['username'] === 'string' ? payload['username'] : sub,
         clientId: String(payload['client_id']),
         scopes: Object.freeze(scope.split(' ').filter(Boolean)),
+        machine: sub === String(payload['client_id']),
       },
     };
   }

@@ -87,6 +87,15 @@ export async function principalFromGatewayToken(token: string, server: string, v
   const result = await verifier.verify(token, server);
   if (!result.ok) return { ok: false, reason: 'token-invalid', detail: result.reason };
   const who = result.identity;
+  if (who.machine)
+    return {
+      ok: true,
+      principal: {
+        identity: { sub: who.clientId, username: `client:${who.clientId}`, groups: [], provider: 'gateway' },
+        scopes: who.scopes,
+        machineClient: who.clientId,
+      },
+    };
   const colon = who.sub.indexOf(':');
   return {
     ok: true,
