@@ -123,6 +123,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
     refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
     clientTtlSeconds: config.oauth.clientTtlSeconds,
+    clientMetadataDocuments: config.oauth.clientMetadataDocuments,
     sessionTtlSeconds: config.sessionMaxLifetimeSeconds,
     redirectSchemes: config.oauth.redirectSchemes,
     // The dev provider's demo machine client gets client-credentials tokens here too, with the same secret.

@@ -44,6 +44,8 @@ export interface AuthorizationServerOptions {
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
   readonly clientTtlSeconds: number;
+  /** Accept https URLs as client ids (Client ID Metadata Documents, draft-02). */
+  readonly clientMetadataDocuments?: boolean;
   /** How long one sign-in at the authorization server covers further authorizations (more servers). */
   readonly sessionTtlSeconds: number;
   /**
@@ -117,7 +119,10 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
   provider.proxy = true;
   provider.on('server_error', (_ctx: unknown, err: Error) => log.error({ err }, 'authorization server error'));
   const refused = (event: string) => (_ctx: unknown, err: Error & { error_description?: string }) =>
-    log.info({ event, error: err.message, description: err.error_description }, 'authorization server refused a request');
+    log.info(
+      { event, error: err.message, description: err.error_description, cause: err.cause instanceof Error ? err.cause.message : undefined },
+      'authorization server refused a request',
+    );
   provider.on('authorization.error', refused('authorization'));
   provider.on('grant.error', refused('token'));
   provider.on('registration_create.error', refused('registration'));
@@ -232,6 +237,16 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       features: {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
+        // An https URL as client_id, its metadata fetched by oidc-provider: https only, 2.5 s,
+        // 5 KB (fetchResponseBodyLimits), and its SSRF guard refuses loopback, private and other
+        // special-use addresses when the socket connects (so DNS rebinding is caught too). The
+        // document's redirect URIs go through the same rule as registrations (extraClientMetadata).
+        clientIdMetadataDocument: {
+          enabled: options.clientMetadataDocuments === true,
+          ack: 'draft-02',
+          allowFetch: async (_ctx: KoaContextWithOIDC, clientId: string) => URL.parse(clientId)?.protocol === 'https:',
+          cacheDuration: { min: 60, max: 3600 },
+        },
         registration: { enabled: true, initialAccessToken: false, issueRegistrationAccessToken: false },
         revocation: { enabled: true },
         userinfo: { enabled: false },

@@ -28,6 +28,8 @@ export interface Config {
     readonly accessTokenTtlSeconds: number;
     readonly refreshTokenTtlSeconds: number;
     readonly clientTtlSeconds: number;
+    /** Client ID Metadata Documents (https URL client ids, fetched with SSRF limits). */
+    readonly clientMetadataDocuments: boolean;
     /** Custom redirect URI schemes (without ':') an operator allows, besides loopback http and https. */
     readonly redirectSchemes: readonly string[];
   };
@@ -151,6 +153,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
       accessTokenTtlSeconds: e.OAUTH_ACCESS_TOKEN_TTL_SECONDS,
       refreshTokenTtlSeconds: e.OAUTH_REFRESH_TOKEN_TTL_SECONDS,
       clientTtlSeconds: e.OAUTH_CLIENT_TTL_SECONDS,
+      clientMetadataDocuments: e.OAUTH_CLIENT_METADATA_DOCUMENTS,
       redirectSchemes: e.OAUTH_REDIRECT_SCHEMES.split(',')
         .map((s) => s.trim())
         .filter((s) => s !== ''),

@@ -283,6 +283,13 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
       'How long a dynamically registered MCP client (RFC 7591, /oauth2/register) is kept without being used; every token it gets renews it. Between 3600 and 31536000.',
   },
   {
+    name: 'OAUTH_CLIENT_METADATA_DOCUMENTS',
+    default: 'false',
+    example: 'true',
+    description:
+      'Accept Client ID Metadata Documents: an MCP client may use an https URL as its client_id, and the gateway fetches that document (https only; never to loopback, private or other special-use addresses; 5 KB, 2.5 s; cached 1 minute to 1 hour). Experimental (draft-02 in oidc-provider); dynamic registration works either way.',
+  },
+  {
     name: 'OAUTH_REDIRECT_SCHEMES',
     default: '(none)',
     example: 'vscode,cursor',
@@ -458,6 +465,7 @@ export const envSchema = z
     OAUTH_ACCESS_TOKEN_TTL_SECONDS: seconds('OAUTH_ACCESS_TOKEN_TTL_SECONDS', 60, 3600).default(300),
     OAUTH_REFRESH_TOKEN_TTL_SECONDS: seconds('OAUTH_REFRESH_TOKEN_TTL_SECONDS', 3600, 7776000).default(1209600),
     OAUTH_CLIENT_TTL_SECONDS: seconds('OAUTH_CLIENT_TTL_SECONDS', 3600, 31536000).default(2592000),
+    OAUTH_CLIENT_METADATA_DOCUMENTS: bool('OAUTH_CLIENT_METADATA_DOCUMENTS').default(false),
     OAUTH_REDIRECT_SCHEMES: z
       .string()
       .trim()
