@@ -407,3 +407,7 @@ test('a mapping change reaches a running client at its next refresh; tokens alre
   }
   await context.close();
 });
+
+test('no console error, page error or CSP violation on the sign-in, continue and consent pages', () => {
+  assert.deepEqual(suite.problems.on(new URL(suite.gw.url).origin, []), []);
+});
