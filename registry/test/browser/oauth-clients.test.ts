@@ -23,7 +23,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { decodeJwt } from 'jose';
 import { MARKET_STATUS_TOOL } from '../../../servers/fininfo/server.ts';
-import { DEMO_PASSWORD, startSuite, type Suite } from './browser.ts';
+import { DEMO_PASSWORD, screenshot, startSuite, type Suite } from './browser.ts';
 
 let suite: Suite;
 const MAPPING = 'groups:\n  "team-x": ["mcp:server:currenttime:execute"]\n';
@@ -49,6 +49,8 @@ const serverUrl = (name: string) => `${suite.gw.url}/api/streamable/${name}`;
 interface BrowserPlan {
   username?: string;
   consent?: 'allow' | 'deny';
+  /** Write a screenshot of the consent page under this name (only with SCREENSHOTS_DIR). */
+  screenshot?: string;
 }
 
 /** Walks one authorization in `page`: sign in if asked, consent as planned; returns where it ended (the redirect URI). */
@@ -67,6 +69,7 @@ async function authorizeInBrowser(page: Page, url: string, plan: BrowserPlan, se
     }
     if (plan.consent !== undefined) {
       await page.waitForSelector('#consent');
+      if (plan.screenshot !== undefined) await screenshot(page, plan.screenshot);
       await page.click(plan.consent === 'allow' ? '#allow' : '#deny');
     }
     await page.waitForURL((u) => u.href.startsWith(redirectUrl));
@@ -219,7 +222,7 @@ test('an unmodified SDK client connects with no credentials, then a second serve
   const app = { info: undefined as OAuthClientInformationMixed | undefined };
 
   // No cookie, no token: the check answers 401 and the SDK starts the authorization.
-  const first = new TestOAuthProvider(page, { username: 'user', consent: 'allow' }, app, serverUrl('currenttime'));
+  const first = new TestOAuthProvider(page, { username: 'user', consent: 'allow', screenshot: 'consent' }, app, serverUrl('currenttime'));
   const client = await connect(first);
   assert.ok(app.info?.client_id, 'the client registered dynamically');
   assert.equal(first.landed?.searchParams.get('iss'), suite.gw.url, 'RFC 9207 iss on the authorization response');
