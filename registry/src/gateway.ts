@@ -124,6 +124,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
     clientTtlSeconds: config.oauth.clientTtlSeconds,
     clientMetadataDocuments: config.oauth.clientMetadataDocuments,
+    registrationsPerHour: config.oauth.registrationsPerHour,
     sessionTtlSeconds: config.sessionMaxLifetimeSeconds,
     redirectSchemes: config.oauth.redirectSchemes,
     // The dev provider's demo machine client gets client-credentials tokens here too, with the same secret.

@@ -46,6 +46,8 @@ export interface AuthorizationServerOptions {
   readonly clientTtlSeconds: number;
   /** Accept https URLs as client ids (Client ID Metadata Documents, draft-02). */
   readonly clientMetadataDocuments?: boolean;
+  /** Dynamic registrations one client address may make per hour (429 beyond). */
+  readonly registrationsPerHour?: number;
   /** How long one sign-in at the authorization server covers further authorizations (more servers). */
   readonly sessionTtlSeconds: number;
   /**
@@ -339,6 +341,16 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
 
   const callback = provider.callback();
   const router = express.Router();
+  const registrations = new WindowCounter(3600_000);
+  router.post(`${OAUTH_PREFIX}/register`, (req, res, next) => {
+    // req.ip is the client's address as nginx saw it (trust proxy: loopback).
+    if (registrations.hit(req.ip ?? '') <= (options.registrationsPerHour ?? 30)) return next();
+    log.info({ ip: req.ip }, 'dynamic registration refused: too many from this address');
+    res
+      .status(429)
+      .set('Retry-After', String(Math.ceil(registrations.resetsIn(req.ip ?? '') / 1000)))
+      .json({ error: 'too_many_requests', error_description: 'too many client registrations from this address; try again later' });
+  });
   router.use((req, res, next) => {
     const path = req.path;
     if (path === OAUTH_DISCOVERY) req.url = OPENID_DISCOVERY + req.url.slice(OAUTH_DISCOVERY.length);
@@ -456,6 +468,32 @@ function withGatewayScope(url: string): string {
   if (scopes.includes(GATEWAY_SCOPE)) return url;
   parsed.searchParams.set('scope', [...scopes, GATEWAY_SCOPE].join(' '));
   return `${parsed.pathname}${parsed.search}`;
+}
+
+/** Counts hits per key in fixed windows; bounded (a flood of keys resets it rather than grow without limit). */
+class WindowCounter {
+  readonly #windowMs: number;
+  readonly #hits = new Map<string, { count: number; start: number }>();
+
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs;
+  }
+
+  /** Counts one hit for `key`; returns the hits in its current window, this one included. */
+  hit(key: string, now = Date.now()): number {
+    let entry = this.#hits.get(key);
+    if (entry === undefined || now - entry.start >= this.#windowMs) {
+      if (this.#hits.size >= 10_000) this.#hits.clear();
+      entry = { count: 0, start: now };
+      this.#hits.set(key, entry);
+    }
+    return ++entry.count;
+  }
+
+  resetsIn(key: string, now = Date.now()): number {
+    const entry = this.#hits.get(key);
+    return entry === undefined ? 0 : Math.max(0, entry.start + this.#windowMs - now);
+  }
 }
 
 /** A redirect URI as a Content-Security-Policy source expression: its origin, or `scheme:` for a custom scheme. */

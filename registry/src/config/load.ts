@@ -30,6 +30,8 @@ export interface Config {
     readonly clientTtlSeconds: number;
     /** Client ID Metadata Documents (https URL client ids, fetched with SSRF limits). */
     readonly clientMetadataDocuments: boolean;
+    /** Dynamic registrations one client address may make per hour. */
+    readonly registrationsPerHour: number;
     /** Custom redirect URI schemes (without ':') an operator allows, besides loopback http and https. */
     readonly redirectSchemes: readonly string[];
   };
@@ -154,6 +156,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
       refreshTokenTtlSeconds: e.OAUTH_REFRESH_TOKEN_TTL_SECONDS,
       clientTtlSeconds: e.OAUTH_CLIENT_TTL_SECONDS,
       clientMetadataDocuments: e.OAUTH_CLIENT_METADATA_DOCUMENTS,
+      registrationsPerHour: e.OAUTH_REGISTRATIONS_PER_HOUR,
       redirectSchemes: e.OAUTH_REDIRECT_SCHEMES.split(',')
         .map((s) => s.trim())
         .filter((s) => s !== ''),

@@ -290,6 +290,12 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
       'Accept Client ID Metadata Documents: an MCP client may use an https URL as its client_id, and the gateway fetches that document (https only; never to loopback, private or other special-use addresses; 5 KB, 2.5 s; cached 1 minute to 1 hour). Experimental (draft-02 in oidc-provider); dynamic registration works either way.',
   },
   {
+    name: 'OAUTH_REGISTRATIONS_PER_HOUR',
+    default: '30',
+    example: '100',
+    description: 'How many dynamic client registrations (/oauth2/register) one client address may make per hour; more are answered 429. Between 1 and 100000.',
+  },
+  {
     name: 'OAUTH_REDIRECT_SCHEMES',
     default: '(none)',
     example: 'vscode,cursor',
@@ -466,6 +472,13 @@ export const envSchema = z
     OAUTH_REFRESH_TOKEN_TTL_SECONDS: seconds('OAUTH_REFRESH_TOKEN_TTL_SECONDS', 3600, 7776000).default(1209600),
     OAUTH_CLIENT_TTL_SECONDS: seconds('OAUTH_CLIENT_TTL_SECONDS', 3600, 31536000).default(2592000),
     OAUTH_CLIENT_METADATA_DOCUMENTS: bool('OAUTH_CLIENT_METADATA_DOCUMENTS').default(false),
+    OAUTH_REGISTRATIONS_PER_HOUR: z
+      .string()
+      .trim()
+      .regex(/^\d{1,6}$/, 'OAUTH_REGISTRATIONS_PER_HOUR must be a whole number')
+      .transform(Number)
+      .refine((n) => n >= 1 && n <= 100000, 'OAUTH_REGISTRATIONS_PER_HOUR must be between 1 and 100000')
+      .default(30),
     OAUTH_REDIRECT_SCHEMES: z
       .string()
       .trim()

@@ -13,6 +13,7 @@ let gw: TestGateway;
 
 before(async () => {
   gw = await startTestGateway({
+    env: { OAUTH_REGISTRATIONS_PER_HOUR: '2' },
     mapping: `clients:\n  ${JSON.stringify(DEV_MACHINE_CLIENT_ID)}: ["mcp:server:currenttime:execute", "mcp:server:offline:execute"]\n`,
   });
 });
@@ -71,4 +72,18 @@ test('the machine client discovers the token endpoint and gets a token for one s
   const notOurs = await clientCredentials(tokenEndpoint, 'https://elsewhere.example/api/streamable/currenttime');
   assert.equal(notOurs.status, 400);
   assert.equal(notOurs.body['error'], 'invalid_target');
+});
+
+test('dynamic registration is rate-limited per client address', async () => {
+  const register = () =>
+    fetch(`${gw.url}/oauth2/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:9/cb'], token_endpoint_auth_method: 'none' }),
+    });
+  assert.equal((await register()).status, 201);
+  assert.equal((await register()).status, 201);
+  const refused = await register();
+  assert.equal(refused.status, 429);
+  assert.ok(Number(refused.headers.get('retry-after')) > 0);
 });
