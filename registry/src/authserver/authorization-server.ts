@@ -23,6 +23,8 @@ const OAUTH_DISCOVERY = '/.well-known/oauth-authorization-server';
  * it); the token's scopes are the person's, narrowed by any `mcp:server:<name>:...` the client asked for.
  */
 export const GATEWAY_SCOPE = 'mcp';
+/** The authorization server's sign-in session cookie (one sign-in covers every server). */
+const SESSION_COOKIE = '_gw_oauth_session';
 /** Loopback hosts a redirect URI may use over plain http, on any port (RFC 8252 section 7.3). */
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
@@ -87,6 +89,8 @@ export interface InteractionView {
 
 export interface AuthorizationServer {
   readonly issuer: string;
+  /** The cookies of its sign-in session (and their signatures): signing out of the page clears them. */
+  readonly sessionCookies: readonly string[];
   /** Discovery (RFC 8414 and OpenID) and the /oauth2 endpoints; mount before any body parser. */
   readonly router: express.Router;
   /** Verifies the gateway's own access tokens, in-process (authz uses it in the check). */
@@ -172,7 +176,7 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       adapter: Adapter,
       jwks: { keys: [{ ...signingKey }] },
       cookies: {
-        names: { session: '_gw_oauth_session', interaction: '_gw_oauth_interaction', resume: '_gw_oauth_resume' },
+        names: { session: SESSION_COOKIE, interaction: '_gw_oauth_interaction', resume: '_gw_oauth_resume' },
         keys: [derive(options.secretKey, 'authserver-cookies')],
         long: { httpOnly: true, sameSite: 'lax', secure: publicUrl.startsWith('https:') },
         short: { httpOnly: true, sameSite: 'lax', secure: publicUrl.startsWith('https:') },
@@ -390,6 +394,7 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
 
   return {
     issuer,
+    sessionCookies: [SESSION_COOKIE, `${SESSION_COOKIE}.sig`],
     router,
     verifier,
     accountIdOf,

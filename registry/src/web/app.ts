@@ -115,6 +115,7 @@ export function createApp(options: AppOptions): RequestListener {
       sessions: options.sessions,
       scopesFor: (groups) => options.mapping.scopesFor(groups),
       sealer: options.sealer,
+      signOutCookies: options.authServer?.sessionCookies ?? [],
       log: log.child({ module: 'login' }),
     }),
   );

@@ -369,6 +369,28 @@ test('the failures: refused consent, wrong PKCE verifier, replayed code, unregis
   assert.equal(unregistered.status, 400);
   assert.match(await unregistered.text(), /invalid_redirect_uri/);
 
+  // Signing out of the page ends the authorization server's sign-in too: the next authorization
+  // asks who you are, and someone else can sign in in this browser.
+  await page.goto(`${suite.gw.url}/`);
+  await Promise.all([page.waitForResponse((r) => new URL(r.url()).pathname === '/logout'), page.click('#sign-out')]);
+  await page.waitForLoadState();
+  const names = (await context.cookies(suite.gw.url)).map((c) => c.name);
+  assert.ok(!names.some((n) => n.startsWith('_gw_oauth_session')), `the authorization server's session cookie is gone: ${names.join(' ')}`);
+  // The dev IdP keeps its own sign-in (as a real IdP does); end it so another person can sign in.
+  await context.clearCookies({ name: /^_session/ });
+  const otherPerson = await rawAuthorize(page, clientId, { username: 'analyst', consent: 'allow' }, serverUrl('fininfo'));
+  const otherCode = otherPerson.landed.searchParams.get('code');
+  assert.ok(otherCode, otherPerson.landed.href);
+  const otherToken = await tokenRequest({
+    grant_type: 'authorization_code',
+    code: otherCode,
+    redirect_uri: redirectUrl,
+    client_id: clientId,
+    code_verifier: otherPerson.verifier,
+    resource: serverUrl('fininfo'),
+  });
+  assert.equal(decodeJwt(String(otherToken.body['access_token'])).sub, 'dev:analyst');
+
   // Registration refuses a non-loopback http redirect URI and custom schemes nobody allowed.
   for (const uri of ['http://evil.example/cb', 'myapp://callback']) {
     const refusedRegistration = await registerClient([uri]);
