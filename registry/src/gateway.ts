@@ -125,7 +125,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     clientTtlSeconds: config.oauth.clientTtlSeconds,
     clientMetadataDocuments: config.oauth.clientMetadataDocuments,
     registrationsPerHour: config.oauth.registrationsPerHour,
-    sessionTtlSeconds: config.sessionMaxLifetimeSeconds,
+    // Its sign-in lasts no longer than a page login would (idle lifetime, capped by the absolute one).
+    sessionTtlSeconds: Math.min(config.sessionTtlSeconds, config.sessionMaxLifetimeSeconds),
     redirectSchemes: config.oauth.redirectSchemes,
     // The dev provider's demo machine client gets client-credentials tokens here too, with the same secret.
     machineClients: config.providerType === 'dev' ? [{ clientId: DEV_MACHINE_CLIENT_ID, clientSecret: devMachineSecret(config.secretKey) }] : [],

@@ -37,9 +37,12 @@ export function authorizeRoutes(options: AuthorizeRouteOptions): express.Router 
       return;
     }
     if (view.accountId !== authServer.accountIdOf(account)) {
+      // The authorization server's sign-in is someone else's (an older sign-in in this browser):
+      // end it, so the client's next attempt signs in as the person now signed in to the page.
+      for (const name of authServer.sessionCookies) res.clearCookie(name, { path: '/' });
       res.status(403).render('error', {
         status: 403,
-        message: 'You are signed in to the registry as someone else. Sign out and start again from your client.',
+        message: 'This authorization was started by someone else signed in earlier in this browser. Start again from your client.',
         signedIn: true,
       });
       return;
