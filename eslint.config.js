@@ -22,6 +22,7 @@ const LAYERS = [
   ['scopes', 'config'],
   ['identity'],
   ['sessions'],
+  ['authserver'],
   ['authz', 'mcp'],
   ['nginx'],
   ['web'],

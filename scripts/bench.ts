@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { login } from '../registry/test/integration/login.ts';
-import { FULL_USER, machineToken, nginxReloads, startGateway, startToggler, TOOL_USER, type RunningGateway } from './bench/gateway.ts';
+import { FULL_USER, gatewayMachineToken, machineToken, nginxReloads, startGateway, startToggler, TOOL_USER, type RunningGateway } from './bench/gateway.ts';
 import { measure, openMcpSession, TOOL_CALL_BODY, type LoadOptions, type Target } from './bench/load.ts';
 import { freePort, Processes, startDirectNginx, waitForHttp } from './bench/processes.ts';
 import { coresUsed, sampleCpu } from './bench/cpu.ts';
@@ -14,7 +14,7 @@ import { compareWithDirect, summary, writeResults, type Row } from './bench/repo
  * separate processes on 127.0.0.1, drives each row with the same autocannon load, prints a
  * table and writes bench/results/<time>.json. See docs/performance.md.
  *
- * BENCH_CONNECTIONS (16), BENCH_DURATION (10 s), BENCH_WARMUP (3 s) and BENCH_ROWS (a,b,c,d,e,f)
+ * BENCH_CONNECTIONS (16), BENCH_DURATION (10 s), BENCH_WARMUP (3 s) and BENCH_ROWS (a,b,c,d,e,f,g)
  * change the load and the rows; the defaults are what docs/performance.md reports.
  */
 const root = join(import.meta.dirname, '..');
@@ -24,9 +24,9 @@ const load: LoadOptions = {
   warmup: intFromEnv('BENCH_WARMUP', 3),
 };
 /** The rows to run, in this order. */
-const selected = (process.env['BENCH_ROWS'] ?? 'a,b,c,d,e,f').split(',').map((r) => r.trim());
-if (selected.some((r) => !/^[a-f]$/.test(r))) throw new Error('BENCH_ROWS: a comma-separated list of the rows a, b, c, d, e, f');
-/** The whole run is bounded: start-up, 10 s of backend warm-up and six rows of 13 s take about 1.6 minutes. */
+const selected = (process.env['BENCH_ROWS'] ?? 'a,b,c,d,e,f,g').split(',').map((r) => r.trim());
+if (selected.some((r) => !/^[a-g]$/.test(r))) throw new Error('BENCH_ROWS: a comma-separated list of the rows a, b, c, d, e, f, g');
+/** The whole run is bounded: start-up, 10 s of backend warm-up and seven rows of 13 s take about 1.8 minutes. */
 const DEADLINE_MS = 4 * 60 * 1000;
 
 interface Setup {
@@ -36,6 +36,8 @@ interface Setup {
   readonly fullCookie: string;
   readonly toolCookie: string;
   readonly bearer: string;
+  /** A token the gateway itself issued (client credentials at /oauth2/token, audience fininfo). */
+  readonly gatewayBearer: string;
 }
 
 function intFromEnv(name: string, fallback: number): number {
@@ -66,7 +68,8 @@ async function setUp(procs: Processes, dir: string): Promise<Setup> {
   const fullCookie = (await login(gateway.url, FULL_USER.username, FULL_USER.password)).cookie;
   const toolCookie = (await login(gateway.url, TOOL_USER.username, TOOL_USER.password)).cookie;
   const bearer = await machineToken(gateway);
-  return { backendUrl, directUrl, gateway, fullCookie, toolCookie, bearer };
+  const gatewayBearer = await gatewayMachineToken(gateway);
+  return { backendUrl, directUrl, gateway, fullCookie, toolCookie, bearer, gatewayBearer };
 }
 
 /** A `tools/call` target on an MCP path, with a session opened through that same path. */
@@ -108,6 +111,7 @@ async function runRows(s: Setup, procs: Processes): Promise<Row[]> {
     { row: 'd', what: 'gateway, bearer token', gateway: true, target: () => toolCall(gw, { authorization: `Bearer ${s.bearer}` }) },
     { row: 'e', what: '/auth/validate alone (checks/s)', gateway: false, target: () => validateTarget(s) },
     { row: 'f', what: '(b) while nginx reloads every 1 s', gateway: true, target: () => toolCall(gw, { cookie: s.fullCookie }), toggle: true },
+    { row: 'g', what: "gateway, the gateway's own token", gateway: true, target: () => toolCall(gw, { authorization: `Bearer ${s.gatewayBearer}` }) },
   ];
   if (selected.some((r) => r !== 'e')) await warmUpBackend(s);
   const results: Row[] = [];

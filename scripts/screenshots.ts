@@ -10,7 +10,7 @@ import { ensureSystemDeps } from './ensure-system-deps.ts';
 
 const root = join(import.meta.dirname, '..');
 const dir = join(root, 'docs', 'images');
-const EXPECTED = ['servers-admin', 'servers-tool-user', 'server-detail', 'register-errors', 'tools-search', 'who-can', 'audit', 'login'];
+const EXPECTED = ['servers-admin', 'servers-tool-user', 'server-detail', 'register-errors', 'tools-search', 'who-can', 'audit', 'login', 'consent'];
 
 ensureSystemDeps({ browser: true });
 mkdirSync(dir, { recursive: true });

@@ -1,13 +1,16 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { createAuthorizationServer } from './authserver/authorization-server.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { Catalog } from './catalog/catalog.ts';
 import type { ServerDefinition } from './catalog/server-definition.ts';
 import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
 import { createIdentityProvider } from './identity/create-provider.ts';
+import { DEV_MACHINE_CLIENT_ID, devMachineSecret } from './identity/dev.ts';
 import { ScopeMappingSource } from './identity/scope-mapping-source.ts';
+import type { OidcStoreEntry } from './identity/oidc-adapter.ts';
 import type { IdentityProvider } from './identity/provider.ts';
 import type { Logger } from './log.ts';
 import { BackendMonitor } from './mcp/backend-monitor.ts';
@@ -106,6 +109,31 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     timeoutMs: config.healthCheck.timeoutMs,
     log: log.child({ module: 'health' }),
   });
+  // The gateway as the MCP clients' authorization server (issuer = GATEWAY_PUBLIC_URL).
+  const authRecords = new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'authserver'), log: log.child({ module: 'authserver' }) });
+  const authServer = createAuthorizationServer({
+    publicUrl: config.gateway.publicUrl,
+    secretKey: config.secretKey,
+    records: authRecords,
+    catalog,
+    scopesFor: (groups) => mapping.scopesFor(groups),
+    liveGroups: (account) => {
+      for (const { identity } of sessions.signedIn()) if (identity.provider === account.provider && identity.sub === account.sub) return identity.groups;
+      return undefined;
+    },
+    accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
+    refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
+    clientTtlSeconds: config.oauth.clientTtlSeconds,
+    clientMetadataDocuments: config.oauth.clientMetadataDocuments,
+    registrationsPerHour: config.oauth.registrationsPerHour,
+    // Its sign-in lasts no longer than a page login would (idle lifetime, capped by the absolute one).
+    sessionTtlSeconds: Math.min(config.sessionTtlSeconds, config.sessionMaxLifetimeSeconds),
+    redirectSchemes: config.oauth.redirectSchemes,
+    // The dev provider's demo machine client gets client-credentials tokens here too, with the same secret.
+    machineClients: config.providerType === 'dev' ? [{ clientId: DEV_MACHINE_CLIENT_ID, clientSecret: devMachineSecret(config.secretKey) }] : [],
+    machineScopes: (clientId) => mapping.machineScopes(clientId),
+    log: log.child({ module: 'authserver' }),
+  });
   // Credentials: cookies through the session store, bearer tokens through the provider's rules.
   const bearer: BearerContext = {
     verify: provider.bearer ? createBearerVerifier(provider.bearer) : undefined,
@@ -122,6 +150,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     realm: BEARER_REALM,
     publicUrl: config.gateway.publicUrl,
     bearer,
+    gatewayTokens: authServer.verifier,
     audit,
     log: log.child({ module: 'authz' }),
   });
@@ -141,6 +170,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     mapping,
     sealer,
     audit,
+    authServer,
     log,
   });
   const server = createServer({ keepAliveTimeout: 65_000 }, app).listen(config.registryPort, '127.0.0.1');
@@ -148,6 +178,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   } catch (err) {
     await sessions.close();
+    await authRecords.close();
     await audit.close();
     throw err;
   }
@@ -165,6 +196,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     server.close();
     await catalog.close();
     await sessions.close();
+    await authRecords.close();
     await audit.close();
     throw err;
   }
@@ -194,6 +226,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await sessions.close();
+      await authRecords.close();
       await provider.close?.();
       await audit.close();
     },

@@ -95,6 +95,19 @@ export async function machineToken(gateway: RunningGateway): Promise<string> {
   return body.access_token;
 }
 
+/** A client-credentials token from the gateway's own authorization server, for fininfo's MCP URL. */
+export async function gatewayMachineToken(gateway: RunningGateway): Promise<string> {
+  const basic = Buffer.from(`${DEV_MACHINE_CLIENT_ID}:${devMachineSecret(gateway.secretKey)}`).toString('base64');
+  const res = await fetch(`${gateway.url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic}` },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${gateway.url}/api/streamable/fininfo` }).toString(),
+  });
+  const body = (await res.json()) as { access_token?: string };
+  if (res.status !== 200 || !body.access_token) throw new Error(`gateway token endpoint answered ${res.status}: ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
 /** How many times nginx was told to reload so far (its error log, at `notice`). */
 export function nginxReloads(gateway: RunningGateway): number {
   try {

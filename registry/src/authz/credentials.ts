@@ -1,3 +1,4 @@
+import type { GatewayTokenVerifier } from '../authserver/verify.ts';
 import type { BearerResult } from './bearer.ts';
 import { sessionIdFromCookieHeader } from '../sessions/cookie.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
@@ -67,6 +68,45 @@ export async function principalFromBearer(authorization: string, context: Bearer
       identity: { sub: who.sub, username: who.machine ? `client:${who.clientId ?? who.sub}` : who.username, groups: who.groups, provider: context.provider },
       scopes,
       ...(who.machine ? { machineClient: who.clientId ?? who.sub } : {}),
+    },
+  };
+}
+
+/** The token of an `Authorization: Bearer` header, or undefined when the header is malformed. */
+export function bearerToken(authorization: string): string | undefined {
+  return BEARER.exec(authorization)?.[1];
+}
+
+/**
+ * Finds the principal behind an access token the gateway itself issued to an MCP client
+ * (authserver/): valid only on the server whose MCP URL is its audience, with the scopes it
+ * carries (that server's, never more than the person's groups grant). Its `sub` is
+ * `<provider>:<sub>`, split back so the person is the same principal as with their cookie.
+ */
+export async function principalFromGatewayToken(token: string, server: string, verifier: GatewayTokenVerifier): Promise<CredentialResult> {
+  const result = await verifier.verify(token, server);
+  if (!result.ok) return { ok: false, reason: 'token-invalid', detail: result.reason };
+  const who = result.identity;
+  if (who.machine)
+    return {
+      ok: true,
+      principal: {
+        identity: { sub: who.clientId, username: `client:${who.clientId}`, groups: [], provider: 'gateway' },
+        scopes: who.scopes,
+        machineClient: who.clientId,
+      },
+    };
+  const colon = who.sub.indexOf(':');
+  return {
+    ok: true,
+    principal: {
+      identity: {
+        sub: colon < 0 ? who.sub : who.sub.slice(colon + 1),
+        username: who.username,
+        groups: [],
+        provider: colon < 0 ? 'gateway' : who.sub.slice(0, colon),
+      },
+      scopes: who.scopes,
     },
   };
 }

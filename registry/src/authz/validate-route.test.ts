@@ -4,8 +4,11 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express from 'express';
 import { sign } from 'cookie-signature';
+import { importJWK, SignJWT } from 'jose';
 import type { SessionData } from 'express-session';
 import type { AuditEntry } from '../audit/audit-log.ts';
+import { deriveSigningKey, publicJwk } from '../authserver/keys.ts';
+import { createGatewayTokenVerifier } from '../authserver/verify.ts';
 import { createLogger } from '../log.ts';
 import { VALIDATE_PATH } from './paths.ts';
 import { createSessionBinding } from './session-binding.ts';
@@ -222,5 +225,85 @@ describe('the check endpoint', () => {
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('x-mcp-backend-session'), 'b');
     });
+  });
+});
+
+describe("the check with the gateway's own access tokens", () => {
+  const PUBLIC = 'https://gw.example';
+  const key = deriveSigningKey(SECRET);
+  let svc: { url: string; server: Server };
+  before(async () => {
+    const app = express();
+    app.all(
+      VALIDATE_PATH,
+      createValidateRoute({
+        catalog,
+        sessions: { peek: (sid) => sessions.get(sid) },
+        secret: SECRET,
+        authEnabled: true,
+        realm: 'mcp-gateway',
+        publicUrl: PUBLIC,
+        gatewayTokens: createGatewayTokenVerifier({ issuer: PUBLIC, key: publicJwk(key), publicUrl: PUBLIC }),
+        audit,
+        log: createLogger('silent'),
+      }),
+    );
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    svc = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+  });
+  after(() => svc.server.close());
+
+  const token = async (aud: string, scope: string, sub = 'dev:u-1', clientId = 'c-1') =>
+    new SignJWT({ scope, client_id: clientId, username: 'user' })
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt' })
+      .setIssuer(PUBLIC)
+      .setAudience(aud)
+      .setSubject(sub)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(await importJWK(key, 'ES256'));
+  const check = async (bearer: string, messages = call) =>
+    fetch(`${svc.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', authorization: `Bearer ${bearer}`, ...messages } });
+
+  test("a token for the server's MCP URL: the person, with the token's scopes", async () => {
+    const res = await check(await token(`${PUBLIC}/api/streamable/svc`, 'mcp:server:svc:execute'));
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-user'), 'u-1', 'the same subject as with the cookie');
+    assert.equal(res.headers.get('x-username'), 'user');
+    assert.equal(res.headers.get('x-scopes'), 'mcp:server:svc:execute');
+    // Same principal as the cookie: the same MCP session key.
+    const withCookie = await fetch(`${svc.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-user'), ...call } });
+    assert.equal(res.headers.get('x-mcp-session-key'), withCookie.headers.get('x-mcp-session-key'));
+  });
+
+  test('scopes come from the token: a one-tool token is refused another tool (403)', async () => {
+    const res = await check(await token(`${PUBLIC}/api/execute/svc/sse`, 'mcp:server:svc:tool:other:execute'));
+    assert.equal(res.status, 403);
+    assert.equal(res.headers.get('x-missing-scope'), 'mcp:server:svc:tool:get_time:execute');
+  });
+
+  test('a token for another resource, or from another issuer, is 401 invalid_token', async () => {
+    for (const bad of [
+      await token(`${PUBLIC}/api/streamable/other`, 'mcp:server:svc:execute'),
+      await token(`${PUBLIC}/api/streamable/svc/`, 'mcp:server:svc:execute'),
+      await new SignJWT({ scope: 'mcp:server:svc:execute' })
+        .setProtectedHeader({ alg: 'ES256' })
+        .setIssuer('https://idp.example')
+        .sign(await importJWK(key, 'ES256')),
+    ]) {
+      const res = await check(bad);
+      assert.equal(res.status, 401);
+      assert.equal(
+        res.headers.get('www-authenticate'),
+        'Bearer realm="mcp-gateway", error="invalid_token", scope="mcp:server:svc:tool:get_time:execute", resource_metadata="https://gw.example/.well-known/oauth-protected-resource/api/streamable/svc"',
+      );
+    }
+  });
+
+  test('a client-credentials token (sub = client_id) is that machine client', async () => {
+    const res = await check(await token(`${PUBLIC}/api/streamable/svc`, 'mcp:server:svc:execute', 'machine-1', 'machine-1'));
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-username'), 'client:machine-1');
   });
 });

@@ -4,7 +4,17 @@ import type { Catalog } from '../catalog/catalog.ts';
 import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
 import type { Logger } from '../log.ts';
 import { decideAccess, type McpMessage } from '../scopes/decide.ts';
-import { principalFromBearer, principalFromCookie, type BearerContext, type Principal, type SessionLookup } from './credentials.ts';
+import type { GatewayTokenVerifier } from '../authserver/verify.ts';
+import {
+  bearerToken,
+  principalFromBearer,
+  principalFromCookie,
+  principalFromGatewayToken,
+  type BearerContext,
+  type CredentialResult,
+  type Principal,
+  type SessionLookup,
+} from './credentials.ts';
 import { headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
 import { bearerChallenge, metadataUrl, resourceUrl, type ChallengeError } from './protected-resource.ts';
@@ -38,6 +48,8 @@ export interface ValidateRouteOptions {
   readonly publicUrl: string;
   /** Bearer tokens; omit to accept session cookies only. */
   readonly bearer?: BearerContext;
+  /** Access tokens the gateway issued to MCP clients (authserver/); omit when it issues none. */
+  readonly gatewayTokens?: GatewayTokenVerifier;
   readonly audit: AuditLog;
   readonly log: Logger;
 }
@@ -97,6 +109,14 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
     }
   };
 
+  /** The gateway's own tokens (`iss` is the gateway) are verified here; any other goes to the IdP's rules. */
+  async function fromAuthorization(authorization: string, serverName: string): Promise<CredentialResult> {
+    const token = bearerToken(authorization);
+    if (token !== undefined && options.gatewayTokens?.issuedHere(token)) return principalFromGatewayToken(token, serverName, options.gatewayTokens);
+    if (!options.bearer) return { ok: false, reason: token === undefined ? 'token-malformed' : 'token-invalid', detail: 'not a token of this gateway' };
+    return principalFromBearer(authorization, options.bearer);
+  }
+
   async function check(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // The check answers on its exact path only (nginx blocks every spelling from outside too).
     if ((req.url ?? '').split('?')[0] !== VALIDATE_PATH) return void res.writeHead(404).end();
@@ -112,8 +132,8 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       const authorization = header(req, 'authorization');
       // An Authorization header is the client's explicit choice; a cookie is only consulted without one.
       const found =
-        authorization !== undefined && options.bearer
-          ? await principalFromBearer(authorization, options.bearer)
+        authorization !== undefined && (options.bearer || options.gatewayTokens)
+          ? await fromAuthorization(authorization, serverName)
           : principalFromCookie(header(req, 'cookie'), secret, sessions);
       if (!found.ok) {
         log.info({ requestId, server: serverName, reason: found.reason, detail: found.detail }, 'auth check: 401');

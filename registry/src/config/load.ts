@@ -23,6 +23,18 @@ export interface Config {
   readonly sessionTtlSeconds: number;
   /** The absolute lifetime of a login, from sign-in (SESSION_MAX_LIFETIME_SECONDS). */
   readonly sessionMaxLifetimeSeconds: number;
+  /** The gateway as the MCP clients' authorization server (registry/src/authserver). */
+  readonly oauth: {
+    readonly accessTokenTtlSeconds: number;
+    readonly refreshTokenTtlSeconds: number;
+    readonly clientTtlSeconds: number;
+    /** Client ID Metadata Documents (https URL client ids, fetched with SSRF limits). */
+    readonly clientMetadataDocuments: boolean;
+    /** Dynamic registrations one client address may make per hour. */
+    readonly registrationsPerHour: number;
+    /** Custom redirect URI schemes (without ':') an operator allows, besides loopback http and https. */
+    readonly redirectSchemes: readonly string[];
+  };
   /** Background MCP health checks of every backend (0 = on demand only), and each check's limit. */
   readonly healthCheck: { readonly intervalMs: number; readonly timeoutMs: number };
   /** Cookies are Secure when the public URL is https. */
@@ -141,6 +153,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     auditLogFile: e.AUDIT_LOG_FILE === undefined ? join(stateDir, 'audit.log') : resolveFrom(projectRoot, e.AUDIT_LOG_FILE),
     sessionTtlSeconds: e.SESSION_TTL_SECONDS,
     sessionMaxLifetimeSeconds: e.SESSION_MAX_LIFETIME_SECONDS,
+    oauth: {
+      accessTokenTtlSeconds: e.OAUTH_ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: e.OAUTH_REFRESH_TOKEN_TTL_SECONDS,
+      clientTtlSeconds: e.OAUTH_CLIENT_TTL_SECONDS,
+      clientMetadataDocuments: e.OAUTH_CLIENT_METADATA_DOCUMENTS,
+      registrationsPerHour: e.OAUTH_REGISTRATIONS_PER_HOUR,
+      redirectSchemes: e.OAUTH_REDIRECT_SCHEMES.split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    },
     healthCheck: { intervalMs: e.HEALTH_CHECK_INTERVAL_SECONDS * 1000, timeoutMs: e.HEALTH_CHECK_TIMEOUT_SECONDS * 1000 },
     cookieSecure: publicUrl.startsWith('https:'),
     corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,

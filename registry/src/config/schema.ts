@@ -263,6 +263,47 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
       'How long a login may last at most, counted from sign-in: renewal by SESSION_TTL_SECONDS and IdP refreshes never take a session past it, however often a page polls. Between 1 and 2592000 (30 days).',
   },
   {
+    name: 'OAUTH_ACCESS_TOKEN_TTL_SECONDS',
+    default: '300 (5 minutes)',
+    example: '600',
+    description:
+      'How long an access token the gateway issues to an MCP client (/oauth2/token) is valid. It is also the bound on revocation: a revoked grant or a person removed from a group keeps working on tokens already issued until they expire. Between 60 and 3600.',
+  },
+  {
+    name: 'OAUTH_REFRESH_TOKEN_TTL_SECONDS',
+    default: '1209600 (14 days)',
+    example: '604800',
+    description:
+      'How long an MCP client may go without refreshing before it must sign in again. Refresh tokens rotate at every use. Between 3600 and 7776000 (90 days).',
+  },
+  {
+    name: 'OAUTH_CLIENT_TTL_SECONDS',
+    default: '2592000 (30 days)',
+    example: '604800',
+    description:
+      'How long a dynamically registered MCP client (RFC 7591, /oauth2/register) is kept without being used; every token it gets renews it. Between 3600 and 31536000.',
+  },
+  {
+    name: 'OAUTH_CLIENT_METADATA_DOCUMENTS',
+    default: 'false',
+    example: 'true',
+    description:
+      'Accept Client ID Metadata Documents: an MCP client may use an https URL as its client_id, and the gateway fetches that document (https only; never to loopback, private or other special-use addresses; 5 KB, 2.5 s; cached 1 minute to 1 hour). Experimental (draft-02 in oidc-provider); dynamic registration works either way.',
+  },
+  {
+    name: 'OAUTH_REGISTRATIONS_PER_HOUR',
+    default: '30',
+    example: '100',
+    description: 'How many dynamic client registrations (/oauth2/register) one client address may make per hour; more are answered 429. Between 1 and 100000.',
+  },
+  {
+    name: 'OAUTH_REDIRECT_SCHEMES',
+    default: '(none)',
+    example: 'vscode,cursor',
+    description:
+      'Custom URI schemes MCP clients may register as redirect URIs, comma-separated. Without it only loopback http (any port) and https redirect URIs are accepted.',
+  },
+  {
     name: 'HEALTH_CHECK_INTERVAL_SECONDS',
     default: '60',
     example: '300',
@@ -455,6 +496,27 @@ export const envSchema = z
       )
       .transform((list) => [...new Set(list)])
       .default([]),
+    OAUTH_ACCESS_TOKEN_TTL_SECONDS: seconds('OAUTH_ACCESS_TOKEN_TTL_SECONDS', 60, 3600).default(300),
+    OAUTH_REFRESH_TOKEN_TTL_SECONDS: seconds('OAUTH_REFRESH_TOKEN_TTL_SECONDS', 3600, 7776000).default(1209600),
+    OAUTH_CLIENT_TTL_SECONDS: seconds('OAUTH_CLIENT_TTL_SECONDS', 3600, 31536000).default(2592000),
+    OAUTH_CLIENT_METADATA_DOCUMENTS: bool('OAUTH_CLIENT_METADATA_DOCUMENTS').default(false),
+    OAUTH_REGISTRATIONS_PER_HOUR: z
+      .string()
+      .trim()
+      .regex(/^\d{1,6}$/, 'OAUTH_REGISTRATIONS_PER_HOUR must be a whole number')
+      .transform(Number)
+      .refine((n) => n >= 1 && n <= 100000, 'OAUTH_REGISTRATIONS_PER_HOUR must be between 1 and 100000')
+      .default(30),
+    OAUTH_REDIRECT_SCHEMES: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .regex(/^(?:[a-z][a-z0-9+.-]*(?:\s*,\s*[a-z][a-z0-9+.-]*)*)?$/, 'OAUTH_REDIRECT_SCHEMES must be URI schemes separated by commas, such as vscode,cursor')
+      .refine(
+        (v) => !/(?:^|,)\s*(?:https?|javascript|data|file|vbscript)\s*(?:,|$)/.test(v),
+        'OAUTH_REDIRECT_SCHEMES must not list http, https, javascript, data, file or vbscript',
+      )
+      .default(''),
     NGINX_BIN: z.string().trim().min(1).optional(),
     NGINX_NJS_MODULE: z.string().trim().min(1).default('/usr/lib/nginx/modules/ngx_http_js_module.so'),
     NGINX_MAX_BODY_SIZE: z

@@ -3,12 +3,14 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import session from 'express-session';
 import { join } from 'node:path';
 import type { AuditLog } from '../audit/audit-log.ts';
+import type { AuthorizationServer } from '../authserver/authorization-server.ts';
 import type { BearerContext } from '../authz/credentials.ts';
 import { BEARER_REALM, VALIDATE_PATH } from '../authz/paths.ts';
 import type { ScopeMappingSource } from '../identity/scope-mapping-source.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { toHttp } from '../errors.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
+import { authorizeRoutes } from './routes/authorize.ts';
 import { loginRoutes } from './routes/login.ts';
 import type { Logger } from '../log.ts';
 import { SESSION_COOKIE, sessionCookieOptions } from '../sessions/cookie.ts';
@@ -45,6 +47,8 @@ export interface AppOptions {
   readonly mapping: ScopeMappingSource;
   readonly sealer: { seal(plain: string): string };
   readonly audit: AuditLog;
+  /** The gateway as the MCP clients' authorization server; its interaction pages live here. */
+  readonly authServer?: AuthorizationServer;
   readonly log: Logger;
 }
 
@@ -53,8 +57,8 @@ export interface AppOptions {
  * 1. /auth/validate: the nginx check, plain node:http before Express (it reads sessions, never writes them);
  * 2. security headers (strict CSP) on everything else; /healthz, /readyz; the RFC 9728
  *    protected-resource metadata (/.well-known/oauth-protected-resource/...);
- * 3. the built-in IdP (dev provider only);
- * 4. sessions, then /static, login/logout/callback, the REST API (/api/registry, JSON errors),
+ * 3. the built-in IdP (dev provider only); the authorization server's discovery and /oauth2 endpoints;
+ * 4. sessions, then /static, login/logout/callback, the authorization interaction pages, the REST API (/api/registry, JSON errors),
  *    the operators' pages and their forms; the page and the API share RegistryActions;
  * 5. one error handler: a page for people, never a stack trace.
  */
@@ -88,6 +92,8 @@ export function createApp(options: AppOptions): RequestListener {
   // RFC 9728 metadata for MCP clients: public, no session.
   app.use(protectedResourceRoutes({ publicUrl: options.publicUrl, catalog: options.catalog }));
   if (options.provider.router) app.use('/idp', options.provider.router);
+  // Discovery and /oauth2/* (not the interaction pages): no session, oidc-provider parses its own bodies.
+  if (options.authServer) app.use(options.authServer.router);
 
   app.use(
     session({
@@ -113,9 +119,14 @@ export function createApp(options: AppOptions): RequestListener {
       sessions: options.sessions,
       scopesFor: (groups) => options.mapping.scopesFor(groups),
       sealer: options.sealer,
+      signOutCookies: options.authServer?.sessionCookies ?? [],
       log: log.child({ module: 'login' }),
     }),
   );
+  if (options.authServer)
+    app.use(
+      authorizeRoutes({ authServer: options.authServer, scopesFor: (groups) => options.mapping.scopesFor(groups), log: log.child({ module: 'authorize' }) }),
+    );
   app.use(API_PREFIX, apiRouter({ actions, bearer: options.bearer, publicUrl: options.publicUrl, realm: BEARER_REALM, log: log.child({ module: 'api' }) }));
   app.use(pageRoutes({ actions, catalog: options.catalog, nginxStatus: options.nginxStatus }));
   app.use(formRoutes({ actions, catalog: options.catalog, log: log.child({ module: 'web' }) }));

@@ -104,7 +104,7 @@ describe('published URLs come from GATEWAY_PUBLIC_URL only', () => {
           if (path.includes('well-known') && res.status === 200) {
             const urls = absoluteUrls(res.body);
             assert.ok(path !== '/idp/.well-known/openid-configuration' || urls.length > 5, 'the discovery document lists its endpoints');
-            // The gateway's own resource and issuer are the public URL itself, without a path.
+            // The gateway's own resource, and its authorization server's issuer, are the public URL itself, without a path.
             for (const url of urls) assert.ok(url === gw.url || url.startsWith(`${gw.url}/`), `${where} ${path}: ${url} is not under ${gw.url}`);
           }
         }

@@ -34,6 +34,8 @@ export interface LoginRouteOptions {
   /** Groups -> scopes, with the current mapping file. */
   readonly scopesFor: (groups: readonly string[]) => string[];
   readonly sealer: { seal(plain: string): string };
+  /** More cookies sign-out clears: the authorization server's sign-in session, so the next MCP client authorization asks who you are. */
+  readonly signOutCookies?: readonly string[];
   readonly log: Logger;
 }
 
@@ -96,6 +98,7 @@ export function loginRoutes(options: LoginRouteOptions): express.Router {
     const user = req.session.identity?.username;
     await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
     res.clearCookie('mcp_gateway_session', { path: '/' });
+    for (const name of options.signOutCookies ?? []) res.clearCookie(name, { path: '/' });
     log.info({ user }, 'signed out');
     res.redirect('/');
   });

@@ -1,0 +1,89 @@
+/**
+ * A machine client finds the gateway's token endpoint from its authorization server metadata and
+ * gets a client-credentials token there for one server: the mapping file's scopes for that client,
+ * on that server only.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { decodeJwt } from 'jose';
+import { devMachineSecret, DEV_MACHINE_CLIENT_ID } from '../../src/identity/dev.ts';
+import { startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
+
+let gw: TestGateway;
+
+before(async () => {
+  gw = await startTestGateway({
+    env: { OAUTH_REGISTRATIONS_PER_HOUR: '2' },
+    mapping: `clients:\n  ${JSON.stringify(DEV_MACHINE_CLIENT_ID)}: ["mcp:server:currenttime:execute", "mcp:server:offline:execute"]\n`,
+  });
+});
+after(async () => {
+  await gw?.[Symbol.asyncDispose]();
+});
+
+const basic = `Basic ${Buffer.from(`${DEV_MACHINE_CLIENT_ID}:${devMachineSecret(TEST_SECRET_KEY)}`).toString('base64')}`;
+
+async function clientCredentials(tokenEndpoint: string, resource: string, secret = basic): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(tokenEndpoint, {
+    method: 'POST',
+    headers: { authorization: secret, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource }).toString(),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+function initialize(token: string, server: string): Promise<Response> {
+  return fetch(`${gw.url}/api/streamable/${server}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'machine', version: '1' } },
+    }),
+  });
+}
+
+test('the machine client discovers the token endpoint and gets a token for one server', async () => {
+  const metadata = (await (await fetch(`${gw.url}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+  assert.equal(metadata['issuer'], gw.url);
+  assert.ok((metadata['grant_types_supported'] as string[]).includes('client_credentials'));
+  assert.deepEqual(metadata['code_challenge_methods_supported'], ['S256']);
+  assert.equal(metadata['authorization_response_iss_parameter_supported'], true);
+  assert.ok(!(metadata['scopes_supported'] as string[]).includes('offline_access'));
+  const tokenEndpoint = String(metadata['token_endpoint']);
+
+  const resource = `${gw.url}/api/streamable/currenttime`;
+  const issued = await clientCredentials(tokenEndpoint, resource);
+  assert.equal(issued.status, 200, JSON.stringify(issued.body));
+  const token = String(issued.body['access_token']);
+  const claims = decodeJwt(token);
+  assert.equal(claims.aud, resource);
+  assert.equal(claims['scope'], 'mcp:server:currenttime:execute');
+  assert.equal(claims.sub, DEV_MACHINE_CLIENT_ID);
+  assert.equal((await initialize(token, 'currenttime')).status, 200);
+  // Another server's scope in the mapping does not make this token good there.
+  assert.equal((await initialize(token, 'offline')).status, 401);
+
+  const wrongSecret = await clientCredentials(tokenEndpoint, resource, `Basic ${Buffer.from(`${DEV_MACHINE_CLIENT_ID}:nope`).toString('base64')}`);
+  assert.equal(wrongSecret.status, 401);
+  assert.equal(wrongSecret.body['error'], 'invalid_client');
+  const notOurs = await clientCredentials(tokenEndpoint, 'https://elsewhere.example/api/streamable/currenttime');
+  assert.equal(notOurs.status, 400);
+  assert.equal(notOurs.body['error'], 'invalid_target');
+});
+
+test('dynamic registration is rate-limited per client address', async () => {
+  const register = () =>
+    fetch(`${gw.url}/oauth2/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:9/cb'], token_endpoint_auth_method: 'none' }),
+    });
+  assert.equal((await register()).status, 201);
+  assert.equal((await register()).status, 201);
+  const refused = await register();
+  assert.equal(refused.status, 429);
+  assert.ok(Number(refused.headers.get('retry-after')) > 0);
+});
