@@ -8,7 +8,10 @@
  *   script, which with no desktop runs `$BROWSER <url>`. The test's `$BROWSER` is a shell script
  *   that appends the URL to a file; the test opens that URL in the real Debian chromium, signs in
  *   and allows, and chromium lands on mcp-remote's own loopback callback.
- * - The MCP Inspector's CLI mode (`inspector --cli`), with a token in `--header`.
+ * - The MCP Inspector's CLI mode (`inspector --cli`, no web UI): its own OAuth flow (it opens the
+ *   browser through `open` too when MCP_AUTO_OPEN_ENABLED=true, its switch for "no TTY but a
+ *   person is there"), its stored tokens on a second run; and a gateway token in `--header`, on
+ *   Streamable HTTP and SSE.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -21,7 +24,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { decodeJwt } from 'jose';
 import { devMachineSecret, DEV_MACHINE_CLIENT_ID } from '../../src/identity/dev.ts';
-import { TEST_SECRET_KEY } from '../integration/harness.ts';
+import { freePort, TEST_SECRET_KEY } from '../integration/harness.ts';
 import { DEMO_PASSWORD, startSuite, text, type Suite } from './browser.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -189,10 +192,10 @@ for (const [label, path, extra] of [
 }
 
 /** Runs the Inspector CLI to the end; returns exit code, stdout, stderr. */
-function inspector(args: string[], home: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function inspector(args: string[], home: string, extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [INSPECTOR, '--cli', ...args], {
-      env: childEnv(home, { MCP_AUTO_OPEN_ENABLED: 'false' }),
+      env: childEnv(home, { MCP_AUTO_OPEN_ENABLED: 'false', ...extraEnv }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -208,19 +211,23 @@ function inspector(args: string[], home: string): Promise<{ code: number | null;
   });
 }
 
-test('the Inspector CLI (--cli, --transport http) with a gateway token in --header: tools/list, tools/call; no token is refused', async () => {
-  const mcpUrl = `${suite.gw.url}/api/streamable/currenttime`;
-  const home = join(dir, 'inspector-home');
-  // The token: the dev machine client's client-credentials token from the gateway's token endpoint.
+/** The dev machine client's client-credentials token for one MCP URL, from the gateway's token endpoint. */
+async function machineToken(resource: string): Promise<string> {
   const basic = Buffer.from(`${DEV_MACHINE_CLIENT_ID}:${devMachineSecret(TEST_SECRET_KEY)}`).toString('base64');
   const response = await fetch(`${suite.gw.url}/oauth2/token`, {
     method: 'POST',
     headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: mcpUrl }).toString(),
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource }).toString(),
   });
   const issued = (await response.json()) as { access_token: string };
   assert.equal(response.status, 200, JSON.stringify(issued));
-  const bearer = `Authorization: Bearer ${issued.access_token}`;
+  return issued.access_token;
+}
+
+test('the Inspector CLI (--cli, --transport http and sse) with a gateway token in --header: tools/list, tools/call; no token is refused', async () => {
+  const mcpUrl = `${suite.gw.url}/api/streamable/currenttime`;
+  const home = join(dir, 'inspector-home');
+  const bearer = `Authorization: Bearer ${await machineToken(mcpUrl)}`;
 
   const listed = await inspector([mcpUrl, '--transport', 'http', '--header', bearer, '--method', 'tools/list', '--format', 'json'], home);
   assert.equal(listed.code, 0, listed.stderr);
@@ -253,6 +260,18 @@ test('the Inspector CLI (--cli, --transport http) with a gateway token in --head
   assert.notEqual(result.isError, true, called.stdout);
   assert.match(result.content[0]!.text, /\d{4}-\d{2}-\d{2}/);
 
+  // The SSE transport: a token for the SSE URL (its own resource).
+  const sseUrl = `${suite.gw.url}/api/execute/currenttime/sse`;
+  const overSse = await inspector(
+    [sseUrl, '--transport', 'sse', '--header', `Authorization: Bearer ${await machineToken(sseUrl)}`, '--method', 'tools/list', '--format', 'json'],
+    home,
+  );
+  assert.equal(overSse.code, 0, overSse.stderr);
+  assert.deepEqual(
+    (JSON.parse(overSse.stdout) as { result: { tools: Array<{ name: string }> } }).result.tools.map((t) => t.name),
+    ['current_time_by_timezone'],
+  );
+
   // No token, and told not to start an interactive OAuth: the 401 challenge is what it reports.
   const refused = await inspector([mcpUrl, '--transport', 'http', '--stored-auth-only', '--method', 'tools/list', '--format', 'json'], home);
   assert.notEqual(refused.code, 0, refused.stdout);
@@ -267,6 +286,58 @@ test('the Inspector CLI (--cli, --transport http) with a gateway token in --head
   });
   assert.equal(raw.status, 401);
   assert.match(raw.headers.get('www-authenticate') ?? '', /^Bearer/);
+});
+
+test('the Inspector CLI (--cli, --transport http) does the OAuth flow itself: browser sign-in and consent, then stored tokens', async () => {
+  const mcpUrl = `${suite.gw.url}/api/streamable/currenttime`;
+  const home = join(dir, 'inspector-oauth-home');
+  const browser = fakeBrowser('inspector');
+  const callbackUrl = `http://127.0.0.1:${await freePort()}/oauth/callback`;
+  // No TTY here: MCP_AUTO_OPEN_ENABLED=true is the CLI's own switch for "a person is there, open the browser".
+  // No OS keychain here: the file store (under the temp HOME) keeps the tokens for the second run.
+  const env = { MCP_AUTO_OPEN_ENABLED: 'true', BROWSER: browser.script, MCP_INSPECTOR_SECRET_STORE: 'file' };
+  const running = inspector([mcpUrl, '--transport', 'http', '--callback-url', callbackUrl, '--method', 'tools/list', '--format', 'json'], home, env);
+  const context = await suite.context();
+  const page = await context.newPage();
+  try {
+    const authorizeUrl = await waitFor('the Inspector CLI to open the browser', () => opened(browser.log)[0]);
+    const authorize = new URL(authorizeUrl);
+    assert.equal(authorize.origin + authorize.pathname, `${suite.gw.url}/oauth2/authorize`);
+    assert.equal(authorize.searchParams.get('resource'), mcpUrl);
+    const landed = await signInAndAllow(page, authorizeUrl, { username: 'user', callbackOrigin: (u) => u.href.startsWith(callbackUrl) });
+    assert.ok(landed.searchParams.get('code'), landed.href);
+  } finally {
+    await context.close();
+  }
+  const listed = await running;
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.deepEqual(
+    (JSON.parse(listed.stdout) as { result: { tools: Array<{ name: string }> } }).result.tools.map((t) => t.name),
+    ['current_time_by_timezone'],
+  );
+
+  // Again, non-interactive: the tokens it stored, no browser.
+  const called = await inspector(
+    [
+      mcpUrl,
+      '--transport',
+      'http',
+      '--stored-auth-only',
+      '--method',
+      'tools/call',
+      '--tool-name',
+      'current_time_by_timezone',
+      '--tool-arg',
+      'tz_name=UTC',
+      '--format',
+      'json',
+    ],
+    home,
+    { MCP_INSPECTOR_SECRET_STORE: 'file' },
+  );
+  assert.equal(called.code, 0, called.stderr);
+  assert.match((JSON.parse(called.stdout) as { result: { content: Array<{ text: string }> } }).result.content[0]!.text, /\d{4}-\d{2}-\d{2}/);
+  assert.equal(opened(browser.log).length, 1);
 });
 
 test('no console error, page error or CSP violation on the sign-in and consent pages', () => {
