@@ -92,7 +92,7 @@ function mcpRemote(args: string[], env: Record<string, string>) {
 }
 
 /** Signs in at the dev IdP if asked and allows at the consent page; waits until chromium is on the callback. */
-async function signInAndAllow(page: Page, url: string, options: { username?: string; callbackOrigin: (u: URL) => boolean }): Promise<URL> {
+async function signInAndAllow(page: Page, url: string, options: { username?: string; clientName?: string; callbackOrigin: (u: URL) => boolean }): Promise<URL> {
   await page.goto(url);
   if (options.username !== undefined) {
     await page.waitForSelector('#username');
@@ -101,6 +101,7 @@ async function signInAndAllow(page: Page, url: string, options: { username?: str
     await page.click('#submit');
   }
   await page.waitForSelector('#consent');
+  if (options.clientName !== undefined) assert.match((await page.locator('#consent').textContent()) ?? '', new RegExp(options.clientName));
   await page.click('#allow');
   await page.waitForURL(options.callbackOrigin);
   return new URL(page.url());
@@ -161,7 +162,7 @@ for (const [label, path, extra] of [
       assert.equal(authorize.origin + authorize.pathname, `${suite.gw.url}/oauth2/authorize`);
       assert.equal(authorize.searchParams.get('code_challenge_method'), 'S256');
       assert.equal(authorize.searchParams.get('resource'), mcpUrl);
-      const landed = await signInAndAllow(page, authorizeUrl, { username: 'user', callbackOrigin: loopbackCallback });
+      const landed = await signInAndAllow(page, authorizeUrl, { username: 'user', clientName: 'MCP CLI Proxy', callbackOrigin: loopbackCallback });
       assert.ok(landed.searchParams.get('code'), landed.href);
       await connected;
       await listAndCall(first.client);
