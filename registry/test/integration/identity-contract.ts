@@ -14,6 +14,8 @@ import { login } from './login.ts';
 /** What the contract needs from one identity provider set-up. */
 export interface ProviderFixture {
   readonly gw: TestGateway;
+  /** The upstream IdP's issuer, where the fixture runs one. */
+  readonly idpIssuer?: string;
   /** A client-credentials access token of the machine client listed in the mapping file. */
   machineToken(): Promise<string>;
   /** A user's own access token, where the provider hands one out to tests. */
@@ -98,6 +100,7 @@ export async function externalFixture(profile: IdpProfile, backend: RunningMcpSe
   const gw = await startTestGateway({ port, env, mapping: mappingFor(idp.m2mClientId), definitions: [fininfoDefinition(backend)] });
   return {
     gw,
+    idpIssuer: idp.issuer,
     machineToken: () => idp.clientCredentialsToken(),
     userAccessToken: async (username) => (await idp.userTokens(username)).accessToken,
     setGroups: (username, groups) => idp.setGroups(username, groups),
