@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAuthorizationServer } from './authserver/authorization-server.ts';
 import { Connections } from './authserver/grants.ts';
+import { refusingRevoked } from './authserver/revocations.ts';
 import { PersonalTokens, type PersonalTokenRecord } from './authserver/personal-tokens.ts';
 import { AccountActions } from './web/account-actions.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
@@ -152,7 +153,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     catalog,
     publicUrl: config.gateway.publicUrl,
     tokens: personalTokens,
-    connections: new Connections({ records: authRecords, publicUrl: config.gateway.publicUrl }),
+    connections: new Connections({ records: authRecords, publicUrl: config.gateway.publicUrl, accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds }),
   });
   // Credentials: cookies through the session store, bearer tokens through the provider's rules.
   const bearer: BearerContext = {
@@ -170,7 +171,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     realm: BEARER_REALM,
     publicUrl: config.gateway.publicUrl,
     bearer,
-    gatewayTokens: authServer.verifier,
+    // Access tokens of a client its person disconnected are refused at once (from the store's memory).
+    gatewayTokens: refusingRevoked(authServer.verifier, authRecords, config.oauth.accessTokenTtlSeconds),
     personalTokens,
     audit,
     log: log.child({ module: 'authz' }),

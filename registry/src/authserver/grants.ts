@@ -1,6 +1,7 @@
 import { recordStoreAdapter, type OidcStoreEntry } from '../identity/oidc-adapter.ts';
 import type { RecordStore, StoredRecord } from '../store/index.ts';
 import { serverOfResource } from './resources.ts';
+import { recordRevocation } from './revocations.ts';
 
 /** One client a person authorized (an oidc-provider Grant), as the page and the API list it. */
 export interface ConnectionView {
@@ -24,20 +25,21 @@ export interface ConnectionView {
  * The clients connected with people's accounts: the authorization server's grants, read from its
  * record store (`Grant:<id>`), and their revocation. Revoking destroys the grant and every record
  * it owns (refresh tokens, codes: `GrantMembers`), so its refresh token fails at once
- * (invalid_grant) and no new access token is issued; access tokens already issued are JWTs the
- * check verifies without the store, so they keep working until they expire
- * (OAUTH_ACCESS_TOKEN_TTL_SECONDS, 5 minutes by default). Listing scans the store's records
+ * (invalid_grant), and records the disconnection (revocations.ts), so the check refuses the
+ * access tokens the client already holds on their next use, from memory. Listing scans the store's records
  * (it holds them in memory); an index by account is the step when a Redis store comes.
  */
 export class Connections {
   readonly #records: RecordStore<OidcStoreEntry>;
   readonly #publicUrl: string;
+  readonly #accessTokenTtlSeconds: number;
   readonly #grants;
   readonly #refreshTokens;
 
-  constructor(options: { records: RecordStore<OidcStoreEntry>; publicUrl: string }) {
+  constructor(options: { records: RecordStore<OidcStoreEntry>; publicUrl: string; accessTokenTtlSeconds: number }) {
     this.#records = options.records;
     this.#publicUrl = options.publicUrl;
+    this.#accessTokenTtlSeconds = options.accessTokenTtlSeconds;
     const Adapter = recordStoreAdapter(options.records);
     this.#grants = new Adapter('Grant');
     this.#refreshTokens = new Adapter('RefreshToken');
@@ -62,6 +64,8 @@ export class Connections {
   async revoke(id: string, accountId: string | undefined): Promise<ConnectionView | undefined> {
     const found = (await this.list(accountId)).find((c) => c.id === id);
     if (found === undefined) return undefined;
+    // First the record the check refuses the client's access tokens by, then the grant itself.
+    await recordRevocation(this.#records, found.accountId, found.clientId, this.#accessTokenTtlSeconds);
     await this.#refreshTokens.revokeByGrantId(id);
     await this.#grants.destroy(id);
     return found;

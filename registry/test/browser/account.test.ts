@@ -130,6 +130,7 @@ describe('connected clients page', () => {
     const refreshed = await flow.refresh();
     assert.equal(refreshed.status, 400);
     assert.equal(refreshed.body['error'], 'invalid_grant');
+    assert.equal((await initialize('currenttime', flow.accessToken)).status, 401, 'its access token too');
   });
 });
 

@@ -515,7 +515,7 @@ describe('personal access tokens', () => {
 });
 
 describe('connected clients', () => {
-  test('an OAuth grant is listed (name as text, redirect host, servers); another person gets 404; revoking stops its refresh token at once', async () => {
+  test('an OAuth grant is listed (name as text, redirect host, servers); another person gets 404; revoking stops its refresh token and its access token at once', async () => {
     const { jar } = await login(gw.url, 'user', 'demo');
     const flow = await authorizeOverHttp(gw.url, jar, { clientName: '<script>alert(1)</script> CLI', server: 'currenttime' });
     const listed = await api.call('listConnections', { as: as('user') });
@@ -541,10 +541,16 @@ describe('connected clients', () => {
     const refresh = await flow.refresh();
     assert.equal(refresh.status, 400);
     assert.equal(refresh.body.error, 'invalid_grant');
-    // The access token already issued is a JWT the check verifies in-process: it works until
-    // its exp (OAUTH_ACCESS_TOKEN_TTL_SECONDS, 300 s here), the documented bound.
-    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${flow.accessToken}` })).status, 200);
-    assert.ok(flow.expiresIn <= 300);
+    // The access token it already holds is refused on its next use (the check reads the
+    // disconnection from the store's memory), on every transport of that server.
+    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${flow.accessToken}` })).status, 401);
+    // Authorized again, the client's new token works: only tokens from before the disconnection are refused.
+    const again = await authorizeOverHttp(gw.url, jar, { clientName: 'again', server: 'currenttime' });
+    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${again.accessToken}` })).status, 200);
+    const second = (await api.call('listConnections', { as: as('user') })).body.connections;
+    assert.equal(second.length, 1);
+    assert.equal((await api.call('revokeConnection', { as: as('admin'), params: { id: second[0].id } })).status, 200, "an admin revokes anyone's");
+    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${again.accessToken}` })).status, 401);
     assert.equal((await api.call('listConnections', { as: as('user') })).body.connections.length, 0);
   });
 });

@@ -273,7 +273,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     method: 'delete',
     path: '/connections/:id',
     operationId: 'revokeConnection',
-    summary: 'Disconnect a client: its grant and refresh tokens are revoked at once, its access tokens expire within OAUTH_ACCESS_TOKEN_TTL_SECONDS',
+    summary: 'Disconnect a client: its grant, refresh tokens and the access tokens it holds stop working at once',
     access: 'the person it is connected with, or mcp:registry:admin',
     params: idParams,
     status: 200,

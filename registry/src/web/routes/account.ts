@@ -30,7 +30,7 @@ export function accountRoutes({ account, catalog, log }: { account: AccountActio
       { user: req.session.identity!.username, grant: revoked.id, client: revoked.clientId, owner: revoked.username },
       'connected client revoked from the page',
     );
-    done(req, res, '/connections', `${revoked.clientName ?? revoked.clientId} is disconnected: its refresh token no longer works.`);
+    done(req, res, '/connections', `${revoked.clientName ?? revoked.clientId} is disconnected: its tokens no longer work.`);
   });
 
   router.get('/tokens', requireSignedIn, (req: Request, res: Response) => {
