@@ -10,7 +10,19 @@ import { ensureSystemDeps } from './ensure-system-deps.ts';
 
 const root = join(import.meta.dirname, '..');
 const dir = join(root, 'docs', 'images');
-const EXPECTED = ['servers-admin', 'servers-tool-user', 'server-detail', 'register-errors', 'tools-search', 'who-can', 'audit', 'login', 'consent'];
+const EXPECTED = [
+  'servers-admin',
+  'servers-tool-user',
+  'server-detail',
+  'register-errors',
+  'tools-search',
+  'who-can',
+  'audit',
+  'login',
+  'consent',
+  'connections',
+  'token-created',
+];
 
 ensureSystemDeps({ browser: true });
 mkdirSync(dir, { recursive: true });

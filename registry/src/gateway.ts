@@ -2,6 +2,10 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAuthorizationServer } from './authserver/authorization-server.ts';
+import { Connections } from './authserver/grants.ts';
+import { refusingRevoked } from './authserver/revocations.ts';
+import { PersonalTokens, type PersonalTokenRecord } from './authserver/personal-tokens.ts';
+import { AccountActions } from './web/account-actions.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { Catalog } from './catalog/catalog.ts';
 import type { ServerDefinition } from './catalog/server-definition.ts';
@@ -134,6 +138,23 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     machineScopes: (clientId) => mapping.machineScopes(clientId),
     log: log.child({ module: 'authserver' }),
   });
+  // Personal access tokens (STATE_DIR/tokens, held in memory too: the check reads them with no I/O).
+  const tokenRecords = new FileRecordStore<PersonalTokenRecord>({ dir: join(config.stateDir, 'tokens'), log: log.child({ module: 'tokens' }) });
+  const personalTokens = new PersonalTokens({
+    records: tokenRecords,
+    maxLifetimeDays: config.oauth.patMaxLifetimeDays,
+    scopesFor: (groups) => mapping.scopesFor(groups),
+    liveGroups: (owner) => {
+      for (const { identity } of sessions.signedIn()) if (identity.provider === owner.provider && identity.sub === owner.sub) return identity.groups;
+      return undefined;
+    },
+  });
+  const account = new AccountActions({
+    catalog,
+    publicUrl: config.gateway.publicUrl,
+    tokens: personalTokens,
+    connections: new Connections({ records: authRecords, publicUrl: config.gateway.publicUrl, accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds }),
+  });
   // Credentials: cookies through the session store, bearer tokens through the provider's rules.
   const bearer: BearerContext = {
     verify: provider.bearer ? createBearerVerifier(provider.bearer) : undefined,
@@ -150,7 +171,9 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     realm: BEARER_REALM,
     publicUrl: config.gateway.publicUrl,
     bearer,
-    gatewayTokens: authServer.verifier,
+    // Access tokens of a client its person disconnected are refused at once (from the store's memory).
+    gatewayTokens: refusingRevoked(authServer.verifier, authRecords, config.oauth.accessTokenTtlSeconds),
+    personalTokens,
     audit,
     log: log.child({ module: 'authz' }),
   });
@@ -171,6 +194,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     sealer,
     audit,
     authServer,
+    account,
     log,
   });
   const server = createServer({ keepAliveTimeout: 65_000 }, app).listen(config.registryPort, '127.0.0.1');
@@ -179,6 +203,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   } catch (err) {
     await sessions.close();
     await authRecords.close();
+    await tokenRecords.close();
     await audit.close();
     throw err;
   }
@@ -197,6 +222,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     await catalog.close();
     await sessions.close();
     await authRecords.close();
+    await tokenRecords.close();
     await audit.close();
     throw err;
   }
@@ -227,6 +253,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await sessions.close();
       await authRecords.close();
+      await tokenRecords.close();
       await provider.close?.();
       await audit.close();
     },

@@ -1,4 +1,5 @@
 import type { GatewayTokenVerifier } from '../authserver/verify.ts';
+import type { PersonalTokens } from '../authserver/personal-tokens.ts';
 import type { BearerResult } from './bearer.ts';
 import { sessionIdFromCookieHeader } from '../sessions/cookie.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
@@ -108,5 +109,20 @@ export async function principalFromGatewayToken(token: string, server: string, v
       },
       scopes: who.scopes,
     },
+  };
+}
+
+/**
+ * Finds the person behind a personal access token (authserver/personal-tokens.ts): valid only
+ * on the servers chosen at its creation, with the scopes the person holds there now. From
+ * memory, no I/O; a revoked token fails on the next request.
+ */
+export function principalFromPersonalToken(token: string, server: string, tokens: Pick<PersonalTokens, 'check'>): CredentialResult {
+  const result = tokens.check(token, server);
+  if (!result.ok) return { ok: false, reason: 'token-invalid', detail: result.reason };
+  const { owner } = result;
+  return {
+    ok: true,
+    principal: { identity: { sub: owner.sub, username: owner.username, groups: [...owner.groups], provider: owner.provider }, scopes: result.scopes },
   };
 }

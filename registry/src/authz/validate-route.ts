@@ -5,11 +5,13 @@ import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
 import type { Logger } from '../log.ts';
 import { decideAccess, type McpMessage } from '../scopes/decide.ts';
 import type { GatewayTokenVerifier } from '../authserver/verify.ts';
+import { PAT_PREFIX, type PersonalTokens } from '../authserver/personal-tokens.ts';
 import {
   bearerToken,
   principalFromBearer,
   principalFromCookie,
   principalFromGatewayToken,
+  principalFromPersonalToken,
   type BearerContext,
   type CredentialResult,
   type Principal,
@@ -50,6 +52,8 @@ export interface ValidateRouteOptions {
   readonly bearer?: BearerContext;
   /** Access tokens the gateway issued to MCP clients (authserver/); omit when it issues none. */
   readonly gatewayTokens?: GatewayTokenVerifier;
+  /** Personal access tokens (`mgp_...`), checked from memory; omit to accept none. */
+  readonly personalTokens?: Pick<PersonalTokens, 'check'>;
   readonly audit: AuditLog;
   readonly log: Logger;
 }
@@ -112,6 +116,8 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
   /** The gateway's own tokens (`iss` is the gateway) are verified here; any other goes to the IdP's rules. */
   async function fromAuthorization(authorization: string, serverName: string): Promise<CredentialResult> {
     const token = bearerToken(authorization);
+    if (token !== undefined && token.startsWith(PAT_PREFIX) && options.personalTokens)
+      return principalFromPersonalToken(token, serverName, options.personalTokens);
     if (token !== undefined && options.gatewayTokens?.issuedHere(token)) return principalFromGatewayToken(token, serverName, options.gatewayTokens);
     if (!options.bearer) return { ok: false, reason: token === undefined ? 'token-malformed' : 'token-invalid', detail: 'not a token of this gateway' };
     return principalFromBearer(authorization, options.bearer);
@@ -132,7 +138,7 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       const authorization = header(req, 'authorization');
       // An Authorization header is the client's explicit choice; a cookie is only consulted without one.
       const found =
-        authorization !== undefined && (options.bearer || options.gatewayTokens)
+        authorization !== undefined && (options.bearer || options.gatewayTokens || options.personalTokens)
           ? await fromAuthorization(authorization, serverName)
           : principalFromCookie(header(req, 'cookie'), secret, sessions);
       if (!found.ok) {

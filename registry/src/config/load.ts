@@ -32,6 +32,8 @@ export interface Config {
     readonly clientMetadataDocuments: boolean;
     /** Dynamic registrations one client address may make per hour. */
     readonly registrationsPerHour: number;
+    /** PAT_MAX_LIFETIME_DAYS: the longest a personal access token may live. */
+    readonly patMaxLifetimeDays: number;
     /** Custom redirect URI schemes (without ':') an operator allows, besides loopback http and https. */
     readonly redirectSchemes: readonly string[];
   };
@@ -159,6 +161,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
       clientTtlSeconds: e.OAUTH_CLIENT_TTL_SECONDS,
       clientMetadataDocuments: e.OAUTH_CLIENT_METADATA_DOCUMENTS,
       registrationsPerHour: e.OAUTH_REGISTRATIONS_PER_HOUR,
+      patMaxLifetimeDays: e.PAT_MAX_LIFETIME_DAYS,
       redirectSchemes: e.OAUTH_REDIRECT_SCHEMES.split(',')
         .map((s) => s.trim())
         .filter((s) => s !== ''),

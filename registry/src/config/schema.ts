@@ -297,6 +297,13 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     description: 'How many dynamic client registrations (/oauth2/register) one client address may make per hour; more are answered 429. Between 1 and 100000.',
   },
   {
+    name: 'PAT_MAX_LIFETIME_DAYS',
+    default: '90',
+    example: '30',
+    description:
+      'The longest lifetime, in days, a person may give a personal access token they create on the Tokens page or with POST /api/registry/tokens (for MCP clients that only take a static Authorization header). Between 1 and 365.',
+  },
+  {
     name: 'OAUTH_REDIRECT_SCHEMES',
     default: '(none)',
     example: 'vscode,cursor',
@@ -507,6 +514,13 @@ export const envSchema = z
       .transform(Number)
       .refine((n) => n >= 1 && n <= 100000, 'OAUTH_REGISTRATIONS_PER_HOUR must be between 1 and 100000')
       .default(30),
+    PAT_MAX_LIFETIME_DAYS: z
+      .string()
+      .trim()
+      .regex(/^\d{1,3}$/, 'PAT_MAX_LIFETIME_DAYS must be a whole number of days')
+      .transform(Number)
+      .refine((n) => n >= 1 && n <= 365, 'PAT_MAX_LIFETIME_DAYS must be between 1 and 365')
+      .default(90),
     OAUTH_REDIRECT_SCHEMES: z
       .string()
       .trim()

@@ -4,6 +4,8 @@ import session from 'express-session';
 import { join } from 'node:path';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { AuthorizationServer } from '../authserver/authorization-server.ts';
+import type { AccountActions } from './account-actions.ts';
+import { accountRoutes } from './routes/account.ts';
 import type { BearerContext } from '../authz/credentials.ts';
 import { BEARER_REALM, VALIDATE_PATH } from '../authz/paths.ts';
 import type { ScopeMappingSource } from '../identity/scope-mapping-source.ts';
@@ -49,6 +51,8 @@ export interface AppOptions {
   readonly audit: AuditLog;
   /** The gateway as the MCP clients' authorization server; its interaction pages live here. */
   readonly authServer?: AuthorizationServer;
+  /** Connected clients and personal access tokens (/connections, /tokens and their API). */
+  readonly account?: AccountActions;
   readonly log: Logger;
 }
 
@@ -81,6 +85,7 @@ export function createApp(options: AppOptions): RequestListener {
     signedIn: () => options.sessions.signedIn(),
     nginxStatus: options.nginxStatus,
     nginxSettled: options.nginxSettled,
+    ...(options.account ? { account: options.account } : {}),
   });
 
   app.use(securityHeaders(options.publicUrl));
@@ -128,6 +133,7 @@ export function createApp(options: AppOptions): RequestListener {
       authorizeRoutes({ authServer: options.authServer, scopesFor: (groups) => options.mapping.scopesFor(groups), log: log.child({ module: 'authorize' }) }),
     );
   app.use(API_PREFIX, apiRouter({ actions, bearer: options.bearer, publicUrl: options.publicUrl, realm: BEARER_REALM, log: log.child({ module: 'api' }) }));
+  if (options.account) app.use(accountRoutes({ account: options.account, catalog: options.catalog, log: log.child({ module: 'account' }) }));
   app.use(pageRoutes({ actions, catalog: options.catalog, nginxStatus: options.nginxStatus }));
   app.use(formRoutes({ actions, catalog: options.catalog, log: log.child({ module: 'web' }) }));
 

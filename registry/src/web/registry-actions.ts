@@ -14,6 +14,7 @@ import { canEditServer, canReadServer, canToggleServer, decideAccess, hasScope, 
 import { grantsOnServer } from '../scopes/grants.ts';
 import { REGISTRY_ADMIN, REGISTRY_READ, serverScope } from '../scopes/scope.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
+import type { AccountActions } from './account-actions.ts';
 import {
   fieldProblemsOf,
   type NginxState,
@@ -36,6 +37,8 @@ export interface RegistryActionsOptions {
   readonly nginxStatus: () => NginxState;
   /** Resolves when nginx has taken the newest catalog (or refused it). */
   readonly nginxSettled: () => Promise<void>;
+  /** Connected clients and personal access tokens (account-actions.ts); absent without the authorization server. */
+  readonly account?: AccountActions;
 }
 
 export type Change = { server: ServerSummary; nginx: NginxState };
@@ -45,6 +48,12 @@ export class RegistryActions {
 
   constructor(options: RegistryActionsOptions) {
     this.#o = options;
+  }
+
+  /** Connected clients and personal access tokens; NOT_FOUND where the gateway has none. */
+  get account(): AccountActions {
+    if (!this.#o.account) throw new GatewayError('NOT_FOUND', 'This gateway issues no tokens of its own.');
+    return this.#o.account;
   }
 
   /** Every server the caller may read, by name. */

@@ -22,6 +22,7 @@ import {
 import { ApiClient, assertError, machineToken, type ApiResponse, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, freePort, startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
+import { authorizeOverHttp } from './oauth-flow.ts';
 
 /*
  * The REST API under /api/registry, through nginx, against the real registry: one gateway for
@@ -161,6 +162,8 @@ function bodyFor(operationId: string): unknown {
       return { enabled: false };
     case 'whoCan':
       return { groups: ['mcp-admin'], server: 'currenttime' };
+    case 'createToken':
+      return { name: 'any', servers: ['currenttime'], lifetimeDays: 1 };
     default:
       return undefined;
   }
@@ -172,7 +175,7 @@ describe('credentials', () => {
   test('every endpoint without credentials: 401 AUTH_NO_CREDENTIALS with a Bearer challenge, nothing changed', async () => {
     const before = catalogFiles();
     for (const route of API_ROUTES) {
-      const res = await api.call(route.operationId, { params: { name: 'currenttime' }, body: bodyFor(route.operationId) });
+      const res = await api.call(route.operationId, { params: { name: 'currenttime', id: 'x' }, body: bodyFor(route.operationId) });
       assertError(res, 401, 'AUTH_NO_CREDENTIALS', route.operationId);
       assert.equal(
         res.headers.get('www-authenticate'),
@@ -198,7 +201,7 @@ describe('credentials', () => {
     for (const route of API_ROUTES) {
       for (const forged of bad) {
         const res = await api.call(route.operationId, {
-          params: { name: 'currenttime' },
+          params: { name: 'currenttime', id: 'x' },
           body: bodyFor(route.operationId),
           as: { bearer: forged, cookie: signed['admin']!.cookie },
           headers: { 'x-csrf-token': signed['admin']!.csrf },
@@ -452,6 +455,105 @@ describe('visibility', () => {
 });
 
 // ---- register --------------------------------------------------------------------------------
+
+describe('personal access tokens', () => {
+  test('user creates one for currenttime: shown once, works there through nginx, 401 on fininfo; listed without the token', async () => {
+    const created = await api.call('createToken', { as: as('user'), body: { name: 'laptop', servers: ['currenttime'], lifetimeDays: 30 } });
+    assert.equal(created.status, 201, created.text);
+    const pat = created.body.token as string;
+    assert.match(pat, /^mgp_/);
+    assert.deepEqual(created.body.tokenInfo.servers, ['currenttime']);
+    assert.equal(created.body.mcpUrls.currenttime, `${gw.url}/api/streamable/currenttime`);
+    const days = (Date.parse(created.body.tokenInfo.expiresAt) - Date.now()) / 86_400_000;
+    assert.ok(days > 29.9 && days <= 30, `expires in ${days} days`);
+    assert.ok((await mcpTools('currenttime', { authorization: `Bearer ${pat}` })).length > 0);
+    const other = await mcpPost('fininfo', { authorization: `Bearer ${pat}` });
+    assert.equal(other.status, 401, other.text);
+    const tampered = await mcpPost('currenttime', { authorization: `Bearer ${pat.slice(0, -2)}xx` });
+    assert.equal(tampered.status, 401);
+    const listed = await api.call('listTokens', { as: as('user') });
+    assert.equal(listed.status, 200);
+    const mine = listed.body.tokens.find((t: { id: string }) => t.id === created.body.tokenInfo.id);
+    assert.ok(mine, 'listed');
+    assert.ok(!listed.text.includes(pat.slice(-43)), 'the list never holds the secret');
+    // Another person neither sees nor revokes it; an admin sees it with its owner.
+    const theirs = await api.call('listTokens', { as: as('analyst') });
+    assert.equal(theirs.body.tokens.length, 0);
+    assertError(await api.call('revokeToken', { as: as('analyst'), params: { id: mine.id } }), 404, 'NOT_FOUND');
+    const all = await api.call('listTokens', { as: as('admin') });
+    assert.equal(all.body.tokens.find((t: { id: string }) => t.id === mine.id)?.owner, 'user');
+    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${pat}` })).status, 200, 'still works');
+    // Revoked: the next request is refused.
+    const revoked = await api.call('revokeToken', { as: as('user'), params: { id: mine.id } });
+    assert.equal(revoked.status, 200, revoked.text);
+    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${pat}` })).status, 401);
+    assertError(await api.call('revokeToken', { as: as('user'), params: { id: mine.id } }), 404, 'NOT_FOUND');
+  });
+
+  test('lifetime above PAT_MAX_LIFETIME_DAYS (90), a server without scopes or no server: 400; nothing created', async () => {
+    const before = (await api.call('listTokens', { as: as('admin') })).body.tokens.length;
+    assertError(await api.call('createToken', { as: as('user'), body: { name: 'long', servers: ['currenttime'], lifetimeDays: 91 } }), 400, 'REQUEST_INVALID');
+    assertError(await api.call('createToken', { as: as('no-groups'), body: { name: 'x', servers: ['currenttime'], lifetimeDays: 1 } }), 400, 'REQUEST_INVALID');
+    assertError(await api.call('createToken', { as: as('user'), body: { name: 'x', servers: [], lifetimeDays: 1 } }), 400, 'REQUEST_INVALID');
+    assertError(
+      await api.call('createToken', { as: as('user'), body: { name: 'x', servers: ['currenttime'], lifetimeDays: 1 }, headers: { 'x-csrf-token': 'wrong' } }),
+      403,
+      'CSRF_TOKEN_INVALID',
+    );
+    assert.equal((await api.call('listTokens', { as: as('admin') })).body.tokens.length, before);
+  });
+
+  test("an admin revokes someone else's token; one token for two servers works on both", async () => {
+    const created = await api.call('createToken', { as: as('user'), body: { name: 'both', servers: ['currenttime', 'fininfo'], lifetimeDays: 1 } });
+    assert.equal(created.status, 201, created.text);
+    const pat = created.body.token as string;
+    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${pat}` })).status, 200);
+    assert.equal((await mcpPost('fininfo', { authorization: `Bearer ${pat}` })).status, 200);
+    assert.equal((await api.call('revokeToken', { as: as('admin'), params: { id: created.body.tokenInfo.id } })).status, 200);
+    assert.equal((await mcpPost('fininfo', { authorization: `Bearer ${pat}` })).status, 401);
+  });
+});
+
+describe('connected clients', () => {
+  test('an OAuth grant is listed (name as text, redirect host, servers); another person gets 404; revoking stops its refresh token and its access token at once', async () => {
+    const { jar } = await login(gw.url, 'user', 'demo');
+    const flow = await authorizeOverHttp(gw.url, jar, { clientName: '<script>alert(1)</script> CLI', server: 'currenttime' });
+    const listed = await api.call('listConnections', { as: as('user') });
+    assert.equal(listed.status, 200, listed.text);
+    const grant = listed.body.connections.find((c: { clientId: string }) => c.clientId === flow.clientId);
+    assert.ok(grant, listed.text);
+    assert.equal(grant.clientName, '<script>alert(1)</script> CLI');
+    assert.deepEqual(grant.redirectHosts, ['127.0.0.1:9']);
+    assert.equal(grant.username, 'user');
+    assert.deepEqual(
+      grant.servers.map((s: { server: string }) => s.server),
+      ['currenttime'],
+    );
+    assert.ok(grant.servers[0].scopes.length > 0);
+    assert.ok(grant.lastUsedAt, 'the refresh token it holds dates its last use');
+    assert.equal((await api.call('listConnections', { as: as('analyst') })).body.connections.length, 0);
+    assertError(await api.call('revokeConnection', { as: as('analyst'), params: { id: grant.id } }), 404, 'NOT_FOUND');
+    assert.ok((await api.call('listConnections', { as: as('admin') })).body.connections.some((c: { id: string }) => c.id === grant.id));
+    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${flow.accessToken}` })).status, 200);
+
+    const revoked = await api.call('revokeConnection', { as: as('user'), params: { id: grant.id } });
+    assert.equal(revoked.status, 200, revoked.text);
+    const refresh = await flow.refresh();
+    assert.equal(refresh.status, 400);
+    assert.equal(refresh.body.error, 'invalid_grant');
+    // The access token it already holds is refused on its next use (the check reads the
+    // disconnection from the store's memory), on every transport of that server.
+    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${flow.accessToken}` })).status, 401);
+    // Authorized again, the client's new token works: only tokens from before the disconnection are refused.
+    const again = await authorizeOverHttp(gw.url, jar, { clientName: 'again', server: 'currenttime' });
+    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${again.accessToken}` })).status, 200);
+    const second = (await api.call('listConnections', { as: as('user') })).body.connections;
+    assert.equal(second.length, 1);
+    assert.equal((await api.call('revokeConnection', { as: as('admin'), params: { id: second[0].id } })).status, 200, "an admin revokes anyone's");
+    assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${again.accessToken}` })).status, 401);
+    assert.equal((await api.call('listConnections', { as: as('user') })).body.connections.length, 0);
+  });
+});
 
 describe('register', () => {
   const assertRegistered = (res: ApiResponse, name: string) => {

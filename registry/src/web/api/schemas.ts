@@ -225,3 +225,49 @@ export type ToolsResult = z.infer<typeof toolsResultSchema>;
 export type WhoCanQuestion = z.infer<typeof whoCanBodySchema>;
 export type WhoCanAnswer = z.infer<typeof whoCanResultSchema>;
 export type NginxState = z.infer<typeof nginxStateSchema>;
+
+/** A personal access token as listed (never the token itself). */
+export const personalTokenSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    owner: z.string(),
+    servers: z.array(z.string()),
+    createdAt: z.string(),
+    expiresAt: z.string(),
+  })
+  .meta({ id: 'PersonalToken' });
+
+export const personalTokenListSchema = z.object({ tokens: z.array(personalTokenSchema) }).meta({ id: 'PersonalTokenList' });
+
+export const personalTokenBodySchema = z
+  .strictObject({
+    name: z.string().trim().min(1).max(64),
+    servers: z.array(serverNameParam).min(1).max(100),
+    lifetimeDays: z.number().int().min(1),
+  })
+  .meta({ id: 'NewPersonalToken' });
+
+/** The only answer that holds the token: keep it, it is not shown again. */
+export const personalTokenCreatedSchema = z
+  .object({ token: z.string(), tokenInfo: personalTokenSchema, mcpUrls: z.record(z.string(), z.string()) })
+  .meta({ id: 'PersonalTokenCreated' });
+
+export const idParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
+
+/** An OAuth client connected with a person's account (a grant of the authorization server). */
+export const connectionSchema = z
+  .object({
+    id: z.string(),
+    accountId: z.string(),
+    username: z.string(),
+    clientId: z.string(),
+    clientName: z.string().optional(),
+    redirectHosts: z.array(z.string()),
+    authorizedAt: z.string(),
+    lastUsedAt: z.string().optional(),
+    servers: z.array(z.object({ server: z.string(), scopes: z.array(z.string()) })),
+  })
+  .meta({ id: 'Connection' });
+
+export const connectionListSchema = z.object({ connections: z.array(connectionSchema) }).meta({ id: 'ConnectionList' });

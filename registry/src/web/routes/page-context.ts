@@ -6,7 +6,7 @@ import { canEditServer, canToggleServer, hasScope } from '../../scopes/decide.ts
 import { REGISTRY_ADMIN, REGISTRY_READ } from '../../scopes/scope.ts';
 import { csrfToken } from '../csrf.ts';
 
-export type NavItem = 'servers' | 'tools' | 'access' | 'audit' | 'register' | 'server';
+export type NavItem = 'servers' | 'tools' | 'access' | 'audit' | 'register' | 'server' | 'connections' | 'tokens';
 
 /** The signed-in caller of a page; requireSignedIn runs first. */
 export function principalOf(req: Request): Principal {
