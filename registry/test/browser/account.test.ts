@@ -38,8 +38,7 @@ describe('personal access tokens page', () => {
       page.on('dialog', (d) => void d.accept());
       await page.click('#nav-tokens');
       await page.waitForSelector('#token-form');
-      const hostile = '<img src=x onerror=alert(1)> laptop';
-      await page.fill('#t-name', hostile);
+      await page.fill('#t-name', 'work laptop');
       await page.check('input[name=servers][value=currenttime]');
       await page.fill('#t-days', '7');
       await Promise.all([page.waitForSelector('#new-token'), page.click('#create-token')]);
@@ -68,12 +67,26 @@ describe('personal access tokens page', () => {
       assert.ok(!(await page.content()).includes(token.slice(-43)), 'the list never shows the token again');
       const row = page.locator('#tokens tr[data-token]');
       assert.equal(await row.count(), 1);
-      assert.equal(await row.locator('.token-name').textContent(), hostile, 'the name is text');
-      assert.equal(await page.locator('#tokens img').count(), 0);
+      assert.equal(await row.locator('.token-name').textContent(), 'work laptop');
       await Promise.all([page.waitForSelector('#notice'), row.locator('button').click()]);
       assert.match((await page.locator('#notice').textContent()) ?? '', /revoked/);
       assert.equal(await page.locator('#tokens tr[data-token]').count(), 0);
       assert.equal((await initialize('currenttime', token)).status, 401);
+
+      // A name is data: shown as text on the created page and in the list, never as markup.
+      const hostile = '<img src=x onerror=alert(1)> laptop';
+      await page.fill('#t-name', hostile);
+      await page.check('input[name=servers][value=currenttime]');
+      await page.fill('#t-days', '1');
+      await Promise.all([page.waitForSelector('#new-token'), page.click('#create-token')]);
+      assert.ok(((await page.locator('main').textContent()) ?? '').includes(hostile), 'the created page shows the name as text');
+      assert.equal(await page.locator('main img').count(), 0);
+      await page.click('#back-to-tokens');
+      await page.waitForSelector('#tokens');
+      assert.equal(await page.locator('#tokens tr[data-token] .token-name').textContent(), hostile, 'the name is text');
+      assert.equal(await page.locator('#tokens img').count(), 0);
+      await Promise.all([page.waitForSelector('#notice'), page.locator('#tokens tr[data-token] button').click()]);
+      assert.equal(await page.locator('#tokens tr[data-token]').count(), 0);
     });
   });
 
@@ -122,7 +135,6 @@ describe('connected clients page', () => {
       assert.equal(await row.locator('.redirect-hosts').textContent(), '127.0.0.1:9');
       assert.match((await row.locator('.servers').textContent()) ?? '', /currenttime/);
       assert.equal(await page.locator('#connections script').count(), 0);
-      await screenshot(page, 'connections');
       await Promise.all([page.waitForSelector('#notice'), row.locator('button').click()]);
       assert.match((await page.locator('#notice').textContent()) ?? '', /disconnected/);
       assert.equal(await page.locator('#no-connections').count(), 1);
@@ -131,6 +143,14 @@ describe('connected clients page', () => {
     assert.equal(refreshed.status, 400);
     assert.equal(refreshed.body['error'], 'invalid_grant');
     assert.equal((await initialize('currenttime', flow.accessToken)).status, 401, 'its access token too');
+
+    // The picture for the docs, with a client named as real ones are.
+    await authorizeOverHttp(s.gw.url, jar, { clientName: 'Claude Code', server: 'fininfo' });
+    await s.as('user', async ({ page }) => {
+      await page.goto(`${s.gw.url}/connections`);
+      await page.locator('#connections tr[data-grant]').waitFor();
+      await screenshot(page, 'connections');
+    });
   });
 });
 
