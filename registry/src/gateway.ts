@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAuthorizationServer } from './authserver/authorization-server.ts';
+import { GroupRecheck } from './authserver/group-recheck.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { Catalog } from './catalog/catalog.ts';
 import type { ServerDefinition } from './catalog/server-definition.ts';
@@ -121,6 +122,24 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       for (const { identity } of sessions.signedIn()) if (identity.provider === account.provider && identity.sub === account.sub) return identity.groups;
       return undefined;
     },
+    liveSession: (account) => {
+      for (const { identity, tokens, signedInAt } of sessions.signedIn())
+        if (identity.provider === account.provider && identity.sub === account.sub)
+          return {
+            groups: identity.groups,
+            readAt: tokens?.issuedAt ?? signedInAt ?? Date.now(),
+            upstream: tokens === undefined ? undefined : { sealedRefreshToken: tokens.sealedRefreshToken, expiresAt: tokens.expiresAt },
+          };
+      return undefined;
+    },
+    // Without a live page session, groups older than OAUTH_GROUPS_MAX_AGE_SECONDS are read again at the IdP.
+    recheck: new GroupRecheck({
+      records: authRecords,
+      provider,
+      sealer,
+      maxAgeMs: config.oauth.groupsMaxAgeSeconds * 1000,
+      log: log.child({ module: 'authserver' }),
+    }),
     accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
     refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
     clientTtlSeconds: config.oauth.clientTtlSeconds,

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import { hasScope } from '../scopes/grants.ts';
 import { promptsScope, resourcesScope, serverScope, toolScope } from '../scopes/scope.ts';
 import type { RecordStore } from '../store/index.ts';
+import type { AccountFreshness, RecheckResult, UpstreamTokens } from './group-recheck.ts';
 import { deriveSigningKey, publicJwk } from './keys.ts';
 import { narrowScopes, serverOfResource, serverScopes } from './resources.ts';
 import { createGatewayTokenVerifier, type GatewayTokenVerifier } from './verify.ts';
@@ -43,6 +44,22 @@ export interface AuthorizationServerOptions {
    * at their last sign-in apply.
    */
   readonly liveGroups?: (account: Pick<GatewayAccount, 'provider' | 'sub'>) => readonly string[] | undefined;
+  /**
+   * The person's live page session as the group re-check needs it: its groups, when they were read
+   * from the IdP, and its current upstream tokens (kept with the account, so the re-check has a
+   * refresh token the IdP has not rotated out). Undefined when they have none.
+   */
+  readonly liveSession?: (
+    account: Pick<GatewayAccount, 'provider' | 'sub'>,
+  ) => { readonly groups: readonly string[]; readonly readAt: number; readonly upstream: UpstreamTokens | undefined } | undefined;
+  /**
+   * Keeps the groups behind every token issue (code exchange, refresh) no older than
+   * OAUTH_GROUPS_MAX_AGE_SECONDS when the person has no live page session (group-recheck.ts).
+   */
+  readonly recheck?: {
+    ensureFresh(accountId: string): Promise<RecheckResult>;
+    noteLive(accountId: string, groups: readonly string[], readAt: number, upstream: UpstreamTokens | undefined): Promise<void>;
+  };
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
   readonly clientTtlSeconds: number;
@@ -99,10 +116,13 @@ export interface AuthorizationServer {
   accountIdOf(account: Pick<GatewayAccount, 'provider' | 'sub'>): string;
   /** The interaction behind /oauth2/interaction/<uid>; throws when it is unknown or expired. */
   interaction(req: Request, res: Response, scopesOf: (account: GatewayAccount) => readonly string[]): Promise<InteractionView>;
-  /** Finishes the login step as the signed-in person; returns where the browser goes next. */
-  finishLogin(req: Request, res: Response, account: GatewayAccount): Promise<string>;
+  /**
+   * Finishes the login step as the signed-in person; returns where the browser goes next.
+   * `freshness`: when the page session's groups were read and its upstream tokens (kept for the group re-check).
+   */
+  finishLogin(req: Request, res: Response, account: GatewayAccount, freshness?: AccountFreshness): Promise<string>;
   /** Allow: grants the shown scopes on the shown servers to this client; returns where the browser goes next. */
-  finishConsent(req: Request, res: Response, account: GatewayAccount): Promise<string>;
+  finishConsent(req: Request, res: Response, account: GatewayAccount, freshness?: AccountFreshness): Promise<string>;
   /** Deny: the client gets `access_denied`; returns where the browser goes next. */
   deny(req: Request, res: Response): Promise<string>;
 }
@@ -148,6 +168,37 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
   async function accountOf(accountId: string): Promise<GatewayAccount | undefined> {
     const payload = await accounts.find(accountId);
     return payload === undefined ? undefined : (payload['account'] as GatewayAccount);
+  }
+
+  /**
+   * Before a token is issued for `accountId`: a live page session's groups are current (noted with
+   * the account); otherwise groups older than the bound are read again at the IdP. An IdP that
+   * refuses the person's refresh token ends the grant (invalid_grant); groups that cannot be read
+   * again refuse this issue (invalid_grant without an upstream refresh token, temporarily_unavailable
+   * when the IdP cannot be reached) and leave the client's refresh token unspent.
+   */
+  async function freshen(accountId: string, account: GatewayAccount, grantId: string | undefined): Promise<void> {
+    const recheck = options.recheck;
+    if (recheck === undefined) return;
+    const live = options.liveSession?.(account);
+    if (live !== undefined) return recheck.noteLive(accountId, live.groups, live.readAt, live.upstream);
+    const result = await recheck.ensureFresh(accountId);
+    if (result.ok) return;
+    if (result.ended && grantId !== undefined) await endGrant(grantId);
+    if (result.unavailable)
+      throw Object.assign(new errors.TemporarilyUnavailable(result.reason), { status: 503, statusCode: 503, error_description: result.reason });
+    throw Object.assign(new errors.InvalidGrant(result.reason), { error_description: result.reason });
+  }
+
+  /** Revokes a grant: its refresh tokens and codes go with it (access tokens already issued live out their short lifetime). */
+  async function endGrant(grantId: string): Promise<void> {
+    const models = provider as unknown as Record<'RefreshToken' | 'AuthorizationCode' | 'AccessToken', { revokeByGrantId(id: string): Promise<void> }>;
+    await Promise.all([
+      models.RefreshToken.revokeByGrantId(grantId),
+      models.AuthorizationCode.revokeByGrantId(grantId),
+      models.AccessToken.revokeByGrantId(grantId),
+      provider.Grant.adapter.destroy(grantId),
+    ]);
   }
 
   /** The scopes `account` holds on `server` now (current mapping), spelled for that server. */
@@ -321,9 +372,12 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
         },
       },
       interactions: { policy, url: (_ctx: KoaContextWithOIDC, interaction) => `${INTERACTION_PREFIX}${interaction.uid}` },
-      findAccount: async (_ctx: KoaContextWithOIDC, sub: string) => {
+      // Called before a code or refresh token is used (and before a refresh token rotates): where
+      // the person's groups are re-checked, so a refused re-check leaves the client's token unspent.
+      findAccount: async (_ctx: KoaContextWithOIDC, sub: string, token?: { kind?: string; grantId?: string }) => {
         const account = await accountOf(sub);
         if (!account) return undefined;
+        if (token?.kind === 'RefreshToken' || token?.kind === 'AuthorizationCode') await freshen(sub, account, token.grantId);
         return { accountId: sub, claims: () => ({ sub }) };
       },
       // A client the person already consented to gets further servers without a consent page:
@@ -412,16 +466,16 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
     verifier,
     accountIdOf,
     interaction: view,
-    async finishLogin(req, res, account) {
+    async finishLogin(req, res, account, freshness) {
       const accountId = accountIdOf(account);
-      await accounts.upsert(accountId, { account: { ...account, groups: [...account.groups] } }, options.refreshTokenTtlSeconds);
+      await accounts.upsert(accountId, accountPayload(account, freshness), options.refreshTokenTtlSeconds);
       return provider.interactionResult(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
     },
-    async finishConsent(req, res, account) {
+    async finishConsent(req, res, account, freshness) {
       const details = await provider.interactionDetails(req, res);
       const accountId = accountIdOf(account);
       if (details.session?.accountId !== accountId) throw new errors.AccessDenied('signed in as someone else');
-      await accounts.upsert(accountId, { account: { ...account, groups: [...account.groups] } }, options.refreshTokenTtlSeconds);
+      await accounts.upsert(accountId, accountPayload(account, freshness), options.refreshTokenTtlSeconds);
       const clientId = String(details.params['client_id']);
       const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId, clientId });
       const requested = String(details.params['scope'] ?? '')
@@ -447,6 +501,18 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
         { mergeWithLastSubmission: false },
       );
     },
+  };
+}
+
+/**
+ * What a `GatewayAccount:<id>` record holds: the account, when its groups were read from the IdP
+ * (now when the caller does not know) and the upstream tokens to read them again (group-recheck.ts).
+ */
+function accountPayload(account: GatewayAccount, freshness: AccountFreshness | undefined): Record<string, unknown> {
+  return {
+    account: { sub: account.sub, username: account.username, provider: account.provider, groups: [...account.groups] },
+    groupsReadAt: freshness?.groupsReadAt ?? Date.now(),
+    ...(freshness?.upstream?.sealedRefreshToken === undefined ? {} : { upstream: { ...freshness.upstream } }),
   };
 }
 

@@ -27,6 +27,8 @@ export interface Config {
   readonly oauth: {
     readonly accessTokenTtlSeconds: number;
     readonly refreshTokenTtlSeconds: number;
+    /** How old a person's groups may be when a token is issued to an MCP client (re-read at the IdP beyond). */
+    readonly groupsMaxAgeSeconds: number;
     readonly clientTtlSeconds: number;
     /** Client ID Metadata Documents (https URL client ids, fetched with SSRF limits). */
     readonly clientMetadataDocuments: boolean;
@@ -156,6 +158,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     oauth: {
       accessTokenTtlSeconds: e.OAUTH_ACCESS_TOKEN_TTL_SECONDS,
       refreshTokenTtlSeconds: e.OAUTH_REFRESH_TOKEN_TTL_SECONDS,
+      groupsMaxAgeSeconds: e.OAUTH_GROUPS_MAX_AGE_SECONDS,
       clientTtlSeconds: e.OAUTH_CLIENT_TTL_SECONDS,
       clientMetadataDocuments: e.OAUTH_CLIENT_METADATA_DOCUMENTS,
       registrationsPerHour: e.OAUTH_REGISTRATIONS_PER_HOUR,
