@@ -151,6 +151,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     // The dev provider's demo machine client gets client-credentials tokens here too, with the same secret.
     machineClients: config.providerType === 'dev' ? [{ clientId: DEV_MACHINE_CLIENT_ID, clientSecret: devMachineSecret(config.secretKey) }] : [],
     machineScopes: (clientId) => mapping.machineScopes(clientId),
+    // OAUTH_CLIENTS_FILE: people's and machine clients an operator registered, with every provider.
+    staticClients: config.oauth.clients,
     log: log.child({ module: 'authserver' }),
   });
   // Credentials: cookies through the session store, bearer tokens through the provider's rules.

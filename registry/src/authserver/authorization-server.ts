@@ -6,6 +6,7 @@ import { recordStoreAdapter, type OidcStoreEntry } from '../identity/oidc-adapte
 import type { Logger } from '../log.ts';
 import { hasScope } from '../scopes/grants.ts';
 import { promptsScope, resourcesScope, serverScope, toolScope } from '../scopes/scope.ts';
+import { redirectUriProblem } from '../config/oauth-clients.ts';
 import type { RecordStore } from '../store/index.ts';
 import type { AccountFreshness, RecheckResult, UpstreamTokens } from './group-recheck.ts';
 import { deriveSigningKey, publicJwk } from './keys.ts';
@@ -26,8 +27,8 @@ const OAUTH_DISCOVERY = '/.well-known/oauth-authorization-server';
 export const GATEWAY_SCOPE = 'mcp';
 /** The authorization server's sign-in session cookie (one sign-in covers every server). */
 const SESSION_COOKIE = '_gw_oauth_session';
-/** Loopback hosts a redirect URI may use over plain http, on any port (RFC 8252 section 7.3). */
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+/** The redirect URI rule (config/oauth-clients.ts), for dynamic registrations and pre-registered clients alike. */
+export { redirectUriProblem };
 
 export interface AuthorizationServerOptions {
   /** GATEWAY_PUBLIC_URL: the issuer, and the base of every resource URL. */
@@ -75,6 +76,11 @@ export interface AuthorizationServerOptions {
    */
   readonly machineClients?: readonly { readonly clientId: string; readonly clientSecret: string }[];
   readonly machineScopes?: (clientId: string) => string[];
+  /**
+   * Clients an operator registered ahead of time (OAUTH_CLIENTS_FILE), as oidc-provider static
+   * client metadata: people's clients and machine clients (whose scopes come from `machineScopes`).
+   */
+  readonly staticClients?: readonly { readonly client_id: string }[];
   /** Custom redirect URI schemes an operator allows (OAUTH_REDIRECT_SCHEMES). */
   readonly redirectSchemes: readonly string[];
   readonly log: Logger;
@@ -153,10 +159,12 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
   provider.on('grant.error', refused('token'));
   provider.on('registration_create.error', refused('registration'));
   provider.on('revocation.error', refused('revocation'));
-  // Every token a client gets renews its registration: only unused registrations expire.
+  // Every token a client gets renews its registration: only unused registrations expire. Clients
+  // from configuration are not stored: one removed from the file must not live on as a registration.
+  const configured = new Set([...(options.machineClients ?? []).map((c) => c.clientId), ...(options.staticClients ?? []).map((c) => c.client_id)]);
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const client = ctx.oidc.client;
-    if (client && !client.clientId.startsWith('https://'))
+    if (client && !client.clientId.startsWith('https://') && !configured.has(client.clientId))
       void clients
         .upsert(client.clientId, client.metadata(), options.clientTtlSeconds)
         .catch((err: unknown) => log.warn({ err }, 'could not renew a client registration'));
@@ -247,14 +255,17 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
         backchannel_authentication: `${OAUTH_PREFIX}/backchannel`,
         challenge: `${OAUTH_PREFIX}/challenge`,
       },
-      clients: (options.machineClients ?? []).map((c) => ({
-        client_id: c.clientId,
-        client_secret: c.clientSecret,
-        redirect_uris: [],
-        response_types: [],
-        grant_types: ['client_credentials'],
-        token_endpoint_auth_method: 'client_secret_basic',
-      })),
+      clients: [
+        ...(options.machineClients ?? []).map((c) => ({
+          client_id: c.clientId,
+          client_secret: c.clientSecret,
+          redirect_uris: [],
+          response_types: [],
+          grant_types: ['client_credentials'],
+          token_endpoint_auth_method: 'client_secret_basic',
+        })),
+        ...(options.staticClients ?? []).map((c) => structuredClone({ ...c }) as Record<string, unknown>),
+      ],
       // No offline_access: refresh tokens go to every client allowed the grant (issueRefreshToken).
       scopes: ['openid'],
       claims: { openid: ['sub'] },
@@ -528,20 +539,6 @@ function serverScopeNames(server: string, catalog: Pick<Catalog, 'get'>): string
     }
   }
   return names;
-}
-
-/**
- * The redirect URI rule: http only to a loopback host (any port), https anywhere, a custom
- * scheme only when OAUTH_REDIRECT_SCHEMES lists it. Returns why a URI is refused, or undefined.
- */
-export function redirectUriProblem(uri: string, schemes: readonly string[]): string | undefined {
-  const parsed = URL.parse(uri);
-  if (!parsed) return 'redirect_uris must be absolute URIs';
-  const scheme = parsed.protocol.slice(0, -1).toLowerCase();
-  if (scheme === 'https') return undefined;
-  if (scheme === 'http')
-    return LOOPBACK_HOSTS.has(parsed.hostname) ? undefined : 'http redirect URIs must be loopback (127.0.0.1, [::1] or localhost); use https otherwise';
-  return schemes.includes(scheme) ? undefined : `the ${scheme}: scheme is not allowed for redirect URIs here (OAUTH_REDIRECT_SCHEMES)`;
 }
 
 /** An authorization request URL with {@link GATEWAY_SCOPE} added to its `scope` when it names a resource. */

@@ -304,6 +304,13 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     description: 'How many dynamic client registrations (/oauth2/register) one client address may make per hour; more are answered 429. Between 1 and 100000.',
   },
   {
+    name: 'OAUTH_CLIENTS_FILE',
+    default: '(none)',
+    example: '/etc/mcp-gateway/oauth-clients.yaml',
+    description:
+      "MCP clients registered ahead of time at the gateway's authorization server (YAML or JSON, `clients:` list; docs/mcp-clients.md \"Pre-registered clients\"): people's clients (authorization_code, refresh_token; redirect URIs under the same rule as dynamic registration) and machine clients (client_credentials, client_secret_basic; their scopes from MCP_AUTH_SCOPE_MAPPING_FILE's clients:). Secrets are never in the file: client_secret_env names the variable that holds one (at least 32 characters). A bad file stops the start, one line per problem.",
+  },
+  {
     name: 'OAUTH_REDIRECT_SCHEMES',
     default: '(none)',
     example: 'vscode,cursor',
@@ -505,6 +512,7 @@ export const envSchema = z
       .default([]),
     OAUTH_ACCESS_TOKEN_TTL_SECONDS: seconds('OAUTH_ACCESS_TOKEN_TTL_SECONDS', 60, 3600).default(300),
     OAUTH_REFRESH_TOKEN_TTL_SECONDS: seconds('OAUTH_REFRESH_TOKEN_TTL_SECONDS', 3600, 7776000).default(1209600),
+    OAUTH_CLIENTS_FILE: z.string().trim().min(1).optional(),
     OAUTH_GROUPS_MAX_AGE_SECONDS: seconds('OAUTH_GROUPS_MAX_AGE_SECONDS', 0, 86400).default(300),
     OAUTH_CLIENT_TTL_SECONDS: seconds('OAUTH_CLIENT_TTL_SECONDS', 3600, 31536000).default(2592000),
     OAUTH_CLIENT_METADATA_DOCUMENTS: bool('OAUTH_CLIENT_METADATA_DOCUMENTS').default(false),
