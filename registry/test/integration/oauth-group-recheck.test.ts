@@ -137,6 +137,18 @@ for (const profile of ['cognito', 'okta'] as const) {
       assert.equal(again.status, 400, JSON.stringify(again.body));
       assert.equal(again.body['error'], 'invalid_grant');
     });
+
+    test('an IdP that cannot be reached: temporarily_unavailable (503), and the refresh token stays usable (run last: it stops the IdP)', async () => {
+      const { clientId, tokens } = await connectedThenSignedOut('alice');
+      await idp.close();
+      idp = undefined as unknown as TestIdp;
+      const down = await refresh(clientId, tokens.body['refresh_token']);
+      assert.equal(down.status, 503, JSON.stringify(down.body));
+      assert.equal(down.body['error'], 'temporarily_unavailable');
+      // Not spent: the same refresh token is refused the same way again, not as a reused one (invalid_grant).
+      const retry = await refresh(clientId, tokens.body['refresh_token']);
+      assert.equal(retry.body['error'], 'temporarily_unavailable');
+    });
   });
 }
 
