@@ -42,7 +42,14 @@ function stop(code: number): void {
 for (const server of EXAMPLE_SERVERS) {
   run(server.name, server.entry, { HOST: '127.0.0.1', PORT: server.port });
 }
-run('registry', 'registry/src/main.ts', {});
+// With the built-in dev IdP and no mapping file of your own, the demo machine client gets
+// `mcp:server:currenttime:execute` (scripts/demo-scope-mapping.yaml): the README's example.
+const devProvider = ['', 'dev'].includes(process.env['MCP_AUTH_PROVIDER_TYPE'] ?? '');
+const demoMapping: Record<string, string> =
+  devProvider && process.env['MCP_AUTH_SCOPE_MAPPING_FILE'] === undefined
+    ? { MCP_AUTH_SCOPE_MAPPING_FILE: join(import.meta.dirname, 'demo-scope-mapping.yaml') }
+    : {};
+run('registry', 'registry/src/main.ts', demoMapping);
 
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));

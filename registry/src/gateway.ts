@@ -6,6 +6,7 @@ import { Connections } from './authserver/grants.ts';
 import { refusingRevoked } from './authserver/revocations.ts';
 import { PersonalTokens, type PersonalTokenRecord } from './authserver/personal-tokens.ts';
 import { AccountActions } from './web/account-actions.ts';
+import { GroupRecheck } from './authserver/group-recheck.ts';
 import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
 import { Catalog } from './catalog/catalog.ts';
 import type { ServerDefinition } from './catalog/server-definition.ts';
@@ -125,6 +126,24 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       for (const { identity } of sessions.signedIn()) if (identity.provider === account.provider && identity.sub === account.sub) return identity.groups;
       return undefined;
     },
+    liveSession: (account) => {
+      for (const { identity, tokens, signedInAt } of sessions.signedIn())
+        if (identity.provider === account.provider && identity.sub === account.sub)
+          return {
+            groups: identity.groups,
+            readAt: tokens?.issuedAt ?? signedInAt ?? Date.now(),
+            upstream: tokens === undefined ? undefined : { sealedRefreshToken: tokens.sealedRefreshToken, expiresAt: tokens.expiresAt },
+          };
+      return undefined;
+    },
+    // Without a live page session, groups older than OAUTH_GROUPS_MAX_AGE_SECONDS are read again at the IdP.
+    recheck: new GroupRecheck({
+      records: authRecords,
+      provider,
+      sealer,
+      maxAgeMs: config.oauth.groupsMaxAgeSeconds * 1000,
+      log: log.child({ module: 'authserver' }),
+    }),
     accessTokenTtlSeconds: config.oauth.accessTokenTtlSeconds,
     refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
     clientTtlSeconds: config.oauth.clientTtlSeconds,
@@ -136,6 +155,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     // The dev provider's demo machine client gets client-credentials tokens here too, with the same secret.
     machineClients: config.providerType === 'dev' ? [{ clientId: DEV_MACHINE_CLIENT_ID, clientSecret: devMachineSecret(config.secretKey) }] : [],
     machineScopes: (clientId) => mapping.machineScopes(clientId),
+    // OAUTH_CLIENTS_FILE: people's and machine clients an operator registered, with every provider.
+    staticClients: config.oauth.clients,
     log: log.child({ module: 'authserver' }),
   });
   // Personal access tokens (STATE_DIR/tokens, held in memory too: the check reads them with no I/O).

@@ -51,7 +51,7 @@ if (config.providerType === 'dev') {
 if (config.providerType === 'dev') {
   const secret = process.stdout.isTTY ? devMachineSecret(config.secretKey) : '(derived from SECRET_KEY; run on a terminal to see it)';
   lines.push(
-    `Machine client (client credentials at ${config.gateway.publicUrl}/idp/token): ${DEV_MACHINE_CLIENT_ID} / ${secret}; its scopes come from MCP_AUTH_SCOPE_MAPPING_FILE`,
+    `Machine client (client credentials at ${config.gateway.publicUrl}/oauth2/token with resource=<MCP URL>, or ${config.gateway.publicUrl}/idp/token): ${DEV_MACHINE_CLIENT_ID} / ${secret}; its scopes come from MCP_AUTH_SCOPE_MAPPING_FILE`,
   );
 }
 lines.push(`MCP endpoints: ${config.gateway.publicUrl}/api/streamable/<server>  and  ${config.gateway.publicUrl}/api/execute/<server>/sse`);

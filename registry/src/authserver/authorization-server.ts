@@ -6,7 +6,9 @@ import { recordStoreAdapter, type OidcStoreEntry } from '../identity/oidc-adapte
 import type { Logger } from '../log.ts';
 import { hasScope } from '../scopes/grants.ts';
 import { promptsScope, resourcesScope, serverScope, toolScope } from '../scopes/scope.ts';
+import { redirectUriProblem } from '../config/oauth-clients.ts';
 import type { RecordStore } from '../store/index.ts';
+import type { AccountFreshness, RecheckResult, UpstreamTokens } from './group-recheck.ts';
 import { deriveSigningKey, publicJwk } from './keys.ts';
 import { narrowScopes, serverOfResource, serverScopes } from './resources.ts';
 import { createGatewayTokenVerifier, type GatewayTokenVerifier } from './verify.ts';
@@ -25,8 +27,8 @@ const OAUTH_DISCOVERY = '/.well-known/oauth-authorization-server';
 export const GATEWAY_SCOPE = 'mcp';
 /** The authorization server's sign-in session cookie (one sign-in covers every server). */
 const SESSION_COOKIE = '_gw_oauth_session';
-/** Loopback hosts a redirect URI may use over plain http, on any port (RFC 8252 section 7.3). */
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+/** The redirect URI rule (config/oauth-clients.ts), for dynamic registrations and pre-registered clients alike. */
+export { redirectUriProblem };
 
 export interface AuthorizationServerOptions {
   /** GATEWAY_PUBLIC_URL: the issuer, and the base of every resource URL. */
@@ -43,6 +45,22 @@ export interface AuthorizationServerOptions {
    * at their last sign-in apply.
    */
   readonly liveGroups?: (account: Pick<GatewayAccount, 'provider' | 'sub'>) => readonly string[] | undefined;
+  /**
+   * The person's live page session as the group re-check needs it: its groups, when they were read
+   * from the IdP, and its current upstream tokens (kept with the account, so the re-check has a
+   * refresh token the IdP has not rotated out). Undefined when they have none.
+   */
+  readonly liveSession?: (
+    account: Pick<GatewayAccount, 'provider' | 'sub'>,
+  ) => { readonly groups: readonly string[]; readonly readAt: number; readonly upstream: UpstreamTokens | undefined } | undefined;
+  /**
+   * Keeps the groups behind every token issue (code exchange, refresh) no older than
+   * OAUTH_GROUPS_MAX_AGE_SECONDS when the person has no live page session (group-recheck.ts).
+   */
+  readonly recheck?: {
+    ensureFresh(accountId: string): Promise<RecheckResult>;
+    noteLive(accountId: string, groups: readonly string[], readAt: number, upstream: UpstreamTokens | undefined): Promise<void>;
+  };
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
   readonly clientTtlSeconds: number;
@@ -58,6 +76,11 @@ export interface AuthorizationServerOptions {
    */
   readonly machineClients?: readonly { readonly clientId: string; readonly clientSecret: string }[];
   readonly machineScopes?: (clientId: string) => string[];
+  /**
+   * Clients an operator registered ahead of time (OAUTH_CLIENTS_FILE), as oidc-provider static
+   * client metadata: people's clients and machine clients (whose scopes come from `machineScopes`).
+   */
+  readonly staticClients?: readonly { readonly client_id: string }[];
   /** Custom redirect URI schemes an operator allows (OAUTH_REDIRECT_SCHEMES). */
   readonly redirectSchemes: readonly string[];
   readonly log: Logger;
@@ -99,10 +122,13 @@ export interface AuthorizationServer {
   accountIdOf(account: Pick<GatewayAccount, 'provider' | 'sub'>): string;
   /** The interaction behind /oauth2/interaction/<uid>; throws when it is unknown or expired. */
   interaction(req: Request, res: Response, scopesOf: (account: GatewayAccount) => readonly string[]): Promise<InteractionView>;
-  /** Finishes the login step as the signed-in person; returns where the browser goes next. */
-  finishLogin(req: Request, res: Response, account: GatewayAccount): Promise<string>;
+  /**
+   * Finishes the login step as the signed-in person; returns where the browser goes next.
+   * `freshness`: when the page session's groups were read and its upstream tokens (kept for the group re-check).
+   */
+  finishLogin(req: Request, res: Response, account: GatewayAccount, freshness?: AccountFreshness): Promise<string>;
   /** Allow: grants the shown scopes on the shown servers to this client; returns where the browser goes next. */
-  finishConsent(req: Request, res: Response, account: GatewayAccount): Promise<string>;
+  finishConsent(req: Request, res: Response, account: GatewayAccount, freshness?: AccountFreshness): Promise<string>;
   /** Deny: the client gets `access_denied`; returns where the browser goes next. */
   deny(req: Request, res: Response): Promise<string>;
 }
@@ -133,10 +159,12 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
   provider.on('grant.error', refused('token'));
   provider.on('registration_create.error', refused('registration'));
   provider.on('revocation.error', refused('revocation'));
-  // Every token a client gets renews its registration: only unused registrations expire.
+  // Every token a client gets renews its registration: only unused registrations expire. Clients
+  // from configuration are not stored: one removed from the file must not live on as a registration.
+  const configured = new Set([...(options.machineClients ?? []).map((c) => c.clientId), ...(options.staticClients ?? []).map((c) => c.client_id)]);
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const client = ctx.oidc.client;
-    if (client && !client.clientId.startsWith('https://'))
+    if (client && !client.clientId.startsWith('https://') && !configured.has(client.clientId))
       void clients
         .upsert(client.clientId, client.metadata(), options.clientTtlSeconds)
         .catch((err: unknown) => log.warn({ err }, 'could not renew a client registration'));
@@ -148,6 +176,37 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
   async function accountOf(accountId: string): Promise<GatewayAccount | undefined> {
     const payload = await accounts.find(accountId);
     return payload === undefined ? undefined : (payload['account'] as GatewayAccount);
+  }
+
+  /**
+   * Before a token is issued for `accountId`: a live page session's groups are current (noted with
+   * the account); otherwise groups older than the bound are read again at the IdP. An IdP that
+   * refuses the person's refresh token ends the grant (invalid_grant); groups that cannot be read
+   * again refuse this issue (invalid_grant without an upstream refresh token, temporarily_unavailable
+   * when the IdP cannot be reached) and leave the client's refresh token unspent.
+   */
+  async function freshen(accountId: string, account: GatewayAccount, grantId: string | undefined): Promise<void> {
+    const recheck = options.recheck;
+    if (recheck === undefined) return;
+    const live = options.liveSession?.(account);
+    if (live !== undefined) return recheck.noteLive(accountId, live.groups, live.readAt, live.upstream);
+    const result = await recheck.ensureFresh(accountId);
+    if (result.ok) return;
+    if (result.ended && grantId !== undefined) await endGrant(grantId);
+    if (result.unavailable)
+      throw Object.assign(new errors.TemporarilyUnavailable(result.reason), { status: 503, statusCode: 503, error_description: result.reason });
+    throw Object.assign(new errors.InvalidGrant(result.reason), { error_description: result.reason });
+  }
+
+  /** Revokes a grant: its refresh tokens and codes go with it (access tokens already issued live out their short lifetime). */
+  async function endGrant(grantId: string): Promise<void> {
+    const models = provider as unknown as Record<'RefreshToken' | 'AuthorizationCode' | 'AccessToken', { revokeByGrantId(id: string): Promise<void> }>;
+    await Promise.all([
+      models.RefreshToken.revokeByGrantId(grantId),
+      models.AuthorizationCode.revokeByGrantId(grantId),
+      models.AccessToken.revokeByGrantId(grantId),
+      provider.Grant.adapter.destroy(grantId),
+    ]);
   }
 
   /** The scopes `account` holds on `server` now (current mapping), spelled for that server. */
@@ -196,14 +255,17 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
         backchannel_authentication: `${OAUTH_PREFIX}/backchannel`,
         challenge: `${OAUTH_PREFIX}/challenge`,
       },
-      clients: (options.machineClients ?? []).map((c) => ({
-        client_id: c.clientId,
-        client_secret: c.clientSecret,
-        redirect_uris: [],
-        response_types: [],
-        grant_types: ['client_credentials'],
-        token_endpoint_auth_method: 'client_secret_basic',
-      })),
+      clients: [
+        ...(options.machineClients ?? []).map((c) => ({
+          client_id: c.clientId,
+          client_secret: c.clientSecret,
+          redirect_uris: [],
+          response_types: [],
+          grant_types: ['client_credentials'],
+          token_endpoint_auth_method: 'client_secret_basic',
+        })),
+        ...(options.staticClients ?? []).map((c) => structuredClone({ ...c }) as Record<string, unknown>),
+      ],
       // No offline_access: refresh tokens go to every client allowed the grant (issueRefreshToken).
       scopes: ['openid'],
       claims: { openid: ['sub'] },
@@ -321,9 +383,12 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
         },
       },
       interactions: { policy, url: (_ctx: KoaContextWithOIDC, interaction) => `${INTERACTION_PREFIX}${interaction.uid}` },
-      findAccount: async (_ctx: KoaContextWithOIDC, sub: string) => {
+      // Called before a code or refresh token is used (and before a refresh token rotates): where
+      // the person's groups are re-checked, so a refused re-check leaves the client's token unspent.
+      findAccount: async (_ctx: KoaContextWithOIDC, sub: string, token?: { kind?: string; grantId?: string }) => {
         const account = await accountOf(sub);
         if (!account) return undefined;
+        if (token?.kind === 'RefreshToken' || token?.kind === 'AuthorizationCode') await freshen(sub, account, token.grantId);
         return { accountId: sub, claims: () => ({ sub }) };
       },
       // A client the person already consented to gets further servers without a consent page:
@@ -412,16 +477,16 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
     verifier,
     accountIdOf,
     interaction: view,
-    async finishLogin(req, res, account) {
+    async finishLogin(req, res, account, freshness) {
       const accountId = accountIdOf(account);
-      await accounts.upsert(accountId, { account: { ...account, groups: [...account.groups] } }, options.refreshTokenTtlSeconds);
+      await accounts.upsert(accountId, accountPayload(account, freshness), options.refreshTokenTtlSeconds);
       return provider.interactionResult(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
     },
-    async finishConsent(req, res, account) {
+    async finishConsent(req, res, account, freshness) {
       const details = await provider.interactionDetails(req, res);
       const accountId = accountIdOf(account);
       if (details.session?.accountId !== accountId) throw new errors.AccessDenied('signed in as someone else');
-      await accounts.upsert(accountId, { account: { ...account, groups: [...account.groups] } }, options.refreshTokenTtlSeconds);
+      await accounts.upsert(accountId, accountPayload(account, freshness), options.refreshTokenTtlSeconds);
       const clientId = String(details.params['client_id']);
       const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId, clientId });
       const requested = String(details.params['scope'] ?? '')
@@ -450,6 +515,18 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
   };
 }
 
+/**
+ * What a `GatewayAccount:<id>` record holds: the account, when its groups were read from the IdP
+ * (now when the caller does not know) and the upstream tokens to read them again (group-recheck.ts).
+ */
+function accountPayload(account: GatewayAccount, freshness: AccountFreshness | undefined): Record<string, unknown> {
+  return {
+    account: { sub: account.sub, username: account.username, provider: account.provider, groups: [...account.groups] },
+    groupsReadAt: freshness?.groupsReadAt ?? Date.now(),
+    ...(freshness?.upstream?.sealedRefreshToken === undefined ? {} : { upstream: { ...freshness.upstream } }),
+  };
+}
+
 /** Every scope name a token for `server` may carry: oidc-provider's resource-server scope set. */
 function serverScopeNames(server: string, catalog: Pick<Catalog, 'get'>): string[] {
   const tools = catalog.get(server)?.tools ?? [];
@@ -462,20 +539,6 @@ function serverScopeNames(server: string, catalog: Pick<Catalog, 'get'>): string
     }
   }
   return names;
-}
-
-/**
- * The redirect URI rule: http only to a loopback host (any port), https anywhere, a custom
- * scheme only when OAUTH_REDIRECT_SCHEMES lists it. Returns why a URI is refused, or undefined.
- */
-export function redirectUriProblem(uri: string, schemes: readonly string[]): string | undefined {
-  const parsed = URL.parse(uri);
-  if (!parsed) return 'redirect_uris must be absolute URIs';
-  const scheme = parsed.protocol.slice(0, -1).toLowerCase();
-  if (scheme === 'https') return undefined;
-  if (scheme === 'http')
-    return LOOPBACK_HOSTS.has(parsed.hostname) ? undefined : 'http redirect URIs must be loopback (127.0.0.1, [::1] or localhost); use https otherwise';
-  return schemes.includes(scheme) ? undefined : `the ${scheme}: scheme is not allowed for redirect URIs here (OAUTH_REDIRECT_SCHEMES)`;
 }
 
 /** An authorization request URL with {@link GATEWAY_SCOPE} added to its `scope` when it names a resource. */

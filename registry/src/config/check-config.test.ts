@@ -41,3 +41,14 @@ test('config:check exits 0 on the embedded defaults and never prints the generat
   assert.match(result.stdout, /configuration is valid/);
   assert.doesNotMatch(result.stdout + result.stderr, /[0-9a-f]{64}/, 'no generated key in the output');
 });
+
+test('a bad OAUTH_CLIENTS_FILE stops the start with one line per problem', () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'mcpgw-check-clients-')), 'clients.yaml');
+  writeFileSync(file, 'clients:\n  - client_id: web\n    redirect_uris: ["http://evil.example/cb"]\n');
+  const result = run({ OAUTH_CLIENTS_FILE: file });
+  assert.equal(result.status, 1);
+  assert.deepEqual(result.stderr.trim().split('\n'), [
+    'invalid configuration:',
+    `  OAUTH_CLIENTS_FILE ${file}: clients.0 (web): http://evil.example/cb: http redirect URIs must be loopback (127.0.0.1, [::1] or localhost); use https otherwise`,
+  ]);
+});

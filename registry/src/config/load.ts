@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { demoUsers, mergeDevUsers, type DemoUser } from './dev-users.ts';
+import { parseStaticClients, type StaticClient } from './oauth-clients.ts';
 import { ENV_VARS, envSchema } from './schema.ts';
 
 /** The validated, frozen configuration every module receives. Nothing else reads process.env. */
@@ -27,6 +28,8 @@ export interface Config {
   readonly oauth: {
     readonly accessTokenTtlSeconds: number;
     readonly refreshTokenTtlSeconds: number;
+    /** How old a person's groups may be when a token is issued to an MCP client (re-read at the IdP beyond). */
+    readonly groupsMaxAgeSeconds: number;
     readonly clientTtlSeconds: number;
     /** Client ID Metadata Documents (https URL client ids, fetched with SSRF limits). */
     readonly clientMetadataDocuments: boolean;
@@ -36,6 +39,8 @@ export interface Config {
     readonly patMaxLifetimeDays: number;
     /** Custom redirect URI schemes (without ':') an operator allows, besides loopback http and https. */
     readonly redirectSchemes: readonly string[];
+    /** Clients registered ahead of time (OAUTH_CLIENTS_FILE), secrets resolved from the environment. */
+    readonly clients: readonly StaticClient[];
   };
   /** Background MCP health checks of every backend (0 = on demand only), and each check's limit. */
   readonly healthCheck: { readonly intervalMs: number; readonly timeoutMs: number };
@@ -128,6 +133,23 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     if ('errors' in merged) return { ok: false, errors: merged.errors };
     devUsers = merged.users;
   }
+  let oauthClients: StaticClient[] = [];
+  if (e.OAUTH_CLIENTS_FILE !== undefined) {
+    const file = resolveFrom(projectRoot, e.OAUTH_CLIENTS_FILE);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      return { ok: false, errors: [`OAUTH_CLIENTS_FILE ${file} cannot be read: ${(err as Error).message}`] };
+    }
+    // mcp-dev-machine: the dev provider's demo machine client (identity/dev.ts) is registered already.
+    const schemes = e.OAUTH_REDIRECT_SCHEMES.split(',')
+      .map((scheme) => scheme.trim())
+      .filter((scheme) => scheme !== '');
+    const result = parseStaticClients(text, env, schemes, ['mcp-dev-machine']);
+    if (!result.ok) return { ok: false, errors: result.errors.map((problem) => `OAUTH_CLIENTS_FILE ${file}: ${problem}`) };
+    oauthClients = result.clients;
+  }
   const publicUrl = (e.GATEWAY_PUBLIC_URL ?? `http://localhost:${e.GATEWAY_PORT}`).replace(/\/+$/, '');
 
   if (e.SECRET_KEY === undefined) warnings.push(`SECRET_KEY is not set: using a generated key kept in ${join(stateDir, 'secret_key')}`);
@@ -158,6 +180,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     oauth: {
       accessTokenTtlSeconds: e.OAUTH_ACCESS_TOKEN_TTL_SECONDS,
       refreshTokenTtlSeconds: e.OAUTH_REFRESH_TOKEN_TTL_SECONDS,
+      groupsMaxAgeSeconds: e.OAUTH_GROUPS_MAX_AGE_SECONDS,
       clientTtlSeconds: e.OAUTH_CLIENT_TTL_SECONDS,
       clientMetadataDocuments: e.OAUTH_CLIENT_METADATA_DOCUMENTS,
       registrationsPerHour: e.OAUTH_REGISTRATIONS_PER_HOUR,
@@ -165,6 +188,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
       redirectSchemes: e.OAUTH_REDIRECT_SCHEMES.split(',')
         .map((s) => s.trim())
         .filter((s) => s !== ''),
+      clients: oauthClients,
     },
     healthCheck: { intervalMs: e.HEALTH_CHECK_INTERVAL_SECONDS * 1000, timeoutMs: e.HEALTH_CHECK_TIMEOUT_SECONDS * 1000 },
     cookieSecure: publicUrl.startsWith('https:'),

@@ -277,6 +277,13 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
       'How long an MCP client may go without refreshing before it must sign in again. Refresh tokens rotate at every use. Between 3600 and 7776000 (90 days).',
   },
   {
+    name: 'OAUTH_GROUPS_MAX_AGE_SECONDS',
+    default: '300 (5 minutes)',
+    example: '900',
+    description:
+      "How old the groups behind a token the gateway issues to an MCP client (/oauth2/token, at code exchange and every refresh) may be. While the person has a live page session its groups (kept current from the IdP) are used; otherwise, groups older than this are read again at the IdP with the refresh token kept from the person's sign-in. An IdP that refuses that refresh ends the grant (invalid_grant); without an upstream refresh token, or when the IdP cannot be reached, the refresh is refused once the groups are older than this. 0 reads them again at every issue. Between 0 and 86400.",
+  },
+  {
     name: 'OAUTH_CLIENT_TTL_SECONDS',
     default: '2592000 (30 days)',
     example: '604800',
@@ -302,6 +309,13 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     example: '30',
     description:
       'The longest lifetime, in days, a person may give a personal access token they create on the Tokens page or with POST /api/registry/tokens (for MCP clients that only take a static Authorization header). Between 1 and 365.',
+  },
+  {
+    name: 'OAUTH_CLIENTS_FILE',
+    default: '(none)',
+    example: '/etc/mcp-gateway/oauth-clients.yaml',
+    description:
+      "MCP clients registered ahead of time at the gateway's authorization server (YAML or JSON, `clients:` list; docs/mcp-clients.md \"Pre-registered clients\"): people's clients (authorization_code, refresh_token; redirect URIs under the same rule as dynamic registration) and machine clients (client_credentials, client_secret_basic; their scopes from MCP_AUTH_SCOPE_MAPPING_FILE's clients:). Secrets are never in the file: client_secret_env names the variable that holds one (at least 32 characters). A bad file stops the start, one line per problem.",
   },
   {
     name: 'OAUTH_REDIRECT_SCHEMES',
@@ -505,6 +519,8 @@ export const envSchema = z
       .default([]),
     OAUTH_ACCESS_TOKEN_TTL_SECONDS: seconds('OAUTH_ACCESS_TOKEN_TTL_SECONDS', 60, 3600).default(300),
     OAUTH_REFRESH_TOKEN_TTL_SECONDS: seconds('OAUTH_REFRESH_TOKEN_TTL_SECONDS', 3600, 7776000).default(1209600),
+    OAUTH_CLIENTS_FILE: z.string().trim().min(1).optional(),
+    OAUTH_GROUPS_MAX_AGE_SECONDS: seconds('OAUTH_GROUPS_MAX_AGE_SECONDS', 0, 86400).default(300),
     OAUTH_CLIENT_TTL_SECONDS: seconds('OAUTH_CLIENT_TTL_SECONDS', 3600, 31536000).default(2592000),
     OAUTH_CLIENT_METADATA_DOCUMENTS: bool('OAUTH_CLIENT_METADATA_DOCUMENTS').default(false),
     OAUTH_REGISTRATIONS_PER_HOUR: z

@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import session, { type Cookie, type Session, type SessionData } from 'express-session';
 import type { Logger } from '../log.ts';
 import type { Frozen, RecordStore, StoredRecord, SyncRecordReader, WriteResult } from '../store/index.ts';
-import type { SessionIdentity } from './session-data.ts';
+import type { SessionIdentity, SessionTokens } from './session-data.ts';
 import { mergeSessionChanges, sessionDeadline, sessionExpiresAt, type SessionLimits, type SessionValue } from './session-record.ts';
 
 type Callback<T = void> = (err?: unknown, value?: T) => void;
@@ -60,10 +60,16 @@ export class LoginSessions extends session.Store {
     return this.#records.peek(sid)?.value;
   }
 
-  /** The identity and scopes of every signed-in session. */
-  *signedIn(): Iterable<{ identity: Frozen<SessionIdentity>; scopes: readonly string[] }> {
+  /** The identity and scopes of every signed-in session (and its IdP tokens and sign-in time, when it has them). */
+  *signedIn(): Iterable<{
+    identity: Frozen<SessionIdentity>;
+    scopes: readonly string[];
+    tokens?: Frozen<SessionTokens> | undefined;
+    signedInAt?: number | undefined;
+  }> {
     for (const { value } of this.#records.snapshot())
-      if (value.identity && Array.isArray(value.scopes)) yield { identity: value.identity, scopes: value.scopes };
+      if (value.identity && Array.isArray(value.scopes))
+        yield { identity: value.identity, scopes: value.scopes, tokens: value.tokens, signedInAt: value.signedInAt };
   }
 
   /** Every live session record, for the refresher. */

@@ -32,6 +32,8 @@ export interface TestIdp {
   /** Endpoint URLs (for the generic profile, which the gateway is configured with explicitly, without discovery). */
   readonly endpoints: { authorization: string; token: string; jwks: string; userinfo: string };
   setGroups(username: string, groups: string[]): void;
+  /** Disables (or enables again) a user: while disabled, the IdP refuses their refresh tokens (invalid_grant) and sign-in. */
+  setDisabled(username: string, disabled: boolean): void;
   /** A client-credentials access token for the m2m client (JWT). */
   clientCredentialsToken(): Promise<string>;
   /**
@@ -113,6 +115,12 @@ export async function startTestIdp(
       const user = users.byUsername.get(username);
       if (!user) throw new Error(`test IdP: no user ${username}`);
       user.groups = [...groups];
+    },
+    setDisabled(username, disabled) {
+      const user = users.byUsername.get(username);
+      if (!user) throw new Error(`test IdP: no user ${username}`);
+      if (disabled) users.byAccountId.delete(user.accountId);
+      else users.byAccountId.set(user.accountId, user);
     },
     async clientCredentialsToken() {
       const tokens = await client.clientCredentialsGrant(configurationFor(def.m2mClientId, secrets.m2m), { scope: def.m2mScope });

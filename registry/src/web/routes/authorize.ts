@@ -1,5 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { INTERACTION_PREFIX, type AuthorizationServer, type GatewayAccount } from '../../authserver/authorization-server.ts';
+import type { AccountFreshness } from '../../authserver/group-recheck.ts';
 import type { Logger } from '../../log.ts';
 import type { SessionIdentity } from '../../sessions/session-data.ts';
 import { csrfToken, requireCsrf } from '../csrf.ts';
@@ -33,7 +34,7 @@ export function authorizeRoutes(options: AuthorizeRouteOptions): express.Router 
       log.info({ user: identity.username, client: view.clientId }, 'authorization: signed in with the page session');
       // A page, not a redirect: when this request ends a sign-in form's redirect chain, the
       // form's CSP (form-action) would stop the chain at the client's redirect URI.
-      res.render('continue', { next: await authServer.finishLogin(req, res, account) });
+      res.render('continue', { next: await authServer.finishLogin(req, res, account, freshnessOf(req)) });
       return;
     }
     if (view.accountId !== authServer.accountIdOf(account)) {
@@ -71,7 +72,7 @@ export function authorizeRoutes(options: AuthorizeRouteOptions): express.Router 
     const identity = req.session.identity;
     if (!identity) return void res.redirect(`${LOGIN_PATH}?next=${INTERACTION_PREFIX}${String(req.params['uid'])}`);
     log.info({ user: identity.username }, 'authorization: consent given');
-    res.redirect(303, await authServer.finishConsent(req, res, accountOf(identity)));
+    res.redirect(303, await authServer.finishConsent(req, res, accountOf(identity), freshnessOf(req)));
   });
 
   router.post(`${INTERACTION_PREFIX}:uid/deny`, form, requireCsrf, async (req: Request, res: Response) => {
@@ -93,4 +94,13 @@ export function authorizeRoutes(options: AuthorizeRouteOptions): express.Router 
 
 function accountOf(identity: SessionIdentity): GatewayAccount {
   return { sub: identity.sub, username: identity.username, provider: identity.provider, groups: [...identity.groups] };
+}
+
+/** When the page session's groups were read from the IdP (its last refresh or sign-in) and its upstream tokens. */
+function freshnessOf(req: Request): AccountFreshness {
+  const tokens = req.session.tokens;
+  return {
+    groupsReadAt: tokens?.issuedAt ?? req.session.signedInAt ?? Date.now(),
+    upstream: { sealedRefreshToken: tokens?.sealedRefreshToken, expiresAt: tokens?.expiresAt },
+  };
 }
