@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { createAuthorizationServer } from './authserver/authorization-server.ts';
+import { createAuthorizationServer, type ClientMetadataFetch } from './authserver/authorization-server.ts';
 import { Connections } from './authserver/grants.ts';
 import { refusingRevoked } from './authserver/revocations.ts';
 import { PersonalTokens, type PersonalTokenRecord } from './authserver/personal-tokens.ts';
@@ -78,7 +78,19 @@ export function nginxRenderer(config: Config, runtimeDir: string, registryPort: 
  * Builds and starts everything in order: sessions → catalog → identity provider → app on
  * loopback → nginx in front. `stop()` undoes it in reverse. Used by main.ts and the tests.
  */
-export async function startGateway(config: Config, log: Logger): Promise<RunningGateway> {
+/**
+ * What only a test passes to startGateway, never set from configuration or the environment.
+ */
+export interface GatewayTestHooks {
+  /**
+   * Fetches Client ID Metadata Documents instead of oidc-provider's SSRF-guarded fetch, so a test
+   * can serve a document from a loopback https server it started (the guard refuses loopback).
+   * Production never sets it.
+   */
+  readonly clientMetadataFetch?: ClientMetadataFetch;
+}
+
+export async function startGateway(config: Config, log: Logger, testHooks: GatewayTestHooks = {}): Promise<RunningGateway> {
   const nginxFound = findNginx(config.nginx.bin, config.nginx.njsModule);
   if ('missing' in nginxFound) throw new GatewayError('NGINX_UNAVAILABLE', nginxFound.missing);
 
@@ -148,6 +160,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     refreshTokenTtlSeconds: config.oauth.refreshTokenTtlSeconds,
     clientTtlSeconds: config.oauth.clientTtlSeconds,
     clientMetadataDocuments: config.oauth.clientMetadataDocuments,
+    ...(testHooks.clientMetadataFetch === undefined ? {} : { clientMetadataFetch: testHooks.clientMetadataFetch }),
     registrationsPerHour: config.oauth.registrationsPerHour,
     // Its sign-in lasts no longer than a page login would (idle lifetime, capped by the absolute one).
     sessionTtlSeconds: Math.min(config.sessionTtlSeconds, config.sessionMaxLifetimeSeconds),

@@ -66,6 +66,12 @@ export interface AuthorizationServerOptions {
   readonly clientTtlSeconds: number;
   /** Accept https URLs as client ids (Client ID Metadata Documents, draft-02). */
   readonly clientMetadataDocuments?: boolean;
+  /**
+   * Tests only (never from configuration): replaces oidc-provider's `fetch` for client metadata
+   * documents. oidc-provider calls it with `options.dispatcher` set to its SSRF-guarded agent;
+   * production leaves this unset and keeps that guarded fetch.
+   */
+  readonly clientMetadataFetch?: ClientMetadataFetch;
   /** Dynamic registrations one client address may make per hour (429 beyond). */
   readonly registrationsPerHour?: number;
   /** How long one sign-in at the authorization server covers further authorizations (more servers). */
@@ -85,6 +91,9 @@ export interface AuthorizationServerOptions {
   readonly redirectSchemes: readonly string[];
   readonly log: Logger;
 }
+
+/** oidc-provider's `fetch` configuration: the options carry its SSRF-guarded `dispatcher`. */
+export type ClientMetadataFetch = (url: string, options: RequestInit & { dispatcher?: unknown }) => Promise<globalThis.Response>;
 
 /** Who signed in, as the gateway's login session knows them. */
 export interface GatewayAccount {
@@ -277,6 +286,9 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
       },
       pkce: { required: () => true },
       responseTypes: ['code'],
+      // Only a test passes clientMetadataFetch; otherwise oidc-provider's default (global fetch
+      // through its SSRF-guarded dispatcher) stays.
+      ...(options.clientMetadataFetch === undefined ? {} : { fetch: options.clientMetadataFetch }),
       ttl: {
         AccessToken: options.accessTokenTtlSeconds,
         ClientCredentials: options.accessTokenTtlSeconds,

@@ -292,10 +292,10 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   },
   {
     name: 'OAUTH_CLIENT_METADATA_DOCUMENTS',
-    default: 'false',
-    example: 'true',
+    default: 'true',
+    example: 'false',
     description:
-      'Accept Client ID Metadata Documents: an MCP client may use an https URL as its client_id, and the gateway fetches that document (https only; never to loopback, private or other special-use addresses; 5 KB, 2.5 s; cached 1 minute to 1 hour). Experimental (draft-02 in oidc-provider); dynamic registration works either way.',
+      "Accept Client ID Metadata Documents, the MCP spec's first choice of client registration: an MCP client may use an https URL as its client_id, and the gateway fetches that document (https only; never to loopback, private or other special-use addresses; 5 KB, 2.5 s; cached 1 minute to 1 hour). `false` turns it off (the metadata stops advertising it). Dynamic registration works either way. Draft-02 in oidc-provider.",
   },
   {
     name: 'OAUTH_REGISTRATIONS_PER_HOUR',
@@ -522,7 +522,7 @@ export const envSchema = z
     OAUTH_CLIENTS_FILE: z.string().trim().min(1).optional(),
     OAUTH_GROUPS_MAX_AGE_SECONDS: seconds('OAUTH_GROUPS_MAX_AGE_SECONDS', 0, 86400).default(300),
     OAUTH_CLIENT_TTL_SECONDS: seconds('OAUTH_CLIENT_TTL_SECONDS', 3600, 31536000).default(2592000),
-    OAUTH_CLIENT_METADATA_DOCUMENTS: bool('OAUTH_CLIENT_METADATA_DOCUMENTS').default(false),
+    OAUTH_CLIENT_METADATA_DOCUMENTS: bool('OAUTH_CLIENT_METADATA_DOCUMENTS').default(true),
     OAUTH_REGISTRATIONS_PER_HOUR: z
       .string()
       .trim()

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { buildServer } from '../../../servers/currenttime/server.ts';
 import { serveMcp, type ReceivedRequest, type RunningMcpServer } from '../../../servers/shared/serve-mcp.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { startGateway, type RunningGateway } from '../../src/gateway.ts';
+import { startGateway, type GatewayTestHooks, type RunningGateway } from '../../src/gateway.ts';
 import { createLogger } from '../../src/log.ts';
 
 export const ADMIN_PASSWORD = 'test-admin-password';
@@ -39,6 +39,8 @@ export interface TestGatewayOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** The text of MCP_AUTH_SCOPE_MAPPING_FILE (YAML or JSON). */
   readonly mapping?: string;
+  /** Programmatic hooks for startGateway (never environment): e.g. a client metadata document fetch. */
+  readonly hooks?: GatewayTestHooks;
 }
 
 /**
@@ -95,7 +97,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   const log = createLogger(loaded.config.logLevel);
   let gateway: RunningGateway;
   try {
-    gateway = await startGateway(loaded.config, log);
+    gateway = await startGateway(loaded.config, log, options.hooks);
   } catch (err) {
     await backend.close();
     throw err;
@@ -114,7 +116,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     writeDefinition,
     async restart() {
       await gateway.stop();
-      gateway = await startGateway(loaded.config, log);
+      gateway = await startGateway(loaded.config, log, options.hooks);
     },
     errorLog() {
       try {
