@@ -1,7 +1,9 @@
 /**
- * Client ID Metadata Documents (OAUTH_CLIENT_METADATA_DOCUMENTS=true): advertised in the metadata,
- * and the fetch of a client_id URL is refused before any request leaves for a loopback address
- * (oidc-provider's SSRF guard), as it is for anything but https.
+ * Client ID Metadata Documents (on by default, OAUTH_CLIENT_METADATA_DOCUMENTS): advertised in the
+ * metadata, and with the real fetch (no test hook) the fetch of a client_id URL is refused before
+ * any request leaves for a loopback address (oidc-provider's SSRF guard), as it is for anything
+ * but https. OAUTH_CLIENT_METADATA_DOCUMENTS=false turns it off. The accepted case, through a
+ * test hook, is test/browser/oauth-cimd.test.ts.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -21,7 +23,8 @@ let fetched = 0;
 let handshakes = 0;
 
 before(async () => {
-  gw = await startTestGateway({ env: { OAUTH_CLIENT_METADATA_DOCUMENTS: 'true' } });
+  // The defaults: no test hook, so oidc-provider's guarded fetch.
+  gw = await startTestGateway();
   documentServer = createServer({ cert: readFileSync(join(TLS, 'localhost-cert.pem')), key: readFileSync(join(TLS, 'localhost-key.pem')) }, (_req, res) => {
     fetched++;
     res
@@ -39,15 +42,15 @@ after(async () => {
   await gw?.[Symbol.asyncDispose]();
 });
 
-function authorize(clientId: string): Promise<Response> {
-  const url = new URL(`${gw.url}/oauth2/authorize`);
+function authorize(clientId: string, on: TestGateway = gw): Promise<Response> {
+  const url = new URL(`${on.url}/oauth2/authorize`);
   url.search = new URLSearchParams({
     response_type: 'code',
     client_id: clientId,
     redirect_uri: 'http://127.0.0.1:9/cb',
     code_challenge: createHash('sha256').update('v'.repeat(43)).digest('base64url'),
     code_challenge_method: 'S256',
-    resource: `${gw.url}/api/streamable/currenttime`,
+    resource: `${on.url}/api/streamable/currenttime`,
   }).toString();
   return fetch(url, { redirect: 'manual' });
 }
@@ -69,4 +72,15 @@ test('a client_id URL on a loopback address is never fetched; a non-https one ne
   assert.equal(handshakes, 0);
   assert.equal((await fetch(documentUrl)).status, 200);
   assert.equal(fetched, 1);
+});
+
+test('OAUTH_CLIENT_METADATA_DOCUMENTS=false: not advertised, and a URL client_id is an unknown client', async () => {
+  await using off = await startTestGateway({ env: { OAUTH_CLIENT_METADATA_DOCUMENTS: 'false' } });
+  const metadata = (await (await fetch(`${off.url}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+  assert.notEqual(metadata['client_id_metadata_document_supported'], true);
+  const before = fetched;
+  const response = await authorize(documentUrl, off);
+  assert.equal(response.status, 400);
+  assert.match(await response.text(), /invalid_client/);
+  assert.equal(fetched, before);
 });
