@@ -67,9 +67,10 @@ export interface AuthorizationServerOptions {
   /** Accept https URLs as client ids (Client ID Metadata Documents, draft-02). */
   readonly clientMetadataDocuments?: boolean;
   /**
-   * Tests only (never from configuration): replaces oidc-provider's `fetch` for client metadata
-   * documents. oidc-provider calls it with `options.dispatcher` set to its SSRF-guarded agent;
-   * production leaves this unset and keeps that guarded fetch.
+   * Tests only (never from configuration): replaces oidc-provider's `fetch`, which it uses for
+   * client metadata documents (and any other outbound request it makes). oidc-provider calls it
+   * with `options.dispatcher` set to its SSRF-guarded agent; production leaves this unset and keeps
+   * that guarded fetch.
    */
   readonly clientMetadataFetch?: ClientMetadataFetch;
   /** Dynamic registrations one client address may make per hour (429 beyond). */
