@@ -6,20 +6,18 @@
  * the document does not list are refused.
  *
  * The document is served by a loopback https server this file starts, under the name
- * client.example.test with a certificate made here. The gateway reaches it only through the test
+ * client.example.test with a committed test certificate. The gateway reaches it only through the test
  * hook `clientMetadataFetch` (startGateway's programmatic option, never configuration): it
  * resolves that name to 127.0.0.1, trusts the certificate and drops oidc-provider's SSRF-guarded
  * dispatcher, which refuses loopback. Production keeps the guarded fetch
  * (test/integration/oauth-client-metadata.test.ts proves a loopback document is never fetched).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo, LookupFunction } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
@@ -35,7 +33,7 @@ import { DEMO_PASSWORD, startSuite, type Suite } from './browser.ts';
 const HOST = 'client.example.test';
 const MAPPING = 'groups:\n  "team-x": ["mcp:server:currenttime:execute"]\n';
 let suite: Suite;
-let certDir: string;
+const TLS_DIR = join(import.meta.dirname, '..', 'fixtures', 'tls');
 let documentServer: ReturnType<typeof createHttpsServer>;
 let documentOrigin: string;
 let redirectServer: Server;
@@ -86,33 +84,9 @@ function loopbackDocumentFetch(ca: string): ClientMetadataFetch {
 }
 
 before(async () => {
-  // A certificate for client.example.test, made for this run (its own trust anchor).
-  certDir = mkdtempSync(join(tmpdir(), 'mcpgw-cimd-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${HOST}`,
-      '-addext',
-      `subjectAltName=DNS:${HOST}`,
-      '-keyout',
-      join(certDir, 'key.pem'),
-      '-out',
-      join(certDir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  const cert = readFileSync(join(certDir, 'cert.pem'), 'utf8');
-  documentServer = createHttpsServer({ cert, key: readFileSync(join(certDir, 'key.pem')) }, (req, res) => {
+  // A committed test certificate for client.example.test (its own trust anchor; test/fixtures/tls).
+  const cert = readFileSync(join(TLS_DIR, 'client.example.test-cert.pem'), 'utf8');
+  documentServer = createHttpsServer({ cert, key: readFileSync(join(TLS_DIR, 'client.example.test-key.pem')) }, (req, res) => {
     const url = `${documentOrigin}${req.url ?? '/'}`;
     const path = new URL(url).pathname;
     const body =
@@ -142,7 +116,6 @@ after(async () => {
   documentServer?.close();
   redirectServer?.close();
   await suite?.close();
-  if (certDir !== undefined) rmSync(certDir, { recursive: true, force: true });
 });
 
 const serverUrl = (name: string) => `${suite.gw.url}/api/streamable/${name}`;
