@@ -126,7 +126,16 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
     jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'dev-1', use: 'sig', alg: 'RS256' }] },
     cookies: { keys: [derive(options.secretKey, 'dev-idp-cookies')] },
     pkce: { required: () => true },
-    ttl: { AuthorizationCode: 60, Interaction: 600, Session: 8 * 3600, Grant: 8 * 3600, AccessToken: 600, ClientCredentials: 600, IdToken: 600, RefreshToken: 30 * 24 * 3600 },
+    ttl: {
+      AuthorizationCode: 60,
+      Interaction: 600,
+      Session: 8 * 3600,
+      Grant: 8 * 3600,
+      AccessToken: 600,
+      ClientCredentials: 600,
+      IdToken: 600,
+      RefreshToken: 30 * 24 * 3600,
+    },
     // oidc-provider issues refresh tokens only for offline_access by default; the gateway's own
     // client gets one at every sign-in (the session's absolute lifetime still ends it), rotated
     // at each use so a copied token is worth one refresh at most.

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { login } from '../integration/login.ts';
-import { authorizeOverHttp } from '../integration/oauth-flow.ts';
+import { connectClientOverHttp } from '../integration/oauth-flow.ts';
 import { screenshot, startSuite, type Suite } from './browser.ts';
 
 let s: Suite;
@@ -115,7 +115,7 @@ describe('connected clients page', () => {
   test('a client that names itself <script> is listed as text with its redirect host and server; an admin sees it with the person; revoking stops its refresh token', async () => {
     const { jar } = await login(s.gw.url, 'user', 'demo');
     const name = '<script>alert("x")</script> Evil CLI';
-    const flow = await authorizeOverHttp(s.gw.url, jar, { clientName: name, server: 'currenttime' });
+    const flow = await connectClientOverHttp(s.gw.url, jar, { clientName: name, server: 'currenttime' });
     await s.as('admin', async ({ page }) => {
       await page.goto(`${s.gw.url}/connections`);
       const row = page.locator('#connections tr[data-grant]');
@@ -145,7 +145,7 @@ describe('connected clients page', () => {
     assert.equal((await initialize('currenttime', flow.accessToken)).status, 401, 'its access token too');
 
     // The picture for the docs, with a client named as real ones are.
-    await authorizeOverHttp(s.gw.url, jar, { clientName: 'Claude Code', server: 'fininfo' });
+    await connectClientOverHttp(s.gw.url, jar, { clientName: 'Claude Code', server: 'fininfo' });
     await s.as('user', async ({ page }) => {
       await page.goto(`${s.gw.url}/connections`);
       await page.locator('#connections tr[data-grant]').waitFor();

@@ -22,7 +22,7 @@ import {
 import { ApiClient, assertError, machineToken, type ApiResponse, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, freePort, startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
-import { authorizeOverHttp } from './oauth-flow.ts';
+import { connectClientOverHttp } from './oauth-flow.ts';
 
 /*
  * The REST API under /api/registry, through nginx, against the real registry: one gateway for
@@ -517,7 +517,7 @@ describe('personal access tokens', () => {
 describe('connected clients', () => {
   test('an OAuth grant is listed (name as text, redirect host, servers); another person gets 404; revoking stops its refresh token and its access token at once', async () => {
     const { jar } = await login(gw.url, 'user', 'demo');
-    const flow = await authorizeOverHttp(gw.url, jar, { clientName: '<script>alert(1)</script> CLI', server: 'currenttime' });
+    const flow = await connectClientOverHttp(gw.url, jar, { clientName: '<script>alert(1)</script> CLI', server: 'currenttime' });
     const listed = await api.call('listConnections', { as: as('user') });
     assert.equal(listed.status, 200, listed.text);
     const grant = listed.body.connections.find((c: { clientId: string }) => c.clientId === flow.clientId);
@@ -545,7 +545,7 @@ describe('connected clients', () => {
     // disconnection from the store's memory), on every transport of that server.
     assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${flow.accessToken}` })).status, 401);
     // Authorized again, the client's new token works: only tokens from before the disconnection are refused.
-    const again = await authorizeOverHttp(gw.url, jar, { clientName: 'again', server: 'currenttime' });
+    const again = await connectClientOverHttp(gw.url, jar, { clientName: 'again', server: 'currenttime' });
     assert.equal((await mcpPost('currenttime', { authorization: `Bearer ${again.accessToken}` })).status, 200);
     const second = (await api.call('listConnections', { as: as('user') })).body.connections;
     assert.equal(second.length, 1);
