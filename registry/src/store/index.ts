@@ -2,3 +2,4 @@
 export type { Frozen, RecordStore, StoredRecord, SyncRecordReader, WriteOptions, WriteResult } from './record-store.ts';
 export { frozenCopy } from './record-store.ts';
 export { FileRecordStore, type FileRecordStoreOptions } from './file-store.ts';
+export { RedisRecordStore, type RedisRecordStoreOptions } from './redis-store.ts';
