@@ -5,6 +5,7 @@
  * console error, no CSP violation.
  */
 import assert from 'node:assert/strict';
+import { initializeWithBearer } from '../integration/oauth-http.ts';
 import { after, before, describe, test } from 'node:test';
 import { login } from '../integration/login.ts';
 import { connectClientOverHttp } from '../integration/oauth-flow.ts';
@@ -20,16 +21,7 @@ after(async () => {
 });
 
 function initialize(server: string, token: string): Promise<Response> {
-  return fetch(`${s.gw.url}/api/streamable/${server}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'pat-test', version: '1' } },
-    }),
-  });
+  return initializeWithBearer(`${s.gw.url}/api/streamable/${server}`, token);
 }
 
 describe('personal access tokens page', () => {

@@ -10,6 +10,7 @@
  * send the RFC 8707 resource (the MCP URL) without that metadata.
  */
 import assert from 'node:assert/strict';
+import { initializeWithBearer } from '../integration/oauth-http.ts';
 import { writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -165,17 +166,8 @@ async function connect(provider: TestOAuthProvider): Promise<Client> {
 }
 
 /** A raw MCP initialize with `Authorization: Bearer <token>`: what the check answers. */
-async function initializeWith(token: string, server: string): Promise<Response> {
-  return fetch(serverUrl(server), {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-    }),
-  });
+function initializeWith(token: string, server: string): Promise<Response> {
+  return initializeWithBearer(serverUrl(server), token);
 }
 
 async function registerClient(redirectUris: string[]): Promise<Response> {

@@ -16,7 +16,7 @@ import { jarFetch } from './cookie-jar.ts';
 import { freePort, startTestGateway, type TestGateway } from './harness.ts';
 import { fininfoDefinition } from './identity-contract.ts';
 import { csrfFrom, login } from './login.ts';
-import { authorizeOverHttp, registerPublicClient, tokenRequest, type TokenResponse } from './oauth-http.ts';
+import { authorizeOverHttp, initializeWithBearer, registerPublicClient, tokenRequest, type TokenResponse } from './oauth-http.ts';
 
 const REDIRECT_URI = 'http://127.0.0.1:9/callback';
 const USERS = [
@@ -47,16 +47,7 @@ function envFor(profile: IdpProfile, idp: TestIdp): Record<string, string> {
 }
 
 function initialize(gw: TestGateway, token: string): Promise<Response> {
-  return fetch(`${gw.url}/api/streamable/fininfo`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'recheck', version: '1' } },
-    }),
-  });
+  return initializeWithBearer(`${gw.url}/api/streamable/fininfo`, token);
 }
 
 for (const profile of ['cognito', 'okta'] as const) {

@@ -96,3 +96,17 @@ export async function tokenRequest(gatewayUrl: string, params: Record<string, st
   });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
+
+/** A raw MCP `initialize` to `mcpUrl` with `Authorization: Bearer <token>`: what the check answers. */
+export function initializeWithBearer(mcpUrl: string, token: string): Promise<Response> {
+  return fetch(mcpUrl, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
+  });
+}

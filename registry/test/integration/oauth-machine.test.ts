@@ -4,6 +4,7 @@
  * on that server only.
  */
 import assert from 'node:assert/strict';
+import { initializeWithBearer } from './oauth-http.ts';
 import { after, before, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { devMachineSecret, DEV_MACHINE_CLIENT_ID } from '../../src/identity/dev.ts';
@@ -33,16 +34,7 @@ async function clientCredentials(tokenEndpoint: string, resource: string, secret
 }
 
 function initialize(token: string, server: string): Promise<Response> {
-  return fetch(`${gw.url}/api/streamable/${server}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'machine', version: '1' } },
-    }),
-  });
+  return initializeWithBearer(`${gw.url}/api/streamable/${server}`, token);
 }
 
 test('the machine client discovers the token endpoint and gets a token for one server', async () => {
