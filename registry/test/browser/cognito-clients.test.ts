@@ -12,14 +12,14 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { decodeJwt } from 'jose';
 import { buildServer as buildFininfo } from '../../../servers/fininfo/server.ts';
 import { serveMcp, type RunningMcpServer } from '../../../servers/shared/serve-mcp.ts';
 import { externalFixture, USERS, type ProviderFixture } from '../integration/identity-contract.ts';
 import { launchBrowser, ProblemCollector } from './browser.ts';
+import { InMemoryOAuthProvider, publicClientMetadata } from './oauth-provider.ts';
 
 let backend: RunningMcpServer;
 let fx: ProviderFixture;
@@ -48,51 +48,16 @@ after(async () => {
 const password = (username: string) => USERS.find((u) => u.username === username)!.password;
 
 /** An application's OAuthClientProvider: in memory; its browser step signs in at the Cognito-shaped IdP and allows. */
-class CognitoSignInProvider implements OAuthClientProvider {
-  #tokens: OAuthTokens | undefined;
-  #verifier = '';
-  #info: OAuthClientInformationMixed | undefined;
+class CognitoSignInProvider extends InMemoryOAuthProvider {
   landed: URL | undefined;
   readonly seen: string[] = [];
   readonly page: Page;
   readonly username: string;
 
   constructor(page: Page, username: string) {
+    super(redirectUrl, publicClientMetadata('SDK client via Cognito', redirectUrl));
     this.page = page;
     this.username = username;
-  }
-  get redirectUrl() {
-    return redirectUrl;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: 'SDK client via Cognito',
-      redirect_uris: [redirectUrl],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-  clientInformation() {
-    return this.#info;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed) {
-    this.#info = info;
-  }
-  tokens() {
-    return this.#tokens;
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.#tokens = tokens;
-  }
-  saveCodeVerifier(verifier: string) {
-    this.#verifier = verifier;
-  }
-  codeVerifier() {
-    return this.#verifier;
-  }
-  async validateResourceURL(serverUrl: string | URL) {
-    return new URL(String(serverUrl));
   }
   async redirectToAuthorization(url: URL) {
     const idpOrigin = new URL(fx.idpIssuer!).origin;

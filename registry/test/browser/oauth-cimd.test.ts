@@ -23,12 +23,13 @@ import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { OAuthClientMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { decodeJwt } from 'jose';
 import type { ClientMetadataFetch } from '../../src/authserver/authorization-server.ts';
 import { DEMO_PASSWORD, startSuite, type Suite } from './browser.ts';
+import { InMemoryOAuthProvider } from './oauth-provider.ts';
 
 const HOST = 'client.example.test';
 const MAPPING = 'groups:\n  "team-x": ["mcp:server:currenttime:execute"]\n';
@@ -135,48 +136,19 @@ async function authorizeInBrowser(page: Page, url: string, username: string): Pr
 }
 
 /** A client application's provider with a client metadata document URL and no registration. */
-class CimdProvider implements OAuthClientProvider {
-  #tokens: OAuthTokens | undefined;
-  #verifier = '';
-  info: OAuthClientInformationMixed | undefined;
+class CimdProvider extends InMemoryOAuthProvider {
   landed: URL | undefined;
   consentText = '';
   readonly clientMetadataUrl: string;
   readonly page: Page;
 
   constructor(page: Page, clientMetadataUrl: string) {
+    super(redirectUrl, documentFor(clientMetadataUrl) as unknown as OAuthClientMetadata);
     this.page = page;
     this.clientMetadataUrl = clientMetadataUrl;
   }
-  get redirectUrl() {
-    return redirectUrl;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return documentFor(this.clientMetadataUrl) as unknown as OAuthClientMetadata;
-  }
-  clientInformation() {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed) {
-    this.info = info;
-  }
-  tokens() {
-    return this.#tokens;
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.#tokens = tokens;
-  }
   async redirectToAuthorization(url: URL) {
     ({ consentText: this.consentText, landed: this.landed } = await authorizeInBrowser(this.page, url.href, 'user'));
-  }
-  saveCodeVerifier(verifier: string) {
-    this.#verifier = verifier;
-  }
-  codeVerifier() {
-    return this.#verifier;
-  }
-  async validateResourceURL(serverUrl: string | URL) {
-    return new URL(String(serverUrl));
   }
 }
 

@@ -18,13 +18,14 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { decodeJwt } from 'jose';
 import { MARKET_STATUS_TOOL } from '../../../servers/fininfo/server.ts';
 import { DEMO_PASSWORD, screenshot, startSuite, type Suite } from './browser.ts';
+import { InMemoryOAuthProvider, publicClientMetadata } from './oauth-provider.ts';
 
 let suite: Suite;
 const MAPPING = 'groups:\n  "team-x": ["mcp:server:currenttime:execute"]\n';
@@ -83,62 +84,24 @@ async function authorizeInBrowser(page: Page, url: string, plan: BrowserPlan, se
 }
 
 /** An OAuthClientProvider as a client application writes one: in memory, the browser step driven by chromium. */
-class TestOAuthProvider implements OAuthClientProvider {
-  #tokens: OAuthTokens | undefined;
-  #verifier = '';
+class TestOAuthProvider extends InMemoryOAuthProvider {
   /** Where the last authorization ended (the loopback redirect URI with code or error). */
   landed: URL | undefined;
   readonly seen: string[] = [];
 
   readonly page: Page;
   plan: BrowserPlan;
-  /** Shared between providers of one client application: it registers once per authorization server. */
-  readonly client: { info?: OAuthClientInformationMixed | undefined };
   readonly mcpUrl: string;
 
   constructor(page: Page, plan: BrowserPlan, client: { info?: OAuthClientInformationMixed | undefined }, mcpUrl: string) {
+    super(redirectUrl, publicClientMetadata('SDK test client', redirectUrl), client);
     this.page = page;
     this.plan = plan;
-    this.client = client;
     this.mcpUrl = mcpUrl;
   }
 
-  get redirectUrl() {
-    return redirectUrl;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: 'SDK test client',
-      redirect_uris: [redirectUrl],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-  clientInformation() {
-    return this.client.info;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed) {
-    this.client.info = info;
-  }
-  tokens() {
-    return this.#tokens;
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.#tokens = tokens;
-  }
   async redirectToAuthorization(url: URL) {
     this.landed = await authorizeInBrowser(this.page, url.href, this.plan, this.seen);
-  }
-  saveCodeVerifier(verifier: string) {
-    this.#verifier = verifier;
-  }
-  codeVerifier() {
-    return this.#verifier;
-  }
-  /** The resource indicator is the MCP URL itself (RFC 8707), sent even without RFC 9728 metadata. */
-  async validateResourceURL(serverUrl: string | URL) {
-    return new URL(String(serverUrl));
   }
 }
 
