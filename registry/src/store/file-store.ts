@@ -3,7 +3,15 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
-import { frozenCopy, type Frozen, type RecordStore, type StoredRecord, type SyncRecordReader, type WriteOptions, type WriteResult } from './record-store.ts';
+import {
+  frozenCopy,
+  type Frozen,
+  type RecordChangeListener,
+  type StoredRecord,
+  type WatchedRecordStore,
+  type WriteOptions,
+  type WriteResult,
+} from './record-store.ts';
 
 export interface FileRecordStoreOptions {
   /** The folder that holds the records (created 0700). One process owns it. */
@@ -30,7 +38,7 @@ export interface FileRecordStoreOptions {
  * keyv's file adapters, lowdb) offer neither compare-and-set on a version nor synchronous reads
  * from memory, and both are what this interface is for.
  */
-export class FileRecordStore<T> implements RecordStore<T>, SyncRecordReader<T> {
+export class FileRecordStore<T> implements WatchedRecordStore<T> {
   readonly #dir: string;
   readonly #log: Logger;
   readonly #now: () => number;
@@ -38,6 +46,7 @@ export class FileRecordStore<T> implements RecordStore<T>, SyncRecordReader<T> {
   /** The tail of each key's queue of disk operations. */
   readonly #queues = new Map<string, Promise<void>>();
   readonly #pruneTimer: NodeJS.Timeout;
+  readonly #listeners = new Set<RecordChangeListener<T>>();
   #version: number;
   #closed = false;
 
@@ -56,6 +65,11 @@ export class FileRecordStore<T> implements RecordStore<T>, SyncRecordReader<T> {
     if (record === undefined || record.expiresAt > this.#now()) return record;
     this.#remove(key);
     return undefined;
+  }
+
+  onChange(listener: RecordChangeListener<T>): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   snapshot(): StoredRecord<T>[] {
@@ -117,12 +131,25 @@ export class FileRecordStore<T> implements RecordStore<T>, SyncRecordReader<T> {
   #put(key: string, value: T | Frozen<T>, createdAt: number, expiresAt: number): Promise<WriteResult<T>> {
     const record: StoredRecord<T> = Object.freeze({ key, version: ++this.#version, value: frozenCopy(value as T), createdAt, expiresAt });
     this.#records.set(key, record);
+    this.#announce(key, record);
     return this.#enqueue(key, () => this.#write(record)).then(() => ({ ok: true, record }));
   }
 
   #remove(key: string): Promise<void> {
-    this.#records.delete(key);
+    const had = this.#records.delete(key);
+    if (had) this.#announce(key, undefined);
     return this.#enqueue(key, () => rm(this.#file(key), { force: true }));
+  }
+
+  /** Tells the listeners at once (memory already changed); a listener that throws is logged, not fatal. */
+  #announce(key: string, record: StoredRecord<T> | undefined): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(key, record);
+      } catch (err) {
+        this.#log.error({ err }, 'a record change listener failed');
+      }
+    }
   }
 
   /** Runs `op` after every disk operation queued before it on the same key, failed ones included. */

@@ -1,5 +1,14 @@
 /** The store's contract for the modules that keep state (STYLE.md point 6: export on purpose). */
-export type { Frozen, RecordStore, StoredRecord, SyncRecordReader, WriteOptions, WriteResult } from './record-store.ts';
+export type {
+  Frozen,
+  RecordChangeListener,
+  RecordStore,
+  StoredRecord,
+  SyncRecordReader,
+  WatchedRecordStore,
+  WriteOptions,
+  WriteResult,
+} from './record-store.ts';
 export { frozenCopy } from './record-store.ts';
 export { FileRecordStore, type FileRecordStoreOptions } from './file-store.ts';
 export { RedisRecordStore, type RedisRecordStoreOptions } from './redis-store.ts';

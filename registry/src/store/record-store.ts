@@ -74,6 +74,23 @@ export interface SyncRecordReader<T> {
   snapshot(): StoredRecord<T>[];
 }
 
+/**
+ * What a listener hears: a key was written (`record`, the new one) or is gone (`undefined`:
+ * destroyed; expiry may be announced late or not at all: readers check `expiresAt`). A shared store (Redis)
+ * announces the writes of every replica, in the order the store applied them.
+ */
+export type RecordChangeListener<T> = (key: string, record: StoredRecord<T> | undefined) => void;
+
+/**
+ * A store read from memory on every replica and told about every change: the catalog, and
+ * anything the per-request check peeks. With one process (the file store) it hears its own
+ * writes; with Redis, the writes of every replica (pub/sub), each at most once and in order.
+ */
+export interface WatchedRecordStore<T> extends RecordStore<T>, SyncRecordReader<T> {
+  /** Calls `listener` after each change that is visible to `peek`; returns the unsubscribe. */
+  onChange(listener: RecordChangeListener<T>): () => void;
+}
+
 /** A copy that shares nothing with `value` and cannot be changed (openid-client's `Object.freeze(structuredClone(…))`). */
 export function frozenCopy<T>(value: T): Frozen<T> {
   return deepFreeze(structuredClone(value)) as Frozen<T>;
