@@ -1,0 +1,245 @@
+/**
+ * A real multi-replica gateway on loopback, for the scale-out tests: one redis-server (with
+ * an append-only file, so a restart keeps what it persisted), N gateway replicas
+ * (`registry/src/main.ts`, each with its own nginx, as separate process groups so one can be
+ * SIGKILLed like a container), and a plain nginx load balancer in front, round robin, no
+ * session affinity. Every replica shares REDIS_URL, SECRET_KEY and the public URL (the
+ * balancer's); each has its own STATE_DIR and ports.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, NGINX_BIN, Processes, waitForHttp } from '../../../scripts/bench/processes.ts';
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+const REDIS_CLI = '/usr/bin/redis-cli';
+const projectRoot = join(import.meta.dirname, '..', '..', '..');
+
+/** A redis-server this file owns: loopback, an ephemeral port, appendonly in its own folder. */
+export class RedisProcess {
+  readonly port: number;
+  readonly dir: string;
+  #child: ChildProcess | undefined;
+
+  constructor(port: number, dir: string) {
+    this.port = port;
+    this.dir = dir;
+    mkdirSync(dir, { recursive: true });
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(
+      REDIS_SERVER,
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('Ready to accept connections')) resolve();
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.once('error', (err) => reject(new Error(`could not start ${REDIS_SERVER} (apt-get install redis-server): ${err.message}`)));
+      child.once('exit', (code) => reject(new Error(`${REDIS_SERVER} exited (${code}) before it was ready:\n${output}`)));
+    });
+    this.#child = child;
+  }
+
+  /** A clean shutdown (SIGTERM: Redis writes what it has, then exits). */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    await exited;
+  }
+
+  /** `redis-cli` against this server; the reply as text. */
+  cli(...args: string[]): string {
+    const out = spawnSync(REDIS_CLI, ['-p', String(this.port), ...args], { encoding: 'utf8' });
+    if (out.status !== 0) throw new Error(`redis-cli ${args.join(' ')}: ${out.stderr}`);
+    return out.stdout;
+  }
+
+  /** Every command Redis has run so far (INFO commandstats), by name; `info` itself excluded. */
+  commandCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const match of this.cli('INFO', 'commandstats').matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      if (match[1] !== 'info') counts.set(match[1]!, Number(match[2]));
+    }
+    return counts;
+  }
+}
+
+export interface ReplicaSpec {
+  readonly redisUrl: string;
+  readonly publicUrl: string;
+  readonly secretKey: string;
+  readonly adminPassword: string;
+  readonly catalogDir: string;
+  readonly usersFile: string;
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** One gateway replica: the registry and its nginx, in a process group of their own. */
+export class Replica {
+  readonly name: string;
+  readonly port: number;
+  readonly stateDir: string;
+  readonly #spec: ReplicaSpec;
+  readonly #logFile: string;
+  #child: ChildProcess | undefined;
+
+  constructor(name: string, port: number, dir: string, spec: ReplicaSpec) {
+    this.name = name;
+    this.port = port;
+    this.stateDir = join(dir, 'state');
+    this.#logFile = join(dir, 'registry.log');
+    this.#spec = spec;
+    mkdirSync(dir, { recursive: true });
+  }
+
+  /** This replica's own nginx, bypassing the balancer. */
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const fd = (await import('node:fs')).openSync(this.#logFile, 'a');
+    const child = spawn(process.execPath, [join(projectRoot, 'registry', 'src', 'main.ts')], {
+      cwd: projectRoot,
+      env: {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        HOME: process.env['HOME'] ?? '/tmp',
+        GATEWAY_PORT: String(this.port),
+        GATEWAY_PUBLIC_URL: this.#spec.publicUrl,
+        STATE_DIR: this.stateDir,
+        CATALOG_DIR: this.#spec.catalogDir,
+        SECRET_KEY: this.#spec.secretKey,
+        ADMIN_PASSWORD: this.#spec.adminPassword,
+        DEV_IDP_USERS_FILE: this.#spec.usersFile,
+        REDIS_URL: this.#spec.redisUrl,
+        LOGGING_LEVEL: process.env['TEST_LOG_LEVEL'] ?? 'warn',
+        ...this.#spec.env,
+      },
+      stdio: ['ignore', fd, fd],
+      detached: true,
+    });
+    this.#child = child;
+    await waitForHttp(`${this.url}/readyz`, child, 30_000).catch((err: unknown) => {
+      throw new Error(`${this.name} did not become ready: ${(err as Error).message}\n${this.log().slice(-3000)}`);
+    });
+  }
+
+  /** Like a container killed by the kernel: SIGKILL to the registry and its nginx at once. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    if (!child?.pid) return;
+    const exited = child.exitCode === null && child.signalCode === null ? once(child, 'exit') : Promise.resolve();
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await exited;
+  }
+
+  /** A clean stop: SIGTERM to the registry, which stops its nginx; the group is killed after 10 s. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    if (!child?.pid || child.exitCode !== null || child.signalCode !== null) {
+      if (child?.pid) killGroup(child.pid);
+      return;
+    }
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => killGroup(child.pid!), 10_000);
+    await exited;
+    clearTimeout(timer);
+    killGroup(child.pid);
+  }
+
+  log(): string {
+    try {
+      return readFileSync(this.#logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  /** How many MCP requests this replica's nginx served (its access log; flushed every second). */
+  accessLog(): string {
+    try {
+      return readFileSync(join(this.stateDir, 'nginx', 'access.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // ESRCH: gone
+  }
+}
+
+/**
+ * The load balancer: plain nginx, round robin over the replicas' nginx ports, no affinity. A
+ * replica that refuses connections is skipped (`proxy_next_upstream error`: nothing was sent
+ * yet, so even a POST is safe to pass on) and left alone for a second.
+ */
+export async function startLoadBalancer(procs: Processes, dir: string, port: number, replicaPorts: readonly number[]): Promise<string> {
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process on;
+worker_processes 1;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'error.log')} warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path ${join(dir, 'tmp')};
+    proxy_temp_path ${join(dir, 'tmp')};
+    client_max_body_size 2m;
+    upstream gateways {
+${replicaPorts.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`).join('\n')}
+        keepalive 16;
+    }
+    server {
+        listen 127.0.0.1:${port};
+        location = /lb-healthz { return 200 "ok\\n"; }
+        location / {
+            proxy_pass http://gateways;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_buffering off;
+            proxy_read_timeout 3600s;
+            proxy_next_upstream error timeout;
+            proxy_connect_timeout 1s;
+        }
+    }
+}
+`,
+  );
+  const child = procs.start('lb', NGINX_BIN, ['-p', dir, '-e', join(dir, 'error.log'), '-c', conf], { cwd: dir, logFile: join(dir, 'stderr.log') });
+  await waitForHttp(`http://127.0.0.1:${port}/lb-healthz`, child, 10_000);
+  return `http://127.0.0.1:${port}`;
+}
+
+export { freePort, Processes };
