@@ -177,6 +177,15 @@ export class Replica {
     }
   }
 
+  /** This replica's nginx error log (reloads show as `signal 1 (SIGHUP) received`). */
+  errorLog(): string {
+    try {
+      return readFileSync(join(this.stateDir, 'nginx', 'error.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
   /** How many MCP requests this replica's nginx served (its access log; flushed every second). */
   accessLog(): string {
     try {

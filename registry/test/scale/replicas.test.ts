@@ -190,6 +190,57 @@ describe('two replicas on one Redis behind a load balancer without affinity', ()
     );
   });
 
+  test('open streams of one server survive catalog changes made on the other replica (both transports), and nginx never reloads', async () => {
+    const admin = await signIn(lb, 'admin', ADMIN_PASSWORD);
+    const user = await signIn(lb, 'user', 'demo');
+    const reloads = () => replicas.map((r) => (r.errorLog().match(/signal 1 \(SIGHUP\) received/g) ?? []).length);
+    const reloadsBefore = reloads();
+    // Both streams go through replica 1; the changes are made on replica 2.
+    const streamable = new Client({ name: 'scale-stream', version: '1' });
+    const streamableTransport = new StreamableHTTPClientTransport(new URL(`${r1().url}/api/streamable/currenttime`), {
+      requestInit: { headers: { cookie: user.cookie } },
+    });
+    await streamable.connect(streamableTransport);
+    const sse = new Client({ name: 'scale-sse-stream', version: '1' });
+    let sseClosed = false;
+    const sseTransport = new SSEClientTransport(new URL(`${r1().url}/api/execute/currenttime/sse`), { requestInit: { headers: { cookie: user.cookie } } });
+    await sse.connect(sseTransport);
+    sse.onclose = () => (sseClosed = true);
+    for (let i = 0; i < 3; i++) {
+      const name = `churn-${i}`;
+      const port = 20000 + i; // a backend origin no replica has seen: routed at once all the same
+      assert.equal(
+        (
+          await api(r2().url, 'POST', '/servers', admin, {
+            name,
+            url: `http://127.0.0.1:${port}`,
+            transports: { 'streamable-http': '/mcp', sse: '/sse' },
+            enabled: true,
+          })
+        ).status,
+        201,
+      );
+      const read = await api(r2().url, 'GET', `/servers/${name}`, admin);
+      const definition = read.body?.['definition'] as Record<string, unknown>;
+      assert.equal(
+        (await api(r2().url, 'PUT', `/servers/${name}`, admin, { ...definition, url: backend.url }, { 'if-match': read.etag ?? '' })).status,
+        200,
+        're-pointed',
+      );
+      await eventually(async () => (await mcpPost(r1().url, name, { cookie: admin.cookie }, initialize)).status === 200, 1000);
+      assert.equal((await api(r2().url, 'DELETE', `/servers/${name}`, admin)).status, 200);
+    }
+    // The SSE stream carries the answers of the legacy transport: a call that answers proves it open.
+    const viaSse = await sse.callTool(TOOL_CALL);
+    assert.notEqual(viaSse.isError, true);
+    assert.equal(sseClosed, false, 'the legacy stream was never cut');
+    const viaStreamable = await streamable.callTool(TOOL_CALL);
+    assert.notEqual(viaStreamable.isError, true);
+    assert.deepEqual(reloads(), reloadsBefore, 'no replica reloaded nginx for catalog changes');
+    await sse.close();
+    await streamable.close();
+  });
+
   test('concurrent edits of one definition on two replicas: exactly one wins, the other gets 412, and both replicas then show the winner', async () => {
     const admin = await signIn(lb, 'admin', ADMIN_PASSWORD);
     for (let round = 0; round < 5; round++) {
