@@ -26,7 +26,8 @@ import { LoginSessions } from './sessions/login-sessions.ts';
 import { SessionRefresher } from './sessions/refresh.ts';
 import { createSealer } from './sessions/seal.ts';
 import type { SessionValue } from './sessions/session-record.ts';
-import { FileRecordStore } from './store/index.ts';
+import type { StoreHealth } from './store/index.ts';
+import { Stores } from './store/open.ts';
 import { createBearerVerifier } from './authz/bearer.ts';
 import type { BearerContext } from './authz/credentials.ts';
 import { BEARER_REALM } from './authz/paths.ts';
@@ -45,6 +46,8 @@ export interface RunningGateway {
   readonly auditFile: string;
   /** Background MCP health checks and tool discovery of every backend. */
   readonly monitor: BackendMonitor;
+  /** Whether every record store can answer (files: always; Redis: connected and its copies in sync): the `storeUp` signal. */
+  readonly stores: StoreHealth;
   /**
    * One pass of the session refresher as if the clock read `now`: every session whose IdP access
    * token is due by then is refreshed at once (the background pass runs every 2 s on the real clock).
@@ -97,9 +100,20 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   // Everything that can refuse the configuration runs before anything is opened or started.
   const mapping = new ScopeMappingSource(config.identity.mappingFile, log.child({ module: 'scope-mapping' }));
   const catalog = await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
+  // Where state lives: folders under STATE_DIR, or Redis (REDIS_URL) shared with the other replicas.
+  const stores = new Stores({ stateDir: config.stateDir, redis: config.redis, log });
+  let opened: Awaited<ReturnType<typeof openStores>>;
+  try {
+    opened = await openStores(stores, config);
+  } catch (err) {
+    await stores.close();
+    await catalog.close();
+    throw err;
+  }
+  const { sessionRecords, authRecords, tokenRecords, idpRecords } = opened;
   const audit = createAuditLog(config.auditLogFile);
   const sessions = new LoginSessions({
-    records: new FileRecordStore<SessionValue>({ dir: join(config.stateDir, 'sessions'), log: log.child({ module: 'sessions' }) }),
+    records: sessionRecords,
     limits: { idleMs: config.sessionTtlSeconds * 1000, maxLifetimeMs: config.sessionMaxLifetimeSeconds * 1000 },
     log: log.child({ module: 'sessions' }),
   });
@@ -108,6 +122,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     internalUrl: () => registryUrl,
     machineClients: () => mapping.machineClients(),
     log: log.child({ module: 'identity' }),
+    ...(idpRecords === undefined ? {} : { devRecords: idpRecords }),
   });
   const sealer = createSealer(config.secretKey);
   const refresher = new SessionRefresher({
@@ -116,6 +131,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     scopesFor: (groups) => mapping.scopesFor(groups),
     sealer,
     log: log.child({ module: 'refresh' }),
+    // With replicas, one of them refreshes (rotating refresh tokens must not be spent twice).
+    lease: stores.lease('session-refresher'),
   });
 
   // eslint-disable-next-line prefer-const -- assigned once nginx's port is known; the app's closures below read it before that
@@ -127,7 +144,6 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     log: log.child({ module: 'health' }),
   });
   // The gateway as the MCP clients' authorization server (issuer = GATEWAY_PUBLIC_URL).
-  const authRecords = new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'authserver'), log: log.child({ module: 'authserver' }) });
   const authServer = createAuthorizationServer({
     publicUrl: config.gateway.publicUrl,
     secretKey: config.secretKey,
@@ -173,7 +189,6 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     log: log.child({ module: 'authserver' }),
   });
   // Personal access tokens (STATE_DIR/tokens, held in memory too: the check reads them with no I/O).
-  const tokenRecords = new FileRecordStore<PersonalTokenRecord>({ dir: join(config.stateDir, 'tokens'), log: log.child({ module: 'tokens' }) });
   const personalTokens = new PersonalTokens({
     records: tokenRecords,
     maxLifetimeDays: config.oauth.patMaxLifetimeDays,
@@ -235,9 +250,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   try {
     await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   } catch (err) {
-    await sessions.close();
-    await authRecords.close();
-    await tokenRecords.close();
+    await stores.close();
     await audit.close();
     throw err;
   }
@@ -254,9 +267,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   } catch (err) {
     server.close();
     await catalog.close();
-    await sessions.close();
-    await authRecords.close();
-    await tokenRecords.close();
+    await stores.close();
     await audit.close();
     throw err;
   }
@@ -276,6 +287,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     audit,
     auditFile: config.auditLogFile,
     monitor,
+    stores,
     refreshSessions: (now) => refresher.runOnce(now),
     async stop() {
       await refresher.stop();
@@ -285,11 +297,24 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
       await sync.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await sessions.close();
-      await authRecords.close();
-      await tokenRecords.close();
       await provider.close?.();
+      // Sessions, the authorization server's records, tokens, the dev IdP's storage, the lease.
+      await stores.close();
       await audit.close();
     },
   };
+}
+
+/**
+ * Opens every record store the gateway keeps (one kind of record each: `STATE_DIR/<kind>` or the
+ * Redis namespace `<kind>`). Mirrored in memory where the check peeks or a page snapshots:
+ * sessions, the authorization server's records (revocations), personal tokens; the dev IdP's
+ * storage is only read and written through.
+ */
+async function openStores(stores: Stores, config: Config) {
+  const sessionRecords = await stores.watched<SessionValue>('sessions');
+  const authRecords = await stores.watched<OidcStoreEntry>('authserver');
+  const tokenRecords = await stores.watched<PersonalTokenRecord>('tokens');
+  const idpRecords = config.providerType === 'dev' ? await stores.plain<OidcStoreEntry>('idp') : undefined;
+  return { sessionRecords, authRecords, tokenRecords, idpRecords };
 }

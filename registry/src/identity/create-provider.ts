@@ -2,7 +2,7 @@ import type { Config } from '../config/load.ts';
 import type { Logger } from '../log.ts';
 import { cognitoSpec } from './cognito.ts';
 import { join } from 'node:path';
-import { FileRecordStore } from '../store/index.ts';
+import { FileRecordStore, type RecordStore } from '../store/index.ts';
 import { createDevProvider } from './dev.ts';
 import type { OidcStoreEntry } from './oidc-adapter.ts';
 import { createExternalProvider } from './external.ts';
@@ -13,7 +13,13 @@ import type { IdentityProvider } from './provider.ts';
 /** The one place that turns MCP_AUTH_PROVIDER_TYPE into a provider. */
 export function createIdentityProvider(
   config: Config,
-  deps: { internalUrl: () => string; machineClients: () => readonly string[]; log: Logger },
+  deps: {
+    internalUrl: () => string;
+    machineClients: () => readonly string[];
+    log: Logger;
+    /** The dev provider's oidc-provider storage (the composition root opens it: files or Redis); default: files in STATE_DIR/idp. */
+    devRecords?: RecordStore<OidcStoreEntry>;
+  },
 ): IdentityProvider {
   const identity = config.identity;
   switch (identity.type) {
@@ -23,7 +29,7 @@ export function createIdentityProvider(
         internalUrl: deps.internalUrl,
         secretKey: config.secretKey,
         users: config.devUsers,
-        records: new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'idp'), log: deps.log }),
+        records: deps.devRecords ?? new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'idp'), log: deps.log }),
         log: deps.log,
       });
     case 'cognito':
