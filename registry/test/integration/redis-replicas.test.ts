@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEV_MACHINE_CLIENT_ID } from '../../src/identity/dev.ts';
 import { RedisServer } from '../redis-server.ts';
-import { ApiClient } from './api-client.ts';
-import { eventually, startTestGateway, type TestGateway } from './harness.ts';
+import { ApiClient, machineToken } from './api-client.ts';
+import { eventually, freePort, startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
 
 /**
@@ -20,9 +21,12 @@ let two: TestGateway;
 
 before(async () => {
   await redis.start();
-  const env = { REDIS_URL: redis.url };
-  one = await startTestGateway({ env });
-  two = await startTestGateway({ env });
+  // Replicas behind one load balancer: one public URL (issuer), one SECRET_KEY, one Redis.
+  const port = await freePort();
+  const env = { REDIS_URL: redis.url, GATEWAY_PUBLIC_URL: `http://127.0.0.1:${port}` };
+  const mapping = `clients:\n  ${JSON.stringify(DEV_MACHINE_CLIENT_ID)}: ["mcp:registry:admin"]\n`;
+  one = await startTestGateway({ port, env, mapping });
+  two = await startTestGateway({ env, mapping });
 });
 
 after(async () => {
@@ -99,6 +103,12 @@ describe('two gateways on one Redis', () => {
     const revoked = await api2.call('revokeToken', { as: { cookie, csrf: await csrfOn(two, cookie) }, params: { id: created.body.tokenInfo.id as string } });
     assert.equal(revoked.status, 200, revoked.text);
     assert.equal((await mcp(one, { authorization })).status, 401, 'the next request on gateway 1 is refused');
+  });
+
+  test("a token one replica's IdP signed verifies on the other: keys come from SECRET_KEY, not from the process", async () => {
+    const token = await machineToken(one.url, TEST_SECRET_KEY);
+    assert.equal((await mcp(two, { authorization: `Bearer ${token}` })).status, 200);
+    assert.equal((await mcp(one, { authorization: `Bearer ${token}` })).status, 200);
   });
 
   test('the check costs no Redis command: INFO commandstats around 200 MCP requests on a signed-in session', async (t) => {
