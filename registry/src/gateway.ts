@@ -118,13 +118,14 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     log: log.child({ module: 'sessions' }),
   });
   let registryUrl = '';
+  const sealer = createSealer(config.secretKey);
   const provider: IdentityProvider = createIdentityProvider(config, {
+    sealer,
     internalUrl: () => registryUrl,
     machineClients: () => mapping.machineClients(),
     log: log.child({ module: 'identity' }),
     ...(idpRecords === undefined ? {} : { devRecords: idpRecords }),
   });
-  const sealer = createSealer(config.secretKey);
   const refresher = new SessionRefresher({
     store: sessions,
     provider,

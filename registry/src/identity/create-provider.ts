@@ -4,7 +4,7 @@ import { cognitoSpec } from './cognito.ts';
 import { join } from 'node:path';
 import { FileRecordStore, type RecordStore } from '../store/index.ts';
 import { createDevProvider } from './dev.ts';
-import type { OidcStoreEntry } from './oidc-adapter.ts';
+import type { AdapterSealer, OidcStoreEntry } from './oidc-adapter.ts';
 import { createExternalProvider } from './external.ts';
 import { genericSpec } from './generic.ts';
 import { oktaSpec } from './okta.ts';
@@ -19,6 +19,8 @@ export function createIdentityProvider(
     log: Logger;
     /** The dev provider's oidc-provider storage (the composition root opens it: files or Redis); default: files in STATE_DIR/idp. */
     devRecords?: RecordStore<OidcStoreEntry>;
+    /** Seals what the dev provider's storage must keep unreadable (sessions/seal.ts). */
+    sealer?: AdapterSealer;
   },
 ): IdentityProvider {
   const identity = config.identity;
@@ -30,6 +32,7 @@ export function createIdentityProvider(
         secretKey: config.secretKey,
         users: config.devUsers,
         records: deps.devRecords ?? new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'idp'), log: deps.log }),
+        ...(deps.sealer === undefined ? {} : { sealer: deps.sealer }),
         log: deps.log,
       });
     case 'cognito':

@@ -5,7 +5,7 @@ import Provider, { errors, type Configuration as ProviderConfiguration, type Koa
 import * as client from 'openid-client';
 import type { Logger } from '../log.ts';
 import type { RecordStore } from '../store/index.ts';
-import { recordStoreAdapter, type OidcStoreEntry } from './oidc-adapter.ts';
+import { recordStoreAdapter, type AdapterSealer, type OidcStoreEntry } from './oidc-adapter.ts';
 import { authenticateDemoUser, type DemoUser } from '../config/dev-users.ts';
 import { OidcLogin } from './oidc-login.ts';
 import type { IdentityProvider, LoginChallenge } from './provider.ts';
@@ -27,6 +27,8 @@ export interface DevProviderOptions {
   readonly users: readonly DemoUser[];
   /** Where the IdP keeps its sessions, codes, grants and refresh tokens, so they survive a restart. */
   readonly records: RecordStore<OidcStoreEntry>;
+  /** Seals the pointers to sessions in `records` (token ids are hashed either way); without one they are kept as they are. */
+  readonly sealer?: AdapterSealer;
   readonly log: Logger;
 }
 
@@ -124,7 +126,7 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
         id_token_signed_response_alg: 'ES256',
       },
     ],
-    adapter: recordStoreAdapter(options.records),
+    adapter: recordStoreAdapter(options.records, undefined, options.sealer),
     // Derived from SECRET_KEY, not generated: every replica (and every restart) signs alike, so a
     // token one replica's IdP issued verifies on another.
     jwks: { keys: [deriveSigningJwk(options.secretKey, 'dev-idp-signing-key v1')] },
