@@ -114,7 +114,7 @@ export class Stores implements StoreHealth {
         if (Date.now() + START_RETRY_MS >= this.#deadline) {
           throw new GatewayError(
             'STORE_UNAVAILABLE',
-            `Redis at ${redactUrl(redis.url)} could not be reached within ${Math.round(redis.startTimeoutMs / 1000)} s (REDIS_START_TIMEOUT_SECONDS); the gateway keeps its state there (REDIS_URL). Last error: ${reason}`,
+            `STORE_UNAVAILABLE: Redis at ${redactUrl(redis.url)} could not be reached within ${Math.round(redis.startTimeoutMs / 1000)} s (REDIS_START_TIMEOUT_SECONDS); the gateway keeps its state there (REDIS_URL). Last error: ${reason}`,
             { cause: err },
           );
         }

@@ -111,6 +111,8 @@ export class RedisRecordStore<T> implements RecordStore<T>, StoreHealth {
   #closed = false;
   #down = false;
   #lastUp = true;
+  /** Once open() has connected: a failed first connection is reported by open(), not logged here. */
+  #connected = false;
 
   /**
    * Connects; rejects with STORE_UNAVAILABLE when the first attempt fails (no retrying at start).
@@ -129,6 +131,7 @@ export class RedisRecordStore<T> implements RecordStore<T>, StoreHealth {
       throw unavailable('connect', err);
     }
     store.#down = false;
+    store.#connected = true;
     return store;
   }
 
@@ -147,7 +150,7 @@ export class RedisRecordStore<T> implements RecordStore<T>, StoreHealth {
       socket: { connectTimeout: 5000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
     });
     this.#client.on('error', (err: unknown) => {
-      if (this.#down) return;
+      if (this.#down || !this.#connected) return;
       this.#down = true;
       this.#log.warn({ err, namespace: options.namespace }, 'redis record store: connection lost; operations fail until it is back');
       this.#announceUp();
