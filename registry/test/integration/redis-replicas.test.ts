@@ -111,13 +111,19 @@ describe('two gateways on one Redis', () => {
     assert.equal((await mcp(one, { authorization: `Bearer ${token}` })).status, 200);
   });
 
-  test('the check costs no Redis command: INFO commandstats around 200 MCP requests on a signed-in session', async (t) => {
+  test('the check costs no Redis command: INFO commandstats around 200 MCP requests (a session cookie, then a personal access token)', async (t) => {
     const { cookie } = await login(one.url, 'user', 'demo');
     assert.equal((await mcp(one, { cookie })).status, 200);
+    const created = await new ApiClient(one.url).call('createToken', {
+      as: { cookie, csrf: await csrfOn(one, cookie) },
+      body: { name: 'count', servers: ['currenttime'], lifetimeDays: 1 },
+    });
+    const authorization = `Bearer ${created.body.token as string}`;
+    assert.equal((await mcp(one, { authorization })).status, 200);
     const N = 200;
     const before = await commandStats();
     const started = Date.now();
-    for (let i = 0; i < N; i++) assert.equal((await mcp(one, { cookie })).status, 200);
+    for (let i = 0; i < N; i++) assert.equal((await mcp(one, i % 2 ? { authorization } : { cookie })).status, 200);
     const elapsed = Date.now() - started;
     const afterStats = await commandStats();
     const delta = new Map<string, number>();
