@@ -241,7 +241,7 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     default: 'STATE_DIR/audit.log',
     example: '/var/log/mcp-gateway/audit.log',
     description:
-      'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id. Never tokens or cookies.',
+      'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id, the W3C trace id the client sent. Never tokens or cookies.',
   },
   {
     name: 'CATALOG_DIR',

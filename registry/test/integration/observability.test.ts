@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { eventually, startTestGateway, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
@@ -137,5 +138,11 @@ describe('trace context', () => {
     assert.equal(posts.length, 1);
     assert.equal(posts[0]?.headers['traceparent'], traceparent);
     assert.equal(posts[0]?.headers['tracestate'], tracestate);
+    // The audit line of that decision carries the trace id.
+    await eventually(async () =>
+      readFileSync(gw.gateway.auditFile, 'utf8')
+        .split('\n')
+        .some((line) => line.includes('"traceId":"4bf92f3577b34da6a3ce929d0e0e4736"') && line.includes('"decision":"allow"')),
+    );
   });
 });
