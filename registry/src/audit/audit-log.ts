@@ -6,6 +6,8 @@ import { pino } from 'pino';
 export interface AccessAuditEntry {
   readonly event: 'access';
   readonly requestId: string | undefined;
+  /** The W3C trace id the client sent (`traceparent`), when valid: links the audit line to the client's trace. */
+  readonly traceId?: string | undefined;
   readonly user: string;
   readonly server: string;
   readonly transport: string | undefined;
