@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { pino } from 'pino';
+import type { Logger } from '../log.ts';
 
 /** One access decision of the check. Never holds a token, cookie or request body. */
 export interface AccessAuditEntry {
@@ -48,15 +49,39 @@ export interface AuditQuery {
 }
 
 export interface AuditLog {
+  /** Never waits and never fails: the file and the shared stream are written in batches, later. */
   record(entry: AuditEntry): void;
+  /** Resolves when what was recorded is in the file (and, with a shared sink, sent or kept for a retry). */
   flush(): Promise<void>;
-  /** The most recent entries, newest first, filtered by `query` (see queryAudit). */
-  recent(query?: AuditQuery): TimedAuditEntry[];
+  /**
+   * The most recent entries, newest first, filtered by `query` (see queryAudit). With a shared
+   * sink, those of every replica; this replica's alone while the sink cannot be read.
+   */
+  recent(query?: AuditQuery): Promise<TimedAuditEntry[]>;
+}
+
+/**
+ * Where the entries of every replica meet (Redis: RedisAuditSink). The audit log sends its
+ * entries in batches, never one per request, and reads the newest back for `recent`.
+ */
+export interface SharedAuditSink {
+  /** Appends one batch (oldest first) in one write. Rejects when the backend is unavailable. */
+  append(batch: readonly TimedAuditEntry[]): Promise<void>;
+  /** The newest `max` entries of every replica, oldest first. Rejects when the backend is unavailable. */
+  read(max: number): Promise<TimedAuditEntry[]>;
 }
 
 export interface AuditLogOptions {
-  /** How many recent entries to keep in memory for `recent`; default 2000. */
+  /** How many recent entries to keep in memory for `recent` (and read back from the shared sink); default 2000. */
   readonly keep?: number;
+  /** The entries of every replica (REDIS_URL); without it `recent` shows this process's. */
+  readonly shared?: SharedAuditSink;
+  /** How often buffered entries go to the shared sink; default 500 ms. */
+  readonly flushIntervalMs?: number;
+  /** Entries per write to the shared sink; a full batch is sent at once. Default 100. */
+  readonly batchSize?: number;
+  /** For the one line when the shared sink fails and the one when it works again. */
+  readonly log?: Logger;
 }
 
 const DEFAULT_KEEP = 2000;
@@ -100,6 +125,7 @@ function clampLimit(limit: number | undefined): number {
 export function createAuditLog(file: string, options: AuditLogOptions = {}): AuditLog & { close(): Promise<void> } {
   const keep = options.keep ?? DEFAULT_KEEP;
   if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`createAuditLog: keep must be a positive integer, got ${keep}`);
+  const shared = options.shared === undefined ? undefined : new SharedBatches(options.shared, keep, options);
   // Ring of the most recent entries: `head` is the next slot to write, `count` how many are held.
   const ring = new Array<TimedAuditEntry | undefined>(keep).fill(undefined);
   let head = 0;
@@ -128,19 +154,22 @@ export function createAuditLog(file: string, options: AuditLogOptions = {}): Aud
       const timed: TimedAuditEntry = { time: new Date().toISOString(), ...entry };
       destination.write(`${JSON.stringify(timed)}\n`);
       remember(timed);
+      shared?.add(timed);
     },
-    recent(query = {}) {
+    async recent(query = {}) {
       const entries: TimedAuditEntry[] = new Array<TimedAuditEntry>(count);
       const start = count < keep ? 0 : head; // the oldest held entry
       for (let i = 0; i < count; i++) entries[i] = ring[(start + i) % keep] as TimedAuditEntry;
-      return queryAudit(entries, query);
+      return queryAudit((await shared?.read()) ?? entries, query);
     },
     async flush() {
       await ready;
       await new Promise<void>((resolve) => destination.flush(() => resolve()));
+      await shared?.flush();
     },
     async close() {
       clearInterval(timer);
+      await shared?.close();
       closed = true;
       await ready;
       const ended = once(destination, 'close');
@@ -196,7 +225,100 @@ function readTail(file: string, keep: number): TimedAuditEntry[] {
   return entries.length > keep ? entries.slice(entries.length - keep) : entries;
 }
 
-function isTimedEntry(value: unknown): value is TimedAuditEntry {
+/**
+ * The buffer towards the shared sink: entries wait here and go out as one write per batch every
+ * flush interval, or at once when a batch is full, one write at a time. A failed write puts its
+ * batch back (this replica's newest `keep` are kept for the retry; older ones stay in the file
+ * and the ring only). Nothing here ever blocks `record`.
+ */
+class SharedBatches {
+  readonly #sink: SharedAuditSink;
+  readonly #keep: number;
+  readonly #batchSize: number;
+  readonly #log: Logger | undefined;
+  readonly #timer: NodeJS.Timeout;
+  /** Recorded, not yet sent. */
+  #pending: TimedAuditEntry[] = [];
+  /** Being sent now. */
+  #sending: readonly TimedAuditEntry[] = [];
+  #flushing: Promise<void> | undefined;
+  #writeFailing = false;
+  #readFailing = false;
+
+  constructor(sink: SharedAuditSink, keep: number, options: AuditLogOptions) {
+    this.#sink = sink;
+    this.#keep = keep;
+    this.#batchSize = options.batchSize ?? 100;
+    this.#log = options.log;
+    const interval = options.flushIntervalMs ?? 500;
+    if (!Number.isInteger(this.#batchSize) || this.#batchSize < 1) throw new RangeError('createAuditLog: batchSize must be a positive integer');
+    if (!Number.isFinite(interval) || interval <= 0) throw new RangeError('createAuditLog: flushIntervalMs must be more than 0');
+    this.#timer = setInterval(() => void this.flush(), interval).unref();
+  }
+
+  add(entry: TimedAuditEntry): void {
+    this.#pending.push(entry);
+    if (this.#pending.length > this.#keep) this.#pending.splice(0, this.#pending.length - this.#keep);
+    if (this.#pending.length >= this.#batchSize && this.#flushing === undefined) void this.flush();
+  }
+
+  /** Sends what is pending, one batch per write; never rejects (a failure keeps the batch for the next try). */
+  flush(): Promise<void> {
+    this.#flushing ??= this.#drain().finally(() => {
+      this.#flushing = undefined;
+    });
+    return this.#flushing;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#pending.length > 0) {
+      this.#sending = this.#pending.splice(0, this.#batchSize);
+      try {
+        await this.#sink.append(this.#sending);
+        if (this.#writeFailing) this.#log?.info('audit entries reach the shared stream again');
+        this.#writeFailing = false;
+      } catch (err) {
+        this.#pending = [...this.#sending, ...this.#pending].slice(-this.#keep);
+        if (!this.#writeFailing) this.#log?.warn({ err }, 'audit entries cannot reach the shared stream; kept in this replica (file and memory) and retried');
+        this.#writeFailing = true;
+        return;
+      } finally {
+        this.#sending = [];
+      }
+    }
+  }
+
+  /**
+   * Every replica's newest entries, with this replica's not yet sent, oldest first; undefined
+   * when the sink cannot be read (the caller shows this replica's own then).
+   */
+  async read(): Promise<TimedAuditEntry[] | undefined> {
+    let entries: TimedAuditEntry[];
+    try {
+      entries = await this.#sink.read(this.#keep);
+      if (this.#readFailing) this.#log?.info('the shared audit stream can be read again');
+      this.#readFailing = false;
+    } catch (err) {
+      if (!this.#readFailing) this.#log?.warn({ err }, "the shared audit stream cannot be read; the audit view shows this replica's entries only");
+      this.#readFailing = true;
+      return undefined;
+    }
+    const unsent = [...this.#sending, ...this.#pending];
+    if (unsent.length === 0) return entries;
+    // A batch may have landed while its write was still in flight: leave out what is there already.
+    const seen = new Set(entries.map((e) => JSON.stringify(e)));
+    const merged = [...entries, ...unsent.filter((e) => !seen.has(JSON.stringify(e)))];
+    // Stable, by time: replicas' batches interleave.
+    return merged.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.flush();
+  }
+}
+
+export function isTimedEntry(value: unknown): value is TimedAuditEntry {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const v = value as Record<string, unknown>;
   return (
