@@ -96,7 +96,13 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
 
   // Everything that can refuse the configuration runs before anything is opened or started.
   const mapping = new ScopeMappingSource(config.identity.mappingFile, log.child({ module: 'scope-mapping' }));
+  // issue 12: with REDIS_URL pass the Redis mirror here (namespace 'catalog'):
+  //   Catalog.openShared({ dir: config.catalogDir, store: <WatchedRecordStore<CatalogRecord>>, log })
+  // and close that store after catalog.close(). CATALOG_DIR then only seeds it (docs/store.md).
   const catalog = await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
+  // issue 12: with REDIS_URL pass the shared sink here, so the audit view shows every replica:
+  //   createAuditLog(file, { shared: await RedisAuditSink.open({ url, log }), log: log.child({ module: 'audit' }) })
+  // and close the sink after audit.close() (which sends what is still buffered).
   const audit = createAuditLog(config.auditLogFile);
   const sessions = new LoginSessions({
     records: new FileRecordStore<SessionValue>({ dir: join(config.stateDir, 'sessions'), log: log.child({ module: 'sessions' }) }),
@@ -122,6 +128,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   let sync: NginxSync | undefined;
   const monitor = new BackendMonitor({
     catalog,
+    // issue 12: with REDIS_URL pass `lease` (a RedisLease for the health checks) and `shared`
+    // (the Redis mirror of namespace 'health', WatchedRecordStore<SharedBackendSnapshot>) here.
     intervalMs: config.healthCheck.intervalMs,
     timeoutMs: config.healthCheck.timeoutMs,
     log: log.child({ module: 'health' }),
