@@ -86,6 +86,8 @@ export interface AuditLogOptions {
 
 const DEFAULT_KEEP = 2000;
 const DEFAULT_LIMIT = 100;
+/** How long closing waits for the last batch to reach the shared sink. */
+const CLOSE_WAIT_MS = 2000;
 const MAX_LIMIT = 1000;
 /** How much of the end of an existing file is read on start to seed the recent entries. */
 export const SEED_WINDOW_BYTES = 1024 * 1024;
@@ -312,9 +314,12 @@ class SharedBatches {
     return merged.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   }
 
+  /** Sends what is left; waits at most `CLOSE_WAIT_MS` (a Redis that hangs must not hold up a shutdown). */
   async close(): Promise<void> {
     clearInterval(this.#timer);
-    await this.flush();
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise<void>((resolve) => (timeout = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timeout);
   }
 }
 
