@@ -24,6 +24,8 @@ interface SharedBacking {
   /** The newest record version applied per server. */
   readonly versions: Map<string, number>;
   unsubscribe: () => void;
+  closed: boolean;
+  readonly retryMs: number;
 }
 
 interface CatalogEvents {
@@ -36,6 +38,8 @@ export interface SharedCatalogOptions {
   /** The shared catalog: Redis's local mirror in production, a FileRecordStore for one process. */
   readonly store: CatalogStore;
   readonly log: Logger;
+  /** How soon a file that could not be applied (store unreachable) is tried again; default 5 s. */
+  readonly seedRetryMs?: number;
 }
 
 /**
@@ -61,13 +65,13 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   #queue: Promise<void> = Promise.resolve();
   #writes = 0;
 
-  private constructor(dir: string, log: Logger, store?: CatalogStore) {
+  private constructor(dir: string, log: Logger, store?: CatalogStore, seedRetryMs = 5000) {
     super();
     this.dir = dir;
     this.#log = log;
     if (store) {
       const versions = new Map<string, number>();
-      this.#shared = { store, writer: new SharedCatalogWriter(store, log), versions, unsubscribe: () => undefined };
+      this.#shared = { store, writer: new SharedCatalogWriter(store, log), versions, unsubscribe: () => undefined, closed: false, retryMs: seedRetryMs };
       // Subscribe before the first snapshot, so no change falls between the two.
       this.#shared.unsubscribe = store.onChange((key, record) => this.#applyRecord(key, record));
     }
@@ -85,7 +89,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
    * Page and API edits go to the store only; deleting a file deletes nothing.
    */
   static async openShared(options: SharedCatalogOptions): Promise<Catalog> {
-    const catalog = new Catalog(options.dir, options.log, options.store);
+    const catalog = new Catalog(options.dir, options.log, options.store, options.seedRetryMs);
     for (const record of options.store.snapshot()) catalog.#applyRecord(record.key, record);
     await catalog.#loadFolder();
     return catalog;
@@ -229,6 +233,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   /** Stops watching (and listening to the shared store, which stays open: its owner closes it). */
   async close(): Promise<void> {
     this.#shared?.unsubscribe();
+    if (this.#shared) this.#shared.closed = true;
     await this.#watcher?.close();
     this.#watcher = undefined;
   }
@@ -343,6 +348,8 @@ export class Catalog extends EventEmitter<CatalogEvents> {
       }
     } catch (err) {
       this.#report(file, `could not be applied to the shared catalog: ${(err as Error).message}`);
+      // The store is unreachable (or busy): try again later, reading the file afresh.
+      if (!shared.closed) setTimeout(() => void (shared.closed ? undefined : this.#reload(file, true)), shared.retryMs).unref();
     }
   }
 

@@ -180,6 +180,30 @@ test('the watcher applies a changed file at once, and a removed file deletes not
   }
 });
 
+test('a file that cannot be applied while the store is unreachable is reported, and applied when it is back', async () => {
+  const store = sharedStore();
+  let down = true;
+  const flaky = new Proxy(store, {
+    get(target, property) {
+      if (property === 'get' && down)
+        return async () => Promise.reject(Object.assign(new Error('redis record store: unreachable'), { code: 'STORE_UNAVAILABLE' }));
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  const catalog = await Catalog.openShared({ dir: folder({ 'svc.json': good('svc') }), store: flaky, log, seedRetryMs: 50 });
+  try {
+    assert.equal(catalog.get('svc'), undefined);
+    assert.match(catalog.problems()[0]?.message ?? '', /could not be applied to the shared catalog: redis record store: unreachable/);
+    down = false;
+    await waitFor(() => catalog.get('svc') !== undefined);
+    assert.deepEqual(catalog.problems(), []);
+  } finally {
+    await catalog.close();
+    await store.close();
+  }
+});
+
 async function waitFor(predicate: () => boolean, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
   while (!predicate()) {
