@@ -19,6 +19,10 @@ import type { OidcStoreEntry } from './identity/oidc-adapter.ts';
 import type { IdentityProvider } from './identity/provider.ts';
 import type { Logger } from './log.ts';
 import { BackendMonitor, type BackendHealthStore, type Lease } from './mcp/backend-monitor.ts';
+import { metricsRoute } from './metrics/access.ts';
+import { GatewayMetrics } from './metrics/metrics.ts';
+import { readiness } from './metrics/readiness.ts';
+import { StoreHealth } from './metrics/stores.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
 import { renderNginxConfig } from './nginx/render.ts';
 import { NginxSync } from './nginx/sync.ts';
@@ -29,7 +33,7 @@ import type { SessionValue } from './sessions/session-record.ts';
 import { FileRecordStore } from './store/index.ts';
 import { createBearerVerifier } from './authz/bearer.ts';
 import type { BearerContext } from './authz/credentials.ts';
-import { BEARER_REALM } from './authz/paths.ts';
+import { BEARER_REALM, SERVER_HEADER } from './authz/paths.ts';
 import { createValidateRoute } from './authz/validate-route.ts';
 import { createApp } from './web/app.ts';
 
@@ -45,6 +49,13 @@ export interface RunningGateway {
   readonly auditFile: string;
   /** Background MCP health checks and tool discovery of every backend. */
   readonly monitor: BackendMonitor;
+  /** Prometheus metrics (/metrics). */
+  readonly metrics: GatewayMetrics;
+  /**
+   * The stores /readyz and `mcp_gateway_store_up` report. A store added later (Redis) is named
+   * here with `stores.watch(name, () => client.isReady)` or `stores.set(name, up)`.
+   */
+  readonly stores: StoreHealth;
   /**
    * One pass of the session refresher as if the clock read `now`: every session whose IdP access
    * token is due by then is refreshed at once (the background pass runs every 2 s on the real clock).
@@ -144,6 +155,20 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     timeoutMs: config.healthCheck.timeoutMs,
     log: log.child({ module: 'health' }),
   });
+  // Every store /readyz and store_up report. The file stores live in this process: always up.
+  // A networked store (Redis) registers a probe instead: stores.watch('redis', () => client.isReady).
+  const stores = new StoreHealth();
+  for (const name of ['sessions', 'authserver', 'tokens']) stores.set(name, true);
+  const metrics = new GatewayMetrics({
+    isKnownServer: (name) => catalog.get(name) !== undefined,
+    backends: () => catalog.list().map((d) => ({ server: d.name, state: monitor.snapshot(d.name).health.status })),
+    loginSessions: () => {
+      let count = 0;
+      for (const _ of sessions.signedIn()) count++;
+      return count;
+    },
+    stores,
+  });
   // The gateway as the MCP clients' authorization server (issuer = GATEWAY_PUBLIC_URL).
   const authRecords = new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'authserver'), log: log.child({ module: 'authserver' }) });
   const authServer = createAuthorizationServer({
@@ -214,8 +239,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     scopesFor: (groups) => mapping.scopesFor(groups),
     machineScopes: (clientId) => mapping.machineScopes(clientId),
   };
-  // The check nginx asks on every MCP request.
-  const validate = createValidateRoute({
+  // The check nginx asks on every MCP request, timed and counted by outcome and server.
+  const check = createValidateRoute({
     catalog,
     sessions,
     secret: config.secretKey,
@@ -229,6 +254,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     audit,
     log: log.child({ module: 'authz' }),
   });
+  const validate = metrics.timeCheck(check, SERVER_HEADER);
   const app = createApp({
     publicUrl: config.gateway.publicUrl,
     secretKey: config.secretKey,
@@ -248,6 +274,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     authServer,
     account,
     log,
+    readiness: () => readiness(sync?.status().lastAppliedAt !== undefined, stores.list()),
+    metrics: metricsRoute(metrics, config.metricsToken),
   });
   const server = createServer({ keepAliveTimeout: 65_000 }, app).listen(config.registryPort, '127.0.0.1');
   try {
@@ -264,7 +292,12 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
 
   const runtimeDir = config.nginx.runtimeDir;
   sync = new NginxSync({
-    controller: new NginxController({ nginxBin: nginxFound.bin, runtimeDir, log: log.child({ module: 'nginx' }) }),
+    controller: new NginxController({
+      nginxBin: nginxFound.bin,
+      runtimeDir,
+      log: log.child({ module: 'nginx' }),
+      onApply: (outcome) => metrics.nginxApply(outcome),
+    }),
     render: nginxRenderer(config, runtimeDir, (server.address() as AddressInfo).port, nginxFound.njsModule),
     log: log.child({ module: 'nginx' }),
   });
@@ -295,6 +328,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     audit,
     auditFile: config.auditLogFile,
     monitor,
+    metrics,
+    stores,
     refreshSessions: (now) => refresher.runOnce(now),
     async stop() {
       await refresher.stop();

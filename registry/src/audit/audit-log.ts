@@ -7,6 +7,8 @@ import type { Logger } from '../log.ts';
 export interface AccessAuditEntry {
   readonly event: 'access';
   readonly requestId: string | undefined;
+  /** The W3C trace id the client sent (`traceparent`), when valid: links the audit line to the client's trace. */
+  readonly traceId?: string | undefined;
   readonly user: string;
   readonly server: string;
   readonly transport: string | undefined;
