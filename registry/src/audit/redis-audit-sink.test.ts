@@ -99,6 +99,22 @@ test('the stream is capped (MAXLEN ~) and read newest first up to what the log k
   }
 });
 
+test('reading pages through a long stream returns exactly the newest entries, in order', async () => {
+  const sink = await RedisAuditSink.open({ url: redis.url, key: `audit-${randomUUID()}`, log, maxBatches: 5000 });
+  try {
+    const batches = Array.from({ length: 1200 }, (_, i) => [{ time: new Date(1_700_000_000_000 + i).toISOString(), ...access(`t${i}`) }]);
+    for (const batch of batches) await sink.append(batch);
+    await sink.append([]); // nothing to write: no stream entry
+    const newest = await sink.read(1100);
+    assert.equal(newest.length, 1100);
+    assert.deepEqual(tools(newest).slice(0, 2), ['t100', 't101']);
+    assert.equal(tools(newest).at(-1), 't1199');
+    assert.equal((await sink.read(5000)).length, 1200, 'all there is, when fewer than asked');
+  } finally {
+    await sink.close();
+  }
+});
+
 test('Redis down: the check never waits or fails, entries stay in the file and on this replica, and are sent once Redis is back', async () => {
   const key = `audit-${randomUUID()}`;
   const sink = await RedisAuditSink.open({ url: redis.url, key, log });

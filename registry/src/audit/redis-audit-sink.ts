@@ -22,7 +22,7 @@ export interface RedisAuditSinkOptions {
 type RedisClient = ReturnType<typeof createClient>;
 
 /** Batches read per XREVRANGE while collecting the newest entries. */
-const READ_PAGE = 100;
+const READ_PAGE = 500;
 
 export class RedisAuditSink implements SharedAuditSink {
   readonly #client: RedisClient;
