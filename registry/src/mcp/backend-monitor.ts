@@ -10,7 +10,7 @@ import type { Catalog } from '../catalog/catalog.ts';
 import { SERVER_NAME_PATTERN, type ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { StoredRecord, WatchedRecordStore } from '../store/record-store.ts';
+import { publishedSnapshot, writeSnapshot, type BackendHealthStore, type Lease } from './shared-health.ts';
 import { probe, type BackendHealth, type ProbeOutcome, type ToolInfo } from './probe-backend.ts';
 
 export { CLIENT_INFO, MAX_DESCRIPTION_CHARS, MAX_ERROR_CHARS, MAX_RESPONSE_BYTES, MAX_SCHEMA_BYTES, MAX_TOOLS, SCHEMA_TOO_LARGE } from './probe-backend.ts';
@@ -23,23 +23,7 @@ export interface BackendSnapshot {
   readonly toolsFetchedAt?: string;
 }
 
-/** A snapshot as published to the other replicas, with the fingerprint (url + transports) of what was checked. */
-export interface SharedBackendSnapshot extends BackendSnapshot {
-  readonly fingerprint: string;
-}
-
-/** Every replica's view of the checks' results, one record per server (Redis's mirror in production). */
-export type BackendHealthStore = WatchedRecordStore<SharedBackendSnapshot>;
-
-/**
- * One holder among the replicas (issue 12's store/lease.ts; structurally the same, declared
- * here where it is used until that file lands). `LocalLease` is always held.
- */
-export interface Lease {
-  held(): boolean;
-  onChange(listener: (held: boolean) => void): () => void;
-  close(): Promise<void>;
-}
+export type { BackendHealthStore, Lease, SharedBackendSnapshot } from './shared-health.ts';
 
 export interface BackendMonitorOptions {
   readonly catalog: Pick<Catalog, 'list' | 'get' | 'on' | 'off'>;
@@ -173,16 +157,7 @@ export class BackendMonitor {
 
   /** The result another replica (or this one) published for this definition; undefined without one or while the store is down. */
   #published(def: ServerDefinition): BackendSnapshot | undefined {
-    if (this.#shared === undefined) return undefined;
-    let record: StoredRecord<SharedBackendSnapshot> | undefined;
-    try {
-      record = this.#shared.peek(def.name);
-    } catch {
-      return undefined; // STORE_UNAVAILABLE: this replica's own results only, meanwhile
-    }
-    if (record === undefined || record.value.fingerprint !== fingerprint(def)) return undefined;
-    const { fingerprint: _checked, ...snapshot } = record.value;
-    return snapshot as BackendSnapshot;
+    return this.#shared === undefined ? undefined : publishedSnapshot(this.#shared, def.name, fingerprint(def));
   }
 
   /**
@@ -291,17 +266,9 @@ export class BackendMonitor {
   #publish(name: string, entry: Entry): void {
     const store = this.#shared;
     if (store === undefined) return;
-    const value: SharedBackendSnapshot = { ...entry.snapshot, fingerprint: entry.fingerprint };
     const expiresAt = Date.now() + Math.max(MIN_SHARED_TTL_MS, this.#intervalMs * 10);
-    const write = async (): Promise<void> => {
-      for (let round = 0; round < 4; round++) {
-        const current = await store.get(name);
-        const result = current ? await store.compareAndSet(name, current.version, value, { expiresAt }) : await store.create(name, value, { expiresAt });
-        if (result.ok) return;
-      }
-    };
     this.#track(
-      write().then(
+      writeSnapshot(store, name, { ...entry.snapshot, fingerprint: entry.fingerprint }, expiresAt).then(
         () => {
           if (this.#publishFailing) this.#log.info('backend check results reach the other replicas again');
           this.#publishFailing = false;
