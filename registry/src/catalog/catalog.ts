@@ -272,6 +272,8 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     const file = this.#fileFor(key);
     const before = this.#byFile.get(file);
     const def = definitionOf(record, this.#log);
+    // A definition this replica cannot validate (a newer replica's?): the last good one stays in force.
+    if (def === undefined && record?.value.definition !== undefined) return;
     if (def) this.#byFile.set(file, def);
     else this.#byFile.delete(file);
     if (JSON.stringify(before) !== JSON.stringify(def)) this.#announce();

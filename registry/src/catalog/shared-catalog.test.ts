@@ -204,6 +204,25 @@ test('a file that cannot be applied while the store is unreachable is reported, 
   }
 });
 
+test('a definition in the store that this replica cannot validate is ignored; the last good one stays', async () => {
+  const store = sharedStore();
+  const catalog = await Catalog.openShared({ dir: folder({ 'svc.json': good('svc') }), store, log });
+  try {
+    const current = store.peek('svc');
+    assert.ok(current);
+    await store.compareAndSet(
+      'svc',
+      current.version,
+      { ...current.value, definition: { ...(current.value.definition as ServerDefinition), url: 'http://h;evil' } },
+      { expiresAt: Date.now() + 60_000 },
+    );
+    assert.equal(catalog.get('svc')?.url, 'http://127.0.0.1:9000');
+  } finally {
+    await catalog.close();
+    await store.close();
+  }
+});
+
 async function waitFor(predicate: () => boolean, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
   while (!predicate()) {
