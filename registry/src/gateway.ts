@@ -7,8 +7,8 @@ import { refusingRevoked } from './authserver/revocations.ts';
 import { PersonalTokens, type PersonalTokenRecord } from './authserver/personal-tokens.ts';
 import { AccountActions } from './web/account-actions.ts';
 import { GroupRecheck } from './authserver/group-recheck.ts';
-import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
-import { Catalog } from './catalog/catalog.ts';
+import { createAuditLog, type AuditLog, type SharedAuditSink } from './audit/audit-log.ts';
+import { Catalog, type CatalogStore } from './catalog/catalog.ts';
 import type { ServerDefinition } from './catalog/server-definition.ts';
 import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
@@ -18,7 +18,7 @@ import { ScopeMappingSource } from './identity/scope-mapping-source.ts';
 import type { OidcStoreEntry } from './identity/oidc-adapter.ts';
 import type { IdentityProvider } from './identity/provider.ts';
 import type { Logger } from './log.ts';
-import { BackendMonitor } from './mcp/backend-monitor.ts';
+import { BackendMonitor, type BackendHealthStore, type Lease } from './mcp/backend-monitor.ts';
 import { metricsRoute } from './metrics/access.ts';
 import { GatewayMetrics } from './metrics/metrics.ts';
 import { readiness } from './metrics/readiness.ts';
@@ -101,14 +101,31 @@ export interface GatewayTestHooks {
   readonly clientMetadataFetch?: ClientMetadataFetch;
 }
 
-export async function startGateway(config: Config, log: Logger, testHooks: GatewayTestHooks = {}): Promise<RunningGateway> {
+/**
+ * What the replicas of one gateway share (issue 12). The composition root opens these (Redis's
+ * mirrors, RedisAuditSink, a RedisLease when REDIS_URL is set) and closes them after stop();
+ * each one absent means that part stays per process, as with one replica.
+ */
+export interface SharedState {
+  /** The catalog (namespace 'catalog'); CATALOG_DIR then only seeds it. */
+  readonly catalog?: CatalogStore;
+  /** Where every replica's audit entries meet. */
+  readonly audit?: SharedAuditSink;
+  /** Backend checks run on the lease holder only; results are published to the store (namespace 'health'). */
+  readonly health?: { readonly store: BackendHealthStore; readonly lease: Lease };
+}
+
+export async function startGateway(config: Config, log: Logger, testHooks: GatewayTestHooks = {}, shared: SharedState = {}): Promise<RunningGateway> {
   const nginxFound = findNginx(config.nginx.bin, config.nginx.njsModule);
   if ('missing' in nginxFound) throw new GatewayError('NGINX_UNAVAILABLE', nginxFound.missing);
 
   // Everything that can refuse the configuration runs before anything is opened or started.
   const mapping = new ScopeMappingSource(config.identity.mappingFile, log.child({ module: 'scope-mapping' }));
-  const catalog = await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
-  const audit = createAuditLog(config.auditLogFile);
+  // issue 12: with REDIS_URL the composition root passes `shared` (see SharedState).
+  const catalog = shared.catalog
+    ? await Catalog.openShared({ dir: config.catalogDir, store: shared.catalog, log: log.child({ module: 'catalog' }) })
+    : await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
+  const audit = createAuditLog(config.auditLogFile, shared.audit ? { shared: shared.audit, log: log.child({ module: 'audit' }) } : {});
   const sessions = new LoginSessions({
     records: new FileRecordStore<SessionValue>({ dir: join(config.stateDir, 'sessions'), log: log.child({ module: 'sessions' }) }),
     limits: { idleMs: config.sessionTtlSeconds * 1000, maxLifetimeMs: config.sessionMaxLifetimeSeconds * 1000 },
@@ -133,6 +150,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   let sync: NginxSync | undefined;
   const monitor = new BackendMonitor({
     catalog,
+    ...(shared.health ? { lease: shared.health.lease, shared: shared.health.store } : {}),
     intervalMs: config.healthCheck.intervalMs,
     timeoutMs: config.healthCheck.timeoutMs,
     log: log.child({ module: 'health' }),
@@ -263,6 +281,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   try {
     await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   } catch (err) {
+    await catalog.close();
     await sessions.close();
     await authRecords.close();
     await tokenRecords.close();
