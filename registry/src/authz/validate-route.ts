@@ -20,6 +20,7 @@ import {
 } from './credentials.ts';
 import { headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
+import { traceIdOf } from './trace-context.ts';
 import { bearerChallenge, metadataUrl, resourceUrl, type ChallengeError } from './protected-resource.ts';
 import { createSessionBinding, principalBindingId, type SessionKind } from './session-binding.ts';
 import {
@@ -266,6 +267,7 @@ function accessEntry(
   return {
     event: 'access',
     requestId: header(req, REQUEST_ID_HEADER),
+    traceId: traceIdOf(header(req, 'traceparent')),
     user,
     server,
     transport: header(req, TRANSPORT_HEADER),

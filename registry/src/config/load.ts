@@ -48,6 +48,8 @@ export interface Config {
   readonly cookieSecure: boolean;
   /** Browser origins allowed cross-origin on the MCP, metadata and OAuth endpoints (CORS_ALLOWED_ORIGINS); empty: no CORS. */
   readonly corsAllowedOrigins: readonly string[];
+  /** METRICS_TOKEN: lets a scraper off loopback read /metrics; undefined = loopback only. */
+  readonly metricsToken: string | undefined;
   readonly nginx: { readonly bin: string | undefined; readonly njsModule: string; readonly maxBodySize: string; readonly runtimeDir: string };
   /** REDIS_URL: state in Redis (shared by replicas) instead of files; how long the start waits for it. */
   readonly redis: { readonly url: string; readonly startTimeoutMs: number } | undefined;
@@ -199,6 +201,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     healthCheck: { intervalMs: e.HEALTH_CHECK_INTERVAL_SECONDS * 1000, timeoutMs: e.HEALTH_CHECK_TIMEOUT_SECONDS * 1000 },
     cookieSecure: publicUrl.startsWith('https:'),
     corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
+    metricsToken: e.METRICS_TOKEN,
     nginx: { bin: e.NGINX_BIN, njsModule: e.NGINX_NJS_MODULE, maxBodySize: e.NGINX_MAX_BODY_SIZE, runtimeDir: join(stateDir, 'nginx') },
     redis: e.REDIS_URL === undefined ? undefined : { url: e.REDIS_URL, startTimeoutMs: e.REDIS_START_TIMEOUT_SECONDS * 1000 },
     warnings,

@@ -241,7 +241,7 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     default: 'STATE_DIR/audit.log',
     example: '/var/log/mcp-gateway/audit.log',
     description:
-      'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id. Never tokens or cookies.',
+      'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id, the W3C trace id the client sent. Never tokens or cookies.',
   },
   {
     name: 'CATALOG_DIR',
@@ -343,6 +343,13 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     example: 'https://inspector.example.com,http://localhost:6274',
     description:
       'Browser origins (scheme://host[:port], comma-separated, exactly as browsers send Origin) whose pages may call the MCP endpoints, /.well-known/* and /oauth2/* cross-origin. nginx answers their preflights itself; responses carry Access-Control-Allow-Origin for these origins only, never with credentials (clients send tokens, not cookies).',
+  },
+  {
+    name: 'METRICS_TOKEN',
+    default: '(none: loopback only)',
+    example: '(32 random characters)',
+    description:
+      'Bearer token a Prometheus scraper outside this host sends to read /metrics (`Authorization: Bearer <token>`; compared in constant time). Clients on loopback read /metrics without it; without a token anyone else gets 404, with one a request without it gets 401. 16 to 256 printable characters, no spaces. Never logged. See docs/operations.md.',
   },
   {
     name: 'NGINX_BIN',
@@ -560,6 +567,10 @@ export const envSchema = z
         'OAUTH_REDIRECT_SCHEMES must not list http, https, javascript, data, file or vbscript',
       )
       .default(''),
+    METRICS_TOKEN: z
+      .string()
+      .regex(/^[\x21-\x7e]{16,256}$/, 'METRICS_TOKEN must be 16 to 256 printable characters without spaces (try: openssl rand -hex 32)')
+      .optional(),
     NGINX_BIN: z.string().trim().min(1).optional(),
     NGINX_NJS_MODULE: z.string().trim().min(1).default('/usr/lib/nginx/modules/ngx_http_js_module.so'),
     REDIS_URL: z
