@@ -369,6 +369,19 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     example: '4m',
     description: 'Largest MCP request body nginx accepts (413 above it). nginx size syntax: digits with k or m.',
   },
+  {
+    name: 'REDIS_URL',
+    default: '(none: state in files under STATE_DIR)',
+    example: 'rediss://:password@redis.internal:6380/0',
+    description:
+      "Keeps login sessions, the authorization server's grants and revocations, personal access tokens and the dev IdP's storage in Redis (redis:// or rediss://), so several gateways can share them; they need the same SECRET_KEY too. Each replica keeps a copy in memory for the check on MCP requests, kept current by pub/sub; while Redis cannot be reached MCP requests and pages answer 503 STORE_UNAVAILABLE (fail closed). The password is never logged.",
+  },
+  {
+    name: 'REDIS_START_TIMEOUT_SECONDS',
+    default: '30',
+    example: '120',
+    description: 'How long the start waits for Redis (retrying, with a log line each time) before it stops with STORE_UNAVAILABLE. Between 1 and 600.',
+  },
 ]);
 
 const clientId = (name: string) =>
@@ -560,6 +573,11 @@ export const envSchema = z
       .optional(),
     NGINX_BIN: z.string().trim().min(1).optional(),
     NGINX_NJS_MODULE: z.string().trim().min(1).default('/usr/lib/nginx/modules/ngx_http_js_module.so'),
+    REDIS_URL: z
+      .url({ protocol: /^rediss?$/, error: 'REDIS_URL must be a redis:// or rediss:// URL, such as redis://localhost:6379' })
+      .refine((v) => new URL(v).hostname !== '', 'REDIS_URL must name a host, such as redis://localhost:6379')
+      .optional(),
+    REDIS_START_TIMEOUT_SECONDS: seconds('REDIS_START_TIMEOUT_SECONDS', 1, 600).default(30),
     NGINX_MAX_BODY_SIZE: z
       .string()
       .trim()

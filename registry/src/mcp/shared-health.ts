@@ -13,15 +13,8 @@ export interface SharedBackendSnapshot extends BackendSnapshot {
 /** Every replica's view of the checks' results, one record per server (Redis's mirror in production). */
 export type BackendHealthStore = WatchedRecordStore<SharedBackendSnapshot>;
 
-/**
- * One holder among the replicas (issue 12's store/lease.ts; structurally the same, declared
- * here where it is used until that file lands). `LocalLease` is always held.
- */
-export interface Lease {
-  held(): boolean;
-  onChange(listener: (held: boolean) => void): () => void;
-  close(): Promise<void>;
-}
+/** One holder among the replicas (store/lease.ts: `LocalLease` is always held, `RedisLease` one replica at a time). */
+export type { Lease } from '../store/lease.ts';
 
 /**
  * The result published for `name` when it is about the backend address `print`; undefined

@@ -154,7 +154,9 @@ export function createApp(options: AppOptions): RequestListener {
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const { status, body } = toHttp(err);
-    if (status >= 500) log.error({ err, req }, 'request failed');
+    // A store outage is logged once by the store, not once per request.
+    if (body.error === 'STORE_UNAVAILABLE') log.debug({ path: req.path }, body.message);
+    else if (status >= 500) log.error({ err, req }, 'request failed');
     else log.info({ code: body.error, path: req.path }, body.message);
     if (res.headersSent) return;
     res.status(status).render('error', { status, message: body.message, signedIn: Boolean(req.session?.identity) });
