@@ -325,7 +325,14 @@ export function whenUp(store: StoreHealth, up: boolean, timeoutMs = 10_000): Pro
  * its `onChange` fires, racing destroys leave no copy holding the key, a subscriber that was away
  * is resynced, and reads fail closed (STORE_UNAVAILABLE) while the server is down.
  */
-export function runWatchedStoreContract(name: string, makeBacking: () => Promise<WatchedContractBacking>): void {
+/**
+ * `kind` says what the backing is, so the suite defines the tests that apply to it and no other
+ * (never a skipped test): `single` (one process, files), `shared` (replicas of one store), or
+ * `server` (shared, on a server the suite can cut and stop).
+ */
+export function runWatchedStoreContract(name: string, kind: 'single' | 'shared' | 'server', makeBacking: () => Promise<WatchedContractBacking>): void {
+  const shared = kind !== 'single';
+  const server = kind === 'server';
   describe(`watched store contract: ${name}`, () => {
     let clock = Date.UTC(2026, 0, 1);
     const now = () => clock;
@@ -399,78 +406,82 @@ export function runWatchedStoreContract(name: string, makeBacking: () => Promise
       }
     });
 
-    test('a write on one replica reaches the other replica: its onChange fires and its peek returns the record', async (t) => {
-      const { backing, store: a, open } = await fresh();
-      if (!backing.shared) return t.skip('one process: nothing to share');
-      const b = await open();
-      const seen = heard(b, 'k');
-      const created = await a.create('k', value(1), life());
-      assert.ok(created.ok);
-      assert.equal((await seen)?.version, created.record.version);
-      assert.deepEqual(b.peek('k'), created.record);
-      const gone = heard(b, 'k', 'removed');
-      assert.equal(await a.destroy('k'), true);
-      await gone;
-      assert.equal(b.peek('k'), undefined);
-    });
-
-    test('destroy racing writes from two replicas: once all settle, neither copy holds the key', async (t) => {
-      const { backing, store: a, open } = await fresh();
-      if (!backing.shared) return t.skip('one process: nothing to share');
-      const b = await open();
-      for (let round = 0; round < ROUNDS; round++) {
-        const key = `k${round}`;
-        const created = await a.create(key, value(0), life());
+    if (shared)
+      test('a write on one replica reaches the other replica: its onChange fires and its peek returns the record', async () => {
+        const { backing, store: a, open } = await fresh();
+        assert.ok(backing.shared, 'a shared backing');
+        const b = await open();
+        const seen = heard(b, 'k');
+        const created = await a.create('k', value(1), life());
         assert.ok(created.ok);
-        const write = async (store: WatchedRecordStore<ContractValue>, n: number) => {
-          const current = await store.get(key);
-          return current ? store.compareAndSet(key, current.version, value(n), life()) : undefined;
-        };
-        await Promise.all([write(a, 1), write(b, 2), round % 2 ? a.destroy(key) : b.destroy(key), write(b, 3), write(a, 4)]);
-        // Messages arrive in order: once each has heard a marker written after, each heard everything before it.
-        await Promise.all([heardMarker(a, b, round), heardMarker(b, a, round)]);
-        assert.equal(a.peek(key), undefined, `round ${round}: gone from a`);
-        assert.equal(b.peek(key), undefined, `round ${round}: gone from b`);
-      }
-    });
+        assert.equal((await seen)?.version, created.record.version);
+        assert.deepEqual(b.peek('k'), created.record);
+        const gone = heard(b, 'k', 'removed');
+        assert.equal(await a.destroy('k'), true);
+        await gone;
+        assert.equal(b.peek('k'), undefined);
+      });
 
-    test('a subscriber that was away is resynced: changes it could not hear show, removed keys disappear', async (t) => {
-      const { backing, store: a, open } = await fresh();
-      if (!backing.server) return t.skip('no server to cut');
-      const b = await open();
-      const kept = await a.create('kept', value(1), life());
-      const doomed = await a.create('doomed', value(2), life());
-      assert.ok(kept.ok && doomed.ok);
-      await heardMarker(a, b, -1);
-      assert.ok(b.peek('doomed'));
-      await backing.server.removeUnannounced('doomed');
-      assert.ok(b.peek('doomed'), 'not announced: still in the copy');
-      const removed = heard(b, 'doomed', 'removed');
-      const down = whenUp(health(b), false);
-      await backing.server.cutSubscribers();
-      await down;
-      await whenUp(health(b), true);
-      await removed;
-      assert.equal(b.peek('doomed'), undefined, 'the resync removed it');
-      assert.deepEqual(b.peek('kept'), kept.record);
-    });
+    if (shared)
+      test('destroy racing writes from two replicas: once all settle, neither copy holds the key', async () => {
+        const { backing, store: a, open } = await fresh();
+        assert.ok(backing.shared, 'a shared backing');
+        const b = await open();
+        for (let round = 0; round < ROUNDS; round++) {
+          const key = `k${round}`;
+          const created = await a.create(key, value(0), life());
+          assert.ok(created.ok);
+          const write = async (store: WatchedRecordStore<ContractValue>, n: number) => {
+            const current = await store.get(key);
+            return current ? store.compareAndSet(key, current.version, value(n), life()) : undefined;
+          };
+          await Promise.all([write(a, 1), write(b, 2), round % 2 ? a.destroy(key) : b.destroy(key), write(b, 3), write(a, 4)]);
+          // Messages arrive in order: once each has heard a marker written after, each heard everything before it.
+          await Promise.all([heardMarker(a, b, round), heardMarker(b, a, round)]);
+          assert.equal(a.peek(key), undefined, `round ${round}: gone from a`);
+          assert.equal(b.peek(key), undefined, `round ${round}: gone from b`);
+        }
+      });
 
-    test('while the server is down peek and snapshot throw STORE_UNAVAILABLE; when it is back they answer again', async (t) => {
-      const { backing, store } = await fresh();
-      if (!backing.server) return t.skip('no server to stop');
-      assert.ok((await store.create('k', value(1), life())).ok);
-      const down = whenUp(health(store), false);
-      await backing.server.stop();
-      await down;
-      const unavailable = (err: unknown) => err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE';
-      assert.throws(() => store.peek('k'), unavailable);
-      assert.throws(() => store.snapshot(), unavailable);
-      await backing.server.start();
-      await whenUp(health(store), true);
-      const again = await store.create('after', value(2), life());
-      assert.ok(again.ok);
-      assert.deepEqual(store.peek('after'), again.record);
-    });
+    if (server)
+      test('a subscriber that was away is resynced: changes it could not hear show, removed keys disappear', async () => {
+        const { backing, store: a, open } = await fresh();
+        assert.ok(backing.server, 'a backing with a server');
+        const b = await open();
+        const kept = await a.create('kept', value(1), life());
+        const doomed = await a.create('doomed', value(2), life());
+        assert.ok(kept.ok && doomed.ok);
+        await heardMarker(a, b, -1);
+        assert.ok(b.peek('doomed'));
+        await backing.server.removeUnannounced('doomed');
+        assert.ok(b.peek('doomed'), 'not announced: still in the copy');
+        const removed = heard(b, 'doomed', 'removed');
+        const down = whenUp(health(b), false);
+        await backing.server.cutSubscribers();
+        await down;
+        await whenUp(health(b), true);
+        await removed;
+        assert.equal(b.peek('doomed'), undefined, 'the resync removed it');
+        assert.deepEqual(b.peek('kept'), kept.record);
+      });
+
+    if (server)
+      test('while the server is down peek and snapshot throw STORE_UNAVAILABLE; when it is back they answer again', async () => {
+        const { backing, store } = await fresh();
+        assert.ok(backing.server, 'a backing with a server');
+        assert.ok((await store.create('k', value(1), life())).ok);
+        const down = whenUp(health(store), false);
+        await backing.server.stop();
+        await down;
+        const unavailable = (err: unknown) => err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE';
+        assert.throws(() => store.peek('k'), unavailable);
+        assert.throws(() => store.snapshot(), unavailable);
+        await backing.server.start();
+        await whenUp(health(store), true);
+        const again = await store.create('after', value(2), life());
+        assert.ok(again.ok);
+        assert.deepEqual(store.peek('after'), again.record);
+      });
   });
 }
 

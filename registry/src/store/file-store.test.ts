@@ -21,7 +21,7 @@ runRecordStoreContract('file', async () => {
 });
 
 // One process owns the folder: the single-instance parts (its own writes, expiry) apply.
-runWatchedStoreContract('file', async () => {
+runWatchedStoreContract('file', 'single', async () => {
   const dir = tempDir();
   return {
     shared: false,

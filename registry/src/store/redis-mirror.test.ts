@@ -19,7 +19,7 @@ runRecordStoreContract('redis, mirrored', async () => {
   return { open: (now) => open(namespace, now), dispose: async () => {} };
 });
 
-runWatchedStoreContract('redis, mirrored', async () => {
+runWatchedStoreContract('redis, mirrored', 'server', async () => {
   const namespace = `watched-${randomUUID()}`;
   return {
     shared: true,
