@@ -397,6 +397,15 @@ describe('renderNginxConfig', () => {
     assert.match(registryBlock(renderNginxConfig({ ...INPUT, publicScheme: undefined })), /proxy_set_header X-Forwarded-Proto \$scheme;/);
   });
 
+  it("tells the registry the client's address on every registry location (replacing a client-sent copy), for /metrics", () => {
+    for (const corsOrigins of [[], ['https://inspector.example.com']]) {
+      const rendered = renderNginxConfig({ ...INPUT, corsOrigins });
+      const registryLocations = rendered.split(/\n(?= *location )/).filter((block) => block.includes('proxy_pass http://mcp_registry;'));
+      assert.equal(registryLocations.length, corsOrigins.length === 0 ? 1 : 3);
+      for (const block of registryLocations) assert.match(block, /proxy_set_header x-gateway-client-address \$remote_addr;/);
+    }
+  });
+
   it('throws before rendering anything when a value is hostile', () => {
     const hostile: Array<[Partial<NginxRenderInput>, string]> = [
       [{ servers: [definition('a;b', 'http://127.0.0.1:1', { sse: '/sse' })] }, 'SERVER_NAME_INVALID'],
