@@ -229,7 +229,8 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       if (backend.ok) headers[ROUTE_HEADER] = backend.header;
       else {
         [status, reason, headers] = [502, 'backend-unavailable', { [ROUTE_REFUSED_HEADER]: 'BACKEND_UNAVAILABLE' }];
-        log.warn({ requestId, server: serverName, detail: backend.reason }, 'auth check: the backend cannot be reached');
+        // The route table logged why once; this is per request.
+        log.debug({ requestId, server: serverName, detail: backend.reason }, 'auth check: the backend cannot be reached');
       }
     }
     audit.record({

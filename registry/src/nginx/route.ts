@@ -115,8 +115,11 @@ export class RouteTable {
   readonly #refreshMs: number;
   readonly #timeoutMs: number;
   readonly #origins = new Map<string, Origin>();
-  /** Per definition object: the catalog hands out frozen definitions, a new object per change. */
-  readonly #routes = new WeakMap<ServerDefinition, ServerRoute>();
+  /**
+   * By server name, with what the route depends on (URL and transport paths): computed once per
+   * change, whether the catalog hands out the same object on every get or a copy.
+   */
+  readonly #routes = new Map<string, { readonly key: string; readonly route: ServerRoute }>();
   #timer: NodeJS.Timeout | undefined;
   #started = false;
 
@@ -148,6 +151,8 @@ export class RouteTable {
     this.#started = true;
     this.#catalog.on('changed', (list) => {
       const used = new Set<Origin>();
+      const names = new Set(list.map((def) => def.name));
+      for (const name of this.#routes.keys()) if (!names.has(name)) this.#routes.delete(name);
       for (const def of list) {
         const origin = this.#routeOf(def).origin;
         if (origin !== undefined) used.add(origin);
@@ -230,11 +235,11 @@ export class RouteTable {
   }
 
   #routeOf(def: ServerDefinition): ServerRoute {
-    let route = this.#routes.get(def);
-    if (route === undefined) {
-      route = this.#build(def);
-      this.#routes.set(def, route);
-    }
+    const key = `${def.url} ${def.transports['streamable-http'] ?? ''} ${def.transports.sse ?? ''}`;
+    const cached = this.#routes.get(def.name);
+    if (cached?.key === key) return cached.route;
+    const route = this.#build(def);
+    this.#routes.set(def.name, { key, route });
     return route;
   }
 
