@@ -151,8 +151,8 @@ function decide(r, reply, parsed, server, transport) {
     }
     var refused = h['X-MCP-Route-Refused'];
     if (refused === 'NOT_FOUND') return refuse(r, 404, { error: 'NOT_FOUND', message: 'no such endpoint of ' + server });
-    if (refused === 'GET_ONLY' || refused === 'POST_ONLY') {
-        var get = refused === 'GET_ONLY';
+    if (refused === 'METHOD_NOT_ALLOWED') {
+        var get = h['X-MCP-Route-Allow'] === 'GET';
         r.headersOut['Allow'] = get ? 'GET' : 'POST';
         return refuse(r, 405, { error: 'METHOD_NOT_ALLOWED', message: get ? 'the SSE stream takes GET only' : 'the messages endpoint takes POST only' });
     }

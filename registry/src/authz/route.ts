@@ -18,10 +18,13 @@ export const PATH_HEADER = 'x-mcp-path';
 export const ROUTE_HEADER = 'x-mcp-route';
 /**
  * Why the route refused, for njs's JSON answer: NOT_FOUND (404: no such endpoint of the
- * server), GET_ONLY / POST_ONLY (405: the legacy stream / messages endpoint), or
+ * server), METHOD_NOT_ALLOWED (405: the legacy stream / messages endpoint, with
+ * ROUTE_ALLOW_HEADER), or
  * BACKEND_UNAVAILABLE (502). A 404 without it is SERVER_UNKNOWN.
  */
 export const ROUTE_REFUSED_HEADER = 'x-mcp-route-refused';
+/** With a METHOD_NOT_ALLOWED refusal: the one method the endpoint takes (njs answers it as `Allow`). */
+export const ROUTE_ALLOW_HEADER = 'x-mcp-route-allow';
 
 export interface RouteRequest {
   readonly server: string;
@@ -32,7 +35,8 @@ export interface RouteRequest {
 }
 
 export type RouteRefusal =
-  { readonly status: 404; readonly refused: 'SERVER_UNKNOWN' | 'NOT_FOUND' } | { readonly status: 405; readonly refused: 'GET_ONLY' | 'POST_ONLY' };
+  | { readonly status: 404; readonly refused: 'SERVER_UNKNOWN' | 'NOT_FOUND' }
+  | { readonly status: 405; readonly refused: 'METHOD_NOT_ALLOWED'; readonly allow: 'GET' | 'POST' };
 
 /**
  * A request's endpoint: refused (before any credential is looked at, as nginx's own 404/405

@@ -325,7 +325,7 @@ describe('the check routes when given a route lookup (nginx/route.ts)', () => {
         route: ({ server, transport, method, path }) => {
           if (server !== 'svc') return { ok: false, refusal: { status: 404, refused: 'SERVER_UNKNOWN' } };
           if (transport === 'sse' && path !== '/sse') return { ok: false, refusal: { status: 404, refused: 'NOT_FOUND' } };
-          if (transport === 'sse' && method !== 'GET') return { ok: false, refusal: { status: 405, refused: 'GET_ONLY' } };
+          if (transport === 'sse' && method !== 'GET') return { ok: false, refusal: { status: 405, refused: 'METHOD_NOT_ALLOWED', allow: 'GET' } };
           return {
             ok: true,
             backend: () => (backendUp ? { ok: true, header: 'streamable http mcp_backend_0123456789ab 127.0.0.1:1 /mcp' } : { ok: false, reason: 'down' }),
@@ -353,7 +353,8 @@ describe('the check routes when given a route lookup (nginx/route.ts)', () => {
     assert.equal(other.headers.get('x-mcp-route-refused'), 'NOT_FOUND');
     const post = await check({ 'x-mcp-server': 'svc', 'x-mcp-transport': 'sse', 'x-mcp-path': '/sse', 'x-original-method': 'POST' });
     assert.equal(post.status, 405);
-    assert.equal(post.headers.get('x-mcp-route-refused'), 'GET_ONLY');
+    assert.equal(post.headers.get('x-mcp-route-refused'), 'METHOD_NOT_ALLOWED');
+    assert.equal(post.headers.get('x-mcp-route-allow'), 'GET');
     // Without credentials the known server and endpoint is a 401, as before.
     assert.equal((await check({ 'x-mcp-server': 'svc', 'x-mcp-transport': 'sse', 'x-mcp-path': '/sse' })).status, 401);
   });

@@ -20,7 +20,7 @@ import {
 import { headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
 import { bearerChallenge, metadataUrl, resourceUrl, type ChallengeError } from './protected-resource.ts';
-import { PATH_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, type RouteDecision, type RouteLookup } from './route.ts';
+import { PATH_HEADER, ROUTE_ALLOW_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, type RouteDecision, type RouteLookup } from './route.ts';
 import { createSessionBinding, principalBindingId, type SessionKind } from './session-binding.ts';
 import {
   BACKEND_SESSION_HEADER,
@@ -151,7 +151,9 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       if (!routed.ok) {
         const { refusal } = routed;
         // As nginx answered these before it had a location per server: no credential is looked at.
-        return void res.writeHead(refusal.status, refusal.refused === 'SERVER_UNKNOWN' ? {} : { [ROUTE_REFUSED_HEADER]: refusal.refused }).end();
+        const refusedHeaders: Record<string, string> = refusal.refused === 'SERVER_UNKNOWN' ? {} : { [ROUTE_REFUSED_HEADER]: refusal.refused };
+        if (refusal.status === 405) refusedHeaders[ROUTE_ALLOW_HEADER] = refusal.allow;
+        return void res.writeHead(refusal.status, refusedHeaders).end();
       }
     }
     const messages = parseMessagesHeader(header(req, MESSAGES_HEADER));

@@ -36,7 +36,7 @@ import {
   USERNAME_HEADER,
   VALIDATE_PATH,
 } from '../authz/paths.ts';
-import { PATH_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, type RouteLookup } from '../authz/route.ts';
+import { PATH_HEADER, ROUTE_ALLOW_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, type RouteLookup } from '../authz/route.ts';
 import { createSessionBinding, type SessionKind } from '../authz/session-binding.ts';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
 
@@ -249,7 +249,11 @@ export async function startRegistryDouble(options: { disabled?: readonly string[
         path: path === '-' ? '' : path,
       });
       if (routed !== undefined && !routed.ok) {
-        res.writeHead(routed.refusal.status, routed.refusal.refused === 'SERVER_UNKNOWN' ? {} : { [ROUTE_REFUSED_HEADER]: routed.refusal.refused });
+        const refusal = routed.refusal;
+        res.writeHead(refusal.status, {
+          ...(refusal.refused === 'SERVER_UNKNOWN' ? {} : { [ROUTE_REFUSED_HEADER]: refusal.refused }),
+          ...(refusal.status === 405 ? { [ROUTE_ALLOW_HEADER]: refusal.allow } : {}),
+        });
         res.end();
         return;
       }

@@ -6,7 +6,7 @@
  * (docs/nginx.md, "Routing without reloads"). Only the upstream blocks (keep-alive) come from
  * the catalog, as it was at start.
  */
-import { PATH_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER } from '../authz/route.ts';
+import { PATH_HEADER, ROUTE_ALLOW_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER } from '../authz/route.ts';
 import {
   BACKEND_SESSION_HEADER,
   BACKEND_TARGET_HEADER,
@@ -65,7 +65,7 @@ const NJS_VARIABLES = [
 export const SESSION_HEADERS = [SESSION_HEADER, SESSION_KEY_HEADER, BACKEND_SESSION_HEADER, BACKEND_TARGET_HEADER, SESSION_UNKNOWN_HEADER] as const;
 
 /** The check's routing vocabulary (authz/route.ts): never from a client, never to a backend. */
-export const ROUTE_HEADERS = [PATH_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER] as const;
+export const ROUTE_HEADERS = [PATH_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, ROUTE_ALLOW_HEADER] as const;
 
 export function renderNjsVariables(): Lines {
   return NJS_VARIABLES.map((variable) => `js_var ${variable};`);

@@ -186,6 +186,7 @@ describe('renderNginxConfig', () => {
         'x-mcp-path',
         'x-mcp-route',
         'x-mcp-route-refused',
+        'x-mcp-route-allow',
         'x-mcp-messages',
         'x-mcp-tool-filter',
         'x-mcp-session',

@@ -106,13 +106,13 @@ describe('RouteTable', () => {
     ]);
     const refusal = (server: string, transport: 'sse' | 'streamable-http', method: string, path: string) => {
       const d = routes.lookup({ server, transport, method, path });
-      return d.ok ? 'ok' : `${d.refusal.status} ${d.refusal.refused}`;
+      return d.ok ? 'ok' : `${d.refusal.status} ${d.refusal.refused}${d.refusal.status === 405 ? ` ${d.refusal.allow}` : ''}`;
     };
     assert.equal(refusal('l', 'sse', 'GET', '/events/sse'), 'ok');
     assert.equal(refusal('l', 'sse', 'POST', '/messages'), 'ok');
-    assert.equal(refusal('l', 'sse', 'POST', '/events/sse'), '405 GET_ONLY');
-    assert.equal(refusal('l', 'sse', 'DELETE', '/events/sse'), '405 GET_ONLY');
-    assert.equal(refusal('l', 'sse', 'GET', '/messages'), '405 POST_ONLY');
+    assert.equal(refusal('l', 'sse', 'POST', '/events/sse'), '405 METHOD_NOT_ALLOWED GET');
+    assert.equal(refusal('l', 'sse', 'DELETE', '/events/sse'), '405 METHOD_NOT_ALLOWED GET');
+    assert.equal(refusal('l', 'sse', 'GET', '/messages'), '405 METHOD_NOT_ALLOWED POST');
     for (const path of ['', '/', '/events', '/events/sse/', '/messages/', '/mcp', '/!', '/events/../mcp'])
       assert.equal(refusal('l', 'sse', 'GET', path), '404 NOT_FOUND', path);
     assert.equal(refusal('l', 'streamable-http', 'POST', ''), '404 SERVER_UNKNOWN', 'no Streamable HTTP transport');

@@ -105,8 +105,8 @@ interface ServerRoute {
 
 const NOT_FOUND = { ok: false, refusal: { status: 404, refused: 'NOT_FOUND' } } as const;
 const SERVER_UNKNOWN = { ok: false, refusal: { status: 404, refused: 'SERVER_UNKNOWN' } } as const;
-const GET_ONLY = { ok: false, refusal: { status: 405, refused: 'GET_ONLY' } } as const;
-const POST_ONLY = { ok: false, refusal: { status: 405, refused: 'POST_ONLY' } } as const;
+const GET_ONLY = { ok: false, refusal: { status: 405, refused: 'METHOD_NOT_ALLOWED', allow: 'GET' } } as const;
+const POST_ONLY = { ok: false, refusal: { status: 405, refused: 'METHOD_NOT_ALLOWED', allow: 'POST' } } as const;
 
 export class RouteTable {
   readonly #catalog: RouteTableOptions['catalog'];
