@@ -18,6 +18,8 @@ const SRC = './registry/src';
  */
 const LAYERS = [
   ['errors.ts', 'log.ts', 'crypto'],
+  // Prometheus metrics, readiness, store health: fed by the composition root, read by web/ and nginx/.
+  ['metrics'],
   ['store', 'audit', 'catalog'],
   ['scopes', 'config'],
   ['identity'],

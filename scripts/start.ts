@@ -6,6 +6,10 @@ import { ensureSystemDeps } from './ensure-system-deps.ts';
  * `npm start`: the gateway on its embedded defaults. Installs nginx + njs where it can, starts
  * the example MCP servers, then the registry (which runs nginx as its own child). Ctrl-C stops
  * everything.
+ *
+ * START_EXAMPLE_SERVERS=false skips the example servers: deployments whose catalog points at
+ * them as services of their own (docker-compose.yml, deploy/kubernetes) set it, so every
+ * replica reaches the same backends instead of a private copy on its own 127.0.0.1.
  */
 const root = join(import.meta.dirname, '..');
 const EXAMPLE_SERVERS = [
@@ -39,7 +43,8 @@ function stop(code: number): void {
   setTimeout(() => process.exit(code), 8000).unref();
 }
 
-for (const server of EXAMPLE_SERVERS) {
+const startExamples = !['false', '0', 'no', 'off'].includes((process.env['START_EXAMPLE_SERVERS'] ?? '').trim().toLowerCase());
+for (const server of startExamples ? EXAMPLE_SERVERS : []) {
   run(server.name, server.entry, { HOST: '127.0.0.1', PORT: server.port });
 }
 // With the built-in dev IdP and no mapping file of your own, the demo machine client gets

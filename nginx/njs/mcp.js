@@ -173,6 +173,9 @@ function decide(r, reply, parsed, server, transport) {
         return refuse(r, 403, { error: 'AUTH_SCOPE_MISSING', message: message, missing_scope: scope });
     }
     if (reply.status === 404) return refuse(r, 404, { error: 'SERVER_UNKNOWN', message: 'no such MCP server' });
+    if (reply.status === 503 && h['X-MCP-Error'] === 'STORE_UNAVAILABLE') {
+        return refuse(r, 503, { error: 'STORE_UNAVAILABLE', message: 'the gateway cannot read its state store; try again shortly' });
+    }
     if (reply.status === 503) return refuse(r, 503, { error: 'SERVER_DISABLED', message: 'server ' + server + ' is disabled' });
     return checkFault(r, server, 'status ' + reply.status);
 }

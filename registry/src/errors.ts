@@ -58,6 +58,14 @@ const STATUS: Record<GatewayErrorCode, number> = {
   INTERNAL: 500,
 };
 
+/**
+ * What a client is told of a server fault whose cause it should know (its message is not shown:
+ * it may name internals). STORE_UNAVAILABLE: the person can do nothing but wait, and should know.
+ */
+const PUBLIC_MESSAGE: Partial<Record<GatewayErrorCode, string>> = {
+  STORE_UNAVAILABLE: 'the state store (Redis) cannot be reached; nothing can be checked or saved until it is back, try again shortly',
+};
+
 export const GATEWAY_ERROR_CODES = Object.freeze(Object.keys(STATUS) as GatewayErrorCode[]);
 
 /** One invalid field of a request: its path (`url`, `transports.sse`, `tags.2`) and what is wrong. */
@@ -99,7 +107,7 @@ export function toHttp(err: unknown): HttpError {
       status: err.status,
       body: {
         error: err.code,
-        message: err.expose ? err.message : 'internal error',
+        message: err.expose ? err.message : (PUBLIC_MESSAGE[err.code] ?? 'internal error'),
         ...(err.expose && err.fields ? { fields: err.fields } : {}),
         ...(err.expose && err.missingScope ? { missing_scope: err.missingScope } : {}),
       },

@@ -7,8 +7,8 @@ import { refusingRevoked } from './authserver/revocations.ts';
 import { PersonalTokens, type PersonalTokenRecord } from './authserver/personal-tokens.ts';
 import { AccountActions } from './web/account-actions.ts';
 import { GroupRecheck } from './authserver/group-recheck.ts';
-import { createAuditLog, type AuditLog } from './audit/audit-log.ts';
-import { Catalog } from './catalog/catalog.ts';
+import { createAuditLog, type AuditLog, type SharedAuditSink } from './audit/audit-log.ts';
+import { Catalog, type CatalogRecord, type CatalogStore } from './catalog/catalog.ts';
 import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
 import { createIdentityProvider } from './identity/create-provider.ts';
@@ -17,7 +17,11 @@ import { ScopeMappingSource } from './identity/scope-mapping-source.ts';
 import type { OidcStoreEntry } from './identity/oidc-adapter.ts';
 import type { IdentityProvider } from './identity/provider.ts';
 import type { Logger } from './log.ts';
-import { BackendMonitor } from './mcp/backend-monitor.ts';
+import { BackendMonitor, type BackendHealthStore, type Lease } from './mcp/backend-monitor.ts';
+import { metricsRoute } from './metrics/access.ts';
+import { GatewayMetrics } from './metrics/metrics.ts';
+import { readiness } from './metrics/readiness.ts';
+import { StoreHealth } from './metrics/stores.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
 import { renderNginxConfig } from './nginx/render.ts';
 import { RouteTable, type BackendUpstream } from './nginx/route.ts';
@@ -26,10 +30,13 @@ import { LoginSessions } from './sessions/login-sessions.ts';
 import { SessionRefresher } from './sessions/refresh.ts';
 import { createSealer } from './sessions/seal.ts';
 import type { SessionValue } from './sessions/session-record.ts';
-import { FileRecordStore } from './store/index.ts';
+import type { StoreHealth as RecordStoreHealth } from './store/index.ts';
+import { Stores } from './store/open.ts';
+import { RedisAuditSink } from './audit/redis-audit-sink.ts';
+import type { SharedBackendSnapshot } from './mcp/shared-health.ts';
 import { createBearerVerifier } from './authz/bearer.ts';
 import type { BearerContext } from './authz/credentials.ts';
-import { BEARER_REALM } from './authz/paths.ts';
+import { BEARER_REALM, SERVER_HEADER } from './authz/paths.ts';
 import { createValidateRoute } from './authz/validate-route.ts';
 import { createApp } from './web/app.ts';
 
@@ -45,6 +52,13 @@ export interface RunningGateway {
   readonly auditFile: string;
   /** Background MCP health checks and tool discovery of every backend. */
   readonly monitor: BackendMonitor;
+  /** Prometheus metrics (/metrics). */
+  readonly metrics: GatewayMetrics;
+  /**
+   * The stores /readyz and `mcp_gateway_store_up` report, one probe per record store (files:
+   * always up; Redis: connected and, for a mirror, its copy in sync: `isUp()` of store/open.ts).
+   */
+  readonly stores: StoreHealth;
   /**
    * One pass of the session refresher as if the clock read `now`: every session whose IdP access
    * token is due by then is refreshed at once (the background pass runs every 2 s on the real clock).
@@ -90,44 +104,96 @@ export interface GatewayTestHooks {
   readonly clientMetadataFetch?: ClientMetadataFetch;
 }
 
-export async function startGateway(config: Config, log: Logger, testHooks: GatewayTestHooks = {}): Promise<RunningGateway> {
+/**
+ * What the replicas of one gateway share (issue 12). With REDIS_URL, startGateway opens each one
+ * the caller did not pass (Redis mirrors in namespaces `catalog` and `health`, a RedisLease
+ * `backend-monitor`, RedisAuditSink) and closes what it opened at stop(); what the caller passes
+ * (tests: a file store standing in for Redis) the caller closes. Without REDIS_URL each one absent
+ * keeps that part per process, as with one replica.
+ */
+export interface SharedState {
+  /** The catalog (namespace 'catalog'); CATALOG_DIR then only seeds it. */
+  readonly catalog?: CatalogStore;
+  /** Where every replica's audit entries meet. */
+  readonly audit?: SharedAuditSink;
+  /** Backend checks run on the lease holder only; results are published to the store (namespace 'health'). */
+  readonly health?: { readonly store: BackendHealthStore; readonly lease: Lease };
+}
+
+export async function startGateway(config: Config, log: Logger, testHooks: GatewayTestHooks = {}, shared: SharedState = {}): Promise<RunningGateway> {
   const nginxFound = findNginx(config.nginx.bin, config.nginx.njsModule);
   if ('missing' in nginxFound) throw new GatewayError('NGINX_UNAVAILABLE', nginxFound.missing);
 
   // Everything that can refuse the configuration runs before anything is opened or started.
   const mapping = new ScopeMappingSource(config.identity.mappingFile, log.child({ module: 'scope-mapping' }));
-  const catalog = await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
-  const audit = createAuditLog(config.auditLogFile);
+  // Where state lives: folders under STATE_DIR, or Redis (REDIS_URL) shared with the other replicas.
+  const state = new Stores({ stateDir: config.stateDir, redis: config.redis, log });
+  let opened: Awaited<ReturnType<typeof openStores>>;
+  let catalog: Catalog;
+  try {
+    opened = await openStores(state, config, shared, log);
+    // A shared catalog (the argument, or Redis's with REDIS_URL): CATALOG_DIR then only seeds it.
+    const sharedCatalog = opened.replicas.catalog;
+    catalog = sharedCatalog
+      ? await Catalog.openShared({ dir: config.catalogDir, store: sharedCatalog, log: log.child({ module: 'catalog' }) })
+      : await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
+  } catch (err) {
+    await state.close();
+    throw err;
+  }
+  const { sessionRecords, authRecords, tokenRecords, idpRecords, replicas, ownAuditSink } = opened;
+  const audit = createAuditLog(config.auditLogFile, replicas.audit ? { shared: replicas.audit, log: log.child({ module: 'audit' }) } : {});
+  const closeState = async () => {
+    await ownAuditSink?.close();
+    await state.close();
+  };
   const sessions = new LoginSessions({
-    records: new FileRecordStore<SessionValue>({ dir: join(config.stateDir, 'sessions'), log: log.child({ module: 'sessions' }) }),
+    records: sessionRecords,
     limits: { idleMs: config.sessionTtlSeconds * 1000, maxLifetimeMs: config.sessionMaxLifetimeSeconds * 1000 },
     log: log.child({ module: 'sessions' }),
   });
   let registryUrl = '';
+  const sealer = createSealer(config.secretKey);
   const provider: IdentityProvider = createIdentityProvider(config, {
+    sealer,
     internalUrl: () => registryUrl,
     machineClients: () => mapping.machineClients(),
     log: log.child({ module: 'identity' }),
+    ...(idpRecords === undefined ? {} : { devRecords: idpRecords }),
   });
-  const sealer = createSealer(config.secretKey);
   const refresher = new SessionRefresher({
     store: sessions,
     provider,
     scopesFor: (groups) => mapping.scopesFor(groups),
     sealer,
     log: log.child({ module: 'refresh' }),
+    // With replicas, one of them refreshes (rotating refresh tokens must not be spent twice).
+    lease: state.lease('session-refresher'),
   });
 
   // eslint-disable-next-line prefer-const -- assigned once nginx's port is known; the app's closures below read it before that
   let sync: NginxSync | undefined;
   const monitor = new BackendMonitor({
     catalog,
+    ...(replicas.health ? { lease: replicas.health.lease, shared: replicas.health.store } : {}),
     intervalMs: config.healthCheck.intervalMs,
     timeoutMs: config.healthCheck.timeoutMs,
     log: log.child({ module: 'health' }),
   });
+  // Every store /readyz and store_up report: files are always up, Redis stores while they can answer.
+  const stores = new StoreHealth();
+  for (const [name, store] of opened.health) stores.watch(name, () => store.isUp());
+  const metrics = new GatewayMetrics({
+    isKnownServer: (name) => catalog.get(name) !== undefined,
+    backends: () => catalog.list().map((d) => ({ server: d.name, state: monitor.snapshot(d.name).health.status })),
+    loginSessions: () => {
+      let count = 0;
+      for (const _ of sessions.signedIn()) count++;
+      return count;
+    },
+    stores,
+  });
   // The gateway as the MCP clients' authorization server (issuer = GATEWAY_PUBLIC_URL).
-  const authRecords = new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'authserver'), log: log.child({ module: 'authserver' }) });
   const authServer = createAuthorizationServer({
     publicUrl: config.gateway.publicUrl,
     secretKey: config.secretKey,
@@ -173,7 +239,6 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     log: log.child({ module: 'authserver' }),
   });
   // Personal access tokens (STATE_DIR/tokens, held in memory too: the check reads them with no I/O).
-  const tokenRecords = new FileRecordStore<PersonalTokenRecord>({ dir: join(config.stateDir, 'tokens'), log: log.child({ module: 'tokens' }) });
   const personalTokens = new PersonalTokens({
     records: tokenRecords,
     maxLifetimeDays: config.oauth.patMaxLifetimeDays,
@@ -198,8 +263,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   };
   // Where each MCP request goes: the check answers it, from the catalog in memory (no reloads).
   const routes = new RouteTable({ catalog, log: log.child({ module: 'route' }) });
-  // The check nginx asks on every MCP request.
-  const validate = createValidateRoute({
+  // The check nginx asks on every MCP request, timed and counted by outcome and server.
+  const check = createValidateRoute({
     catalog,
     route: routes.lookup,
     sessions,
@@ -214,6 +279,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     audit,
     log: log.child({ module: 'authz' }),
   });
+  const validate = metrics.timeCheck(check, SERVER_HEADER);
   const app = createApp({
     publicUrl: config.gateway.publicUrl,
     secretKey: config.secretKey,
@@ -233,22 +299,28 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     authServer,
     account,
     log,
+    readiness: () => readiness(sync?.status().lastAppliedAt !== undefined, stores.list()),
+    metrics: metricsRoute(metrics, config.metricsToken),
   });
   const server = createServer({ keepAliveTimeout: 65_000 }, app).listen(config.registryPort, '127.0.0.1');
   try {
     await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   } catch (err) {
-    await sessions.close();
-    await authRecords.close();
-    await tokenRecords.close();
+    await catalog.close();
     await audit.close();
+    await closeState();
     throw err;
   }
   registryUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const runtimeDir = config.nginx.runtimeDir;
   sync = new NginxSync({
-    controller: new NginxController({ nginxBin: nginxFound.bin, runtimeDir, log: log.child({ module: 'nginx' }) }),
+    controller: new NginxController({
+      nginxBin: nginxFound.bin,
+      runtimeDir,
+      log: log.child({ module: 'nginx' }),
+      onApply: (outcome) => metrics.nginxApply(outcome),
+    }),
     render: nginxRenderer(config, runtimeDir, (server.address() as AddressInfo).port, nginxFound.njsModule),
     routes,
     log: log.child({ module: 'nginx' }),
@@ -258,10 +330,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   } catch (err) {
     server.close();
     await catalog.close();
-    await sessions.close();
-    await authRecords.close();
-    await tokenRecords.close();
     await audit.close();
+    await closeState();
     throw err;
   }
   catalog.watch();
@@ -280,6 +350,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     audit,
     auditFile: config.auditLogFile,
     monitor,
+    metrics,
+    stores,
     refreshSessions: (now) => refresher.runOnce(now),
     async stop() {
       await refresher.stop();
@@ -289,11 +361,48 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
       await sync.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await sessions.close();
-      await authRecords.close();
-      await tokenRecords.close();
       await provider.close?.();
       await audit.close();
+      // Sessions, the authorization server's records, tokens, the dev IdP's storage, the leases,
+      // and with REDIS_URL the catalog, health results and audit stream.
+      await closeState();
     },
   };
+}
+
+/**
+ * Opens every record store the gateway keeps (one kind of record each: `STATE_DIR/<kind>` or the
+ * Redis namespace `<kind>`). Mirrored in memory where the check peeks or a page snapshots:
+ * sessions, the authorization server's records (revocations), personal tokens; the dev IdP's
+ * storage is only read and written through. With REDIS_URL, what the replicas share besides
+ * (`SharedState`: the catalog, the backend checks' results and their lease, the audit stream) is
+ * opened here too, unless the caller passed it.
+ */
+async function openStores(state: Stores, config: Config, shared: SharedState, log: Logger) {
+  const sessionRecords = await state.watched<SessionValue>('sessions');
+  const authRecords = await state.watched<OidcStoreEntry>('authserver');
+  const tokenRecords = await state.watched<PersonalTokenRecord>('tokens');
+  const idpRecords = config.providerType === 'dev' ? await state.plain<OidcStoreEntry>('idp') : undefined;
+  const health: [string, RecordStoreHealth][] = [
+    ['sessions', sessionRecords],
+    ['authserver', authRecords],
+    ['tokens', tokenRecords],
+  ];
+  if (idpRecords) health.push(['idp', idpRecords]);
+  const replicas: { -readonly [K in keyof SharedState]: SharedState[K] } = { ...shared };
+  let ownAuditSink: RedisAuditSink | undefined;
+  if (config.redis) {
+    if (!replicas.catalog) {
+      const catalog = await state.watched<CatalogRecord>('catalog');
+      health.push(['catalog', catalog]);
+      replicas.catalog = catalog;
+    }
+    if (!replicas.health) {
+      const results = await state.watched<SharedBackendSnapshot>('health');
+      health.push(['health', results]);
+      replicas.health = { store: results, lease: state.lease('backend-monitor') };
+    }
+    if (!replicas.audit) replicas.audit = ownAuditSink = await RedisAuditSink.open({ url: config.redis.url, log: log.child({ module: 'audit' }) });
+  }
+  return { sessionRecords, authRecords, tokenRecords, idpRecords, health, replicas: replicas as SharedState, ownAuditSink };
 }

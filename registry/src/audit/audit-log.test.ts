@@ -96,15 +96,15 @@ describe('the recent entries in memory', () => {
   test('are newest first, hold the same time as the file line, and wrap past keep', async () => {
     const file = tempFile();
     const audit = createAuditLog(file, { keep: 3 });
-    assert.deepEqual(audit.recent(), []);
+    assert.deepEqual(await audit.recent(), []);
     audit.record(access('alice', 'a', 'allow', 't1'));
     audit.record(access('alice', 'a', 'allow', 't2'));
-    assert.deepEqual(tools(audit.recent()), ['t2', 't1']);
+    assert.deepEqual(tools(await audit.recent()), ['t2', 't1']);
     for (let i = 3; i <= 7; i++) audit.record(access('alice', 'a', 'allow', `t${i}`));
-    assert.deepEqual(tools(audit.recent()), ['t7', 't6', 't5']);
+    assert.deepEqual(tools(await audit.recent()), ['t7', 't6', 't5']);
     audit.record(change('op', 'a', 'register'));
-    assert.deepEqual(tools(audit.recent()), ['register:a', 't7', 't6']);
-    const newest = audit.recent({ limit: 1 })[0];
+    assert.deepEqual(tools(await audit.recent()), ['register:a', 't7', 't6']);
+    const newest = (await audit.recent({ limit: 1 }))[0];
     await audit.close();
     const lines = readFileSync(file, 'utf8')
       .trim()
@@ -119,9 +119,9 @@ describe('the recent entries in memory', () => {
     const audit = createAuditLog(tempFile(), { keep: 50 });
     for (let i = 0; i < 5000; i++) {
       audit.record(access(`u${i % 7}`, `s${i % 3}`, i % 2 ? 'allow' : 'deny', `t${i}`));
-      if (i % 997 === 0) assert.ok(audit.recent({ limit: 1000 }).length <= 50);
+      if (i % 997 === 0) assert.ok((await audit.recent({ limit: 1000 })).length <= 50);
     }
-    const all = audit.recent({ limit: 1000 });
+    const all = await audit.recent({ limit: 1000 });
     assert.equal(all.length, 50);
     assert.equal(all[0]?.event === 'access' && all[0].tool, 't4999');
     assert.equal(all[49]?.event === 'access' && all[49].tool, 't4950');
@@ -131,12 +131,12 @@ describe('the recent entries in memory', () => {
   test('keep defaults to 2000 and must be a positive integer', async () => {
     const audit = createAuditLog(tempFile());
     for (let i = 0; i < 2100; i++) audit.record(access(`u${Math.floor(i / 1000)}`, 's', 'allow', `t${i}`));
-    assert.equal(audit.recent({ limit: 5000 }).length, 1000, 'one query returns at most 1000');
+    assert.equal((await audit.recent({ limit: 5000 })).length, 1000, 'one query returns at most 1000');
     // t0..t999 are u0, t1000..t1999 u1, t2000..t2099 u2: the ring holds t100..t2099.
-    assert.equal(audit.recent({ user: 'u0', limit: 1000 }).length, 900);
-    assert.equal(audit.recent({ user: 'u1', limit: 1000 }).length, 1000);
-    assert.equal(audit.recent({ user: 'u2', limit: 1000 }).length, 100);
-    assert.deepEqual(tools(audit.recent({ user: 'u0', limit: 1000 })).at(-1), 't100');
+    assert.equal((await audit.recent({ user: 'u0', limit: 1000 })).length, 900);
+    assert.equal((await audit.recent({ user: 'u1', limit: 1000 })).length, 1000);
+    assert.equal((await audit.recent({ user: 'u2', limit: 1000 })).length, 100);
+    assert.deepEqual(tools(await audit.recent({ user: 'u0', limit: 1000 })).at(-1), 't100');
     await audit.close();
     assert.throws(() => createAuditLog(tempFile(), { keep: 0 }), RangeError);
     assert.throws(() => createAuditLog(tempFile(), { keep: 1.5 }), RangeError);
@@ -214,19 +214,19 @@ describe('seeding from the file on start', () => {
     first.record(access('alice', 'fin', 'deny', 'old1'));
     first.record(change('op', 'fin', 'enable'));
     first.record(access('bob', 'fin', 'allow', 'old2'));
-    const before = first.recent();
+    const before = await first.recent();
     await first.close();
     const second = createAuditLog(file);
     assert.deepEqual(
-      second.recent(),
+      await second.recent(),
       before.map((e) => JSON.parse(JSON.stringify(e)) as unknown),
     );
-    assert.deepEqual(tools(second.recent({ decision: 'deny' })), ['old1']);
+    assert.deepEqual(tools(await second.recent({ decision: 'deny' })), ['old1']);
     second.record(access('carol', 'hr', 'allow', 'new1'));
-    assert.deepEqual(tools(second.recent()), ['new1', 'old2', 'enable:fin', 'old1']);
+    assert.deepEqual(tools(await second.recent()), ['new1', 'old2', 'enable:fin', 'old1']);
     await second.close();
     const third = createAuditLog(file, { keep: 2 });
-    assert.deepEqual(tools(third.recent()), ['new1', 'old2'], 'keeps the newest `keep` of the file');
+    assert.deepEqual(tools(await third.recent()), ['new1', 'old2'], 'keeps the newest `keep` of the file');
     await third.close();
   });
 
@@ -253,9 +253,9 @@ describe('seeding from the file on start', () => {
       ].join('\n'),
     );
     const audit = createAuditLog(file);
-    assert.deepEqual(tools(audit.recent()), ['g2', 'delete:fin', 'g1']);
+    assert.deepEqual(tools(await audit.recent()), ['g2', 'delete:fin', 'g1']);
     audit.record(access('alice', 'fin', 'allow', 'g3'));
-    assert.deepEqual(tools(audit.recent()), ['g3', 'g2', 'delete:fin', 'g1']);
+    assert.deepEqual(tools(await audit.recent()), ['g3', 'g2', 'delete:fin', 'g1']);
     await audit.close();
   });
 
@@ -280,14 +280,14 @@ describe('seeding from the file on start', () => {
     assert.ok(statSync(file).size > SEED_WINDOW_BYTES);
     assert.equal(content.slice(content.length - SEED_WINDOW_BYTES).startsWith(trap), true, 'the window starts at the trap');
     const audit = createAuditLog(file);
-    assert.deepEqual(tools(audit.recent({ limit: 1000 })), ['v3', 'v2', 'v1']);
+    assert.deepEqual(tools(await audit.recent({ limit: 1000 })), ['v3', 'v2', 'v1']);
     await audit.close();
   });
 
   test('a missing file (and directory) seeds nothing', async () => {
     const file = join(tempFile(), 'deeper', 'audit.log');
     const audit = createAuditLog(file);
-    assert.deepEqual(audit.recent(), []);
+    assert.deepEqual(await audit.recent(), []);
     await audit.close();
   });
 });

@@ -1,11 +1,15 @@
 import { once } from 'node:events';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { pino } from 'pino';
+import type { Logger } from '../log.ts';
+import { SharedBatches } from './shared-batches.ts';
 
 /** One access decision of the check. Never holds a token, cookie or request body. */
 export interface AccessAuditEntry {
   readonly event: 'access';
   readonly requestId: string | undefined;
+  /** The W3C trace id the client sent (`traceparent`), when valid: links the audit line to the client's trace. */
+  readonly traceId?: string | undefined;
   readonly user: string;
   readonly server: string;
   readonly transport: string | undefined;
@@ -48,15 +52,39 @@ export interface AuditQuery {
 }
 
 export interface AuditLog {
+  /** Never waits and never fails: the file and the shared stream are written in batches, later. */
   record(entry: AuditEntry): void;
+  /** Resolves when what was recorded is in the file (and, with a shared sink, sent or kept for a retry). */
   flush(): Promise<void>;
-  /** The most recent entries, newest first, filtered by `query` (see queryAudit). */
-  recent(query?: AuditQuery): TimedAuditEntry[];
+  /**
+   * The most recent entries, newest first, filtered by `query` (see queryAudit). With a shared
+   * sink, those of every replica; this replica's alone while the sink cannot be read.
+   */
+  recent(query?: AuditQuery): Promise<TimedAuditEntry[]>;
+}
+
+/**
+ * Where the entries of every replica meet (Redis: RedisAuditSink). The audit log sends its
+ * entries in batches, never one per request, and reads the newest back for `recent`.
+ */
+export interface SharedAuditSink {
+  /** Appends one batch (oldest first) in one write. Rejects when the backend is unavailable. */
+  append(batch: readonly TimedAuditEntry[]): Promise<void>;
+  /** The newest `max` entries of every replica, oldest first. Rejects when the backend is unavailable. */
+  read(max: number): Promise<TimedAuditEntry[]>;
 }
 
 export interface AuditLogOptions {
-  /** How many recent entries to keep in memory for `recent`; default 2000. */
+  /** How many recent entries to keep in memory for `recent` (and read back from the shared sink); default 2000. */
   readonly keep?: number;
+  /** The entries of every replica (REDIS_URL); without it `recent` shows this process's. */
+  readonly shared?: SharedAuditSink;
+  /** How often buffered entries go to the shared sink; default 500 ms. */
+  readonly flushIntervalMs?: number;
+  /** Entries per write to the shared sink; a full batch is sent at once. Default 100. */
+  readonly batchSize?: number;
+  /** For the one line when the shared sink fails and the one when it works again. */
+  readonly log?: Logger;
 }
 
 const DEFAULT_KEEP = 2000;
@@ -100,6 +128,7 @@ function clampLimit(limit: number | undefined): number {
 export function createAuditLog(file: string, options: AuditLogOptions = {}): AuditLog & { close(): Promise<void> } {
   const keep = options.keep ?? DEFAULT_KEEP;
   if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`createAuditLog: keep must be a positive integer, got ${keep}`);
+  const shared = options.shared === undefined ? undefined : new SharedBatches(options.shared, keep, options);
   // Ring of the most recent entries: `head` is the next slot to write, `count` how many are held.
   const ring = new Array<TimedAuditEntry | undefined>(keep).fill(undefined);
   let head = 0;
@@ -128,19 +157,22 @@ export function createAuditLog(file: string, options: AuditLogOptions = {}): Aud
       const timed: TimedAuditEntry = { time: new Date().toISOString(), ...entry };
       destination.write(`${JSON.stringify(timed)}\n`);
       remember(timed);
+      shared?.add(timed);
     },
-    recent(query = {}) {
+    async recent(query = {}) {
       const entries: TimedAuditEntry[] = new Array<TimedAuditEntry>(count);
       const start = count < keep ? 0 : head; // the oldest held entry
       for (let i = 0; i < count; i++) entries[i] = ring[(start + i) % keep] as TimedAuditEntry;
-      return queryAudit(entries, query);
+      return queryAudit((await shared?.read()) ?? entries, query);
     },
     async flush() {
       await ready;
       await new Promise<void>((resolve) => destination.flush(() => resolve()));
+      await shared?.flush();
     },
     async close() {
       clearInterval(timer);
+      await shared?.close();
       closed = true;
       await ready;
       const ended = once(destination, 'close');
@@ -196,7 +228,7 @@ function readTail(file: string, keep: number): TimedAuditEntry[] {
   return entries.length > keep ? entries.slice(entries.length - keep) : entries;
 }
 
-function isTimedEntry(value: unknown): value is TimedAuditEntry {
+export function isTimedEntry(value: unknown): value is TimedAuditEntry {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const v = value as Record<string, unknown>;
   return (

@@ -8,6 +8,7 @@ import { hasScope } from '../scopes/grants.ts';
 import { promptsScope, resourcesScope, serverScope, toolScope } from '../scopes/scope.ts';
 import { redirectUriProblem } from '../config/oauth-clients.ts';
 import type { RecordStore } from '../store/index.ts';
+import { createSealer } from '../sessions/seal.ts';
 import type { AccountFreshness, RecheckResult, UpstreamTokens } from './group-recheck.ts';
 import { deriveSigningKey, publicJwk } from './keys.ts';
 import { narrowScopes, serverOfResource, serverScopes } from './resources.ts';
@@ -153,7 +154,8 @@ export function createAuthorizationServer(options: AuthorizationServerOptions): 
   const { publicUrl, log } = options;
   const issuer = publicUrl;
   const signingKey = deriveSigningKey(options.secretKey);
-  const Adapter = recordStoreAdapter(options.records);
+  // Token ids are stored hashed and session pointers sealed (oidc-adapter.ts): no usable token at rest.
+  const Adapter = recordStoreAdapter(options.records, undefined, createSealer(options.secretKey));
   const accounts = new Adapter('GatewayAccount');
   const clients = new Adapter('Client');
 

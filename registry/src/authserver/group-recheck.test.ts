@@ -93,3 +93,37 @@ test('without an upstream refresh token, groups older than the bound refuse the 
   await recheck.noteLive('dev:alice', ['g3'], 1_000_000 + 60_001, { sealedRefreshToken: sealer.seal('rt-live') });
   assert.deepEqual(await recheck.ensureFresh('dev:alice'), { ok: true });
 });
+
+test('two replicas sharing the records re-check one account once: the second waits for the first and uses its result', async () => {
+  let finish!: () => void;
+  const slow = new Promise<void>((resolve) => (finish = resolve));
+  const { records, recheck, calls, advance } = await setup(async () => {
+    await slow;
+    return result(['g2'], 'rt-2');
+  });
+  // Another replica: its own GroupRecheck (its own in-process map) on the same records.
+  const other = new GroupRecheck({
+    records,
+    provider: {
+      name: 'dev',
+      refresh: async (token) => {
+        calls.push(`other:${token}`);
+        return result(['g3'], 'rt-3');
+      },
+    },
+    sealer,
+    maxAgeMs: 60_000,
+    log,
+    now: () => Date.now() + 10 ** 12, // its groups look old too
+  });
+  advance(60_001);
+  const first = recheck.ensureFresh('dev:alice');
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the first holds the lock and waits for the IdP
+  const second = other.ensureFresh('dev:alice');
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  finish();
+  assert.deepEqual(await first, { ok: true });
+  await second;
+  assert.deepEqual(calls.slice(0, 1), ['rt-1'], 'the IdP saw rt-1 once');
+  assert.ok(!calls.includes('other:rt-1'), 'the second replica never spent the token the first was spending');
+});

@@ -36,6 +36,13 @@ export interface GroupRecheckOptions {
   readonly now?: () => number;
 }
 
+/**
+ * How long a replica may hold an account's re-check lock (`RecheckLock:<accountId>` in the
+ * records): longer than an IdP refresh takes; a replica that died holding it frees it by expiry.
+ */
+const LOCK_MS = 15_000;
+const LOCK_POLL_MS = 100;
+
 /** Writes of a re-check result before it gives up on a record that keeps changing. */
 const MAX_WRITE_ROUNDS = 5;
 
@@ -44,8 +51,9 @@ const MAX_WRITE_ROUNDS = 5;
  * person has no live page session (whose groups the session refresher keeps current): before a
  * token is issued, groups older than `maxAgeMs` are read again at the IdP with the refresh token
  * kept from the person's sign-in (the rotated one is kept, compare-and-set on the record). One
- * re-check per account at a time in this process, so two clients refreshing together do not
- * spend the same upstream refresh token twice.
+ * re-check per account at a time, in this process and across replicas sharing the records (a
+ * lock record, `RecheckLock:<accountId>`), so two clients refreshing together do not spend the
+ * same upstream refresh token twice (a rotating IdP would end the whole token family).
  */
 export class GroupRecheck {
   readonly #options: GroupRecheckOptions;
@@ -84,7 +92,7 @@ export class GroupRecheck {
     }
   }
 
-  async #recheck(accountId: string): Promise<RecheckResult> {
+  async #recheck(accountId: string, waited = false): Promise<RecheckResult> {
     const { records, provider, sealer, maxAgeMs, log } = this.#options;
     const now = (this.#options.now ?? Date.now)();
     const key = accountKey(accountId);
@@ -104,6 +112,13 @@ export class GroupRecheck {
         unavailable: false,
         reason: `the groups of ${user} are older than ${Math.round(maxAgeMs / 1000)} s and the identity provider gave no refresh token to read them again: authorize again`,
       };
+    }
+    // Another replica may be reading this account's groups with the same refresh token: wait for it, then judge again.
+    const lockKey = `RecheckLock:${accountId}`;
+    const lock = await records.create(lockKey, { ref: 'group-recheck' }, { expiresAt: Date.now() + LOCK_MS });
+    if (!lock.ok) {
+      if (!waited && (await this.#lockFreed(lockKey))) return this.#recheck(accountId, true);
+      return { ok: false, ended: false, unavailable: true, reason: 'the groups are being read again at the identity provider; try again shortly' };
     }
     try {
       const result = await provider.refresh(refreshToken);
@@ -125,7 +140,19 @@ export class GroupRecheck {
       }
       log.warn({ user, err }, 'authorization server: the identity provider could not be reached to read groups again; refusing the refresh');
       return { ok: false, ended: false, unavailable: true, reason: 'the identity provider could not be reached to read the groups again; try again later' };
+    } finally {
+      await records.destroy(lockKey, lock.record.version).catch(() => {});
     }
+  }
+
+  /** Waits until the lock record is gone (released or expired); false when it outlives LOCK_MS. */
+  async #lockFreed(lockKey: string): Promise<boolean> {
+    const until = Date.now() + LOCK_MS;
+    while (Date.now() < until) {
+      if ((await this.#options.records.get(lockKey)) === undefined) return true;
+      await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+    }
+    return false;
   }
 
   async #write(read: StoredRecord<OidcStoreEntry>, update: { groups: string[]; groupsReadAt: number; upstream: UpstreamTokens }): Promise<void> {

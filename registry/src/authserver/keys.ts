@@ -1,4 +1,4 @@
-import { createECDH, createHash, hkdfSync } from 'node:crypto';
+import { deriveSigningJwk } from '../crypto/derived-key.ts';
 
 /** The signing key's JWK (EC P-256, ES256), with its public half. */
 export interface SigningJwk {
@@ -19,16 +19,7 @@ export interface SigningJwk {
  * ends every login session) also retires every token signed under the old key.
  */
 export function deriveSigningKey(secretKey: string): SigningJwk {
-  const seed = Buffer.from(hkdfSync('sha256', secretKey, 'mcp-gateway', 'authserver-signing-key v1', 32));
-  const ecdh = createECDH('prime256v1');
-  // A 32-byte seed is a valid P-256 private key except with probability ~2^-32 (>= n or zero);
-  // in that case setPrivateKey throws and the operator picks another SECRET_KEY.
-  ecdh.setPrivateKey(seed);
-  const pub = ecdh.getPublicKey(); // 0x04 | x | y
-  const x = pub.subarray(1, 33).toString('base64url');
-  const y = pub.subarray(33, 65).toString('base64url');
-  const kid = createHash('sha256').update(`${x}.${y}`).digest('base64url').slice(0, 16);
-  return { kty: 'EC', crv: 'P-256', x, y, d: seed.toString('base64url'), kid, alg: 'ES256', use: 'sig' };
+  return deriveSigningJwk(secretKey, 'authserver-signing-key v1');
 }
 
 /** The public half of {@link deriveSigningKey}'s key, for verification. */

@@ -42,5 +42,7 @@ export const BACKEND_SESSION_HEADER = 'x-mcp-backend-session';
 export const BACKEND_TARGET_HEADER = 'x-mcp-backend-target';
 /** On a 404: the session id is not this principal's (or does not exist); njs answers MCP_SESSION_UNKNOWN. */
 export const SESSION_UNKNOWN_HEADER = 'x-mcp-session-unknown';
+/** On a 503: which fault (`STORE_UNAVAILABLE`: the state store cannot be read); without it a 503 means the server is disabled. */
+export const ERROR_HEADER = 'x-mcp-error';
 /** The gateway path a legacy client posts to; the sealed backend endpoint rides in `?session=`. */
 export { SSE_MESSAGES_PATH } from '../catalog/server-definition.ts';

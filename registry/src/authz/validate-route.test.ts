@@ -47,7 +47,7 @@ const catalog = {
 };
 
 const audited: AuditEntry[] = [];
-const audit = { record: (e: AuditEntry) => void audited.push(e), flush: async () => {}, recent: () => [] };
+const audit = { record: (e: AuditEntry) => void audited.push(e), flush: async () => {}, recent: async () => [] };
 
 async function serve(authEnabled: boolean): Promise<{ url: string; server: Server }> {
   const app = express();

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AccessAuditEntry, AuditLog } from '../audit/audit-log.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
+import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { decideAccess, type McpMessage } from '../scopes/decide.ts';
 import type { GatewayTokenVerifier } from '../authserver/verify.ts';
@@ -19,6 +20,7 @@ import {
 } from './credentials.ts';
 import { headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
+import { traceIdOf } from './trace-context.ts';
 import { bearerChallenge, metadataUrl, resourceUrl, type ChallengeError } from './protected-resource.ts';
 import { PATH_HEADER, ROUTE_ALLOW_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, type RouteDecision, type RouteLookup } from './route.ts';
 import { createSessionBinding, principalBindingId, type SessionKind } from './session-binding.ts';
@@ -33,6 +35,7 @@ import {
   TOOL_FILTER_HEADER,
   TRANSPORT_HEADER,
   VALIDATE_PATH,
+  ERROR_HEADER,
   ORIGINAL_METHOD_HEADER,
   REQUEST_ID_HEADER,
   SCOPES_HEADER,
@@ -107,13 +110,26 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
   const { realm, publicUrl } = options;
   if (typeof publicUrl !== 'string' || !/^https?:\/\//.test(publicUrl)) throw new TypeError('createValidateRoute: publicUrl must be an http(s) URL');
   const binding = createSessionBinding(secret);
+  /** A store outage is logged once when the check first meets it, and once when a check passes again. */
+  let storeDown = false;
 
   // Plain node:http, no Express: this runs on every MCP request, and routing it through a
   // framework costs more than the decision itself (measured; docs/performance.md).
   return async (req, res) => {
     try {
       await check(req, res);
+      if (storeDown) {
+        storeDown = false;
+        log.info('auth check: the state store answers again');
+      }
     } catch (err) {
+      // The state store cannot be read (Redis away, or its copy not in sync): refuse, and say why.
+      if (err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE') {
+        if (!storeDown) log.error({ err }, 'auth check: the state store cannot be read; MCP requests answer 503 STORE_UNAVAILABLE until it is back');
+        storeDown = true;
+        if (!res.headersSent) res.writeHead(503, { [ERROR_HEADER]: 'STORE_UNAVAILABLE' }).end();
+        return;
+      }
       // Not reaching the IdP's keys, or a fault of ours: deny, as a server error, never a 401.
       log.error({ err, requestId: header(req, REQUEST_ID_HEADER) }, 'auth check failed');
       if (!res.headersSent) res.writeHead(500).end();
@@ -284,6 +300,7 @@ function accessEntry(
   return {
     event: 'access',
     requestId: header(req, REQUEST_ID_HEADER),
+    traceId: traceIdOf(header(req, 'traceparent')),
     user,
     server,
     transport: header(req, TRANSPORT_HEADER),

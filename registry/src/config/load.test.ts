@@ -180,3 +180,24 @@ test('CORS_ALLOWED_ORIGINS: comma-separated exact origins, empty by default; eve
     assert.match(result.errors[0] ?? '', /^CORS_ALLOWED_ORIGINS/, result.errors.join('\n'));
   }
 });
+
+test('REDIS_URL: redis:// or rediss:// only, never echoed in the error (it may hold a password); unset means files', () => {
+  const none = loadConfig({}, root());
+  assert.ok(none.ok);
+  assert.equal(none.config.redis, undefined);
+  const set = loadConfig({ REDIS_URL: 'rediss://:s3cret@cache.internal:6380/0', SECRET_KEY: 'k'.repeat(32), REDIS_START_TIMEOUT_SECONDS: '5' }, root());
+  assert.ok(set.ok);
+  assert.deepEqual(set.config.redis, { url: 'rediss://:s3cret@cache.internal:6380/0', startTimeoutMs: 5000 });
+  for (const bad of ['http://:s3cret@cache:6379', 'cache:6379', 'redis://']) {
+    const result = loadConfig({ REDIS_URL: bad }, root());
+    assert.ok(!result.ok, bad);
+    assert.ok(
+      result.errors.some((e) => e.startsWith('REDIS_URL')),
+      result.errors.join('\n'),
+    );
+    assert.ok(!result.errors.join('\n').includes('s3cret'), 'the password is not repeated');
+  }
+  const unshared = loadConfig({ REDIS_URL: 'redis://localhost:6379' }, root());
+  assert.ok(unshared.ok);
+  assert.ok(unshared.config.warnings.some((w) => w.includes('replicas sharing this Redis must share SECRET_KEY')));
+});

@@ -48,7 +48,11 @@ export interface Config {
   readonly cookieSecure: boolean;
   /** Browser origins allowed cross-origin on the MCP, metadata and OAuth endpoints (CORS_ALLOWED_ORIGINS); empty: no CORS. */
   readonly corsAllowedOrigins: readonly string[];
+  /** METRICS_TOKEN: lets a scraper off loopback read /metrics; undefined = loopback only. */
+  readonly metricsToken: string | undefined;
   readonly nginx: { readonly bin: string | undefined; readonly njsModule: string; readonly maxBodySize: string; readonly runtimeDir: string };
+  /** REDIS_URL: state in Redis (shared by replicas) instead of files; how long the start waits for it. */
+  readonly redis: { readonly url: string; readonly startTimeoutMs: number } | undefined;
   /** Development defaults in use, each naming the variable that turns it off. */
   readonly warnings: readonly string[];
 }
@@ -153,6 +157,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
   const publicUrl = (e.GATEWAY_PUBLIC_URL ?? `http://localhost:${e.GATEWAY_PORT}`).replace(/\/+$/, '');
 
   if (e.SECRET_KEY === undefined) warnings.push(`SECRET_KEY is not set: using a generated key kept in ${join(stateDir, 'secret_key')}`);
+  if (e.SECRET_KEY === undefined && e.REDIS_URL !== undefined)
+    warnings.push(
+      'REDIS_URL is set but SECRET_KEY is not: replicas sharing this Redis must share SECRET_KEY, or their cookies and tokens are refused by each other',
+    );
   if (!publicUrl.startsWith('https:')) warnings.push('cookies are not Secure because GATEWAY_PUBLIC_URL is not https');
   if (e.MCP_AUTH_PROVIDER_TYPE === 'dev') warnings.push('the built-in development identity provider is active (set MCP_AUTH_PROVIDER_TYPE for a real IdP)');
 
@@ -193,7 +201,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     healthCheck: { intervalMs: e.HEALTH_CHECK_INTERVAL_SECONDS * 1000, timeoutMs: e.HEALTH_CHECK_TIMEOUT_SECONDS * 1000 },
     cookieSecure: publicUrl.startsWith('https:'),
     corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
+    metricsToken: e.METRICS_TOKEN,
     nginx: { bin: e.NGINX_BIN, njsModule: e.NGINX_NJS_MODULE, maxBodySize: e.NGINX_MAX_BODY_SIZE, runtimeDir: join(stateDir, 'nginx') },
+    redis: e.REDIS_URL === undefined ? undefined : { url: e.REDIS_URL, startTimeoutMs: e.REDIS_START_TIMEOUT_SECONDS * 1000 },
     warnings,
   };
   return { ok: true, config: deepFreeze(config) };

@@ -241,7 +241,7 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     default: 'STATE_DIR/audit.log',
     example: '/var/log/mcp-gateway/audit.log',
     description:
-      'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id. Never tokens or cookies.',
+      'JSON lines, one per access decision (allow and deny) and per registry change: time, user, server, method, tool, decision, missing scope, request id, the W3C trace id the client sent. Never tokens or cookies.',
   },
   {
     name: 'CATALOG_DIR',
@@ -345,6 +345,13 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
       'Browser origins (scheme://host[:port], comma-separated, exactly as browsers send Origin) whose pages may call the MCP endpoints, /.well-known/* and /oauth2/* cross-origin. nginx answers their preflights itself; responses carry Access-Control-Allow-Origin for these origins only, never with credentials (clients send tokens, not cookies).',
   },
   {
+    name: 'METRICS_TOKEN',
+    default: '(none: loopback only)',
+    example: '(32 random characters)',
+    description:
+      'Bearer token a Prometheus scraper outside this host sends to read /metrics (`Authorization: Bearer <token>`; compared in constant time). Clients on loopback read /metrics without it; without a token anyone else gets 404, with one a request without it gets 401. 16 to 256 printable characters, no spaces. Never logged. See docs/operations.md.',
+  },
+  {
     name: 'NGINX_BIN',
     default: 'nginx on PATH, else /usr/sbin/nginx',
     example: '/usr/local/sbin/nginx',
@@ -361,6 +368,19 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     default: '1m',
     example: '4m',
     description: 'Largest MCP request body nginx accepts (413 above it). nginx size syntax: digits with k or m.',
+  },
+  {
+    name: 'REDIS_URL',
+    default: '(none: state in files under STATE_DIR)',
+    example: 'rediss://:password@redis.internal:6380/0',
+    description:
+      "Keeps login sessions, the authorization server's grants and revocations, personal access tokens and the dev IdP's storage in Redis (redis:// or rediss://), so several gateways can share them; they need the same SECRET_KEY too. Each replica keeps a copy in memory for the check on MCP requests, kept current by pub/sub; while Redis cannot be reached MCP requests and pages answer 503 STORE_UNAVAILABLE (fail closed). The password is never logged.",
+  },
+  {
+    name: 'REDIS_START_TIMEOUT_SECONDS',
+    default: '30',
+    example: '120',
+    description: 'How long the start waits for Redis (retrying, with a log line each time) before it stops with STORE_UNAVAILABLE. Between 1 and 600.',
   },
 ]);
 
@@ -547,8 +567,17 @@ export const envSchema = z
         'OAUTH_REDIRECT_SCHEMES must not list http, https, javascript, data, file or vbscript',
       )
       .default(''),
+    METRICS_TOKEN: z
+      .string()
+      .regex(/^[\x21-\x7e]{16,256}$/, 'METRICS_TOKEN must be 16 to 256 printable characters without spaces (try: openssl rand -hex 32)')
+      .optional(),
     NGINX_BIN: z.string().trim().min(1).optional(),
     NGINX_NJS_MODULE: z.string().trim().min(1).default('/usr/lib/nginx/modules/ngx_http_js_module.so'),
+    REDIS_URL: z
+      .url({ protocol: /^rediss?$/, error: 'REDIS_URL must be a redis:// or rediss:// URL, such as redis://localhost:6379' })
+      .refine((v) => new URL(v).hostname !== '', 'REDIS_URL must name a host, such as redis://localhost:6379')
+      .optional(),
+    REDIS_START_TIMEOUT_SECONDS: seconds('REDIS_START_TIMEOUT_SECONDS', 1, 600).default(30),
     NGINX_MAX_BODY_SIZE: z
       .string()
       .trim()

@@ -2,9 +2,9 @@ import type { Config } from '../config/load.ts';
 import type { Logger } from '../log.ts';
 import { cognitoSpec } from './cognito.ts';
 import { join } from 'node:path';
-import { FileRecordStore } from '../store/index.ts';
+import { FileRecordStore, type RecordStore } from '../store/index.ts';
 import { createDevProvider } from './dev.ts';
-import type { OidcStoreEntry } from './oidc-adapter.ts';
+import type { AdapterSealer, OidcStoreEntry } from './oidc-adapter.ts';
 import { createExternalProvider } from './external.ts';
 import { genericSpec } from './generic.ts';
 import { oktaSpec } from './okta.ts';
@@ -13,7 +13,15 @@ import type { IdentityProvider } from './provider.ts';
 /** The one place that turns MCP_AUTH_PROVIDER_TYPE into a provider. */
 export function createIdentityProvider(
   config: Config,
-  deps: { internalUrl: () => string; machineClients: () => readonly string[]; log: Logger },
+  deps: {
+    internalUrl: () => string;
+    machineClients: () => readonly string[];
+    log: Logger;
+    /** The dev provider's oidc-provider storage (the composition root opens it: files or Redis); default: files in STATE_DIR/idp. */
+    devRecords?: RecordStore<OidcStoreEntry>;
+    /** Seals what the dev provider's storage must keep unreadable (sessions/seal.ts). */
+    sealer?: AdapterSealer;
+  },
 ): IdentityProvider {
   const identity = config.identity;
   switch (identity.type) {
@@ -23,7 +31,8 @@ export function createIdentityProvider(
         internalUrl: deps.internalUrl,
         secretKey: config.secretKey,
         users: config.devUsers,
-        records: new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'idp'), log: deps.log }),
+        records: deps.devRecords ?? new FileRecordStore<OidcStoreEntry>({ dir: join(config.stateDir, 'idp'), log: deps.log }),
+        ...(deps.sealer === undefined ? {} : { sealer: deps.sealer }),
         log: deps.log,
       });
     case 'cognito':

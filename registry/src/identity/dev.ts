@@ -1,10 +1,11 @@
-import { createHmac, generateKeyPairSync } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { deriveSigningJwk } from '../crypto/derived-key.ts';
 import express, { type Request, type Response, type NextFunction } from 'express';
 import Provider, { errors, type Configuration as ProviderConfiguration, type KoaContextWithOIDC } from 'oidc-provider';
 import * as client from 'openid-client';
 import type { Logger } from '../log.ts';
 import type { RecordStore } from '../store/index.ts';
-import { recordStoreAdapter, type OidcStoreEntry } from './oidc-adapter.ts';
+import { recordStoreAdapter, type AdapterSealer, type OidcStoreEntry } from './oidc-adapter.ts';
 import { authenticateDemoUser, type DemoUser } from '../config/dev-users.ts';
 import { OidcLogin } from './oidc-login.ts';
 import type { IdentityProvider, LoginChallenge } from './provider.ts';
@@ -26,6 +27,8 @@ export interface DevProviderOptions {
   readonly users: readonly DemoUser[];
   /** Where the IdP keeps its sessions, codes, grants and refresh tokens, so they survive a restart. */
   readonly records: RecordStore<OidcStoreEntry>;
+  /** Seals the pointers to sessions in `records` (token ids are hashed either way); without one they are kept as they are. */
+  readonly sealer?: AdapterSealer;
   readonly log: Logger;
 }
 
@@ -62,7 +65,7 @@ export function createDevProvider(options: DevProviderOptions): IdentityProvider
           authorization_response_iss_parameter_supported: true,
         },
         CLIENT_ID,
-        clientSecret,
+        { client_secret: clientSecret, id_token_signed_response_alg: 'ES256' },
       );
       // The in-process IdP is reached over loopback http; only the dev provider does this.
       client.allowInsecureRequests(configuration);
@@ -99,7 +102,6 @@ export function devMachineSecret(secretKey: string): string {
 }
 
 function providerConfiguration(options: DevProviderOptions, redirectUri: string, clientSecret: string, machineSecret: string): ProviderConfiguration {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const byName = new Map(options.users.map((u) => [u.username, u]));
   return {
     clients: [
@@ -112,6 +114,7 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
+        id_token_signed_response_alg: 'ES256',
       },
       {
         client_id: DEV_MACHINE_CLIENT_ID,
@@ -120,10 +123,13 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
         grant_types: ['client_credentials'],
         response_types: [],
         token_endpoint_auth_method: 'client_secret_basic',
+        id_token_signed_response_alg: 'ES256',
       },
     ],
-    adapter: recordStoreAdapter(options.records),
-    jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'dev-1', use: 'sig', alg: 'RS256' }] },
+    adapter: recordStoreAdapter(options.records, undefined, options.sealer),
+    // Derived from SECRET_KEY, not generated: every replica (and every restart) signs alike, so a
+    // token one replica's IdP issued verifies on another.
+    jwks: { keys: [deriveSigningJwk(options.secretKey, 'dev-idp-signing-key v1')] },
     cookies: { keys: [derive(options.secretKey, 'dev-idp-cookies')] },
     pkce: { required: () => true },
     ttl: {
@@ -156,7 +162,7 @@ function providerConfiguration(options: DevProviderOptions, redirectUri: string,
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx: KoaContextWithOIDC, resource: string) => {
           if (resource !== `${options.publicUrl}/api`) throw new errors.InvalidTarget();
-          return { scope: 'mcp', audience: DEV_AUDIENCE, accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'RS256' } } };
+          return { scope: 'mcp', audience: DEV_AUDIENCE, accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'ES256' } } };
         },
       },
     },

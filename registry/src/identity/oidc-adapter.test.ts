@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createLogger } from '../log.ts';
 import { FileRecordStore } from '../store/index.ts';
 import { recordStoreAdapter, type OidcStoreEntry } from './oidc-adapter.ts';
+import { createSealer } from '../sessions/seal.ts';
 
 const log = createLogger('silent');
 
@@ -64,5 +65,39 @@ test('records expire with the lifetime oidc-provider gives them', async () => {
   assert.ok(await new Adapter('Interaction').find('i1'));
   now += 2_000;
   assert.equal(await new Adapter('Interaction').find('i1'), undefined);
+  await store.close();
+});
+
+test('token ids and session ids never reach the store: keys hold their SHA-256, payloads no jti, session pointers are sealed; find(id) still works', async () => {
+  const { store, Adapter } = (() => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcpgw-oidc-adapter-'));
+    const store = new FileRecordStore<OidcStoreEntry>({ dir, log });
+    return { store, Adapter: recordStoreAdapter(store, Date.now, createSealer('s'.repeat(32))) };
+  })();
+  const secrets = { refresh: 'rt-secret-value-0123456789', access: 'at-secret-value-0123456789', session: 'session-cookie-value-0123456789' };
+  await new Adapter('RefreshToken').upsert(secrets.refresh, { jti: secrets.refresh, grantId: 'g1', iat: 1 }, 60);
+  await new Adapter('AccessToken').upsert(secrets.access, { jti: secrets.access, grantId: 'g1' }, 60);
+  await new Adapter('Session').upsert(secrets.session, { jti: secrets.session, uid: 'u1', accountId: 'alice' }, 60);
+  const stored = JSON.stringify(await store.list());
+  for (const secret of Object.values(secrets)) assert.ok(!stored.includes(secret), `${secret} is not stored`);
+  assert.deepEqual(await new Adapter('RefreshToken').find(secrets.refresh), { jti: secrets.refresh, grantId: 'g1', iat: 1 });
+  assert.equal((await new Adapter('Session').findByUid('u1'))?.jti, secrets.session);
+  await new Adapter('RefreshToken').consume(secrets.refresh);
+  assert.equal(typeof (await new Adapter('RefreshToken').find(secrets.refresh))?.consumed, 'number');
+  await new Adapter('RefreshToken').revokeByGrantId('g1');
+  assert.equal(await new Adapter('AccessToken').find(secrets.access), undefined);
+  assert.equal(await new Adapter('RefreshToken').find(secrets.refresh), undefined);
+  await store.close();
+});
+
+test('records written before ids were hashed are still found, consumed and destroyed', async () => {
+  const { store, Adapter } = open();
+  await store.create('RefreshToken:old-token', { payload: { jti: 'old-token', grantId: 'g' } }, { expiresAt: Date.now() + 60_000 });
+  const refresh = new Adapter('RefreshToken');
+  assert.equal((await refresh.find('old-token'))?.grantId, 'g');
+  await refresh.consume('old-token');
+  assert.equal(typeof (await refresh.find('old-token'))?.consumed, 'number');
+  await refresh.destroy('old-token');
+  assert.equal(await refresh.find('old-token'), undefined);
   await store.close();
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { RecordStore, StoredRecord } from '../store/index.ts';
 
@@ -8,6 +9,36 @@ export type OidcStoreEntry = { readonly payload: AdapterPayload } | { readonly r
 const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 /** oidc-provider stores some models without a lifetime (Client, Grant without expiry). */
 const NO_EXPIRY_MS = 10 * 365 * 24 * 3600 * 1000;
+/**
+ * Models whose id is a bearer secret: the token itself (opaque access, refresh and
+ * client-credentials tokens, authorization codes, registration tokens) or a cookie value
+ * (Session, Interaction). Their record key holds the SHA-256 of the id and their stored payload
+ * has no `jti` (it is the id; `find(id)` puts it back), so neither the folder nor Redis holds a
+ * usable token. The pointers to them (`SessionUid:`, `UserCode:`) are sealed.
+ */
+const SECRET_IDS = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'ClientCredentials',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'RegistrationAccessToken',
+  'InitialAccessToken',
+  'PushedAuthorizationRequest',
+  'Session',
+  'Interaction',
+]);
+
+/** Stands for a `jti` that is the record's id (the id the caller holds; never stored). */
+const HIDDEN_JTI = '(the id)';
+
+/** Seals what must be stored but not readable (sessions/seal.ts, passed in by the composition root). */
+export interface AdapterSealer {
+  seal(plain: string): string;
+  open(sealed: string): string | undefined;
+}
+
 /** A compare-and-set that keeps losing means something is badly wrong; fail rather than spin. */
 const MAX_ATTEMPTS = 20;
 
@@ -20,7 +51,11 @@ const MAX_ATTEMPTS = 20;
  * a compare-and-set loop on the record's version, so concurrent writers never lose an update,
  * and readers get copies: oidc-provider may change what `find` returns without changing the store.
  */
-export function recordStoreAdapter(store: RecordStore<OidcStoreEntry>, now: () => number = Date.now): new (model: string) => Adapter {
+export function recordStoreAdapter(store: RecordStore<OidcStoreEntry>, now: () => number = Date.now, sealer?: AdapterSealer): new (model: string) => Adapter {
+  // Without a sealer (unit tests, and readers that never follow a pointer) pointers are kept as they are.
+  const sealRef = (id: string) => (sealer ? `sealed:${sealer.seal(id)}` : id);
+  const openRef = (ref: string) => (ref.startsWith('sealed:') ? sealer?.open(ref.slice('sealed:'.length)) : ref);
+
   async function put(
     key: string,
     entry: (current: StoredRecord<OidcStoreEntry> | undefined) => OidcStoreEntry,
@@ -53,28 +88,36 @@ export function recordStoreAdapter(store: RecordStore<OidcStoreEntry>, now: () =
       this.#model = model;
     }
 
+    /** The record's key: `<Model>:<id>`, or `<Model>:#<sha256(id)>` when the id is a bearer secret. */
     #key(id: string): string {
-      return `${this.#model}:${id}`;
+      return SECRET_IDS.has(this.#model) ? `${this.#model}:#${createHash('sha256').update(id).digest('base64url')}` : `${this.#model}:${id}`;
+    }
+
+    /** Where the record was kept before ids were hashed (read and removed, never written). */
+    #legacyKey(id: string): string | undefined {
+      return SECRET_IDS.has(this.#model) ? `${this.#model}:${id}` : undefined;
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
       const key = this.#key(id);
       const until = typeof expiresIn === 'number' ? now() + Math.max(1, expiresIn) * 1000 : now() + NO_EXPIRY_MS;
+      const stored: AdapterPayload = { ...payload };
+      if (SECRET_IDS.has(this.#model) && stored.jti === id) stored.jti = HIDDEN_JTI;
       await put(
         key,
-        () => ({ payload }),
+        () => ({ payload: stored }),
         () => until,
       );
       if (this.#model === 'Session' && typeof payload.uid === 'string')
         await put(
           `SessionUid:${payload.uid}`,
-          () => ({ ref: id }),
+          () => ({ ref: sealRef(id) }),
           () => until,
         );
       if (typeof payload.userCode === 'string')
         await put(
-          `UserCode:${payload.userCode}`,
-          () => ({ ref: id }),
+          `UserCode:${createHash('sha256').update(payload.userCode).digest('base64url')}`,
+          () => ({ ref: sealRef(id) }),
           () => until,
         );
       if (GRANTABLE.has(this.#model) && typeof payload.grantId === 'string') {
@@ -86,23 +129,29 @@ export function recordStoreAdapter(store: RecordStore<OidcStoreEntry>, now: () =
       }
     }
 
-    find(id: string): Promise<AdapterPayload | undefined> {
-      return payloadOf(this.#key(id));
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      const legacy = this.#legacyKey(id);
+      const payload = (await payloadOf(this.#key(id))) ?? (legacy === undefined ? undefined : await payloadOf(legacy));
+      if (payload?.jti === HIDDEN_JTI) payload.jti = id;
+      return payload;
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      const id = await refOf(`SessionUid:${uid}`);
+      const ref = await refOf(`SessionUid:${uid}`);
+      const id = ref === undefined ? undefined : openRef(ref);
       return id === undefined ? undefined : this.find(id);
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      const id = await refOf(`UserCode:${userCode}`);
+      const ref = await refOf(`UserCode:${createHash('sha256').update(userCode).digest('base64url')}`);
+      const id = ref === undefined ? undefined : openRef(ref);
       return id === undefined ? undefined : this.find(id);
     }
 
     /** Marks a one-time record (an authorization code, a rotated refresh token) as used. */
     async consume(id: string): Promise<void> {
-      const key = this.#key(id);
+      const legacy = this.#legacyKey(id);
+      const key = legacy !== undefined && (await store.get(this.#key(id))) === undefined && (await store.get(legacy)) !== undefined ? legacy : this.#key(id);
       const consumed = Math.floor(now() / 1000);
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const current = await store.get(key);
@@ -121,6 +170,8 @@ export function recordStoreAdapter(store: RecordStore<OidcStoreEntry>, now: () =
 
     async destroy(id: string): Promise<void> {
       await store.destroy(this.#key(id));
+      const legacy = this.#legacyKey(id);
+      if (legacy !== undefined) await store.destroy(legacy);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

@@ -2,11 +2,15 @@
  * Watches the backends in the catalog: a health check (probe-backend.ts) of every server on a
  * schedule, when its definition changes, and on demand. The result is only recorded here, for
  * the operators' page and the REST API; a failing backend never changes nginx or the catalog.
+ *
+ * With several replicas (issue 12) the checks run once: only the holder of a lease runs the
+ * schedule, and it publishes each result to a shared store that every replica reads from memory.
  */
 import type { Catalog } from '../catalog/catalog.ts';
 import { SERVER_NAME_PATTERN, type ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { publishedSnapshot, writeSnapshot, type BackendHealthStore, type Lease } from './shared-health.ts';
 import { probe, type BackendHealth, type ProbeOutcome, type ToolInfo } from './probe-backend.ts';
 
 export { CLIENT_INFO, MAX_DESCRIPTION_CHARS, MAX_ERROR_CHARS, MAX_RESPONSE_BYTES, MAX_SCHEMA_BYTES, MAX_TOOLS, SCHEMA_TOO_LARGE } from './probe-backend.ts';
@@ -19,8 +23,17 @@ export interface BackendSnapshot {
   readonly toolsFetchedAt?: string;
 }
 
+export type { BackendHealthStore, Lease, SharedBackendSnapshot } from './shared-health.ts';
+
 export interface BackendMonitorOptions {
   readonly catalog: Pick<Catalog, 'list' | 'get' | 'on' | 'off'>;
+  /**
+   * With several replicas: the schedule runs only while this is held (it starts when the lease
+   * is acquired and stops when it is lost). Absent: always, as with one process.
+   */
+  readonly lease?: Lease;
+  /** Where results are published for, and read from, every replica. Absent: this process's own only. */
+  readonly shared?: BackendHealthStore;
   /** How often every server is checked; 0 = never on a schedule (only on demand and on catalog change). */
   readonly intervalMs: number;
   /** Per check, for the whole check; on timeout the server is unhealthy with 'timed out after N ms'. */
@@ -31,6 +44,8 @@ export interface BackendMonitorOptions {
 /** Checks running at once, across all servers. */
 export const MAX_CONCURRENT_CHECKS = 4;
 const UNKNOWN: BackendSnapshot = Object.freeze({ health: Object.freeze({ status: 'unknown' as const }) });
+/** How long a published result lasts without a new check: a holder that died leaves no result forever. */
+const MIN_SHARED_TTL_MS = 10 * 60_000;
 
 interface Running {
   readonly controller: AbortController;
@@ -53,9 +68,15 @@ export class BackendMonitor {
   readonly #entries = new Map<string, Entry>();
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #limiter = new Limiter(MAX_CONCURRENT_CHECKS);
+  readonly #lease: Lease | undefined;
+  readonly #shared: BackendHealthStore | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #unsubscribeLease: (() => void) | undefined;
   #started = false;
   #stopped = false;
+  /** Runs the schedule: started, and the lease (if any) held. */
+  #active = false;
+  #publishFailing = false;
 
   constructor(options: BackendMonitorOptions) {
     if (!Number.isFinite(options.intervalMs) || options.intervalMs < 0) throw new Error('intervalMs must be 0 or more');
@@ -63,15 +84,29 @@ export class BackendMonitor {
     this.#catalog = options.catalog;
     this.#intervalMs = options.intervalMs;
     this.#timeoutMs = options.timeoutMs;
+    this.#lease = options.lease;
+    this.#shared = options.shared;
     this.#log = options.log.child({ module: 'backend-monitor' });
   }
 
-  /** Checks every server now, then every intervalMs, and follows the catalog's changes. */
+  /**
+   * Checks every server now, then every intervalMs, and follows the catalog's changes; with a
+   * lease, only while it is held (and from the moment it is acquired).
+   */
   start(): void {
     if (this.#started) return;
     this.#started = true;
     this.#stopped = false;
     this.#catalog.on('changed', this.#onChanged);
+    this.#unsubscribeLease = this.#lease?.onChange((held) => (held ? this.#activate() : this.#deactivate()));
+    if (this.#lease === undefined || this.#lease.held()) this.#activate();
+  }
+
+  /** The schedule starts: a round now, then every intervalMs. */
+  #activate(): void {
+    if (!this.#started || this.#active) return;
+    this.#active = true;
+    if (this.#lease) this.#log.info('this replica now runs the backend checks');
     this.#round();
     if (this.#intervalMs > 0) {
       this.#timer = setInterval(() => this.#round(), this.#intervalMs);
@@ -79,9 +114,22 @@ export class BackendMonitor {
     }
   }
 
+  /** The lease was lost: the schedule stops and the checks in flight are dropped (the new holder checks). */
+  #deactivate(): void {
+    if (!this.#active) return;
+    this.#active = false;
+    this.#log.info('another replica runs the backend checks now');
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    for (const entry of this.#entries.values()) entry.running?.controller.abort();
+  }
+
   /** Stops the schedule and the catalog subscription, aborts the checks in flight and waits for them. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#active = false;
+    this.#unsubscribeLease?.();
+    this.#unsubscribeLease = undefined;
     if (this.#started) {
       this.#started = false;
       this.#catalog.off('changed', this.#onChanged);
@@ -92,10 +140,24 @@ export class BackendMonitor {
     await this.settled();
   }
 
-  /** The last recorded state; `{ health: { status: 'unknown' } }` for a server never checked or not in the catalog. */
+  /**
+   * The last recorded state, the newer of this replica's own and the published one (of the same
+   * url and transports); `{ health: { status: 'unknown' } }` for a server never checked or not
+   * in the catalog. Memory only.
+   */
   snapshot(name: string): BackendSnapshot {
-    if (this.#catalog.get(name) === undefined) return UNKNOWN;
-    return this.#entries.get(name)?.snapshot ?? UNKNOWN;
+    const def = this.#catalog.get(name);
+    if (def === undefined) return UNKNOWN;
+    const own = this.#entries.get(name)?.snapshot;
+    const published = this.#published(def);
+    if (own === undefined || own === UNKNOWN) return published ?? UNKNOWN;
+    if (published === undefined) return own;
+    return (published.health.checkedAt ?? '') > (own.health.checkedAt ?? '') ? published : own;
+  }
+
+  /** The result another replica (or this one) published for this definition; undefined without one or while the store is down. */
+  #published(def: ServerDefinition): BackendSnapshot | undefined {
+    return this.#shared === undefined ? undefined : publishedSnapshot(this.#shared, def.name, fingerprint(def));
   }
 
   /**
@@ -135,6 +197,7 @@ export class BackendMonitor {
   readonly #onChanged = (definitions: readonly ServerDefinition[]): void => {
     try {
       this.#forgetMissing(definitions);
+      if (!this.#active) return; // the lease holder checks what changed
       for (const def of definitions) {
         const entry = this.#entries.get(def.name);
         if (entry === undefined || entry.fingerprint !== fingerprint(def)) void this.#check(def);
@@ -150,6 +213,7 @@ export class BackendMonitor {
       if (names.has(name)) continue;
       entry.running?.controller.abort();
       this.#entries.delete(name);
+      if (this.#active && this.#shared) this.#track(this.#shared.destroy(name).catch(() => false));
       this.#log.debug({ server: name }, 'server left the catalog; its health is forgotten');
     }
   }
@@ -160,7 +224,8 @@ export class BackendMonitor {
     const print = fingerprint(def);
     let entry = this.#entries.get(name);
     if (entry === undefined) {
-      entry = { fingerprint: print, snapshot: UNKNOWN };
+      // A new holder starts from what the previous one published (tools are kept when a check fails).
+      entry = { fingerprint: print, snapshot: this.#published(def) ?? UNKNOWN };
       this.#entries.set(name, entry);
     }
     if (entry.running) {
@@ -188,9 +253,32 @@ export class BackendMonitor {
         return this.snapshot(name);
       });
     running.promise = promise;
+    this.#track(promise);
+    return promise;
+  }
+
+  #track(promise: Promise<unknown>): void {
     this.#inFlight.add(promise);
     void promise.finally(() => this.#inFlight.delete(promise));
-    return promise;
+  }
+
+  /** Publishes a result for every replica (compare-and-set on what is there, a few rounds); logs an outage once. */
+  #publish(name: string, entry: Entry): void {
+    const store = this.#shared;
+    if (store === undefined) return;
+    const expiresAt = Date.now() + Math.max(MIN_SHARED_TTL_MS, this.#intervalMs * 10);
+    this.#track(
+      writeSnapshot(store, name, { ...entry.snapshot, fingerprint: entry.fingerprint }, expiresAt).then(
+        () => {
+          if (this.#publishFailing) this.#log.info('backend check results reach the other replicas again');
+          this.#publishFailing = false;
+        },
+        (err: unknown) => {
+          if (!this.#publishFailing) this.#log.warn({ err }, 'backend check results cannot be published to the other replicas');
+          this.#publishFailing = true;
+        },
+      ),
+    );
   }
 
   #record(name: string, entry: Entry, outcome: ProbeOutcome): void {
@@ -213,6 +301,7 @@ export class BackendMonitor {
       entry.snapshot = Object.freeze({ health, ...(tools ? { tools, toolsFetchedAt } : {}) });
       if (before !== 'unhealthy') this.#log.warn({ server: name, error: outcome.error }, 'backend is unhealthy');
     }
+    this.#publish(name, entry);
   }
 }
 

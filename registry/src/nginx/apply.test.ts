@@ -990,6 +990,29 @@ describe('nginx with the generated config', { timeout: 60_000 }, () => {
   );
 
   it(
+    'tells onApply of every apply: reloaded, unchanged, failed (for the reload metrics)',
+    withLog(async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'mcp-nginx-observed-'));
+      const outcomes: string[] = [];
+      const observed = new NginxController({ nginxBin, runtimeDir: dir, log: createLogger('silent'), onApply: (outcome) => outcomes.push(outcome) });
+      const own = await freePort();
+      const at = (maxBodySize = '1m') => render({ runtimeDir: dir, listen: { host: '127.0.0.1', port: own }, maxBodySize });
+      try {
+        await observed.start(at());
+        assert.deepEqual(outcomes, [], 'start is not a reload');
+        await observed.apply(at());
+        await observed.apply(at('2m'));
+        await assert.rejects(observed.apply(`${at()}\nthis_is_not_a_directive on;\n`));
+        await new Promise((r) => setImmediate(r));
+        assert.deepEqual(outcomes, ['unchanged', 'reloaded', 'failed']);
+      } finally {
+        await observed.stop();
+        await rm(dir, { recursive: true, force: true });
+      }
+    }),
+  );
+
+  it(
     'rolls back when the master cannot load a config that passed nginx -t (port taken)',
     withLog(async () => {
       // nginx -t does not bind, so a taken port only fails at reload time, in the master.

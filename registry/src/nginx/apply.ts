@@ -21,6 +21,12 @@ export interface NginxControllerOptions {
   /** Holds nginx.conf, the pid file, logs and temp files; created when missing. */
   readonly runtimeDir: string;
   readonly log: Logger;
+  /**
+   * Told the outcome of every apply(): `reloaded` (nginx took a new config), `unchanged` (it
+   * was the live one), `failed` (refused by `nginx -t` or by the reload, or nginx not running).
+   * For metrics; it must not throw.
+   */
+  readonly onApply?: (outcome: 'reloaded' | 'unchanged' | 'failed') => void;
 }
 
 export interface NginxStatus {
@@ -74,6 +80,7 @@ export class NginxController {
   readonly #bin: string;
   readonly #dir: string;
   readonly #log: Logger;
+  readonly #onApply: NginxControllerOptions['onApply'];
   readonly #errorLog: ErrorLog;
   #child: ChildProcess | undefined;
   #alive = false;
@@ -88,6 +95,7 @@ export class NginxController {
     this.#bin = options.nginxBin;
     this.#dir = options.runtimeDir;
     this.#log = options.log;
+    this.#onApply = options.onApply;
     this.#errorLog = new ErrorLog(join(this.#dir, 'error.log'));
   }
 
@@ -163,6 +171,12 @@ export class NginxController {
   apply(config: string): Promise<{ changed: boolean }> {
     const run = this.#queue.then(() => this.#applyNow(config));
     this.#queue = run.catch(() => undefined);
+    const onApply = this.#onApply;
+    if (onApply)
+      run.then(
+        ({ changed }) => onApply(changed ? 'reloaded' : 'unchanged'),
+        () => onApply('failed'),
+      );
     return run;
   }
 

@@ -261,6 +261,15 @@ describe('renderNginxConfig', () => {
     assert.match(registryBlock(renderNginxConfig({ ...INPUT, publicScheme: undefined })), /proxy_set_header X-Forwarded-Proto \$scheme;/);
   });
 
+  it("tells the registry the client's address on every registry location (replacing a client-sent copy), for /metrics", () => {
+    for (const corsOrigins of [[], ['https://inspector.example.com']]) {
+      const rendered = renderNginxConfig({ ...INPUT, corsOrigins });
+      const registryLocations = rendered.split(/\n(?= *location )/).filter((block) => block.includes('proxy_pass http://mcp_registry;'));
+      assert.equal(registryLocations.length, corsOrigins.length === 0 ? 1 : 3);
+      for (const block of registryLocations) assert.match(block, /proxy_set_header x-gateway-client-address \$remote_addr;/);
+    }
+  });
+
   it('throws before rendering anything when a value is hostile', () => {
     const hostile: Array<[Partial<NginxRenderInput>, string]> = [
       [{ upstreams: [INPUT.upstreams[0]!, INPUT.upstreams[0]!] }, 'CONFIG_INVALID'],

@@ -20,6 +20,7 @@ import {
   USERNAME_HEADER,
   VALIDATE_PATH,
 } from '../authz/paths.ts';
+import { CLIENT_ADDRESS_HEADER } from '../metrics/paths.ts';
 import { GatewayError } from '../errors.ts';
 import {
   assertBackendPath,
@@ -128,6 +129,11 @@ function registryProxy(publicScheme: 'http' | 'https' | undefined): Lines {
     'proxy_set_header X-Forwarded-Host $http_host;',
     'proxy_set_header X-Forwarded-Port $server_port;',
     `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
+    // The client's address as nginx saw it, for /metrics (loopback or the scrape token): every
+    // socket the registry sees is nginx's own. Set on every registry location, whatever the path's
+    // spelling, and it replaces a copy the client sent; X-Forwarded-For would need parsing to
+    // tell the client's own entries from nginx's.
+    `proxy_set_header ${CLIENT_ADDRESS_HEADER} $remote_addr;`,
     // Identity reaches the registry as a session or token only; these headers are the
     // check's vocabulary and mean nothing when a client sends them.
     ...[

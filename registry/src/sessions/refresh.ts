@@ -1,7 +1,7 @@
 import { GatewayError } from '../errors.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
 import type { Logger } from '../log.ts';
-import type { StoredRecord } from '../store/index.ts';
+import type { Lease, StoredRecord } from '../store/index.ts';
 import type { LoginSessions } from './login-sessions.ts';
 import type { SessionValue } from './session-record.ts';
 
@@ -17,6 +17,12 @@ export interface RefresherOptions {
   readonly scopesFor: (groups: readonly string[]) => string[];
   readonly sealer: { seal(plain: string): string; open(sealed: string): string | undefined };
   readonly log: Logger;
+  /**
+   * With replicas sharing sessions (Redis), only the lease holder runs the background passes: two
+   * replicas refreshing one session would spend its rotating refresh token twice and burn the
+   * token family. Without one, every pass runs (one process).
+   */
+  readonly lease?: Pick<Lease, 'held'>;
 }
 
 /**
@@ -47,10 +53,14 @@ export class SessionRefresher {
   }
 
   start(): void {
-    this.#timer ??= setInterval(
-      () => void this.runOnce().catch((err: unknown) => this.#options.log.error({ err }, 'session refresh pass failed')),
-      TICK_MS,
-    ).unref();
+    this.#timer ??= setInterval(() => {
+      if (this.#options.lease?.held() === false) return;
+      this.runOnce().catch((err: unknown) => {
+        // A store outage is logged by the store (and the lease goes meanwhile); no line every 2 s.
+        if (err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE') return void this.#options.log.debug({ err }, 'session refresh pass skipped');
+        this.#options.log.error({ err }, 'session refresh pass failed');
+      });
+    }, TICK_MS).unref();
   }
 
   /** Stops the timer; resolves when the passes in flight have finished (so the store can close after). */

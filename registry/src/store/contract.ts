@@ -1,6 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RecordStore } from './record-store.ts';
+import { GatewayError } from '../errors.ts';
+import type { RecordStore, StoreHealth, StoredRecord, WatchedRecordStore } from './record-store.ts';
 
 /** The value the contract stores: nested, so copying and freezing are tested below the top level. */
 export interface ContractValue {
@@ -266,4 +267,234 @@ export function runRecordStoreContract(name: string, makeBacking: () => Promise<
       );
     });
   });
+}
+
+/** What an implementation of WatchedRecordStore gives the watched contract. */
+export interface WatchedContractBacking {
+  /** Opens a store on the backing (a second call: another replica when `shared`, else a restart). */
+  open(now: () => number): Promise<WatchedRecordStore<ContractValue>>;
+  dispose(): Promise<void>;
+  /** Whether two opened stores are replicas of one store (Redis) rather than one process's (files). */
+  readonly shared: boolean;
+  /** A shared backing's server, for the outage tests. */
+  readonly server?: {
+    /** Removes a record without announcing it (as a change lost while a subscriber was away). */
+    removeUnannounced(key: string): Promise<void>;
+    /** Cuts every subscriber connection (they reconnect by themselves). */
+    cutSubscribers(): Promise<void>;
+    stop(): Promise<void>;
+    start(): Promise<void>;
+  };
+}
+
+/**
+ * Resolves when `store.onChange` has been told of `key`: written (at `version` or later, when
+ * given), or removed (`'removed'`).
+ */
+export function heard<T>(store: WatchedRecordStore<T>, key: string, version?: number | 'removed', timeoutMs = 5000): Promise<StoredRecord<T> | undefined> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => (stop(), reject(new Error(`no change of ${key} heard within ${timeoutMs} ms`))), timeoutMs);
+    const stop = store.onChange((k, record) => {
+      if (k !== key) return;
+      if (version === 'removed' ? record !== undefined : record === undefined || record.version < (version ?? 0)) return;
+      clearTimeout(timer);
+      stop();
+      resolve(record);
+    });
+  });
+}
+
+/** Resolves when `store.isUp()` is `up` (at once when it is). */
+export function whenUp(store: StoreHealth, up: boolean, timeoutMs = 10_000): Promise<void> {
+  if (store.isUp() === up) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => (stop(), reject(new Error(`store not ${up ? 'up' : 'down'} within ${timeoutMs} ms`))), timeoutMs);
+    const stop = store.onUpChange((now) => {
+      if (now !== up) return;
+      clearTimeout(timer);
+      stop();
+      resolve();
+    });
+  });
+}
+
+/**
+ * The contract of WatchedRecordStore on top of the record store's: `peek`/`snapshot` agree with
+ * the writes of this instance at once (read-your-writes), `onChange` tells every change once and
+ * in order; with a shared backing, a write on one replica reaches the other's `peek` by the time
+ * its `onChange` fires, racing destroys leave no copy holding the key, a subscriber that was away
+ * is resynced, and reads fail closed (STORE_UNAVAILABLE) while the server is down.
+ */
+/**
+ * `kind` says what the backing is, so the suite defines the tests that apply to it and no other
+ * (never a skipped test): `single` (one process, files), `shared` (replicas of one store), or
+ * `server` (shared, on a server the suite can cut and stop).
+ */
+export function runWatchedStoreContract(name: string, kind: 'single' | 'shared' | 'server', makeBacking: () => Promise<WatchedContractBacking>): void {
+  const shared = kind !== 'single';
+  const server = kind === 'server';
+  describe(`watched store contract: ${name}`, () => {
+    let clock = Date.UTC(2026, 0, 1);
+    const now = () => clock;
+    const opened: WatchedRecordStore<ContractValue>[] = [];
+    const backings: WatchedContractBacking[] = [];
+    const value = (n: number): ContractValue => ({ name: `v${n}`, tags: ['a'], nested: { n } });
+    const life = () => ({ expiresAt: clock + HOUR });
+    const fresh = async () => {
+      const backing = await makeBacking();
+      backings.push(backing);
+      const open = async () => {
+        const store = await backing.open(now);
+        opened.push(store);
+        return store;
+      };
+      return { backing, store: await open(), open };
+    };
+    after(async () => {
+      for (const store of opened) await store.close();
+      for (const backing of backings) await backing.dispose();
+    });
+
+    test('its own writes: peek and snapshot see them once the write resolves, and onChange tells each once, in order', async () => {
+      const { store } = await fresh();
+      const told: Array<[string, number | undefined]> = [];
+      const unsubscribe = store.onChange((key, record) => told.push([key, record?.version]));
+      const a = await store.create('a', value(1), life());
+      assert.ok(a.ok);
+      assert.equal(store.peek('a'), a.record, 'read-your-writes');
+      const a2 = await store.compareAndSet('a', a.record.version, value(2), life());
+      assert.ok(a2.ok);
+      assert.deepEqual(store.peek('a')?.value, value(2));
+      const b = await store.create('b', value(3), life());
+      assert.ok(b.ok);
+      assert.deepEqual(
+        store
+          .snapshot()
+          .map((r) => r.key)
+          .sort(),
+        ['a', 'b'],
+      );
+      assert.equal(await store.destroy('a'), true);
+      assert.equal(store.peek('a'), undefined);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the announcements of its own writes, heard back, change nothing
+      assert.deepEqual(told, [
+        ['a', a.record.version],
+        ['a', a2.record.version],
+        ['b', b.record.version],
+        ['a', undefined],
+      ]);
+      unsubscribe();
+      await store.destroy('b');
+      assert.equal(told.length, 4, 'unsubscribed');
+    });
+
+    test('peek and snapshot never return an expired record', async () => {
+      const { store } = await fresh();
+      const short = await store.create('short', value(1), { expiresAt: clock + 1000 });
+      const long = await store.create('long', value(2), life());
+      assert.ok(short.ok && long.ok);
+      assert.ok(store.peek('short'));
+      clock += 1000;
+      try {
+        assert.equal(store.peek('short'), undefined, 'gone at expiresAt');
+        assert.deepEqual(
+          store.snapshot().map((r) => r.key),
+          ['long'],
+        );
+      } finally {
+        clock -= 1000;
+      }
+    });
+
+    if (shared)
+      test('a write on one replica reaches the other replica: its onChange fires and its peek returns the record', async () => {
+        const { backing, store: a, open } = await fresh();
+        assert.ok(backing.shared, 'a shared backing');
+        const b = await open();
+        const seen = heard(b, 'k');
+        const created = await a.create('k', value(1), life());
+        assert.ok(created.ok);
+        assert.equal((await seen)?.version, created.record.version);
+        assert.deepEqual(b.peek('k'), created.record);
+        const gone = heard(b, 'k', 'removed');
+        assert.equal(await a.destroy('k'), true);
+        await gone;
+        assert.equal(b.peek('k'), undefined);
+      });
+
+    if (shared)
+      test('destroy racing writes from two replicas: once all settle, neither copy holds the key', async () => {
+        const { backing, store: a, open } = await fresh();
+        assert.ok(backing.shared, 'a shared backing');
+        const b = await open();
+        for (let round = 0; round < ROUNDS; round++) {
+          const key = `k${round}`;
+          const created = await a.create(key, value(0), life());
+          assert.ok(created.ok);
+          const write = async (store: WatchedRecordStore<ContractValue>, n: number) => {
+            const current = await store.get(key);
+            return current ? store.compareAndSet(key, current.version, value(n), life()) : undefined;
+          };
+          await Promise.all([write(a, 1), write(b, 2), round % 2 ? a.destroy(key) : b.destroy(key), write(b, 3), write(a, 4)]);
+          // Messages arrive in order: once each has heard a marker written after, each heard everything before it.
+          await Promise.all([heardMarker(a, b, round), heardMarker(b, a, round)]);
+          assert.equal(a.peek(key), undefined, `round ${round}: gone from a`);
+          assert.equal(b.peek(key), undefined, `round ${round}: gone from b`);
+        }
+      });
+
+    if (server)
+      test('a subscriber that was away is resynced: changes it could not hear show, removed keys disappear', async () => {
+        const { backing, store: a, open } = await fresh();
+        assert.ok(backing.server, 'a backing with a server');
+        const b = await open();
+        const kept = await a.create('kept', value(1), life());
+        const doomed = await a.create('doomed', value(2), life());
+        assert.ok(kept.ok && doomed.ok);
+        await heardMarker(a, b, -1);
+        assert.ok(b.peek('doomed'));
+        await backing.server.removeUnannounced('doomed');
+        assert.ok(b.peek('doomed'), 'not announced: still in the copy');
+        const removed = heard(b, 'doomed', 'removed');
+        const down = whenUp(health(b), false);
+        await backing.server.cutSubscribers();
+        await down;
+        await whenUp(health(b), true);
+        await removed;
+        assert.equal(b.peek('doomed'), undefined, 'the resync removed it');
+        assert.deepEqual(b.peek('kept'), kept.record);
+      });
+
+    if (server)
+      test('while the server is down peek and snapshot throw STORE_UNAVAILABLE; when it is back they answer again', async () => {
+        const { backing, store } = await fresh();
+        assert.ok(backing.server, 'a backing with a server');
+        assert.ok((await store.create('k', value(1), life())).ok);
+        const down = whenUp(health(store), false);
+        await backing.server.stop();
+        await down;
+        const unavailable = (err: unknown) => err instanceof GatewayError && err.code === 'STORE_UNAVAILABLE';
+        assert.throws(() => store.peek('k'), unavailable);
+        assert.throws(() => store.snapshot(), unavailable);
+        await backing.server.start();
+        await whenUp(health(store), true);
+        const again = await store.create('after', value(2), life());
+        assert.ok(again.ok);
+        assert.deepEqual(store.peek('after'), again.record);
+      });
+  });
+}
+
+/** A shared backing's stores report their health (the file store too: always up). */
+function health(store: WatchedRecordStore<ContractValue>): StoreHealth {
+  const candidate = store as Partial<StoreHealth>;
+  assert.ok(typeof candidate.isUp === 'function' && typeof candidate.onUpChange === 'function', 'the store reports isUp() and onUpChange()');
+  return candidate as StoreHealth;
+}
+
+async function heardMarker(writer: WatchedRecordStore<ContractValue>, listener: WatchedRecordStore<ContractValue>, round: number): Promise<void> {
+  const key = `marker-${round}-${Math.random()}`;
+  const seen = heard(listener, key);
+  assert.ok((await writer.create(key, { name: 'm', tags: [], nested: { n: 0 } }, { expiresAt: Date.UTC(2026, 0, 1) + HOUR })).ok);
+  await seen;
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { createLogger } from '../log.ts';
-import { runRecordStoreContract, type ContractValue } from './contract.ts';
+import { runRecordStoreContract, runWatchedStoreContract, type ContractValue } from './contract.ts';
 import { FileRecordStore } from './file-store.ts';
 
 const log = createLogger('silent');
@@ -15,6 +15,16 @@ const tempDir = () => mkdtempSync(join(tmpdir(), 'mcpgw-store-'));
 runRecordStoreContract('file', async () => {
   const dir = tempDir();
   return {
+    open: async (now) => new FileRecordStore<ContractValue>({ dir, log, now }),
+    dispose: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
+// One process owns the folder: the single-instance parts (its own writes, expiry) apply.
+runWatchedStoreContract('file', 'single', async () => {
+  const dir = tempDir();
+  return {
+    shared: false,
     open: async (now) => new FileRecordStore<ContractValue>({ dir, log, now }),
     dispose: async () => rmSync(dir, { recursive: true, force: true }),
   };

@@ -7,6 +7,7 @@ import {
   frozenCopy,
   type Frozen,
   type RecordChangeListener,
+  type StoreHealth,
   type StoredRecord,
   type WatchedRecordStore,
   type WriteOptions,
@@ -38,7 +39,7 @@ export interface FileRecordStoreOptions {
  * keyv's file adapters, lowdb) offer neither compare-and-set on a version nor synchronous reads
  * from memory, and both are what this interface is for.
  */
-export class FileRecordStore<T> implements WatchedRecordStore<T> {
+export class FileRecordStore<T> implements WatchedRecordStore<T>, StoreHealth {
   readonly #dir: string;
   readonly #log: Logger;
   readonly #now: () => number;
@@ -65,6 +66,15 @@ export class FileRecordStore<T> implements WatchedRecordStore<T> {
     if (record === undefined || record.expiresAt > this.#now()) return record;
     this.#remove(key);
     return undefined;
+  }
+
+  /** Always: the folder is local (a failed disk write rejects that write, see below). */
+  isUp(): boolean {
+    return true;
+  }
+
+  onUpChange(): () => void {
+    return () => {};
   }
 
   onChange(listener: RecordChangeListener<T>): () => void {

@@ -3,6 +3,7 @@ export type {
   Frozen,
   RecordChangeListener,
   RecordStore,
+  StoreHealth,
   StoredRecord,
   SyncRecordReader,
   WatchedRecordStore,
@@ -12,3 +13,5 @@ export type {
 export { frozenCopy } from './record-store.ts';
 export { FileRecordStore, type FileRecordStoreOptions } from './file-store.ts';
 export { RedisRecordStore, type RedisRecordStoreOptions } from './redis-store.ts';
+export { MirroredRedisStore, redactUrl, type MirroredRedisStoreOptions } from './redis-mirror.ts';
+export { LocalLease, RedisLease, type Lease, type RedisLeaseOptions } from './lease.ts';

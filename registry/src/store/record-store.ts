@@ -91,6 +91,16 @@ export interface WatchedRecordStore<T> extends RecordStore<T>, SyncRecordReader<
   onChange(listener: RecordChangeListener<T>): () => void;
 }
 
+/**
+ * Whether a store can answer now (for /readyz and the `storeUp` metric). A file store is
+ * always up; a Redis store is up while connected (a mirrored one: both connections, and its
+ * copy synced). `onUpChange` is told each change of `isUp()`; it returns the unsubscribe.
+ */
+export interface StoreHealth {
+  isUp(): boolean;
+  onUpChange(listener: (up: boolean) => void): () => void;
+}
+
 /** A copy that shares nothing with `value` and cannot be changed (openid-client's `Object.freeze(structuredClone(…))`). */
 export function frozenCopy<T>(value: T): Frozen<T> {
   return deepFreeze(structuredClone(value)) as Frozen<T>;

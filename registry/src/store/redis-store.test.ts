@@ -1,54 +1,23 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { freePort } from '../../../servers/shared/free-port.ts';
+import { RedisServer } from '../../test/redis-server.ts';
 import { GatewayError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { runRecordStoreContract, type ContractValue } from './contract.ts';
 import { RedisRecordStore } from './redis-store.ts';
 
-/** Debian's redis-server (scripts/ensure-system-deps.ts installs it for the tests). Missing: the tests fail, never skip. */
-const REDIS_SERVER = '/usr/bin/redis-server';
 const log = createLogger('silent');
 
 /** One throwaway redis-server for this file: loopback, an ephemeral port, nothing written to disk. */
-let port = 0;
-let server: ChildProcess | undefined;
-
-async function startRedis(): Promise<void> {
-  const child = spawn(REDIS_SERVER, ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('Ready to accept connections')) resolve();
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('error', (err) => reject(new Error(`could not start ${REDIS_SERVER} (apt-get install redis-server): ${err.message}`)));
-    child.once('exit', (code) => reject(new Error(`${REDIS_SERVER} exited (${code}) before it was ready:\n${output}`)));
-  });
-  server = child;
-}
-
-async function stopRedis(): Promise<void> {
-  const child = server;
-  server = undefined;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
-
-before(async () => {
-  port = await freePort();
-  await startRedis();
-});
+const redis = new RedisServer();
+const startRedis = () => redis.start();
+const stopRedis = () => redis.stop();
+before(startRedis);
 after(stopRedis);
 
-const url = () => `redis://127.0.0.1:${port}`;
+const url = () => redis.url;
 
 runRecordStoreContract('redis', async () => {
   // A namespace per backing: a restart is a new client on the same server and namespace.

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { createClient } from 'redis';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { frozenCopy, type Frozen, type RecordStore, type StoredRecord, type WriteOptions, type WriteResult } from './record-store.ts';
+import { frozenCopy, type Frozen, type RecordStore, type StoreHealth, type StoredRecord, type WriteOptions, type WriteResult } from './record-store.ts';
 
-export interface RedisRecordStoreOptions {
+export interface RedisRecordStoreOptions<T = unknown> {
   /** `redis://host:port` (or `rediss://`). */
   readonly url: string;
   /** Names this store's keys (one store per kind of record); the same namespace on another client is the same store. */
@@ -12,6 +12,11 @@ export interface RedisRecordStoreOptions {
   readonly log: Logger;
   /** The clock (ms since epoch), injectable so expiry can be tested without sleeping. */
   readonly now?: () => number;
+  /**
+   * Told the outcome of every write of this client that changed Redis, as soon as its reply is
+   * in (the mirror applies its own writes at once: read-your-writes). `undefined`: removed.
+   */
+  readonly onWrite?: (key: string, version: number, record: StoredRecord<T> | undefined) => void;
 }
 
 type RedisClient = ReturnType<typeof createClient>;
@@ -29,16 +34,27 @@ if v <= tonumber(ARGV[1]) then
   v = redis.call('INCR', KEYS[2])
 end`;
 
-/** KEYS: record, counter. ARGV: now, value (JSON), expiresAt, ttl (ms). Fails while a live record has the key. */
+/**
+ * Every change is announced on the store's channel from inside its script, so the order of the
+ * messages is the order Redis applied the changes (a mirror, redis-mirror.ts, depends on it):
+ * `{"k": key, "v": version, "j": value JSON, "c": createdAt, "e": expiresAt}` for a write,
+ * `{"k": key, "v": version, "d": 1}` for a removal. ARGV[#ARGV] is the channel, ARGV[#ARGV-1] the key.
+ */
+const ANNOUNCE_WRITE = (v: string, json: string, createdAt: string, expiresAt: string) =>
+  `redis.call('PUBLISH', ARGV[#ARGV], cjson.encode({k = ARGV[#ARGV - 1], v = tostring(${v}), j = ${json}, c = ${createdAt}, e = ${expiresAt}}))`;
+const ANNOUNCE_REMOVAL = `redis.call('PUBLISH', ARGV[#ARGV], cjson.encode({k = ARGV[#ARGV - 1], v = tostring(v), d = 1}))`;
+
+/** KEYS: record, counter. ARGV: now, value (JSON), expiresAt, ttl (ms), key, channel. Fails while a live record has the key. */
 const CREATE = `
 local cur = redis.call('HMGET', KEYS[1], 'version', 'value', 'createdAt', 'expiresAt')
 if cur[1] and tonumber(cur[4]) > tonumber(ARGV[1]) then return {0, cur[1], cur[2], cur[3], cur[4]} end
 ${NEXT_VERSION}
 redis.call('HSET', KEYS[1], 'version', v, 'value', ARGV[2], 'createdAt', ARGV[1], 'expiresAt', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+${ANNOUNCE_WRITE('v', 'ARGV[2]', 'ARGV[1]', 'ARGV[3]')}
 return {1, v}`;
 
-/** KEYS: record, counter. ARGV: now, expected version, value (JSON), expiresAt, ttl (ms). Never creates. */
+/** KEYS: record, counter. ARGV: now, expected version, value (JSON), expiresAt, ttl (ms), key, channel. Never creates. */
 const COMPARE_AND_SET = `
 local cur = redis.call('HMGET', KEYS[1], 'version', 'value', 'createdAt', 'expiresAt')
 if not cur[1] or tonumber(cur[4]) <= tonumber(ARGV[1]) then return {0} end
@@ -46,19 +62,24 @@ if cur[1] ~= ARGV[2] then return {0, cur[1], cur[2], cur[3], cur[4]} end
 ${NEXT_VERSION}
 redis.call('HSET', KEYS[1], 'version', v, 'value', ARGV[3], 'expiresAt', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+${ANNOUNCE_WRITE('v', 'ARGV[3]', 'cur[3]', 'ARGV[4]')}
 return {1, v, cur[3]}`;
 
-/** KEYS: record. ARGV: now, expected version ('' for any). 1 when a live record was removed. */
+/**
+ * KEYS: record, counter. ARGV: now, expected version ('' for any), key, channel. {1, version} when
+ * a live record was removed, {0} otherwise. A removal takes a version too (from the counter), so
+ * a mirror can keep it as a tombstone that no older write overtakes.
+ */
 const DESTROY = `
 local cur = redis.call('HMGET', KEYS[1], 'version', 'expiresAt')
-if not cur[1] then return 0 end
-if tonumber(cur[2]) <= tonumber(ARGV[1]) then
-  redis.call('DEL', KEYS[1])
-  return 0
-end
-if ARGV[2] ~= '' and cur[1] ~= ARGV[2] then return 0 end
+if not cur[1] then return {0} end
+local live = tonumber(cur[2]) > tonumber(ARGV[1])
+if live and ARGV[2] ~= '' and cur[1] ~= ARGV[2] then return {0} end
 redis.call('DEL', KEYS[1])
-return 1`;
+${NEXT_VERSION}
+${ANNOUNCE_REMOVAL}
+if live then return {1, v} end
+return {0}`;
 
 const FIELDS = ['version', 'value', 'createdAt', 'expiresAt'] as const;
 
@@ -77,21 +98,27 @@ const FIELDS = ['version', 'value', 'createdAt', 'expiresAt'] as const;
  * rejects with STORE_UNAVAILABLE; nothing is answered from a cache. The client reconnects by
  * itself. No `peek`: there is no local copy to read synchronously (see docs/store.md).
  */
-export class RedisRecordStore<T> implements RecordStore<T> {
+export class RedisRecordStore<T> implements RecordStore<T>, StoreHealth {
   readonly #client: RedisClient;
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #prefix: string;
   readonly #counter: string;
+  readonly #channel: string;
+  readonly #onWrite: RedisRecordStoreOptions<T>['onWrite'];
   readonly #inFlight = new Set<Promise<unknown>>();
+  readonly #upListeners = new Set<(up: boolean) => void>();
   #closed = false;
   #down = false;
+  #lastUp = true;
+  /** Once open() has connected: a failed first connection is reported by open(), not logged here. */
+  #connected = false;
 
   /**
    * Connects; rejects with STORE_UNAVAILABLE when the first attempt fails (no retrying at start).
    * Once connected, the client reconnects by itself.
    */
-  static async open<T>(options: RedisRecordStoreOptions): Promise<RedisRecordStore<T>> {
+  static async open<T>(options: RedisRecordStoreOptions<T>): Promise<RedisRecordStore<T>> {
     const store = new RedisRecordStore<T>(options);
     const client = store.#client;
     try {
@@ -104,15 +131,18 @@ export class RedisRecordStore<T> implements RecordStore<T> {
       throw unavailable('connect', err);
     }
     store.#down = false;
+    store.#connected = true;
     return store;
   }
 
-  private constructor(options: RedisRecordStoreOptions) {
+  private constructor(options: RedisRecordStoreOptions<T>) {
     this.#log = options.log;
     this.#now = options.now ?? Date.now;
     const base = `mcpgw:{${options.namespace}}`;
     this.#prefix = `${base}:r:`;
     this.#counter = `${base}:version`;
+    this.#channel = redisChannel(options.namespace);
+    this.#onWrite = options.onWrite;
     this.#client = createClient({
       url: options.url,
       // Fail closed: a command sent while disconnected rejects at once instead of waiting.
@@ -120,14 +150,33 @@ export class RedisRecordStore<T> implements RecordStore<T> {
       socket: { connectTimeout: 5000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
     });
     this.#client.on('error', (err: unknown) => {
-      if (this.#down) return;
+      if (this.#down || !this.#connected) return;
       this.#down = true;
       this.#log.warn({ err, namespace: options.namespace }, 'redis record store: connection lost; operations fail until it is back');
+      this.#announceUp();
     });
     this.#client.on('ready', () => {
       if (this.#down) this.#log.info({ namespace: options.namespace }, 'redis record store: connected again');
       this.#down = false;
+      this.#announceUp();
     });
+  }
+
+  /** Connected (commands are sent, not refused). */
+  isUp(): boolean {
+    return !this.#closed && this.#client.isReady;
+  }
+
+  onUpChange(listener: (up: boolean) => void): () => void {
+    this.#upListeners.add(listener);
+    return () => this.#upListeners.delete(listener);
+  }
+
+  #announceUp(): void {
+    const up = this.isUp();
+    if (up === this.#lastUp) return;
+    this.#lastUp = up;
+    for (const listener of this.#upListeners) listener(up);
   }
 
   /** Resolves once the client is connected (at once when it is). */
@@ -149,9 +198,9 @@ export class RedisRecordStore<T> implements RecordStore<T> {
       'create',
       CREATE,
       [this.#prefix + key, this.#counter],
-      [now, json, options.expiresAt, options.expiresAt - now],
+      [now, json, options.expiresAt, options.expiresAt - now, key, this.#channel],
     )) as Reply[];
-    if (reply[0] === 1) return { ok: true, record: this.#made(key, reply[1], json, now, options.expiresAt) };
+    if (reply[0] === 1) return { ok: true, record: this.#wrote(this.#made(key, reply[1], json, now, options.expiresAt)) };
     return { ok: false, current: this.#record(key, reply.slice(1), now) };
   }
 
@@ -162,16 +211,28 @@ export class RedisRecordStore<T> implements RecordStore<T> {
       'compareAndSet',
       COMPARE_AND_SET,
       [this.#prefix + key, this.#counter],
-      [now, String(expectedVersion), json, options.expiresAt, options.expiresAt - now],
+      [now, String(expectedVersion), json, options.expiresAt, options.expiresAt - now, key, this.#channel],
     )) as Reply[];
-    if (reply[0] === 1) return { ok: true, record: this.#made(key, reply[1], json, Number(reply[2]), options.expiresAt) };
+    if (reply[0] === 1) return { ok: true, record: this.#wrote(this.#made(key, reply[1], json, Number(reply[2]), options.expiresAt)) };
     return { ok: false, current: this.#record(key, reply.slice(1), now) };
   }
 
   async destroy(key: string, expectedVersion?: number): Promise<boolean> {
     const now = this.#now();
-    const reply = await this.#script('destroy', DESTROY, [this.#prefix + key], [now, expectedVersion === undefined ? '' : String(expectedVersion)]);
-    return reply === 1;
+    const reply = (await this.#script(
+      'destroy',
+      DESTROY,
+      [this.#prefix + key, this.#counter],
+      [now, expectedVersion === undefined ? '' : String(expectedVersion), key, this.#channel],
+    )) as Reply[];
+    if (reply[0] !== 1) return false;
+    this.#onWrite?.(key, Number(reply[1]), undefined);
+    return true;
+  }
+
+  #wrote(record: StoredRecord<T>): StoredRecord<T> {
+    this.#onWrite?.(record.key, record.version, record);
+    return record;
   }
 
   /**
@@ -196,6 +257,11 @@ export class RedisRecordStore<T> implements RecordStore<T> {
     return rows.filter((r): r is StoredRecord<T> => r !== undefined);
   }
 
+  /** PUBLISHes `message` on the store's change channel (the mirror's heartbeat). */
+  async publish(message: string): Promise<void> {
+    await this.#run('publish', ['PUBLISH', this.#channel, message]);
+  }
+
   /** Waits for the operations in flight, then closes the connection (QUIT). */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -203,6 +269,7 @@ export class RedisRecordStore<T> implements RecordStore<T> {
     await Promise.allSettled([...this.#inFlight]);
     if (this.#client.isReady) await this.#client.close();
     else this.#client.destroy();
+    this.#announceUp();
   }
 
   /** Copies in: the value is serialized now, so later changes to the caller's object change nothing. */
@@ -257,7 +324,12 @@ export class RedisRecordStore<T> implements RecordStore<T> {
   }
 }
 
-function unavailable(op: string, err: unknown): GatewayError {
+/** The channel a namespace's changes are announced on (same hash tag as its keys). */
+export function redisChannel(namespace: string): string {
+  return `mcpgw:{${namespace}}:changes`;
+}
+
+export function unavailable(op: string, err: unknown): GatewayError {
   const reason = err instanceof Error ? err.message || err.name : String(err);
   return new GatewayError('STORE_UNAVAILABLE', `record store (redis) unavailable: ${op} failed (${reason}); a write's outcome is unknown`, { cause: err });
 }

@@ -18,6 +18,8 @@ import type { Logger } from '../log.ts';
 import { SESSION_COOKIE, sessionCookieOptions } from '../sessions/cookie.ts';
 import type { LoginSessions } from '../sessions/login-sessions.ts';
 import type { BackendMonitor } from '../mcp/backend-monitor.ts';
+import { HEALTHZ_PATH, METRICS_PATH, READYZ_PATH } from '../metrics/paths.ts';
+import type { Readiness } from '../metrics/readiness.ts';
 import { API_PREFIX } from './api/routes.ts';
 import { apiRouter } from './api/router.ts';
 import type { NginxState } from './api/schemas.ts';
@@ -54,12 +56,16 @@ export interface AppOptions {
   /** Connected clients and personal access tokens (/connections, /tokens and their API). */
   readonly account?: AccountActions;
   readonly log: Logger;
+  /** /readyz: nginx configured and every store reachable (metrics/readiness.ts), built by the composition root. */
+  readonly readiness: () => Readiness;
+  /** /metrics (metrics/access.ts decides who may read it); omit to serve none. */
+  readonly metrics?: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 }
 
 /**
  * The registry's HTTP surface, in the order requests meet it:
  * 1. /auth/validate: the nginx check, plain node:http before Express (it reads sessions, never writes them);
- * 2. security headers (strict CSP) on everything else; /healthz, /readyz; the RFC 9728
+ * 2. security headers (strict CSP) on everything else; /healthz, /readyz, /metrics; the RFC 9728
  *    protected-resource metadata (/.well-known/oauth-protected-resource/...);
  * 3. the built-in IdP (dev provider only); the authorization server's discovery and /oauth2 endpoints;
  * 4. sessions, then /static, login/logout/callback, the authorization interaction pages, the REST API (/api/registry, JSON errors),
@@ -89,11 +95,17 @@ export function createApp(options: AppOptions): RequestListener {
   });
 
   app.use(securityHeaders(options.publicUrl));
-  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
-  app.get('/readyz', (_req, res) => {
-    const status = options.nginxStatus();
-    res.status(status.lastAppliedAt ? 200 : 503).json({ status: status.lastAppliedAt ? 'ready' : 'starting' });
+  // Probes: no session, no auth, nothing secret in the body (docs/operations.md).
+  app.get(HEALTHZ_PATH, (_req, res) => void res.set('Cache-Control', 'no-store').json({ status: 'ok' }));
+  app.get(READYZ_PATH, (_req, res) => {
+    const { ready, body } = options.readiness();
+    res
+      .set('Cache-Control', 'no-store')
+      .status(ready ? 200 : 503)
+      .json(body);
   });
+  const { metrics } = options;
+  if (metrics) app.get(METRICS_PATH, (req, res) => metrics(req, res));
   // RFC 9728 metadata for MCP clients: public, no session.
   app.use(protectedResourceRoutes({ publicUrl: options.publicUrl, catalog: options.catalog }));
   if (options.provider.router) app.use('/idp', options.provider.router);
@@ -142,7 +154,9 @@ export function createApp(options: AppOptions): RequestListener {
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const { status, body } = toHttp(err);
-    if (status >= 500) log.error({ err, req }, 'request failed');
+    // A store outage is logged once by the store, not once per request.
+    if (body.error === 'STORE_UNAVAILABLE') log.debug({ path: req.path }, body.message);
+    else if (status >= 500) log.error({ err, req }, 'request failed');
     else log.info({ code: body.error, path: req.path }, body.message);
     if (res.headersSent) return;
     res.status(status).render('error', { status, message: body.message, signedIn: Boolean(req.session?.identity) });

@@ -189,7 +189,7 @@ export class RegistryActions {
    * Recent audit entries: everything for registry read; otherwise the servers the caller
    * operates (toggle or edit). Callers with neither get 403.
    */
-  audit(p: Principal, query: Omit<AuditQuery, 'visibleServer'>): TimedAuditEntry[] {
+  async audit(p: Principal, query: Omit<AuditQuery, 'visibleServer'>): Promise<TimedAuditEntry[]> {
     if (hasScope(p.scopes, REGISTRY_READ)) return this.#o.audit.recent(query);
     const operated = new Set(
       this.#o.catalog

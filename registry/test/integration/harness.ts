@@ -1,11 +1,11 @@
 import { freePort } from '../../../servers/shared/free-port.ts';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildServer } from '../../../servers/currenttime/server.ts';
 import { serveMcp, type ReceivedRequest, type RunningMcpServer } from '../../../servers/shared/serve-mcp.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { startGateway, type GatewayTestHooks, type RunningGateway } from '../../src/gateway.ts';
+import { startGateway, type GatewayTestHooks, type RunningGateway, type SharedState } from '../../src/gateway.ts';
 import { createLogger } from '../../src/log.ts';
 
 export const ADMIN_PASSWORD = 'test-admin-password';
@@ -41,6 +41,10 @@ export interface TestGatewayOptions {
   readonly mapping?: string;
   /** Programmatic hooks for startGateway (never environment): e.g. a client metadata document fetch. */
   readonly hooks?: GatewayTestHooks;
+  /** What this gateway shares with other replicas (issue 12): stores, an audit sink, a lease. */
+  readonly shared?: SharedState;
+  /** Another gateway's CATALOG_DIR, used as it is (replicas seeded from the same files). */
+  readonly catalogDir?: string;
 }
 
 /**
@@ -49,26 +53,27 @@ export interface TestGatewayOptions {
  */
 export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
   const root = mkdtempSync(join(tmpdir(), 'mcpgw-it-'));
-  const catalogDir = join(root, 'servers');
+  const catalogDir = options.catalogDir ?? join(root, 'servers');
   const stateDir = join(root, 'state');
-  rmSync(catalogDir, { recursive: true, force: true });
   writeFileSync(join(root, '.keep'), '');
   const received: ReceivedRequest[] = [];
   const backend = await serveMcp(buildServer, { port: 0, onRequest: (r) => received.push(r) });
-  const { mkdirSync } = await import('node:fs');
-  mkdirSync(catalogDir);
   const writeDefinition = (name: string, definition: Record<string, unknown>) =>
     writeFileSync(join(catalogDir, `${name}.json`), JSON.stringify(definition, null, 2));
-  writeDefinition('currenttime', {
-    name: 'currenttime',
-    description: 'Current time in any time zone',
-    url: backend.url,
-    transports: { 'streamable-http': '/mcp', sse: '/sse' },
-    enabled: true,
-    tools: [{ name: 'current_time_by_timezone', description: 'time' }],
-  });
-  writeDefinition('offline', { name: 'offline', url: backend.url, transports: { 'streamable-http': '/mcp', sse: '/sse' }, enabled: false });
-  for (const definition of options.definitions ?? []) writeDefinition(String(definition['name']), definition);
+  // A replica of another test gateway reads that one's folder as it is.
+  if (options.catalogDir === undefined) {
+    mkdirSync(catalogDir);
+    writeDefinition('currenttime', {
+      name: 'currenttime',
+      description: 'Current time in any time zone',
+      url: backend.url,
+      transports: { 'streamable-http': '/mcp', sse: '/sse' },
+      enabled: true,
+      tools: [{ name: 'current_time_by_timezone', description: 'time' }],
+    });
+    writeDefinition('offline', { name: 'offline', url: backend.url, transports: { 'streamable-http': '/mcp', sse: '/sse' }, enabled: false });
+    for (const definition of options.definitions ?? []) writeDefinition(String(definition['name']), definition);
+  }
   const usersFile = join(root, 'users.json');
   writeFileSync(usersFile, JSON.stringify(options.users ?? []));
 
@@ -97,7 +102,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   const log = createLogger(loaded.config.logLevel);
   let gateway: RunningGateway;
   try {
-    gateway = await startGateway(loaded.config, log, options.hooks);
+    gateway = await startGateway(loaded.config, log, options.hooks, options.shared);
   } catch (err) {
     await backend.close();
     throw err;
@@ -116,7 +121,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     writeDefinition,
     async restart() {
       await gateway.stop();
-      gateway = await startGateway(loaded.config, log, options.hooks);
+      gateway = await startGateway(loaded.config, log, options.hooks, options.shared);
     },
     errorLog() {
       try {

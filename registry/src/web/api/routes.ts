@@ -257,7 +257,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     status: 200,
     response: auditListSchema,
     errors: [400, 403],
-    handle: (a, ctx) => ({ body: { entries: a.audit(ctx.principal, ctx.query).map(stripUndefined) } }),
+    handle: async (a, ctx) => ({ body: { entries: (await a.audit(ctx.principal, ctx.query)).map(stripUndefined) } }),
   },
   {
     method: 'get',

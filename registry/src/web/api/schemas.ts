@@ -209,6 +209,7 @@ export const auditListSchema = z
         reason: z.string().optional(),
         action: z.string().optional(),
         requestId: z.string().optional(),
+        traceId: z.string().optional().describe("The W3C trace id of the client's traceparent, when it sent a valid one."),
       }),
     ),
   })

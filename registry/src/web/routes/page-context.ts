@@ -31,6 +31,8 @@ export function layout(req: Request, catalog: Catalog, current: NavItem): Record
     scopes: p.scopes,
     csrf: csrfToken(req),
     notice,
+    // With a shared catalog (several replicas), edits go to the store, never to definition files.
+    catalogShared: catalog.shared,
     nav: {
       current,
       registryRead: hasScope(p.scopes, REGISTRY_READ),

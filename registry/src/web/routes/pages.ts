@@ -101,11 +101,11 @@ export function pageRoutes({ actions, catalog, nginxStatus }: PageRoutesOptions)
     res.render('access', { ...layout(req, catalog, 'access'), form, users, servers, answer, problem });
   });
 
-  router.get('/audit', requireSignedIn, (req: Request, res: Response) => {
+  router.get('/audit', requireSignedIn, async (req: Request, res: Response) => {
     const raw = Object.fromEntries(Object.entries(req.query).filter(([, v]) => typeof v === 'string' && v !== ''));
     const parsed = auditQuerySchema.safeParse(raw);
     const query = parsed.success ? parsed.data : auditQuerySchema.parse({});
-    const entries = actions.audit(principalOf(req), query);
+    const entries = await actions.audit(principalOf(req), query);
     res.render('audit', {
       ...layout(req, catalog, 'audit'),
       filters: raw,
