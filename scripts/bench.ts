@@ -2,7 +2,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { login } from '../registry/test/integration/login.ts';
-import { FULL_USER, gatewayMachineToken, machineToken, nginxReloads, startGateway, startToggler, TOOL_USER, type RunningGateway } from './bench/gateway.ts';
+import {
+  FULL_USER,
+  gatewayMachineToken,
+  machineToken,
+  nginxReloads,
+  startCatalogChurn,
+  startGateway,
+  TOOL_USER,
+  type RunningGateway,
+} from './bench/gateway.ts';
 import { measure, openMcpSession, TOOL_CALL_BODY, type LoadOptions, type Target } from './bench/load.ts';
 import { freePort, Processes, startDirectNginx, waitForHttp } from './bench/processes.ts';
 import { coresUsed, sampleCpu } from './bench/cpu.ts';
@@ -110,7 +119,7 @@ async function runRows(s: Setup, procs: Processes): Promise<Row[]> {
     { row: 'c', what: 'gateway, cookie, tool scope', gateway: true, target: () => toolCall(gw, { cookie: s.toolCookie }) },
     { row: 'd', what: 'gateway, bearer token', gateway: true, target: () => toolCall(gw, { authorization: `Bearer ${s.bearer}` }) },
     { row: 'e', what: '/auth/validate alone (checks/s)', gateway: false, target: () => validateTarget(s) },
-    { row: 'f', what: '(b) while nginx reloads every 1 s', gateway: true, target: () => toolCall(gw, { cookie: s.fullCookie }), toggle: true },
+    { row: 'f', what: '(b) while the catalog changes every 1 s', gateway: true, target: () => toolCall(gw, { cookie: s.fullCookie }), toggle: true },
     { row: 'g', what: "gateway, the gateway's own token", gateway: true, target: () => toolCall(gw, { authorization: `Bearer ${s.gatewayBearer}` }) },
   ];
   if (selected.some((r) => r !== 'e')) await warmUpBackend(s);
@@ -122,7 +131,7 @@ async function runRows(s: Setup, procs: Processes): Promise<Row[]> {
     const notes: Record<string, number> = {};
     let cpu: Record<string, number> = {};
     const measured = await measure(target, load, () => {
-      // Only around the measured run: CPU per process, and row (f)'s catalog toggles.
+      // Only around the measured run: CPU per process, and row (f)'s catalog changes.
       const started = performance.now();
       const before = sampleCpu(procs.groups());
       const reloadsBefore = nginxReloads(s.gateway);
@@ -151,11 +160,16 @@ async function warmUpBackend(s: Setup): Promise<void> {
   await measure(await toolCall(`${s.directUrl}/mcp`, {}), { ...load, warmup: 0, duration: 10 });
 }
 
-/** Starts row (f)'s toggler; the function it returns stops it and records the toggles. */
+/** Starts row (f)'s catalog churn; the function it returns stops it and records what it changed. */
 function toggleDuring(s: Setup, notes: Record<string, number>): () => void {
-  const toggler = startToggler(s.gateway, s.backendUrl);
+  const churn = startCatalogChurn(s.gateway, s.backendUrl);
   return () => {
-    notes['catalogToggles'] = toggler.stop();
+    const counts = churn.stop();
+    notes['catalogChanges'] = counts.changes;
+    notes['serversAdded'] = counts.added;
+    notes['serversEdited'] = counts.edited;
+    notes['serversToggled'] = counts.toggled;
+    notes['serversDeleted'] = counts.deleted;
   };
 }
 
@@ -186,6 +200,12 @@ async function main(): Promise<number> {
     compareWithDirect(rows);
     process.stdout.write(summary(root, load, rows));
     process.stdout.write(`\nwritten to ${writeResults(root, load, rows, startedAt)}\n`);
+    // Row (f)'s requirement (issue 12): catalog changes under load lose no request and reload nothing.
+    const churn = rows.find((r) => r.row === 'f');
+    if (churn && (churn.non2xx + churn.errors > 0 || (churn.notes?.['nginxReloads'] ?? 0) > 0)) {
+      process.stderr.write('bench: row (f) failed requests or reloaded nginx during catalog changes (target: 0 and 0)\n');
+      return 1;
+    }
   } catch (err) {
     failed = true;
     process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);

@@ -8,8 +8,11 @@
  * the named location that proxies the SAME buffered body: the bytes authorized are the bytes
  * forwarded. Every other answer of the check denies (fail closed).
  *
- * The location sets $mcp_server and $mcp_transport as literals from the catalog; nothing here
- * reads the server name from the URI.
+ * The location sets $mcp_server from the name its regex matched on the normalized URI, and
+ * $mcp_transport as a literal; nothing here parses the server name from the raw URI. nginx has
+ * no location per server: the check answers where the request goes (X-MCP-Route, built and
+ * checked by registry/src/nginx/route.ts), and this copies it into the variables of a generic
+ * named location (`proxy_pass $mcp_backend_scheme://$mcp_backend_upstream$mcp_backend_uri`).
  *
  * MCP session ids are bound to the principal (registry/src/authz/session-binding.ts): the
  * check opens the client's sealed id and hands back the backend's; the response filters below
@@ -55,8 +58,28 @@ var SESSION_NOT_FOUND = -32001;
 
 var crypto = require('crypto');
 
+/* The characters a definition's path may hold (BACKEND_PATH_PATTERN); any other path is one no server has. */
+var ROUTE_PATH = /^(?:\/[A-Za-z0-9._~\/-]{0,200})?$/;
+var ROUTE_KIND = { streamable: 'streamable-http', sse: 'sse', 'sse-messages': 'sse' };
+
 function handle(r) {
     var parsed = { messages: [], ids: [], single: null };
+    if (r.variables.mcp_transport === 'sse') {
+        var path = r.variables.mcp_path || '';
+        if (!ROUTE_PATH.test(path)) path = '/!';
+        r.variables.mcp_route_path = path || '-';
+        var messagesPath = path === '/messages';
+        // The sealed session rides on the messages URL only.
+        if (!messagesPath) r.variables.mcp_session = '';
+        if (r.method !== 'GET' && !(messagesPath && r.method === 'POST')) {
+            // No legacy endpoint takes this method here: the check answers 404 or 405 from the
+            // path and method alone, before any credential; the body is not read.
+            r.variables.mcp_messages = '-';
+            return ask(r, parsed);
+        }
+    } else {
+        r.variables.mcp_route_path = '-';
+    }
     // nginx has read any body by now, whatever the method, and would forward it: only POST may
     // carry one (and it is checked); GET opens a stream, DELETE ends a session, nothing else.
     if (r.method === 'POST') {
@@ -71,9 +94,13 @@ function handle(r) {
         return refuse(r, 400, { error: 'MCP_REQUEST_INVALID', message: r.method + ' must not carry a body' });
     }
     r.variables.mcp_messages = parsed.messages.length ? parsed.messages.join(',') : '-';
+    return ask(r, parsed);
+}
+
+function ask(r, parsed) {
     var server = r.variables.mcp_server;
     var transport = r.variables.mcp_transport;
-    r.subrequest('/_mcp_auth/' + server + '/' + transport, { method: 'GET' }, function (reply) {
+    r.subrequest('/_mcp_auth', { method: 'GET' }, function (reply) {
         decide(r, reply, parsed, server, transport);
     });
 }
@@ -93,16 +120,43 @@ function decide(r, reply, parsed, server, transport) {
             if (!SESSION_VALUE.test(backendSession)) return checkFault(r, server, 'a bad backend session id');
             r.variables.mcp_unsealed_session = backendSession;
         }
-        var target = h['X-MCP-Backend-Target'];
-        if (transport === 'sse' && r.method === 'POST') {
+        // `<kind> <scheme> <upstream> <host> <uri>`, every part checked by the registry.
+        var route = String(h['X-MCP-Route'] || '').split(' ');
+        var kind = route[0];
+        if (route.length !== 5 || ROUTE_KIND[kind] !== transport) return checkFault(r, server, 'no route');
+        r.variables.mcp_backend_scheme = route[1];
+        r.variables.mcp_backend_upstream = route[2];
+        r.variables.mcp_backend_host = route[3];
+        r.variables.mcp_backend_sni = route[3].replace(/:\d+$/, '');
+        if (kind === 'sse-messages') {
             // A legacy message goes to exactly the endpoint its sealed id named.
+            var target = h['X-MCP-Backend-Target'];
             if (target === undefined) return sessionUnknown(r, parsed);
             if (!SSE_TARGET.test(target)) return checkFault(r, server, 'a bad messages target');
-            r.variables.mcp_unsealed_target = target;
-            return r.internalRedirect('@mcp_' + server + '_sse_messages');
+            r.variables.mcp_backend_uri = target;
+            return r.internalRedirect('@mcp_sse_messages');
         }
-        return r.internalRedirect('@mcp_' + server + '_' + transport + (filter ? '_filtered' : ''));
+        var uri = route[4];
+        if (kind === 'sse') {
+            // The backend gets exactly its SSE path (no client query); njs seals the endpoint event against its URL.
+            r.variables.mcp_backend_uri = uri;
+            r.variables.mcp_backend_sse = route[1] + '://' + route[3] + uri;
+            r.variables.mcp_messages_url = '/api/execute/' + server + '/messages';
+            return r.internalRedirect(filter ? '@mcp_sse_filtered' : '@mcp_sse');
+        }
+        // With variables, proxy_pass sends the URI as set: the client's query string is added here.
+        var args = r.variables.args;
+        r.variables.mcp_backend_uri = args ? uri + '?' + args : uri;
+        return r.internalRedirect(filter ? '@mcp_streamable_filtered' : '@mcp_streamable');
     }
+    var refused = h['X-MCP-Route-Refused'];
+    if (refused === 'NOT_FOUND') return refuse(r, 404, { error: 'NOT_FOUND', message: 'no such endpoint of ' + server });
+    if (refused === 'METHOD_NOT_ALLOWED') {
+        var get = h['X-MCP-Route-Allow'] === 'GET';
+        r.headersOut['Allow'] = get ? 'GET' : 'POST';
+        return refuse(r, 405, { error: 'METHOD_NOT_ALLOWED', message: get ? 'the SSE stream takes GET only' : 'the messages endpoint takes POST only' });
+    }
+    if (refused === 'BACKEND_UNAVAILABLE') return refuse(r, 502, { error: 'BACKEND_UNAVAILABLE', message: 'the MCP server cannot be reached' });
     if (reply.status === 404 && h['X-MCP-Session-Unknown']) return sessionUnknown(r, parsed);
     if (reply.status === 401) {
         if (h['WWW-Authenticate']) r.headersOut['WWW-Authenticate'] = h['WWW-Authenticate'];

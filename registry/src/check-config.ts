@@ -7,6 +7,7 @@ import type { Config } from './config/load.ts';
 import { nginxRenderer } from './gateway.ts';
 import type { Logger } from './log.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
+import { RouteTable } from './nginx/route.ts';
 
 /**
  * `npm run config:check`: the environment (already validated by the caller), the scope mapping
@@ -30,7 +31,12 @@ export async function checkConfiguration(config: Config, log: Logger): Promise<s
   const scratch = await mkdtemp(join(tmpdir(), 'mcpgw-check-'));
   try {
     const render = nginxRenderer(config, scratch, 1, nginx.njsModule);
-    await new NginxController({ nginxBin: nginx.bin, runtimeDir: scratch, log }).test(render(catalog?.list() ?? []));
+    // The upstream blocks nginx would start with; servers the gateway could not route are problems too.
+    const routes = catalog === undefined ? undefined : new RouteTable({ catalog, log });
+    const upstreams = (await routes?.start()) ?? [];
+    routes?.stop();
+    for (const [name, why] of Object.entries(routes?.status().refused ?? {})) problems.push(`server ${name} cannot be routed: ${why}`);
+    await new NginxController({ nginxBin: nginx.bin, runtimeDir: scratch, log }).test(render(upstreams));
   } catch (err) {
     problems.push(`nginx refuses the rendered config: ${(err as Error).message}`);
   } finally {

@@ -9,7 +9,6 @@ import { AccountActions } from './web/account-actions.ts';
 import { GroupRecheck } from './authserver/group-recheck.ts';
 import { createAuditLog, type AuditLog, type SharedAuditSink } from './audit/audit-log.ts';
 import { Catalog, type CatalogRecord, type CatalogStore } from './catalog/catalog.ts';
-import type { ServerDefinition } from './catalog/server-definition.ts';
 import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
 import { createIdentityProvider } from './identity/create-provider.ts';
@@ -25,6 +24,7 @@ import { readiness } from './metrics/readiness.ts';
 import { StoreHealth } from './metrics/stores.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
 import { renderNginxConfig } from './nginx/render.ts';
+import { RouteTable, type BackendUpstream } from './nginx/route.ts';
 import { NginxSync } from './nginx/sync.ts';
 import { LoginSessions } from './sessions/login-sessions.ts';
 import { SessionRefresher } from './sessions/refresh.ts';
@@ -71,8 +71,8 @@ export interface RunningGateway {
 const NJS_DIR = join(import.meta.dirname, '..', '..', 'nginx', 'njs');
 
 /** The catalog → nginx config function for this configuration. */
-export function nginxRenderer(config: Config, runtimeDir: string, registryPort: number, njsModule: string): (servers: readonly ServerDefinition[]) => string {
-  return (servers) =>
+export function nginxRenderer(config: Config, runtimeDir: string, registryPort: number, njsModule: string): (upstreams: readonly BackendUpstream[]) => string {
+  return (upstreams) =>
     renderNginxConfig({
       listen: { host: config.gateway.host, port: config.gateway.port },
       runtimeDir,
@@ -84,7 +84,7 @@ export function nginxRenderer(config: Config, runtimeDir: string, registryPort: 
       maxBodySize: config.nginx.maxBodySize,
       corsOrigins: config.corsAllowedOrigins,
       publicScheme: config.gateway.publicUrl.startsWith('https:') ? 'https' : 'http',
-      servers,
+      upstreams,
     });
 }
 
@@ -261,9 +261,12 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     scopesFor: (groups) => mapping.scopesFor(groups),
     machineScopes: (clientId) => mapping.machineScopes(clientId),
   };
+  // Where each MCP request goes: the check answers it, from the catalog in memory (no reloads).
+  const routes = new RouteTable({ catalog, log: log.child({ module: 'route' }) });
   // The check nginx asks on every MCP request, timed and counted by outcome and server.
   const check = createValidateRoute({
     catalog,
+    route: routes.lookup,
     sessions,
     secret: config.secretKey,
     authEnabled: config.authEnabled,
@@ -319,10 +322,11 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
       onApply: (outcome) => metrics.nginxApply(outcome),
     }),
     render: nginxRenderer(config, runtimeDir, (server.address() as AddressInfo).port, nginxFound.njsModule),
+    routes,
     log: log.child({ module: 'nginx' }),
   });
   try {
-    await sync.start(catalog);
+    await sync.start();
   } catch (err) {
     server.close();
     await catalog.close();

@@ -60,8 +60,9 @@ process.stdout.write(`\n${lines.join('\n')}\n\n`);
 
 /** The generated admin password is shown on a terminal only; where stdout is a log, point at the file. */
 function adminPasswordHint(): string {
-  if (!config.admin.passwordGenerated) return '(ADMIN_PASSWORD)';
+  if (config.admin.passwordFrom === 'env') return '(ADMIN_PASSWORD)';
   if (process.stdout.isTTY) return config.admin.password;
+  if (config.admin.passwordFrom === 'secret-key') return '(derived from SECRET_KEY, the same on every replica: set ADMIN_PASSWORD to choose one)';
   return `(generated: ${join(config.stateDir, 'admin_password')})`;
 }
 

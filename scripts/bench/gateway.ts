@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEV_MACHINE_CLIENT_ID, devMachineSecret } from '../../registry/src/identity/dev.ts';
 import { freePort, waitForHttp, type Processes } from './processes.ts';
@@ -39,7 +39,7 @@ export function writeDefinition(catalogDir: string, def: Record<string, unknown>
 
 /**
  * Starts the registry (`registry/src/main.ts`, which runs its own nginx) as a child process
- * with a catalog of `fininfo` and a disabled `other`, two users and a machine client.
+ * with a catalog of `fininfo` and a disabled `other` and `spare`, two users and a machine client.
  */
 export async function startGateway(procs: Processes, root: string, dir: string, backendUrl: string): Promise<RunningGateway> {
   const stateDir = join(dir, 'state');
@@ -47,6 +47,7 @@ export async function startGateway(procs: Processes, root: string, dir: string, 
   mkdirSync(catalogDir, { recursive: true });
   writeDefinition(catalogDir, definition('fininfo', backendUrl, true));
   writeDefinition(catalogDir, definition('other', backendUrl, false));
+  writeDefinition(catalogDir, definition('spare', backendUrl, false));
   const usersFile = join(dir, 'users.json');
   writeFileSync(usersFile, JSON.stringify([FULL_USER, TOOL_USER]));
   const mappingFile = join(dir, 'scope-mapping.yaml');
@@ -117,27 +118,52 @@ export function nginxReloads(gateway: RunningGateway): number {
   }
 }
 
-/** Flips `other`'s `enabled` every `everyMs` by rewriting its file, until stopped. */
+/** What row (f)'s churn did during the measured run. */
+export interface ChurnCounts {
+  /** Catalog changes made (each file written or removed counts once). */
+  readonly changes: number;
+  readonly added: number;
+  readonly edited: number;
+  readonly toggled: number;
+  readonly deleted: number;
+}
+
 /**
- * Changes an unrelated catalog entry every second. Enabling and disabling never changes the
- * nginx config (the check refuses disabled servers), so each change also moves the entry's
- * backend port between two values: every change is a real `nginx -t` + reload under load.
+ * Row (f): real catalog changes every `everyMs`, the kinds that used to reload nginx and the
+ * one that never did, while the load runs on `fininfo`: a server registered on a new backend
+ * port (a new origin each time), `other` edited (description and backend port moved), `spare`
+ * enabled or disabled, and the previous new server deleted. Through the catalog files, as an
+ * operator's edit or the API's atomic write would land.
  */
-export function startToggler(gateway: RunningGateway, backendUrl: string, everyMs = 1000): { stop(): number } {
-  let enabled = false;
-  let toggles = 0;
-  const other = new URL(backendUrl);
-  const ports = [other.port, String(Number(other.port) + 1)];
+export function startCatalogChurn(gateway: RunningGateway, backendUrl: string, everyMs = 1000): { stop(): ChurnCounts } {
+  const base = new URL(backendUrl);
+  const at = (port: number): string => {
+    const url = new URL(base.origin);
+    url.port = String(port);
+    return url.origin;
+  };
+  let tick = 0;
+  const counts = { changes: 0, added: 0, edited: 0, toggled: 0, deleted: 0 };
   const timer = setInterval(() => {
-    enabled = !enabled;
-    other.port = ports[toggles % 2] ?? other.port;
-    writeDefinition(gateway.catalogDir, definition('other', other.origin, enabled));
-    toggles++;
+    tick++;
+    // Ports above the backend's: nothing listens there, and no request is sent to them; each is a
+    // backend origin nginx did not start with.
+    writeDefinition(gateway.catalogDir, definition(`churn-${tick}`, at(Number(base.port) + 100 + tick), true));
+    counts.added++;
+    writeDefinition(gateway.catalogDir, { ...definition('other', at(Number(base.port) + 1 + (tick % 2)), false), description: `edited ${tick}` });
+    counts.edited++;
+    writeDefinition(gateway.catalogDir, definition('spare', backendUrl, tick % 2 === 1));
+    counts.toggled++;
+    if (tick > 1) {
+      rmSync(join(gateway.catalogDir, `churn-${tick - 1}.json`), { force: true });
+      counts.deleted++;
+    }
+    counts.changes = counts.added + counts.edited + counts.toggled + counts.deleted;
   }, everyMs);
   return {
     stop() {
       clearInterval(timer);
-      return toggles;
+      return { ...counts };
     },
   };
 }

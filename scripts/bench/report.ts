@@ -16,7 +16,7 @@ export interface Row extends Measured {
   addedP50?: number;
   /** Cores each part used during the measured run (`other`: the rest of the machine). */
   cpu?: Record<string, number>;
-  /** Anything else worth keeping: row (f)'s toggles and nginx reloads. */
+  /** Anything else worth keeping: row (f)'s catalog changes and nginx reloads. */
   notes?: Record<string, number>;
 }
 
@@ -132,8 +132,15 @@ export function summary(root: string, load: LoadOptions, rows: readonly Row[]): 
   const busy = rows.filter((r) => (r.cpu?.['other'] ?? 0) > 0.15).map((r) => `(${r.row})`);
   if (busy.length > 0)
     out.push(`warning: other processes used CPU during ${busy.join(' ')} (column "other"); those numbers are low, re-run on an idle machine`);
-  const toggled = rows.find((r) => r.row === 'f')?.notes;
-  if (toggled) out.push(`(f): ${toggled['catalogToggles']} catalog rewrites, ${toggled['nginxReloads']} nginx reloads during the measured run`);
+  const churn = rows.find((r) => r.row === 'f');
+  if (churn?.notes) {
+    const n = churn.notes;
+    out.push(
+      `(f): ${n['catalogChanges']} catalog changes (${n['serversAdded']} servers added on new backend ports, ${n['serversEdited']} edited, ` +
+        `${n['serversToggled']} toggled, ${n['serversDeleted']} deleted), ${n['nginxReloads']} nginx reloads, ` +
+        `${churn.non2xx + churn.errors} failed requests during the measured run (target: 0 and 0)`,
+    );
+  }
   return `${out.join('\n')}\n`;
 }
 

@@ -307,3 +307,81 @@ describe("the check with the gateway's own access tokens", () => {
     assert.equal(res.headers.get('x-username'), 'client:machine-1');
   });
 });
+
+describe('the check routes when given a route lookup (nginx/route.ts)', () => {
+  let routed: { url: string; server: Server };
+  let backendUp = true;
+  before(async () => {
+    const app = express();
+    app.all(
+      VALIDATE_PATH,
+      createValidateRoute({
+        catalog,
+        sessions: { peek: (sid) => sessions.get(sid) },
+        secret: SECRET,
+        authEnabled: true,
+        realm: 'mcp-gateway',
+        publicUrl: 'https://mcp.example.com',
+        route: ({ server, transport, method, path }) => {
+          if (server !== 'svc') return { ok: false, refusal: { status: 404, refused: 'SERVER_UNKNOWN' } };
+          if (transport === 'sse' && path !== '/sse') return { ok: false, refusal: { status: 404, refused: 'NOT_FOUND' } };
+          if (transport === 'sse' && method !== 'GET') return { ok: false, refusal: { status: 405, refused: 'METHOD_NOT_ALLOWED', allow: 'GET' } };
+          return {
+            ok: true,
+            backend: () => (backendUp ? { ok: true, header: 'streamable http mcp_backend_0123456789ab 127.0.0.1:1 /mcp' } : { ok: false, reason: 'down' }),
+          };
+        },
+        audit,
+        log: createLogger('silent'),
+      }),
+    );
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    routed = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+  });
+  after(() => routed.server.close());
+
+  const check = (headers: Record<string, string>) =>
+    fetch(`${routed.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-messages': '-', 'x-original-method': 'GET', ...headers } });
+
+  test('refuses unknown servers, other paths and methods before looking at credentials', async () => {
+    const unknown = await check({ 'x-mcp-server': 'nope', 'x-mcp-transport': 'streamable-http' });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.headers.get('x-mcp-route-refused'), null);
+    const other = await check({ 'x-mcp-server': 'svc', 'x-mcp-transport': 'sse', 'x-mcp-path': '/mcp' });
+    assert.equal(other.status, 404);
+    assert.equal(other.headers.get('x-mcp-route-refused'), 'NOT_FOUND');
+    const post = await check({ 'x-mcp-server': 'svc', 'x-mcp-transport': 'sse', 'x-mcp-path': '/sse', 'x-original-method': 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('x-mcp-route-refused'), 'METHOD_NOT_ALLOWED');
+    assert.equal(post.headers.get('x-mcp-route-allow'), 'GET');
+    // Without credentials the known server and endpoint is a 401, as before.
+    assert.equal((await check({ 'x-mcp-server': 'svc', 'x-mcp-transport': 'sse', 'x-mcp-path': '/sse' })).status, 401);
+  });
+
+  test('answers the route on a 200, and 502 BACKEND_UNAVAILABLE without identity when the backend cannot be reached', async () => {
+    const ok = await check({ 'x-mcp-server': 'svc', 'x-mcp-transport': 'streamable-http', 'x-mcp-path': '-', cookie: cookie('sid-other') });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('x-mcp-route'), 'streamable http mcp_backend_0123456789ab 127.0.0.1:1 /mcp');
+    backendUp = false;
+    try {
+      const down = await check({ 'x-mcp-server': 'svc', 'x-mcp-transport': 'streamable-http', cookie: cookie('sid-other') });
+      assert.equal(down.status, 502);
+      assert.equal(down.headers.get('x-mcp-route-refused'), 'BACKEND_UNAVAILABLE');
+      assert.equal(down.headers.get('x-user'), null);
+      assert.equal(down.headers.get('x-mcp-route'), null);
+    } finally {
+      backendUp = true;
+    }
+    // A refused principal gets no route.
+    const denied = await check({
+      'x-mcp-server': 'svc',
+      'x-mcp-transport': 'streamable-http',
+      cookie: cookie('sid-tool'),
+      'x-mcp-messages': 'tools/call other',
+      'x-original-method': 'POST',
+    });
+    assert.equal(denied.status, 403);
+    assert.equal(denied.headers.get('x-mcp-route'), null);
+  });
+});

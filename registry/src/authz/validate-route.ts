@@ -22,6 +22,7 @@ import { headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
 import { traceIdOf } from './trace-context.ts';
 import { bearerChallenge, metadataUrl, resourceUrl, type ChallengeError } from './protected-resource.ts';
+import { PATH_HEADER, ROUTE_ALLOW_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, type RouteDecision, type RouteLookup } from './route.ts';
 import { createSessionBinding, principalBindingId, type SessionKind } from './session-binding.ts';
 import {
   BACKEND_SESSION_HEADER,
@@ -57,6 +58,12 @@ export interface ValidateRouteOptions {
   readonly gatewayTokens?: GatewayTokenVerifier;
   /** Personal access tokens (`mgp_...`), checked from memory; omit to accept none. */
   readonly personalTokens?: Pick<PersonalTokens, 'check'>;
+  /**
+   * Routing in the check (nginx/route.ts): nginx matches any well-formed server name and this
+   * decides the endpoint (404 / 405 before credentials, as nginx's per-server locations did)
+   * and, on a 200, answers the backend in X-MCP-Route. Omitted: no routing answer (unit tests).
+   */
+  readonly route?: RouteLookup;
   readonly audit: AuditLog;
   readonly log: Logger;
 }
@@ -148,6 +155,23 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       log.error({ requestId }, 'auth check without a valid X-MCP-Server header: nginx config fault');
       return void res.writeHead(500).end();
     }
+    let routed: RouteDecision | undefined;
+    if (options.route) {
+      const path = header(req, PATH_HEADER);
+      routed = options.route({
+        server: serverName,
+        transport: header(req, TRANSPORT_HEADER) === 'sse' ? 'sse' : 'streamable-http',
+        method: header(req, ORIGINAL_METHOD_HEADER) ?? '',
+        path: path === undefined || path === '-' ? '' : path,
+      });
+      if (!routed.ok) {
+        const { refusal } = routed;
+        // As nginx answered these before it had a location per server: no credential is looked at.
+        const refusedHeaders: Record<string, string> = refusal.refused === 'SERVER_UNKNOWN' ? {} : { [ROUTE_REFUSED_HEADER]: refusal.refused };
+        if (refusal.status === 405) refusedHeaders[ROUTE_ALLOW_HEADER] = refusal.allow;
+        return void res.writeHead(refusal.status, refusedHeaders).end();
+      }
+    }
     const messages = parseMessagesHeader(header(req, MESSAGES_HEADER));
     let principal: Principal = ANONYMOUS;
     if (authEnabled) {
@@ -185,7 +209,7 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       log.debug({ requestId, server: serverName, user: user.username, messages: header(req, MESSAGES_HEADER), decision }, 'auth check');
     let status: number = decision.allow ? 200 : decision.status;
     let reason: string | undefined = decision.allow ? undefined : decision.reason;
-    const headers: Record<string, string> = {};
+    let headers: Record<string, string> = {};
     if (decision.allow) {
       // Sessions are the principal's own: the id the client sent must open with its key.
       const key = binding.keyFor(principalBindingId(principal, authEnabled));
@@ -217,6 +241,15 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
         scope: decision.missingScope,
         resourceMetadata: metadataFor(serverName, header(req, TRANSPORT_HEADER)),
       });
+    }
+    if (status === 200 && routed?.ok) {
+      const backend = await routed.backend();
+      if (backend.ok) headers[ROUTE_HEADER] = backend.header;
+      else {
+        [status, reason, headers] = [502, 'backend-unavailable', { [ROUTE_REFUSED_HEADER]: 'BACKEND_UNAVAILABLE' }];
+        // The route table logged why once; this is per request.
+        log.debug({ requestId, server: serverName, detail: backend.reason }, 'auth check: the backend cannot be reached');
+      }
     }
     audit.record({
       ...accessEntry(req, serverName, user.username, messages, status, reason, decision.allow ? undefined : decision.method),

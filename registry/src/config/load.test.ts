@@ -201,3 +201,22 @@ test('REDIS_URL: redis:// or rediss:// only, never echoed in the error (it may h
   assert.ok(unshared.ok);
   assert.ok(unshared.config.warnings.some((w) => w.includes('replicas sharing this Redis must share SECRET_KEY')));
 });
+
+test("the dev IdP's generated admin password: one file per STATE_DIR alone; with REDIS_URL and SECRET_KEY the same on every replica, with no file", () => {
+  const alone = loadConfig({}, root());
+  assert.ok(alone.ok);
+  assert.equal(alone.config.admin.passwordFrom, 'file');
+  const shared = { REDIS_URL: 'redis://localhost:6379', SECRET_KEY: 'k'.repeat(32) };
+  const [one, two] = [root(), root()].map((dir) => ({ dir, result: loadConfig(shared, dir) }));
+  assert.ok(one?.result.ok && two?.result.ok);
+  assert.equal(one.result.config.admin.passwordFrom, 'secret-key');
+  assert.equal(one.result.config.admin.password, two.result.config.admin.password, 'two replicas, one password');
+  assert.ok(one.result.config.admin.password.length >= 16);
+  assert.throws(() => statSync(join(one.dir, '.state', 'admin_password')), /ENOENT/, 'no file of its own');
+  const other = loadConfig({ ...shared, SECRET_KEY: 'z'.repeat(32) }, root());
+  assert.ok(other.ok);
+  assert.notEqual(other.config.admin.password, one.result.config.admin.password, 'another SECRET_KEY, another password');
+  const chosen = loadConfig({ ...shared, ADMIN_PASSWORD: 'chosen-password' }, root());
+  assert.ok(chosen.ok);
+  assert.deepEqual([chosen.config.admin.password, chosen.config.admin.passwordFrom], ['chosen-password', 'env']);
+});

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { demoUsers, mergeDevUsers, type DemoUser } from './dev-users.ts';
@@ -12,7 +12,12 @@ export interface Config {
   readonly authEnabled: boolean;
   readonly providerType: IdentityConfig['type'];
   readonly identity: IdentityConfig;
-  readonly admin: { readonly user: string; readonly password: string; readonly passwordGenerated: boolean };
+  /**
+   * `passwordFrom`: `env` (ADMIN_PASSWORD), `file` (generated once into STATE_DIR/admin_password),
+   * or `secret-key` (with REDIS_URL and SECRET_KEY: derived from SECRET_KEY, so every replica
+   * shares it without a file of its own).
+   */
+  readonly admin: { readonly user: string; readonly password: string; readonly passwordFrom: 'env' | 'file' | 'secret-key' };
   /** The dev provider's users: the demo users, merged with DEV_IDP_USERS_FILE. */
   readonly devUsers: readonly DemoUser[];
   readonly secretKey: string;
@@ -122,7 +127,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
 
   const secret = e.SECRET_KEY ?? readOrCreateSecret(join(stateDir, 'secret_key'), () => randomBytes(32).toString('hex'));
-  const password = e.ADMIN_PASSWORD ?? readOrCreateSecret(join(stateDir, 'admin_password'), () => randomBytes(12).toString('base64url'));
+  // Replicas each have a STATE_DIR of their own: a password generated into one would sign the
+  // admin in on that replica only. With a shared SECRET_KEY and Redis, all derive the same one.
+  const passwordFrom = e.ADMIN_PASSWORD !== undefined ? 'env' : e.REDIS_URL !== undefined && e.SECRET_KEY !== undefined ? 'secret-key' : 'file';
+  const password =
+    e.ADMIN_PASSWORD ??
+    (passwordFrom === 'secret-key'
+      ? createHmac('sha256', secret).update('mcp-gateway dev admin password').digest('base64url').slice(0, 20)
+      : readOrCreateSecret(join(stateDir, 'admin_password'), () => randomBytes(12).toString('base64url')));
   const admin = { user: e.ADMIN_USER, password };
   let devUsers = demoUsers(admin);
   if (e.DEV_IDP_USERS_FILE !== undefined) {
@@ -175,7 +187,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     authEnabled: e.MCP_AUTH_ENABLED,
     providerType: e.MCP_AUTH_PROVIDER_TYPE,
     identity,
-    admin: { user: e.ADMIN_USER, password, passwordGenerated: e.ADMIN_PASSWORD === undefined },
+    admin: { user: e.ADMIN_USER, password, passwordFrom },
     devUsers,
     secretKey: secret,
     secretKeyGenerated: e.SECRET_KEY === undefined,

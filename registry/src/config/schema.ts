@@ -213,7 +213,7 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
   { name: 'ADMIN_USER', default: 'admin', example: 'root-operator', description: "Login name of the dev IdP's administrator (group mcp-admin)." },
   {
     name: 'ADMIN_PASSWORD',
-    default: 'generated once into STATE_DIR/admin_password',
+    default: 'generated once into STATE_DIR/admin_password; with REDIS_URL and SECRET_KEY, derived from SECRET_KEY (the same on every replica)',
     example: '(a long password)',
     description: "Password of the dev IdP's administrator. At least 8 characters.",
   },

@@ -36,6 +36,7 @@ import {
   USERNAME_HEADER,
   VALIDATE_PATH,
 } from '../authz/paths.ts';
+import { PATH_HEADER, ROUTE_ALLOW_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, type RouteLookup } from '../authz/route.ts';
 import { createSessionBinding, type SessionKind } from '../authz/session-binding.ts';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
 
@@ -208,7 +209,12 @@ export type RegistryDouble = Peer & {
  * included, so a test reads the X-MCP-Messages nginx sent) and its X-MCP-Messages value also
  * in `messages`.
  */
-export async function startRegistryDouble(options: { disabled?: readonly string[] } = {}): Promise<RegistryDouble> {
+/**
+ * A stand-in for the registry's check. `route` is the real route table's lookup
+ * (nginx/route.ts) over the test's catalog: it refuses paths and methods before credentials,
+ * as the real check does, and names the backend on a 200.
+ */
+export async function startRegistryDouble(options: { disabled?: readonly string[]; route?: RouteLookup } = {}): Promise<RegistryDouble> {
   const seen: Seen[] = [];
   const messages: Array<string | undefined> = [];
   const disabled = new Set(options.disabled ?? []);
@@ -224,7 +230,7 @@ export async function startRegistryDouble(options: { disabled?: readonly string[
     return { [SESSION_KEY_HEADER]: key.header, [kind === 'sse' ? BACKEND_TARGET_HEADER : BACKEND_SESSION_HEADER]: opened.value };
   };
   const server = createServer((req, res) => {
-    void record(seen, req).then((entry) => {
+    void record(seen, req).then(async (entry) => {
       if (entry.url.split('?')[0] !== VALIDATE_PATH) {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ page: true, ...entry }));
@@ -235,6 +241,25 @@ export async function startRegistryDouble(options: { disabled?: readonly string[
       const cookie = String(req.headers.cookie ?? '');
       const target = String(req.headers[SERVER_HEADER] ?? '');
       const has = (value: string): boolean => new RegExp(`(^|;\\s*)ok=${value}(;|$)`).test(cookie);
+      const path = String(req.headers[PATH_HEADER] ?? '-');
+      const routed = options.route?.({
+        server: target,
+        transport: req.headers[TRANSPORT_HEADER] === 'sse' ? 'sse' : 'streamable-http',
+        method: String(req.headers[ORIGINAL_METHOD_HEADER] ?? ''),
+        path: path === '-' ? '' : path,
+      });
+      if (routed !== undefined && !routed.ok) {
+        const refusal = routed.refusal;
+        res.writeHead(refusal.status, {
+          ...(refusal.refused === 'SERVER_UNKNOWN' ? {} : { [ROUTE_REFUSED_HEADER]: refusal.refused }),
+          ...(refusal.status === 405 ? { [ROUTE_ALLOW_HEADER]: refusal.allow } : {}),
+        });
+        res.end();
+        return;
+      }
+      const backend = routed === undefined ? undefined : await routed.backend();
+      const route: Record<string, string> =
+        backend === undefined ? {} : backend.ok ? { [ROUTE_HEADER]: backend.header } : { [ROUTE_REFUSED_HEADER]: 'BACKEND_UNAVAILABLE' };
       const identity = { [USER_HEADER]: 'user-1', [USERNAME_HEADER]: 'alice', [SCOPES_HEADER]: `mcp:server:${target}:execute` };
       const signedIn = has('1') || has('filter') || has('only-alpha') || has('forbidden');
       if (!signedIn) {
@@ -248,10 +273,16 @@ export async function startRegistryDouble(options: { disabled?: readonly string[
         res.writeHead(404, { [SESSION_UNKNOWN_HEADER]: '1' });
         res.end();
       } else if (has('1') || (has('only-alpha') && target === 'alpha')) {
-        res.writeHead(200, { ...identity, ...bound(req, cookie, target) });
+        res.writeHead(backend?.ok === false ? 502 : 200, { ...identity, ...bound(req, cookie, target), ...route });
         res.end();
       } else if (has('filter')) {
-        res.writeHead(200, { ...identity, ...bound(req, cookie, target), [SCOPES_HEADER]: `mcp:server:${target}:tool:a`, [TOOL_FILTER_HEADER]: '["a"]' });
+        res.writeHead(backend?.ok === false ? 502 : 200, {
+          ...identity,
+          ...bound(req, cookie, target),
+          ...route,
+          [SCOPES_HEADER]: `mcp:server:${target}:tool:a`,
+          [TOOL_FILTER_HEADER]: '["a"]',
+        });
         res.end();
       } else {
         // forbidden, or only-alpha on another server.

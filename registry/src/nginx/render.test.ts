@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { GatewayError } from '../errors.ts';
-import { definition } from './harness.ts';
+import type { HostPort } from './names.ts';
 import { renderNginxConfig, type NginxRenderInput } from './render.ts';
 
 const INPUT: NginxRenderInput = {
@@ -12,24 +12,24 @@ const INPUT: NginxRenderInput = {
   njsModulePath: '/usr/lib/nginx/modules/ngx_http_js_module.so',
   njsDir: '/opt/mcp-gateway/nginx/njs',
   workerUser: 'nobody nogroup',
-  // Out of order on purpose: the output is sorted by name.
-  servers: [
-    definition('weather', 'http://127.0.0.1:8003/', { 'streamable-http': '/mcp' }),
-    definition('github', 'http://127.0.0.1:8001', { 'streamable-http': '/mcp', sse: '/sse' }),
-    definition('archive', 'https://archive.example.com/base', { 'streamable-http': '/mcp', sse: '/sse' }, false),
+  // What RouteTable.start() gives for the catalog's backend origins; out of order on purpose.
+  upstreams: [
+    { name: 'mcp_backend_5e0c9d2b7a41', server: '127.0.0.1:8003' as HostPort },
+    { name: 'mcp_backend_0a1b2c3d4e5f', server: 'archive.example.com:443' as HostPort },
+    { name: 'mcp_backend_31f0aa9e6c2d', server: '127.0.0.1:8001' as HostPort },
   ],
 };
 
-/** The body of each `location` in the config, by its argument (`= /api/streamable/github`). */
+/** The body of each `location` in the config, by its argument (`= /_mcp_auth`). */
 function locations(config: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const match of config.matchAll(/^ {8}location ([^{\n]+) \{\n([\s\S]*?)^ {8}\}$/gm)) {
+  for (const match of config.matchAll(/^ {8}location (.+) \{\n([\s\S]*?)^ {8}\}$/gm)) {
     out.set(match[1] ?? '', match[2] ?? '');
   }
   return out;
 }
 
-/** The body of each `upstream` at http level, by its name (`mcp_backend_github`). */
+/** The body of each `upstream` at http level, by its name. */
 function upstreams(config: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const match of config.matchAll(/^ {4}upstream ([^ {\n]+) \{\n([\s\S]*?)^ {4}\}$/gm)) {
@@ -37,6 +37,10 @@ function upstreams(config: string): Map<string, string> {
   }
   return out;
 }
+
+const STREAMABLE = '~ "^/api/streamable/(?<mcp_name>[a-z0-9][a-z0-9-]{0,62})/?$"';
+const EXECUTE = '~ "^/api/execute/(?<mcp_name>[a-z0-9][a-z0-9-]{0,62})(?<mcp_rest>/.*)?$"';
+const BACKENDS = ['@mcp_streamable', '@mcp_streamable_filtered', '@mcp_sse', '@mcp_sse_filtered', '@mcp_sse_messages'];
 
 describe('renderNginxConfig', () => {
   const config = renderNginxConfig(INPUT);
@@ -46,134 +50,64 @@ describe('renderNginxConfig', () => {
     t.assert.snapshot(config, { serializers: [(value) => value] });
   });
 
-  it('is deterministic whatever order the servers come in', () => {
-    assert.equal(renderNginxConfig({ ...INPUT, servers: [...INPUT.servers].reverse() }), config);
+  it('is deterministic whatever order the upstreams come in', () => {
+    assert.equal(renderNginxConfig({ ...INPUT, upstreams: [...INPUT.upstreams].reverse() }), config);
   });
 
-  it('generates exact or slash-terminated locations for each server, and JSON catch-alls', () => {
+  it('has no location per server: two generic MCP locations, one check, five backend locations, and JSON catch-alls', () => {
     assert.deepEqual(
       [...byPath.keys()],
-      [
-        '= /_mcp_auth/archive/streamable-http',
-        '= /_mcp_auth/archive/sse',
-        '= /api/streamable/archive',
-        '= /api/streamable/archive/',
-        '@mcp_archive_streamable-http',
-        '@mcp_archive_streamable-http_filtered',
-        '= /api/execute/archive',
-        '= /api/execute/archive/sse',
-        '= /api/execute/archive/messages',
-        '/api/execute/archive/',
-        '@mcp_archive_sse',
-        '@mcp_archive_sse_filtered',
-        '@mcp_archive_sse_messages',
-        '= /_mcp_auth/github/streamable-http',
-        '= /_mcp_auth/github/sse',
-        '= /api/streamable/github',
-        '= /api/streamable/github/',
-        '@mcp_github_streamable-http',
-        '@mcp_github_streamable-http_filtered',
-        '= /api/execute/github',
-        '= /api/execute/github/sse',
-        '= /api/execute/github/messages',
-        '/api/execute/github/',
-        '@mcp_github_sse',
-        '@mcp_github_sse_filtered',
-        '@mcp_github_sse_messages',
-        '= /_mcp_auth/weather/streamable-http',
-        '= /api/streamable/weather',
-        '= /api/streamable/weather/',
-        '@mcp_weather_streamable-http',
-        '@mcp_weather_streamable-http_filtered',
-        '/api/streamable/',
-        '/api/execute/',
-        '~* ^/auth/validate/*$',
-        '@mcp_500',
-        '@mcp_502',
-        '@mcp_413',
-        '/',
-      ],
+      [STREAMABLE, EXECUTE, '= /_mcp_auth', ...BACKENDS, '/api/streamable/', '/api/execute/', '~* ^/auth/validate/*$', '@mcp_500', '@mcp_502', '@mcp_413', '/'],
     );
+    for (const prefix of ['/api/streamable/', '/api/execute/']) assert.match(byPath.get(prefix) ?? '', /return 404 '\{"error":"SERVER_UNKNOWN"/, prefix);
   });
 
-  it('makes every auth location internal, with the server and transport as literals', () => {
-    const auth = [...byPath].filter(([path]) => path.startsWith('= /_mcp_auth/'));
-    assert.equal(auth.length, 5);
-    for (const [path, body] of auth) {
-      const match = /^= \/_mcp_auth\/([a-z0-9-]+)\/(streamable-http|sse)$/.exec(path);
-      assert.ok(match, path);
-      assert.match(body, /^ +internal;$/m, path);
-      assert.match(body, /proxy_pass http:\/\/mcp_registry\/auth\/validate;/, path);
-      assert.match(body, /proxy_pass_request_body off;/, path);
-      assert.match(body, /proxy_set_header Content-Length "";/, path);
-      assert.ok(body.includes(`proxy_set_header x-mcp-server "${match[1]}";`), path);
-      assert.ok(body.includes(`proxy_set_header x-mcp-transport "${match[2]}";`), path);
-      assert.match(body, /proxy_set_header Cookie \$http_cookie;/, path);
-      assert.match(body, /proxy_set_header Authorization \$http_authorization;/, path);
-      assert.match(body, /proxy_set_header x-user "";/, path);
-      assert.match(body, /proxy_set_header x-missing-scope "";/, path);
-      // What njs read from the body, replacing any client-sent copy.
-      assert.match(body, /proxy_set_header x-mcp-messages \$mcp_messages;/, path);
-    }
+  it("matches the server name with the catalog's own name pattern, so nothing else reaches njs", () => {
+    // The name is captured from the normalized $uri nginx matched: `/api/execute/a/../b/sse` is b's.
+    assert.ok(config.includes(`location ${STREAMABLE} {`));
+    assert.ok(config.includes(`location ${EXECUTE} {`));
   });
 
-  it('hands every public location to njs, with no proxy_pass of its own', () => {
-    const entries: Array<[string, string, string]> = [
-      ['= /api/streamable/archive', 'archive', 'streamable-http'],
-      ['= /api/streamable/archive/', 'archive', 'streamable-http'],
-      ['= /api/execute/archive/sse', 'archive', 'sse'],
-      ['= /api/execute/archive/messages', 'archive', 'sse'],
-      ['= /api/streamable/github', 'github', 'streamable-http'],
-      ['= /api/streamable/github/', 'github', 'streamable-http'],
-      ['= /api/execute/github/sse', 'github', 'sse'],
-      ['= /api/execute/github/messages', 'github', 'sse'],
-      ['= /api/streamable/weather', 'weather', 'streamable-http'],
-      ['= /api/streamable/weather/', 'weather', 'streamable-http'],
-    ];
-    for (const [path, name, transport] of entries) {
+  it('makes the check location internal, naming the matched server from variables the public locations set', () => {
+    const body = byPath.get('= /_mcp_auth') ?? '';
+    assert.match(body, /^ +internal;$/m);
+    assert.match(body, /proxy_pass http:\/\/mcp_registry\/auth\/validate;/);
+    assert.match(body, /proxy_pass_request_body off;/);
+    assert.match(body, /proxy_set_header Content-Length "";/);
+    assert.ok(body.includes('proxy_set_header x-mcp-server $mcp_server;'));
+    assert.ok(body.includes('proxy_set_header x-mcp-transport $mcp_transport;'));
+    // The legacy path, after njs checked its characters.
+    assert.ok(body.includes('proxy_set_header x-mcp-path $mcp_route_path;'));
+    assert.match(body, /proxy_set_header Cookie \$http_cookie;/);
+    assert.match(body, /proxy_set_header Authorization \$http_authorization;/);
+    assert.match(body, /proxy_set_header x-user "";/);
+    assert.match(body, /proxy_set_header x-missing-scope "";/);
+    assert.match(body, /proxy_set_header x-mcp-messages \$mcp_messages;/);
+    assert.match(body, /proxy_set_header x-mcp-session \$mcp_session;/);
+  });
+
+  it('hands both public locations to njs, with no proxy_pass of their own', () => {
+    for (const [path, transport, session, rest] of [
+      [STREAMABLE, 'streamable-http', '$http_mcp_session_id', '""'],
+      [EXECUTE, 'sse', '$arg_session', '$mcp_rest'],
+    ] as const) {
       const body = byPath.get(path) ?? '';
-      // Literals from the catalog: nothing parses the server out of the URI.
-      assert.ok(body.includes(`set $mcp_server "${name}";`), path);
+      assert.ok(body.includes('set $mcp_server $mcp_name;'), path);
       assert.ok(body.includes(`set $mcp_transport "${transport}";`), path);
+      assert.ok(body.includes(`set $mcp_session ${session};`), path);
+      assert.ok(body.includes(`set $mcp_path ${rest};`), path);
       assert.match(body, /^ +js_content mcp\.handle;$/m, path);
       assert.match(body, /error_page 413 = @mcp_413;/, path);
-      // Where the client's sealed session id is read from (session-binding.ts): never from a stream GET.
-      const session = transport === 'streamable-http' ? '$http_mcp_session_id' : path.endsWith('/messages') ? '$arg_session' : '""';
-      assert.ok(body.includes(`set $mcp_session ${session};`), path);
-      // The legacy transport's locations take one method each; the guard is the only `return`.
-      const unguarded = body.replace(/ +if \(\$request_method != (GET|POST)\) \{\n +add_header Allow "\1" always;\n +return 405 '[^'\n]*';\n +\}\n/, '');
-      assert.equal(unguarded !== body, transport === 'sse', `${path} method guard`);
-      assert.doesNotMatch(unguarded, /proxy_pass|proxy_set_header|auth_request|return /, path);
-      // Everything njs needs exists: the check it calls and both places it may redirect to.
-      assert.ok(byPath.has(`= /_mcp_auth/${name}/${transport}`), path);
-      assert.ok(byPath.has(`@mcp_${name}_${transport}`), path);
-      assert.ok(byPath.has(`@mcp_${name}_${transport}_filtered`), path);
+      assert.doesNotMatch(body, /proxy_pass|proxy_set_header|auth_request|return /, path);
     }
     const handed = [...byPath].filter(([, body]) => body.includes('js_content'));
     assert.deepEqual(
       handed.map(([path]) => path),
-      entries.map(([path]) => path),
+      [STREAMABLE, EXECUTE],
     );
     assert.doesNotMatch(config, /^ *auth_request(_set)? /m, 'no auth_request: its subrequests carry no body');
-  });
-
-  it('renders a disabled server exactly like an enabled one, so a toggle never changes the config', () => {
-    // archive is disabled in INPUT: the check refuses it (503 through njs), not the config.
-    const flip = (name: string) => INPUT.servers.map((s) => (s.name === name ? { ...s, enabled: !s.enabled } : s));
-    for (const name of ['archive', 'github', 'weather']) {
-      assert.equal(renderNginxConfig({ ...INPUT, servers: flip(name) }), config, `${name} toggled`);
-    }
-    const allOff = INPUT.servers.map((s) => ({ ...s, enabled: false }));
-    const allOn = INPUT.servers.map((s) => ({ ...s, enabled: true }));
-    assert.equal(renderNginxConfig({ ...INPUT, servers: allOff }), config, 'all disabled');
-    assert.equal(renderNginxConfig({ ...INPUT, servers: allOn }), config, 'all enabled');
-    // Not even a comment says which: nothing in the config depends on the flag.
+    // Nothing in the config depends on the catalog's enabled flags (the check answers 503).
     assert.doesNotMatch(config, /enabled|disabled|SERVER_DISABLED|return 503/);
-    // The disabled server has the whole chain: its check, its njs entries, its backends.
-    for (const path of ['= /_mcp_auth/archive/streamable-http', '= /_mcp_auth/archive/sse', '@mcp_archive_streamable-http', '@mcp_archive_sse_filtered']) {
-      assert.ok(byPath.has(path), path);
-    }
-    assert.match(byPath.get('= /api/streamable/archive') ?? '', /js_content mcp\.handle;/);
   });
 
   /** One server line, keepalive, and an idle timeout shorter than Node backends' 5 s. */
@@ -185,34 +119,13 @@ describe('renderNginxConfig', () => {
     assert.deepEqual(directives, [`server "${server}";`, 'keepalive 16;', 'keepalive_timeout 4s;'], label);
   }
 
-  it('declares one upstream per server, with keepalive and an explicit port', () => {
+  it('declares the upstream blocks it is given, sorted, with keepalive', () => {
     const ups = upstreams(config);
-    assert.deepEqual([...ups.keys()], ['mcp_registry', 'mcp_backend_archive', 'mcp_backend_github', 'mcp_backend_weather']);
-    const expected: Array<[string, string]> = [
-      ['mcp_backend_archive', 'archive.example.com:443'],
-      ['mcp_backend_github', '127.0.0.1:8001'],
-      ['mcp_backend_weather', '127.0.0.1:8003'],
-    ];
-    for (const [name, server] of expected) {
-      assertUpstream(ups.get(name), server, name);
-    }
-    // The default port comes from the scheme; a port in the URL is kept as written.
-    const cases: Array<[string, string]> = [
-      ['http://backend.internal/x', 'backend.internal:80'],
-      ['https://backend.internal/x', 'backend.internal:443'],
-      ['http://backend.internal:8080', 'backend.internal:8080'],
-      ['https://backend.internal:8443/', 'backend.internal:8443'],
-      ['http://10.0.0.7', '10.0.0.7:80'],
-      ['https://[::1]', '[::1]:443'],
-      ['http://[::1]:9000', '[::1]:9000'],
-    ];
-    for (const [url, server] of cases) {
-      const one = upstreams(renderNginxConfig({ ...INPUT, servers: [definition('a-b', url, { 'streamable-http': '/mcp' })] }));
-      assertUpstream(one.get('mcp_backend_a-b'), server, url);
-    }
-    // Every upstream a location names exists, and every backend upstream is used.
-    const named = new Set([...config.matchAll(/proxy_pass https?:\/\/(mcp_[a-z0-9_-]+)[;/]/g)].map((m) => m[1]));
-    assert.deepEqual([...named].sort(), [...ups.keys()].sort());
+    assert.deepEqual([...ups.keys()], ['mcp_registry', 'mcp_backend_0a1b2c3d4e5f', 'mcp_backend_31f0aa9e6c2d', 'mcp_backend_5e0c9d2b7a41']);
+    assertUpstream(ups.get('mcp_backend_0a1b2c3d4e5f'), 'archive.example.com:443', 'archive');
+    assertUpstream(ups.get('mcp_backend_31f0aa9e6c2d'), '127.0.0.1:8001', 'github');
+    // No location names one: njs picks it from the check's answer ($mcp_backend_upstream).
+    assert.doesNotMatch(config, /proxy_pass https?:\/\/mcp_backend_/);
   });
 
   it('loads the njs module once, at http level, with its variables declared', () => {
@@ -226,6 +139,14 @@ describe('renderNginxConfig', () => {
       'js_var $mcp_username;',
       'js_var $mcp_scopes;',
       'js_var $mcp_tool_filter;',
+      'js_var $mcp_route_path;',
+      'js_var $mcp_backend_scheme;',
+      'js_var $mcp_backend_upstream;',
+      'js_var $mcp_backend_host;',
+      'js_var $mcp_backend_sni;',
+      'js_var $mcp_backend_uri;',
+      'js_var $mcp_backend_sse;',
+      'js_var $mcp_messages_url;',
     ]) {
       assert.ok(http.includes(`\n    ${line}\n`), line);
       assert.equal(config.split(line).length, 2, `${line} once`);
@@ -237,15 +158,20 @@ describe('renderNginxConfig', () => {
     assert.ok(small.includes('\n    js_path "/srv/gw/nginx/njs";\n'), 'a trailing slash is dropped');
   });
 
-  it('blanks Cookie and Authorization on every location that proxies to a backend', () => {
-    const toBackends = [...byPath].filter(([, body]) => /proxy_pass "?http/.test(body) && !body.includes('mcp_registry'));
+  it('proxies to the backend the check named, and blanks Cookie and Authorization there', () => {
+    const toBackends = [...byPath].filter(([, body]) => /proxy_pass /.test(body) && !body.includes('mcp_registry'));
     assert.deepEqual(
       toBackends.map(([path]) => path),
-      [...byPath.keys()].filter((path) => /^@mcp_[a-z0-9-]+_(streamable-http|sse)(_filtered|_messages)?$/.test(path)),
+      BACKENDS,
       'only the named locations njs redirects to reach a backend',
     );
-    assert.equal(toBackends.length, 12);
     for (const [path, body] of toBackends) {
+      assert.match(body, /^ +proxy_pass \$mcp_backend_scheme:\/\/\$mcp_backend_upstream\$mcp_backend_uri;$/m, path);
+      assert.match(body, /proxy_set_header Host \$mcp_backend_host;/, path);
+      // SNI (and the name a verified certificate must carry) is the backend's host, never the upstream block's name.
+      assert.match(body, /^ +proxy_ssl_server_name on;$/m, path);
+      assert.match(body, /^ +proxy_ssl_name \$mcp_backend_sni;$/m, path);
+      assert.match(body, /proxy_set_header Connection "";/, 'keepalive to the upstream needs Connection ""');
       assert.match(body, /proxy_set_header Cookie "";/, path);
       assert.match(body, /proxy_set_header Authorization "";/, path);
       assert.match(body, /proxy_set_header x-user \$mcp_user;/, path);
@@ -257,6 +183,10 @@ describe('renderNginxConfig', () => {
         'x-missing-scope',
         'x-mcp-server',
         'x-mcp-transport',
+        'x-mcp-path',
+        'x-mcp-route',
+        'x-mcp-route-refused',
+        'x-mcp-route-allow',
         'x-mcp-messages',
         'x-mcp-tool-filter',
         'x-mcp-session',
@@ -270,11 +200,11 @@ describe('renderNginxConfig', () => {
       assert.match(body, /proxy_buffering off;/, path);
       assert.match(body, /proxy_request_buffering on;/, path);
       assert.match(body, /error_page 502 504 = @mcp_502;/, path);
-      assert.doesNotMatch(body, /js_content|auth_request/, path);
+      assert.doesNotMatch(body, /js_content|auth_request|rewrite|sub_filter/, path);
     }
   });
 
-  it('filters tools/list only in the _filtered variants', () => {
+  it('filters tools/list only in the _filtered variants, seals sessions and the legacy endpoint event', () => {
     for (const [path, body] of byPath) {
       const filters = /js_header_filter mcp\.filterHeaders;[\s\S]*js_body_filter mcp\.filterBody;/.test(body);
       assert.equal(filters, path.endsWith('_filtered'), path);
@@ -283,85 +213,17 @@ describe('renderNginxConfig', () => {
     }
     // Apart from the filters, a variant proxies exactly like its plain twin.
     const strip = (body: string) => body.replace(/^ +(js_header_filter|js_body_filter|proxy_set_header Accept-Encoding).*\n/gm, '');
-    for (const plain of ['@mcp_github_streamable-http', '@mcp_github_sse', '@mcp_weather_streamable-http']) {
-      assert.equal(strip(byPath.get(`${plain}_filtered`) ?? 'x'), strip(byPath.get(plain) ?? ''), plain);
-    }
+    for (const plain of ['@mcp_streamable', '@mcp_sse']) assert.equal(strip(byPath.get(`${plain}_filtered`) ?? 'x'), strip(byPath.get(plain) ?? ''), plain);
+    assert.match(byPath.get('@mcp_streamable') ?? '', /js_header_filter mcp\.sessionHeaders;/);
+    assert.match(byPath.get('@mcp_sse') ?? '', /js_header_filter mcp\.sseHeaders;[\s\S]*js_body_filter mcp\.filterBody;/);
+    assert.match(byPath.get('@mcp_sse') ?? '', /proxy_set_header Accept-Encoding "";/);
+    assert.doesNotMatch(byPath.get('@mcp_sse_messages') ?? '', /js_header_filter|js_body_filter/);
   });
 
-  it('proxies to the validated origin, rewriting to the transport path, and rewrites the SSE endpoint event', () => {
-    for (const variant of ['', '_filtered']) {
-      const github = byPath.get(`@mcp_github_streamable-http${variant}`) ?? '';
-      assert.match(github, /^ +rewrite \^ "\/mcp" break;$/m);
-      assert.match(github, /^ +proxy_pass http:\/\/mcp_backend_github;$/m);
-      assert.match(github, /proxy_set_header Host "127\.0\.0\.1:8001";/);
-      assert.match(github, /proxy_set_header Connection "";/, 'keepalive to the upstream needs Connection ""');
-      assert.doesNotMatch(github, /sub_filter/);
-      const weather = byPath.get(`@mcp_weather_streamable-http${variant}`) ?? '';
-      assert.match(weather, /rewrite \^ "\/mcp" break;/);
-      assert.match(weather, /^ +proxy_pass http:\/\/mcp_backend_weather;$/m);
-      assert.match(weather, /proxy_set_header Host "127\.0\.0\.1:8003";/);
-      // Streamable responses: njs seals the backend's Mcp-Session-Id to the principal.
-      assert.match(github, variant ? /js_header_filter mcp\.filterHeaders;/ : /js_header_filter mcp\.sessionHeaders;/);
-      const sse = byPath.get(`@mcp_github_sse${variant}`) ?? '';
-      // Exactly the SSE path, without the client's query (`?`).
-      assert.match(sse, /^ +rewrite \^ "\/sse\?" break;$/m);
-      assert.match(sse, /^ +proxy_pass http:\/\/mcp_backend_github;$/m);
-      assert.match(sse, /proxy_set_header Host "127\.0\.0\.1:8001";/);
-      // njs seals the endpoint event (no sub_filter), resolving it against the backend's SSE URL.
-      assert.doesNotMatch(sse, /sub_filter/);
-      assert.match(sse, /set \$mcp_backend_sse "http:\/\/127\.0\.0\.1:8001\/sse";/);
-      assert.match(sse, /set \$mcp_messages_url "\/api\/execute\/github\/messages";/);
-      assert.match(sse, variant ? /js_header_filter mcp\.filterHeaders;/ : /js_header_filter mcp\.sseHeaders;/);
-      assert.match(sse, /js_body_filter mcp\.filterBody;/);
-      assert.match(sse, /proxy_set_header Accept-Encoding "";/);
-    }
-    // A legacy POST goes to exactly the endpoint the check unsealed, with the URI as it is.
-    const messages = byPath.get('@mcp_github_sse_messages') ?? '';
-    assert.match(messages, /^ +proxy_pass http:\/\/mcp_backend_github\$mcp_unsealed_target;$/m);
-    assert.doesNotMatch(messages, /rewrite|js_header_filter|js_body_filter/);
-    // Every other path under the prefix is a JSON 404, never the backend.
-    assert.match(byPath.get('/api/execute/github/') ?? '', /return 404 '\{"error":"NOT_FOUND"/);
-  });
-
-  it("keeps the backend URL's own path and speaks TLS with SNI naming the backend host to an https backend", () => {
-    for (const [url, host] of [
-      ['https://archive.example.com/base/', 'archive.example.com'],
-      ['https://archive.example.com:8443/base', 'archive.example.com:8443'],
-    ] as const) {
-      const https = locations(renderNginxConfig({ ...INPUT, servers: [definition('archive', url, { 'streamable-http': '/mcp', sse: '/sse' })] }));
-      for (const variant of ['', '_filtered']) {
-        for (const transport of ['streamable-http', 'sse']) {
-          const body = https.get(`@mcp_archive_${transport}${variant}`) ?? '';
-          const what = `${url} ${transport}${variant}`;
-          assert.match(body, /^ +proxy_pass https:\/\/mcp_backend_archive;$/m, what);
-          assert.match(body, /^ +proxy_ssl_server_name on;$/m, what);
-          // SNI (and the name a verified certificate must carry) is the backend's host, without
-          // the port; never the upstream block's name, which is what nginx would send by default.
-          assert.match(body, /^ +proxy_ssl_name "archive\.example\.com";$/m, what);
-          // Host is the URL's host[:port], as the backend's own URL spells it.
-          assert.ok(body.includes(`proxy_set_header Host "${host}";`), what);
-        }
-      }
-      assert.match(https.get('@mcp_archive_streamable-http') ?? '', /rewrite \^ "\/base\/mcp" break;/);
-      assert.match(https.get('@mcp_archive_sse') ?? '', /rewrite \^ "\/base\/sse\?" break;/);
-      const messages = https.get('@mcp_archive_sse_messages') ?? '';
-      assert.match(messages, /^ +proxy_pass https:\/\/mcp_backend_archive\$mcp_unsealed_target;$/m);
-      assert.match(messages, /^ +proxy_ssl_name "archive\.example\.com";$/m);
-    }
-    // In INPUT, only archive is https.
-    const ssl = [...byPath].filter(([, body]) => body.includes('proxy_ssl_'));
-    assert.deepEqual(
-      ssl.map(([path]) => path),
-      [...byPath.keys()].filter((path) => path.startsWith('@mcp_archive_')),
-    );
-    for (const [path, body] of byPath) {
-      if (path.startsWith('@mcp_github_') || path.startsWith('@mcp_weather_')) assert.match(body, /proxy_pass http:\/\/mcp_backend_/, path);
-    }
-  });
-
-  it('never lets the registry location carry client identity headers', () => {
+  it('never lets the registry location carry client identity or routing headers', () => {
     const body = byPath.get('/') ?? '';
-    for (const header of ['x-user', 'x-username', 'x-scopes', 'x-mcp-server']) assert.ok(body.includes(`proxy_set_header ${header} "";`), header);
+    for (const header of ['x-user', 'x-username', 'x-scopes', 'x-mcp-server', 'x-mcp-path', 'x-mcp-route'])
+      assert.ok(body.includes(`proxy_set_header ${header} "";`), header);
   });
 
   it('answers 401 and 403 from njs, and keeps the JSON pages nginx itself needs', () => {
@@ -371,24 +233,26 @@ describe('renderNginxConfig', () => {
     assert.match(byPath.get('@mcp_500') ?? '', /return 500 '\{"error":"INTERNAL",/);
   });
 
-  it('renders a config with no servers', () => {
-    const empty = renderNginxConfig({ ...INPUT, servers: [] });
-    assert.match(empty, /location \/api\/streamable\/ \{/);
-    assert.match(empty, /js_import mcp from mcp\.js;/);
-    assert.doesNotMatch(empty, /^ *(auth_request|js_content)|location @mcp_[a-z0-9-]+_|_mcp_auth|mcp_backend_/m);
+  it('renders a config with no upstream blocks (no backend, or nginx refused them at start)', () => {
+    const empty = renderNginxConfig({ ...INPUT, upstreams: [] });
     assert.deepEqual([...upstreams(empty).keys()], ['mcp_registry']);
+    assert.deepEqual([...locations(empty).keys()], [...byPath.keys()]);
   });
 
-  it('is what docs/nginx.md shows for one server', () => {
+  it('has no worker_shutdown_timeout: nothing reloads nginx while streams are open', () => {
+    assert.doesNotMatch(config, /worker_shutdown_timeout/);
+  });
+
+  it('is what docs/nginx.md shows for the MCP locations', () => {
     const lines = config.split('\n');
-    const start = lines.findIndex((line) => line.startsWith('        # github:'));
+    const start = lines.findIndex((line) => line.startsWith('        # Every MCP server'));
     const end = lines.indexOf('', start);
-    const github = lines
+    const mcp = lines
       .slice(start, end)
       .map((line) => line.slice(8))
       .join('\n');
     const docs = readFileSync(new URL('../../../docs/nginx.md', import.meta.url), 'utf8');
-    assert.ok(start > 0 && docs.includes(`\`\`\`nginx\n${github}\n\`\`\``), 'docs/nginx.md is out of date: copy the github block from the snapshot');
+    assert.ok(start > 0 && docs.includes(`\`\`\`nginx\n${mcp}\n\`\`\``), 'docs/nginx.md is out of date: copy the MCP locations block from the snapshot');
   });
 
   it('tells the registry the public scheme, so Secure cookies work behind a TLS-terminating load balancer', () => {
@@ -408,10 +272,7 @@ describe('renderNginxConfig', () => {
 
   it('throws before rendering anything when a value is hostile', () => {
     const hostile: Array<[Partial<NginxRenderInput>, string]> = [
-      [{ servers: [definition('a;b', 'http://127.0.0.1:1', { sse: '/sse' })] }, 'SERVER_NAME_INVALID'],
-      [{ servers: [definition('a', 'http://127.0.0.1:1/;evil', { sse: '/sse' })] }, 'CATALOG_FILE_INVALID'],
-      [{ servers: [definition('a', 'http://127.0.0.1:1', { sse: '/sse;x' })] }, 'CATALOG_FILE_INVALID'],
-      [{ servers: [definition('a', 'http://h', { sse: '/sse' }), definition('a', 'http://h', { sse: '/sse' })] }, 'CATALOG_FILE_INVALID'],
+      [{ upstreams: [INPUT.upstreams[0]!, INPUT.upstreams[0]!] }, 'CONFIG_INVALID'],
       [{ listen: { host: '127.0.0.1;', port: 80 } }, 'CONFIG_INVALID'],
       [{ listen: { host: '127.0.0.1', port: 0 } }, 'CONFIG_INVALID'],
       [{ runtimeDir: 'relative' }, 'CONFIG_INVALID'],
@@ -435,23 +296,15 @@ describe('renderNginxConfig', () => {
         JSON.stringify(patch),
       );
     }
-  });
-});
-
-describe('the legacy messages endpoint', () => {
-  it("refuses an sse path that would be the gateway's own /messages location", () => {
-    assert.throws(
-      () => renderNginxConfig({ ...INPUT, servers: [definition('clash', 'http://127.0.0.1:8001', { sse: '/messages' })] }),
-      (err: unknown) => err instanceof GatewayError && err.code === 'CATALOG_FILE_INVALID' && /sse path cannot be \/messages/.test(err.message),
-    );
-    // Any other path is fine, /messages/ and /sse/messages included.
-    for (const sse of ['/messages/', '/sse/messages', '/']) renderNginxConfig({ ...INPUT, servers: [definition('ok', 'http://127.0.0.1:8001', { sse })] });
+    // Upstream names and servers are programmer-checked too: a name is the hash form only, a server is quoted.
+    assert.throws(() => renderNginxConfig({ ...INPUT, upstreams: [{ name: 'mcp_backend_x;evil', server: '127.0.0.1:1' as HostPort }] }));
+    assert.throws(() => renderNginxConfig({ ...INPUT, upstreams: [{ name: 'mcp_backend_0a1b2c3d4e5f', server: '127.0.0.1:1";' as HostPort }] }));
   });
 });
 
 describe('CORS for browser MCP clients (CORS_ALLOWED_ORIGINS)', () => {
   const origins = ['https://inspector.example.com', 'http://localhost:6274'];
-  const config = renderNginxConfig({ ...INPUT, servers: [INPUT.servers[1]!], corsOrigins: [...origins, origins[0]!] });
+  const config = renderNginxConfig({ ...INPUT, upstreams: [INPUT.upstreams[2]!], corsOrigins: [...origins, origins[0]!] });
   const byPath = locations(config);
 
   it('matches the reviewed snapshot', (t) => {
@@ -473,14 +326,7 @@ describe('CORS for browser MCP clients (CORS_ALLOWED_ORIGINS)', () => {
   });
 
   it('answers preflights before njs on every public MCP location and on /.well-known/ and /oauth2/, never with credentials', () => {
-    const entries = [
-      '= /api/streamable/github',
-      '= /api/streamable/github/',
-      '= /api/execute/github/sse',
-      '= /api/execute/github/messages',
-      '/.well-known/',
-      '/oauth2/',
-    ];
+    const entries = [STREAMABLE, EXECUTE, '/.well-known/', '/oauth2/'];
     for (const path of entries) {
       const body = byPath.get(path) ?? '';
       const preflight = body.indexOf('if ($request_method = OPTIONS)');
@@ -496,22 +342,20 @@ describe('CORS for browser MCP clients (CORS_ALLOWED_ORIGINS)', () => {
   });
 
   it('adds the allowed origin and the exposed headers to every answer of an MCP location, errors and backend answers included', () => {
-    const answering = [...byPath.keys()].filter((path) => /^(= )?\/api\/|^@mcp_/.test(path));
-    assert.ok(answering.length >= 12);
+    const answering = [...byPath.keys()].filter((path) => /^(= |~ "\^)?\/api\/|^@mcp_/.test(path));
+    assert.ok(answering.length >= 7);
     for (const path of answering) {
       const body = byPath.get(path) ?? '';
       assert.match(body, /add_header Access-Control-Allow-Origin \$mcp_cors_origin always;/, path);
       assert.match(body, /add_header Access-Control-Expose-Headers \$mcp_cors_expose always;/, path);
     }
-    // An `if` with add_header replaces the location's: the 405 of the legacy endpoints repeats them.
-    assert.match(byPath.get('= /api/execute/github/sse') ?? '', /if \(\$request_method != GET\) \{\n\s+add_header Access-Control-Allow-Origin/);
     const ipv6 = renderNginxConfig({ ...INPUT, corsOrigins: ['https://[::1]:8443'] });
     assert.match(ipv6, /^ {8}~\^https:\/\/\\\[::1\\\]:8443\$ "https:\/\/\[::1\]:8443";$/m);
     assert.match(config, /map \$mcp_cors_origin \$mcp_cors_expose \{\n\s+"" "";\n\s+default "Mcp-Session-Id, WWW-Authenticate";/);
   });
 
   it("hides the backend's and the registry's own Access-Control-* headers", () => {
-    for (const path of ['@mcp_github_streamable-http', '@mcp_github_sse_messages', '/.well-known/', '/oauth2/']) {
+    for (const path of ['@mcp_streamable', '@mcp_sse_messages', '/.well-known/', '/oauth2/']) {
       assert.match(byPath.get(path) ?? '', /proxy_hide_header Access-Control-Allow-Origin;/, path);
       assert.match(byPath.get(path) ?? '', /proxy_hide_header Access-Control-Allow-Credentials;/, path);
     }

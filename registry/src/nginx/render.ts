@@ -1,6 +1,8 @@
 /**
- * Renders the whole nginx config from the catalog. Pure: no file system, no processes; the
- * same input gives the same bytes, so apply.ts can skip a reload when nothing changed.
+ * Renders the whole nginx config. Pure: no file system, no processes; the same input gives the
+ * same bytes. The catalog is not in it, except as the upstream blocks of the backend origins
+ * nginx starts with (keep-alive): servers are routed by the check (nginx/route.ts), so catalog
+ * changes never re-render nor reload (docs/nginx.md, "Routing without reloads").
  */
 import {
   EXECUTE_PREFIX,
@@ -12,25 +14,21 @@ import {
   REQUEST_ID_HEADER,
   SCOPES_HEADER,
   SERVER_HEADER,
-  SSE_MESSAGES_PATH,
   STREAMABLE_PREFIX,
   TRANSPORT_HEADER,
   USER_HEADER,
   USERNAME_HEADER,
   VALIDATE_PATH,
 } from '../authz/paths.ts';
-import type { ServerDefinition } from '../catalog/server-definition.ts';
 import { CLIENT_ADDRESS_HEADER } from '../metrics/paths.ts';
 import { GatewayError } from '../errors.ts';
 import {
   assertBackendPath,
-  assertBackendUrl,
   assertBodySize,
   assertCorsOrigin,
   assertFilePath,
   assertListenHost,
   assertPort,
-  assertServerName,
   assertWorkerUser,
   hostPort,
   quoted,
@@ -41,13 +39,15 @@ import {
   block,
   jsonReturn,
   REGISTRY_UPSTREAM,
+  renderBackendLocations,
   renderBackendUpstream,
+  renderMcpLocations,
   renderNjsVariables,
-  renderServerLocations,
+  ROUTE_HEADERS,
   SESSION_HEADERS,
-  type CheckedServer,
   type Lines,
 } from './render-server.ts';
+import type { BackendUpstream } from './route.ts';
 
 export interface NginxRenderInput {
   readonly listen: { readonly host: string; readonly port: number };
@@ -74,32 +74,11 @@ export interface NginxRenderInput {
   readonly corsOrigins?: readonly string[];
   /** Largest request body; default `1m`. */
   readonly maxBodySize?: string;
-  readonly servers: readonly ServerDefinition[];
+  /** One upstream block per backend origin known at start (nginx/route.ts RouteTable.start). */
+  readonly upstreams: readonly BackendUpstream[];
 }
 
 const TEMP_PATHS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const;
-
-function checkServers(servers: readonly ServerDefinition[]): CheckedServer[] {
-  const checked = servers.map((def): CheckedServer => ({
-    name: assertServerName(def.name),
-    url: assertBackendUrl(def.url),
-    streamable: def.transports['streamable-http'] === undefined ? undefined : assertBackendPath(def.transports['streamable-http']),
-    sse: def.transports.sse === undefined ? undefined : assertBackendPath(def.transports.sse),
-  }));
-  // Sorted so the output is deterministic whatever order the catalog read the files in.
-  checked.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const server of checked) {
-    if (server.sse === SSE_MESSAGES_PATH) {
-      throw new GatewayError('CATALOG_FILE_INVALID', `server ${server.name}: the sse path cannot be ${SSE_MESSAGES_PATH}, the gateway's messages endpoint`);
-    }
-  }
-  for (let i = 1; i < checked.length; i++) {
-    if (checked[i]?.name === checked[i - 1]?.name) {
-      throw new GatewayError('CATALOG_FILE_INVALID', `server name ${checked[i]?.name} is defined twice`);
-    }
-  }
-  return checked;
-}
 
 /** The allow-list, checked and without repeats (a repeated `map` key stops nginx). */
 function checkCorsOrigins(origins: readonly string[]): CorsOrigin[] {
@@ -168,12 +147,13 @@ function registryProxy(publicScheme: 'http' | 'https' | undefined): Lines {
       ORIGINAL_METHOD_HEADER,
       MESSAGES_HEADER,
       TOOL_FILTER_HEADER,
+      ...ROUTE_HEADERS,
       ...SESSION_HEADERS,
     ].map((header) => `proxy_set_header ${header} "";`),
   ];
 }
 
-function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[], cors: boolean): Lines {
+function renderServerBlock(input: NginxRenderInput, cors: boolean): Lines {
   const host = assertListenHost(input.listen.host);
   const port = assertPort(input.listen.port, 'listen port');
   const bodySize = assertBodySize(input.maxBodySize ?? '1m');
@@ -186,8 +166,13 @@ function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[], co
     `client_max_body_size ${bodySize};`,
     `client_body_buffer_size ${bodySize};`,
     '',
-    ...servers.flatMap((server) => [...renderServerLocations(server, cors), '']),
-    '# Any other MCP path: a JSON 404, never the web page.',
+    '# Every MCP server, whatever the catalog holds now or later: the check routes (nginx/route.ts).',
+    ...renderMcpLocations(cors),
+    '',
+    '# Where njs sends a request the check allowed, to the backend the check named.',
+    ...renderBackendLocations(cors),
+    '',
+    '# Any other MCP path (not a well-formed server name): a JSON 404, never the web page.',
     ...[STREAMABLE_PREFIX, EXECUTE_PREFIX].flatMap((prefix) =>
       block(`location ${prefix}`, [
         'default_type application/json;',
@@ -212,16 +197,18 @@ function renderServerBlock(input: NginxRenderInput, servers: CheckedServer[], co
 /**
  * Renders the complete nginx config.
  *
- * Every value from `input` passes names.ts before it is written, and servers are sorted by
+ * Every value from `input` passes names.ts before it is written, and upstreams are sorted by
  * name, so equal input gives equal output.
- * @throws GatewayError `SERVER_NAME_INVALID` for a bad server name, `CATALOG_FILE_INVALID` for
- *   a bad backend URL/path or a duplicate name, `CONFIG_INVALID` for a bad listen address,
- *   port, path, worker user, body size or CORS origin. Nothing is rendered when any check fails.
+ * @throws GatewayError `CONFIG_INVALID` for a bad listen address, port, path, worker user, body
+ *   size or CORS origin, or an upstream declared twice. Nothing is rendered when any check fails.
  */
 export function renderNginxConfig(input: NginxRenderInput): string {
   const runtimeDir = assertFilePath(input.runtimeDir.replace(/\/+$/, '') || '/');
   const registryPort = assertPort(input.registry.port, 'registry port');
-  const servers = checkServers(input.servers);
+  const upstreams = [...input.upstreams].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (let i = 1; i < upstreams.length; i++) {
+    if (upstreams[i]?.name === upstreams[i - 1]?.name) throw new GatewayError('CONFIG_INVALID', `upstream ${upstreams[i]?.name} is declared twice`);
+  }
   const corsOrigins = checkCorsOrigins(input.corsOrigins ?? []);
   const cors = corsOrigins.length > 0;
   const file = (name: string): string => quoted(assertFilePath(`${runtimeDir}/${name}`));
@@ -235,9 +222,8 @@ export function renderNginxConfig(input: NginxRenderInput): string {
     `pid ${file('nginx.pid')};`,
     // notice: apply.ts reads "start worker processes" / [emerg] after a reload from this log.
     `error_log ${file('error.log')} notice;`,
-    // A reload (a server added, removed or re-pointed) leaves old workers serving their open
-    // SSE streams under the old config. Bound that; clients reconnect to the new config.
-    'worker_shutdown_timeout 60s;',
+    // Catalog changes never reload nginx (the check routes). Only stopping nginx (a registry
+    // restart: SIGQUIT) waits for open requests, and apply.ts escalates after 5 s anyway.
   ];
   if (input.workerUser !== undefined) {
     const parts = assertWorkerUser(input.workerUser).split(' ');
@@ -269,8 +255,8 @@ export function renderNginxConfig(input: NginxRenderInput): string {
     '',
     ...block(`upstream ${REGISTRY_UPSTREAM}`, [`server ${quoted(hostPort(assertListenHost('127.0.0.1'), registryPort))};`, 'keepalive 16;']),
     '',
-    ...servers.flatMap((server) => [...renderBackendUpstream(server), '']),
-    ...renderServerBlock(input, servers, cors),
+    ...upstreams.flatMap((upstream) => [...renderBackendUpstream(upstream), '']),
+    ...renderServerBlock(input, cors),
   ]);
 
   return [...main, '', ...block('events', ['worker_connections 1024;']), '', ...http, ''].join('\n');

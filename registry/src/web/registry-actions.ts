@@ -215,7 +215,9 @@ export class RegistryActions {
 
   /** nginx's state, its refused servers narrowed to those whose definitions the caller may see. */
   #nginx(p: Principal): NginxState {
-    const { refused, ...state } = this.#o.nginxStatus();
+    const { refused, withoutKeepalive, ...rest } = this.#o.nginxStatus();
+    // Backend origins name hosts: operators only.
+    const state = withoutKeepalive !== undefined && hasScope(p.scopes, REGISTRY_READ) ? { ...rest, withoutKeepalive } : rest;
     const visible = Object.entries(refused ?? {}).filter(([name]) => canEditServer(p.scopes, name));
     return visible.length === 0 ? state : { ...state, refused: Object.fromEntries(visible) };
   }
@@ -287,11 +289,11 @@ export function parseDefinition(input: unknown): ServerDefinition {
   return freezeDefinition(parsed.data);
 }
 
-/** A definition nginx refused is saved but not routed: say so rather than pretend it serves. */
+/** A definition the gateway cannot route (nginx/route.ts) is saved but not routed: say so rather than pretend it serves. */
 function routing(refusal: string | undefined, edit: boolean): { routed: boolean; routeError?: string } {
   if (refusal === undefined) return { routed: true };
   // The reason names the backend host, which only those who may see the definition see.
-  return edit ? { routed: false, routeError: `nginx refused this server's definition, so it is not routed: ${refusal}` } : { routed: false };
+  return edit ? { routed: false, routeError: `the gateway cannot route this server, so it is not routed: ${refusal}` } : { routed: false };
 }
 
 /** Every tool visible: server read or execute (registry read and admin included), not just tool scopes. */

@@ -281,7 +281,7 @@ describe('operators toggle servers', () => {
   });
 });
 
-describe('bad catalog files and a config nginx refuses lose nothing', () => {
+describe('bad catalog files and unreachable backends lose nothing', () => {
   test('invalid JSON, a name like a;b or ../x: reported on the page, ignored, nginx untouched', async () => {
     const conf = () => readFileSync(join(gw.gateway.runtimeDir, 'nginx.conf'), 'utf8');
     const before = conf();
@@ -297,15 +297,22 @@ describe('bad catalog files and a config nginx refuses lose nothing', () => {
     await eventually(async () => gw.gateway.catalog.problems().length === 0);
   });
 
-  test('nginx refuses a rendered config: the last good one keeps serving and the page says so', async () => {
+  test('a backend host that does not resolve: that server answers 502 and is shown not routed, the others serve, nginx untouched', async () => {
+    const conf = () => readFileSync(join(gw.gateway.runtimeDir, 'nginx.conf'), 'utf8');
+    const before = conf();
     gw.writeDefinition('ghost', { name: 'ghost', url: 'http://no-such-host.invalid:9000', transports: { 'streamable-http': '/mcp' }, enabled: true });
-    await eventually(async () => gw.gateway.nginx.status().lastError !== undefined, 5000);
-    assert.match(gw.gateway.nginx.status().lastError ?? '', /host not found|no-such-host/);
+    await eventually(async () => gw.gateway.catalog.get('ghost') !== undefined, 5000);
+    await gw.gateway.nginx.settled();
+    assert.match(gw.gateway.nginx.status().refused?.['ghost'] ?? '', /host not found: "no-such-host\.invalid:9000"/);
+    assert.equal(gw.gateway.nginx.status().lastError, undefined, 'nginx itself is fine');
     assert.equal((await post('/api/streamable/currenttime', { cookie: user.cookie })).status, 200);
-    assert.equal((await post('/api/streamable/ghost', { cookie: admin.cookie })).status, 404, 'the refused server was never added');
-    assert.match(await (await jarFetch(admin.jar, `${gw.url}/`)).text(), /id="nginx-error"/);
+    const ghost = await post('/api/streamable/ghost', { cookie: admin.cookie });
+    assert.equal(ghost.status, 502);
+    assert.equal((await json(ghost)).error, 'BACKEND_UNAVAILABLE');
+    assert.match(await (await jarFetch(admin.jar, `${gw.url}/`)).text(), /data-server="ghost"[\s\S]*?data-not-routed/);
+    assert.equal(conf(), before, 'no re-render, no reload');
     rmSync(join(gw.catalogDir, 'ghost.json'));
-    await eventually(async () => gw.gateway.nginx.status().lastError === undefined, 5000);
+    await eventually(async () => gw.gateway.nginx.status().refused === undefined, 5000);
   });
 });
 

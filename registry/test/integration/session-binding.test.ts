@@ -387,6 +387,10 @@ describe('the legacy location routes exactly the SSE path and the messages endpo
       '/api/execute/currenttime/sse/%2e%2e/mcp',
       '/api/execute/currenttime/sse%2F..%2Fmcp',
       '/api/execute/currenttime/%6dcp',
+      // Characters no definition path holds never reach the check's header as they are (njs).
+      '/api/execute/currenttime/sse%0d',
+      '/api/execute/currenttime/sse%20x',
+      '/api/execute/currenttime/sse%22',
       '/api/execute/currenttime/sse/',
       '/api/execute/currenttime/messages/',
       '/api/execute/currenttime/',

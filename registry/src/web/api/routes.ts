@@ -109,7 +109,8 @@ export const API_ROUTES: readonly ApiRoute[] = [
     method: 'post',
     path: '/servers',
     operationId: 'registerServer',
-    summary: 'Register a server (writes <name>.json; answers once nginx took the change: routed false if nginx refused this definition)',
+    summary:
+      'Register a server (writes <name>.json; answers once the change is routed: routed false if the gateway cannot route this definition, e.g. its backend host does not resolve)',
     access: 'mcp:registry:admin',
     body: definitionBodySchema,
     status: 201,

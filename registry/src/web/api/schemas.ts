@@ -70,8 +70,11 @@ export const serverSummarySchema = z
     permissions: permissionsSchema,
     routed: z
       .boolean()
-      .describe('Whether nginx routes this server now. false: nginx refused its definition (see routeError); fix the definition and it is tried again.'),
-    routeError: z.string().optional().describe('Why nginx refused this server\'s definition, e.g. host not found in upstream "no-such-host.invalid:9000".'),
+      .describe('Whether the gateway routes this server now. false: it cannot (see routeError); fix the definition or the backend host and it is tried again.'),
+    routeError: z
+      .string()
+      .optional()
+      .describe('Why the gateway cannot route this server, e.g. host not found: "no-such-host.invalid:9000" (getaddrinfo ENOTFOUND no-such-host.invalid).'),
     version: z.string().describe('Fingerprint of the definition; send it as If-Match to update or delete only what you read.'),
     definition: serverDefinitionSchema.optional().describe('The definition file, backend URL included: for callers with the edit scope only.'),
   })
@@ -111,8 +114,12 @@ export const nginxStateSchema = z
       .record(z.string(), z.string())
       .optional()
       .describe(
-        "Servers whose definitions nginx refuses on their own (such as a backend host it cannot resolve), by name, with nginx's reason. They are left out of the config and not routed; every other server is.",
+        'Servers the gateway cannot route (such as a backend host that does not resolve), by name, with the reason. Their requests are answered 502; every other server is routed.',
       ),
+    withoutKeepalive: z
+      .array(z.string())
+      .optional()
+      .describe('Backend origins added since nginx started: proxied to their IP address, without upstream keep-alive until the gateway restarts.'),
   })
   .meta({ id: 'NginxState' });
 
