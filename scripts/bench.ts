@@ -14,6 +14,7 @@ import {
 } from './bench/gateway.ts';
 import { measure, openMcpSession, TOOL_CALL_BODY, type LoadOptions, type Target } from './bench/load.ts';
 import { freePort, Processes, startDirectNginx, waitForHttp } from './bench/processes.ts';
+import { startReplicas, type RunningReplicas } from './bench/replicas.ts';
 import { coresUsed, sampleCpu } from './bench/cpu.ts';
 import { compareWithDirect, summary, writeResults, type Row } from './bench/report.ts';
 
@@ -23,7 +24,7 @@ import { compareWithDirect, summary, writeResults, type Row } from './bench/repo
  * separate processes on 127.0.0.1, drives each row with the same autocannon load, prints a
  * table and writes bench/results/<time>.json. See docs/performance.md.
  *
- * BENCH_CONNECTIONS (16), BENCH_DURATION (10 s), BENCH_WARMUP (3 s) and BENCH_ROWS (a,b,c,d,e,f,g)
+ * BENCH_CONNECTIONS (16), BENCH_DURATION (10 s), BENCH_WARMUP (3 s) and BENCH_ROWS (a,b,c,d,e,f,g,h)
  * change the load and the rows; the defaults are what docs/performance.md reports.
  */
 const root = join(import.meta.dirname, '..');
@@ -33,8 +34,8 @@ const load: LoadOptions = {
   warmup: intFromEnv('BENCH_WARMUP', 3),
 };
 /** The rows to run, in this order. */
-const selected = (process.env['BENCH_ROWS'] ?? 'a,b,c,d,e,f,g').split(',').map((r) => r.trim());
-if (selected.some((r) => !/^[a-g]$/.test(r))) throw new Error('BENCH_ROWS: a comma-separated list of the rows a, b, c, d, e, f, g');
+const selected = (process.env['BENCH_ROWS'] ?? 'a,b,c,d,e,f,g,h').split(',').map((r) => r.trim());
+if (selected.some((r) => !/^[a-h]$/.test(r))) throw new Error('BENCH_ROWS: a comma-separated list of the rows a, b, c, d, e, f, g, h');
 /** The whole run is bounded: start-up, 10 s of backend warm-up and seven rows of 13 s take about 1.8 minutes. */
 const DEADLINE_MS = 4 * 60 * 1000;
 
@@ -47,6 +48,8 @@ interface Setup {
   readonly bearer: string;
   /** A token the gateway itself issued (client credentials at /oauth2/token, audience fininfo). */
   readonly gatewayBearer: string;
+  /** Row (h): two replicas on Redis behind a balancer, and the full user's cookie signed in through it. */
+  readonly replicas?: { readonly running: RunningReplicas; readonly cookie: string };
 }
 
 function intFromEnv(name: string, fallback: number): number {
@@ -78,7 +81,13 @@ async function setUp(procs: Processes, dir: string): Promise<Setup> {
   const toolCookie = (await login(gateway.url, TOOL_USER.username, TOOL_USER.password)).cookie;
   const bearer = await machineToken(gateway);
   const gatewayBearer = await gatewayMachineToken(gateway);
-  return { backendUrl, directUrl, gateway, fullCookie, toolCookie, bearer, gatewayBearer };
+  let replicas: Setup['replicas'];
+  if (selected.includes('h')) {
+    step('row (h): starting redis-server, two replicas on it and a load balancer');
+    const running = await startReplicas(procs, root, join(dir, 'replicas'), backendUrl);
+    replicas = { running, cookie: (await login(running.url, FULL_USER.username, FULL_USER.password)).cookie };
+  }
+  return { backendUrl, directUrl, gateway, fullCookie, toolCookie, bearer, gatewayBearer, ...(replicas ? { replicas } : {}) };
 }
 
 /** A `tools/call` target on an MCP path, with a session opened through that same path. */
@@ -113,6 +122,8 @@ async function runRows(s: Setup, procs: Processes): Promise<Row[]> {
     gateway: boolean;
     target: () => Promise<Target>;
     toggle?: boolean;
+    /** Count Redis commands around the measured run (row h). */
+    redis?: boolean;
   }[] = [
     { row: 'a', what: 'direct: plain nginx -> fininfo, no auth', gateway: false, target: () => toolCall(`${s.directUrl}/mcp`, {}) },
     { row: 'b', what: 'gateway, cookie, server scope', gateway: true, target: () => toolCall(gw, { cookie: s.fullCookie }) },
@@ -121,6 +132,13 @@ async function runRows(s: Setup, procs: Processes): Promise<Row[]> {
     { row: 'e', what: '/auth/validate alone (checks/s)', gateway: false, target: () => validateTarget(s) },
     { row: 'f', what: '(b) while the catalog changes every 1 s', gateway: true, target: () => toolCall(gw, { cookie: s.fullCookie }), toggle: true },
     { row: 'g', what: "gateway, the gateway's own token", gateway: true, target: () => toolCall(gw, { authorization: `Bearer ${s.gatewayBearer}` }) },
+    {
+      row: 'h',
+      what: '(b) through a balancer to two replicas on Redis',
+      gateway: true,
+      target: () => toolCall(`${s.replicas!.running.url}/api/streamable/fininfo`, { cookie: s.replicas!.cookie }),
+      redis: true,
+    },
   ];
   if (selected.some((r) => r !== 'e')) await warmUpBackend(s);
   const results: Row[] = [];
@@ -136,13 +154,16 @@ async function runRows(s: Setup, procs: Processes): Promise<Row[]> {
       const before = sampleCpu(procs.groups());
       const reloadsBefore = nginxReloads(s.gateway);
       const stopToggler = spec.toggle ? toggleDuring(s, notes) : undefined;
+      const redisBefore = spec.redis ? s.replicas!.running.commands() : 0;
       return () => {
         stopToggler?.();
+        if (spec.redis) notes['redisCommands'] = s.replicas!.running.commands() - redisBefore;
         if (spec.toggle) notes['nginxReloads'] = nginxReloads(s.gateway) - reloadsBefore;
         cpu = coresUsed(before, sampleCpu(procs.groups()), (performance.now() - started) / 1000);
       };
     });
-    results.push({ row: spec.row, what: spec.what, gateway: spec.gateway, ...measured, cpu, ...(spec.toggle ? { notes } : {}) });
+    if (spec.redis) notes['redisCommandsPerRequest'] = Math.round(((notes['redisCommands'] ?? 0) / Math.max(1, measured.requests)) * 1000) / 1000;
+    results.push({ row: spec.row, what: spec.what, gateway: spec.gateway, ...measured, cpu, ...(spec.toggle || spec.redis ? { notes } : {}) });
     if (measured.non2xx + measured.errors > 0) {
       process.stderr.write(`  row (${spec.row}): status codes ${JSON.stringify(measured.statusCodes)}, errors ${JSON.stringify(measured.errorCodes)}\n`);
     }

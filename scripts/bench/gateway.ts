@@ -41,7 +41,20 @@ export function writeDefinition(catalogDir: string, def: Record<string, unknown>
  * Starts the registry (`registry/src/main.ts`, which runs its own nginx) as a child process
  * with a catalog of `fininfo` and a disabled `other` and `spare`, two users and a machine client.
  */
-export async function startGateway(procs: Processes, root: string, dir: string, backendUrl: string): Promise<RunningGateway> {
+export interface GatewayOptions {
+  /** The process name and the log file's (default `registry`). */
+  readonly name?: string;
+  /** Its nginx port (default: a free one). */
+  readonly port?: number;
+  /** GATEWAY_PUBLIC_URL (default: its own URL); replicas behind a balancer share the balancer's. */
+  readonly publicUrl?: string;
+  /** Replicas share one. */
+  readonly secretKey?: string;
+  /** More environment, e.g. REDIS_URL. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export async function startGateway(procs: Processes, root: string, dir: string, backendUrl: string, options: GatewayOptions = {}): Promise<RunningGateway> {
   const stateDir = join(dir, 'state');
   const catalogDir = join(dir, 'servers');
   mkdirSync(catalogDir, { recursive: true });
@@ -53,15 +66,16 @@ export async function startGateway(procs: Processes, root: string, dir: string, 
   const mappingFile = join(dir, 'scope-mapping.yaml');
   writeFileSync(mappingFile, `clients:\n  "${DEV_MACHINE_CLIENT_ID}": ["mcp:server:fininfo:execute"]\n`);
 
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
-  const secretKey = randomBytes(32).toString('hex');
-  const child = procs.start('registry', process.execPath, [join(root, 'registry', 'src', 'main.ts')], {
+  const secretKey = options.secretKey ?? randomBytes(32).toString('hex');
+  const name = options.name ?? 'registry';
+  const child = procs.start(name, process.execPath, [join(root, 'registry', 'src', 'main.ts')], {
     cwd: root,
-    logFile: join(dir, 'registry.log'),
+    logFile: join(dir, `${name}.log`),
     env: {
       GATEWAY_PORT: String(port),
-      GATEWAY_PUBLIC_URL: url,
+      GATEWAY_PUBLIC_URL: options.publicUrl ?? url,
       STATE_DIR: stateDir,
       CATALOG_DIR: catalogDir,
       SECRET_KEY: secretKey,
@@ -69,6 +83,7 @@ export async function startGateway(procs: Processes, root: string, dir: string, 
       LOGGING_LEVEL: 'warn',
       DEV_IDP_USERS_FILE: usersFile,
       MCP_AUTH_SCOPE_MAPPING_FILE: mappingFile,
+      ...options.env,
     },
   });
   await waitForHttp(`${url}/healthz`, child, 30_000);
