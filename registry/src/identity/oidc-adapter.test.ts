@@ -101,3 +101,26 @@ test('records written before ids were hashed are still found, consumed and destr
   assert.equal(await refresh.find('old-token'), undefined);
   await store.close();
 });
+
+test("a registered client's secret is sealed in the store; find gives it back, and under another SECRET_KEY the client has none", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mcpgw-oidc-adapter-'));
+  const store = new FileRecordStore<OidcStoreEntry>({ dir, log });
+  const Adapter = recordStoreAdapter(store, Date.now, createSealer('s'.repeat(32)));
+  const secret = 'client-secret-value-0123456789';
+  await new Adapter('Client').upsert('client-1', {
+    client_id: 'client-1',
+    client_secret: secret,
+    client_name: 'Editor',
+    redirect_uris: ['http://127.0.0.1:1/cb'],
+  });
+  assert.ok(!JSON.stringify(await store.list()).includes(secret), 'the secret is not stored in clear');
+  assert.deepEqual(await new Adapter('Client').find('client-1'), {
+    client_id: 'client-1',
+    client_secret: secret,
+    client_name: 'Editor',
+    redirect_uris: ['http://127.0.0.1:1/cb'],
+  });
+  const other = recordStoreAdapter(store, Date.now, createSealer('z'.repeat(32)));
+  assert.equal((await new other('Client').find('client-1'))?.client_secret, undefined, 'sealed under another key: no usable secret');
+  await store.close();
+});

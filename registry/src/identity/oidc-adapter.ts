@@ -14,7 +14,8 @@ const NO_EXPIRY_MS = 10 * 365 * 24 * 3600 * 1000;
  * client-credentials tokens, authorization codes, registration tokens) or a cookie value
  * (Session, Interaction). Their record key holds the SHA-256 of the id and their stored payload
  * has no `jti` (it is the id; `find(id)` puts it back), so neither the folder nor Redis holds a
- * usable token. The pointers to them (`SessionUid:`, `UserCode:`) are sealed.
+ * usable token. The pointers to them (`SessionUid:`, `UserCode:`) and a registered client's
+ * `client_secret` are sealed.
  */
 const SECRET_IDS = new Set([
   'AccessToken',
@@ -103,6 +104,8 @@ export function recordStoreAdapter(store: RecordStore<OidcStoreEntry>, now: () =
       const until = typeof expiresIn === 'number' ? now() + Math.max(1, expiresIn) * 1000 : now() + NO_EXPIRY_MS;
       const stored: AdapterPayload = { ...payload };
       if (SECRET_IDS.has(this.#model) && stored.jti === id) stored.jti = HIDDEN_JTI;
+      // A registered client's secret must be comparable, so it cannot be hashed: it is sealed.
+      if (this.#model === 'Client' && typeof stored.client_secret === 'string' && sealer) stored.client_secret = sealRef(stored.client_secret);
       await put(
         key,
         () => ({ payload: stored }),
@@ -133,6 +136,12 @@ export function recordStoreAdapter(store: RecordStore<OidcStoreEntry>, now: () =
       const legacy = this.#legacyKey(id);
       const payload = (await payloadOf(this.#key(id))) ?? (legacy === undefined ? undefined : await payloadOf(legacy));
       if (payload?.jti === HIDDEN_JTI) payload.jti = id;
+      if (this.#model === 'Client' && typeof payload?.client_secret === 'string') {
+        const secret = openRef(payload.client_secret);
+        // Sealed under another SECRET_KEY: the client cannot authenticate, as if it had no secret.
+        if (secret === undefined) delete payload.client_secret;
+        else payload.client_secret = secret;
+      }
       return payload;
     }
 

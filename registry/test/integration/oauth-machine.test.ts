@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { initializeWithBearer } from './oauth-http.ts';
 import { after, before, test } from 'node:test';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { devMachineSecret, DEV_MACHINE_CLIENT_ID } from '../../src/identity/dev.ts';
 import { startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
@@ -78,4 +80,45 @@ test('dynamic registration is rate-limited per client address', async () => {
   const refused = await register();
   assert.equal(refused.status, 429);
   assert.ok(Number(refused.headers.get('retry-after')) > 0);
+});
+
+test('a dynamically registered confidential client authenticates with its secret, which the state folder holds only sealed', async () => {
+  // Its own address for the per-address registration limit (nginx appends to X-Forwarded-For, and
+  // the registry trusts it from loopback: the test client's hop), so the test above keeps its count.
+  const registered = await fetch(`${gw.url}/oauth2/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': '192.0.2.77' },
+    body: JSON.stringify({
+      client_name: 'confidential',
+      redirect_uris: ['http://127.0.0.1:9/cb'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+    }),
+  });
+  const client = (await registered.json()) as { client_id?: string; client_secret?: string };
+  assert.equal(registered.status, 201, JSON.stringify(client));
+  assert.ok(client.client_id && client.client_secret);
+  const exchange = (secret: string) =>
+    fetch(`${gw.url}/oauth2/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${client.client_id}:${secret}`).toString('base64')}`,
+      },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: 'not-a-code',
+        redirect_uri: 'http://127.0.0.1:9/cb',
+        code_verifier: 'v'.repeat(43),
+      }).toString(),
+    });
+  const right = await exchange(client.client_secret);
+  assert.equal(((await right.json()) as { error?: string }).error, 'invalid_grant', 'authenticated: only the code is wrong');
+  const wrong = await exchange('not-the-secret');
+  assert.equal(wrong.status, 401);
+  assert.equal(((await wrong.json()) as { error?: string }).error, 'invalid_client');
+  const stored = readdirSync(join(gw.stateDir, 'authserver')).map((name) => readFileSync(join(gw.stateDir, 'authserver', name), 'utf8'));
+  assert.ok(stored.length > 0);
+  assert.ok(!stored.some((text) => text.includes(client.client_secret!)), 'no record holds the client secret in clear');
 });
