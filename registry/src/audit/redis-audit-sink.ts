@@ -7,6 +7,7 @@
 import { createClient } from 'redis';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { connectOnce } from '../store/redis-connect.ts';
 import { isTimedEntry, type SharedAuditSink, type TimedAuditEntry } from './audit-log.ts';
 
 export interface RedisAuditSinkOptions {
@@ -34,12 +35,8 @@ export class RedisAuditSink implements SharedAuditSink {
     const sink = new RedisAuditSink(options);
     const client = sink.#client;
     try {
-      await new Promise<void>((resolve, reject) => {
-        client.once('error', reject);
-        client.connect().then(() => resolve(), reject);
-      });
+      await connectOnce(client);
     } catch (err) {
-      if (client.isOpen) client.destroy();
       throw new GatewayError('STORE_UNAVAILABLE', `redis audit stream: cannot connect: ${(err as Error).message}`, { cause: err });
     }
     return sink;

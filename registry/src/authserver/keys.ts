@@ -1,16 +1,7 @@
-import { deriveSigningJwk } from '../crypto/derived-key.ts';
+import { deriveSigningJwk, type DerivedSigningJwk } from '../crypto/derived-key.ts';
 
 /** The signing key's JWK (EC P-256, ES256), with its public half. */
-export interface SigningJwk {
-  readonly kty: 'EC';
-  readonly crv: 'P-256';
-  readonly x: string;
-  readonly y: string;
-  readonly d: string;
-  readonly kid: string;
-  readonly alg: 'ES256';
-  readonly use: 'sig';
-}
+export type SigningJwk = DerivedSigningJwk;
 
 /**
  * The authorization server's signing key, derived from SECRET_KEY (HKDF-SHA256, its own label)

@@ -1,6 +1,7 @@
 import { createClient } from 'redis';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { connectOnce } from './redis-connect.ts';
 import {
   frozenCopy,
   type Frozen,
@@ -152,10 +153,7 @@ export class MirroredRedisStore<T> implements WatchedRecordStore<T>, StoreHealth
   async #start(url: string): Promise<void> {
     const sub = this.#sub;
     try {
-      await new Promise<void>((resolve, reject) => {
-        sub.once('error', reject);
-        sub.connect().then(() => resolve(), reject);
-      });
+      await connectOnce(sub);
       await sub.subscribe(redisChannel(this.#namespace), (message) => this.#heard(message));
     } catch (err) {
       throw unavailable(`subscribe (${redactUrl(url)})`, err);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createClient } from 'redis';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { connectOnce } from './redis-connect.ts';
 import { frozenCopy, type Frozen, type RecordStore, type StoreHealth, type StoredRecord, type WriteOptions, type WriteResult } from './record-store.ts';
 
 export interface RedisRecordStoreOptions<T = unknown> {
@@ -122,12 +123,8 @@ export class RedisRecordStore<T> implements RecordStore<T>, StoreHealth {
     const store = new RedisRecordStore<T>(options);
     const client = store.#client;
     try {
-      await new Promise<void>((resolve, reject) => {
-        client.once('error', reject);
-        client.connect().then(() => resolve(), reject);
-      });
+      await connectOnce(client);
     } catch (err) {
-      if (client.isOpen) client.destroy();
       throw unavailable('connect', err);
     }
     store.#down = false;

@@ -1,82 +1,28 @@
 /**
- * A real multi-replica gateway on loopback, for the scale-out tests: one redis-server (with
- * an append-only file, so a restart keeps what it persisted), N gateway replicas
+ * A real multi-replica gateway on loopback, for the scale-out tests: one redis-server
+ * (registry/test/redis-server.ts, with an append-only file so a restart keeps every
+ * acknowledged write), N gateway replicas
  * (`registry/src/main.ts`, each with its own nginx, as separate process groups so one can be
  * SIGKILLed like a container), and a plain nginx load balancer in front, round robin, no
  * session affinity. Every replica shares REDIS_URL, SECRET_KEY and the public URL (the
  * balancer's); each has its own STATE_DIR and ports.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, NGINX_BIN, Processes, waitForHttp } from '../../../scripts/bench/processes.ts';
+import { RedisServer } from '../redis-server.ts';
 
-const REDIS_SERVER = '/usr/bin/redis-server';
-const REDIS_CLI = '/usr/bin/redis-cli';
 const projectRoot = join(import.meta.dirname, '..', '..', '..');
 
-/** A redis-server this file owns: loopback, an ephemeral port, appendonly in its own folder. */
-export class RedisProcess {
-  readonly port: number;
-  readonly dir: string;
-  #child: ChildProcess | undefined;
-
-  constructor(port: number, dir: string) {
-    this.port = port;
-    this.dir = dir;
-    mkdirSync(dir, { recursive: true });
+/** Every command Redis has run so far (INFO commandstats), by name; `info` itself excluded. */
+export async function commandCounts(redis: RedisServer): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const match of (await redis.command('INFO', 'commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    if (match[1] !== 'info') counts.set(match[1]!, Number(match[2]));
   }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    const child = spawn(
-      REDIS_SERVER,
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let output = '';
-    await new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('Ready to accept connections')) resolve();
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', onData);
-      child.once('error', (err) => reject(new Error(`could not start ${REDIS_SERVER} (apt-get install redis-server): ${err.message}`)));
-      child.once('exit', (code) => reject(new Error(`${REDIS_SERVER} exited (${code}) before it was ready:\n${output}`)));
-    });
-    this.#child = child;
-  }
-
-  /** A clean shutdown (SIGTERM: Redis writes what it has, then exits). */
-  async stop(): Promise<void> {
-    const child = this.#child;
-    this.#child = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    await exited;
-  }
-
-  /** `redis-cli` against this server; the reply as text. */
-  cli(...args: string[]): string {
-    const out = spawnSync(REDIS_CLI, ['-p', String(this.port), ...args], { encoding: 'utf8' });
-    if (out.status !== 0) throw new Error(`redis-cli ${args.join(' ')}: ${out.stderr}`);
-    return out.stdout;
-  }
-
-  /** Every command Redis has run so far (INFO commandstats), by name; `info` itself excluded. */
-  commandCounts(): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const match of this.cli('INFO', 'commandstats').matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-      if (match[1] !== 'info') counts.set(match[1]!, Number(match[2]));
-    }
-    return counts;
-  }
+  return counts;
 }
 
 export interface ReplicaSpec {
@@ -251,4 +197,4 @@ ${replicaPorts.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeou
   return `http://127.0.0.1:${port}`;
 }
 
-export { freePort, Processes };
+export { freePort, Processes, RedisServer };

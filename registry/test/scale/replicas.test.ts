@@ -20,13 +20,13 @@ import { serveMcp, type RunningMcpServer } from '../../../servers/shared/serve-m
 import { jarFetch } from '../integration/cookie-jar.ts';
 import { eventually } from '../integration/harness.ts';
 import { csrfFrom, login } from '../integration/login.ts';
-import { freePort, Processes, RedisProcess, Replica, startLoadBalancer } from './cluster.ts';
+import { commandCounts, freePort, Processes, RedisServer, Replica, startLoadBalancer } from './cluster.ts';
 
 const ADMIN_PASSWORD = 'scale-admin-password';
 const TOOL_CALL = { name: 'current_time_by_timezone', arguments: { tz_name: 'Europe/Paris' } };
 
 let root = '';
-let redis: RedisProcess;
+let redis: RedisServer;
 let backend: RunningMcpServer;
 let replicas: Replica[] = [];
 let lb = '';
@@ -34,7 +34,8 @@ const procs = new Processes();
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'mcpgw-scale-'));
-  redis = new RedisProcess(await freePort(), join(root, 'redis'));
+  mkdirSync(join(root, 'redis'));
+  redis = new RedisServer({ dataDir: join(root, 'redis') });
   await redis.start();
   backend = await serveMcp(buildServer, { port: 0 });
   const catalogDir = join(root, 'servers');
@@ -284,7 +285,7 @@ describe('two replicas on one Redis behind a load balancer without affinity', ()
     await init.text();
     const total = (counts: Map<string, number>) => [...counts.values()].reduce((a, b) => a + b, 0);
     const requests = 300;
-    const before = redis.commandCounts();
+    const before = await commandCounts(redis);
     for (let i = 0; i < requests; i++) {
       const res = await mcpPost(
         r1().url,
@@ -294,7 +295,7 @@ describe('two replicas on one Redis behind a load balancer without affinity', ()
       );
       assert.equal(res.status, 200, res.text);
     }
-    const after = redis.commandCounts();
+    const after = await commandCounts(redis);
     const delta = new Map([...after].map(([name, calls]) => [name, calls - (before.get(name) ?? 0)] as const).filter(([, n]) => n > 0));
     const perRequest = (total(after) - total(before)) / requests;
     console.log(`# Redis commands during ${requests} MCP requests: ${JSON.stringify(Object.fromEntries(delta))} = ${perRequest.toFixed(3)} per request`);
@@ -354,7 +355,7 @@ describe('two replicas on one Redis behind a load balancer without affinity', ()
     assert.equal((await api(lb, 'DELETE', '/servers/survivor', admin)).status, 200);
   });
 
-  test('Redis restarted: the replicas reconnect and lose nothing Redis persisted', async () => {
+  test('Redis killed and started again: the replicas reconnect and lose nothing Redis acknowledged', async () => {
     const user = await signIn(lb, 'user', 'demo');
     await redis.stop();
     await redis.start();
