@@ -24,6 +24,8 @@ const LAYERS = [
   ['scopes', 'config'],
   ['identity'],
   ['sessions'],
+  // The gateway's own credentials for backends: the vault and token sources (issue 13).
+  ['credentials'],
   ['authserver'],
   ['authz', 'mcp'],
   ['nginx'],
