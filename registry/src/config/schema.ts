@@ -601,11 +601,9 @@ export const envSchema = z
       .pipe(
         z
           .array(
-            z
-              .string()
-              .regex(SLOT_HEADER_NAME_PATTERN, {
-                error: (i) => `BACKEND_CREDENTIAL_HEADERS: ${JSON.stringify(i.input)} is not a header name of letters, digits and dashes`,
-              }),
+            z.string().regex(SLOT_HEADER_NAME_PATTERN, {
+              error: (i) => `BACKEND_CREDENTIAL_HEADERS: ${JSON.stringify(i.input)} is not a header name of letters, digits and dashes`,
+            }),
           )
           .max(8, 'BACKEND_CREDENTIAL_HEADERS holds at most 8 header names'),
       )
