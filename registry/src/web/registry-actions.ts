@@ -144,6 +144,11 @@ export class RegistryActions {
     return this.#credentials().status(this.#editable(p, name, 'see the backend credentials of'));
   }
 
+  /** The status for the server's page: undefined where the gateway keeps no backend credentials. */
+  credentialStatusOrNone(p: Principal, name: string): CredentialStatus | undefined {
+    return this.#o.credentials ? this.credentialStatus(p, name) : undefined;
+  }
+
   /** Stores secrets of a server (write-only) and audits it, never the value. Edit scope. */
   async setCredentials(
     p: Principal,

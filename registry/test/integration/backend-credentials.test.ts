@@ -312,6 +312,68 @@ describe('static header credentials', () => {
   });
 });
 
+describe('the page', () => {
+  const adminCookie = () => (admin as { cookie: string }).cookie;
+  const page = async (path: string) => {
+    const res = await fetch(`${gw.url}${path}`, { headers: { cookie: adminCookie() }, redirect: 'manual' });
+    assert.equal(res.status, 200, path);
+    return res.text();
+  };
+  const post = (path: string, form: Record<string, string>) =>
+    fetch(`${gw.url}${path}`, {
+      method: 'POST',
+      headers: { cookie: adminCookie(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form),
+      redirect: 'manual',
+    });
+  const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+
+  test("the server's page shows the credential's status with empty password fields, and saves a new secret write-only", async () => {
+    const html = await page('/servers/keyed');
+    assert.match(html, /id="credentials"/);
+    assert.match(html, /<input type="password" id="c-header:X-API-Key" name="header:X-API-Key" value=""/);
+    assert.match(html, /Set on <time/);
+    assertNoSecret(html, 'the page');
+    const saved = await post('/servers/keyed/credentials', { _csrf: csrfOf(html), 'header:X-API-Key': KEY_1 });
+    assert.equal(saved.status, 303);
+    expectedKey = KEY_1;
+    const before = keyed.seen.length;
+    await callTool('keyed', 'full');
+    assert.ok(keyed.seen.slice(before).every((h) => h['x-api-key'] === KEY_1));
+    assertNoSecret(await page('/servers/keyed'), 'the page after saving');
+  });
+
+  test('the edit form keeps the backend authentication mode and its settings through a save', async () => {
+    const html = await page('/servers/keyed/edit');
+    assert.match(html, /<option value="headers" selected>/);
+    const settings = /<textarea id="f-authSettings" name="authSettings"[^>]*>([\s\S]*?)<\/textarea>/.exec(html)?.[1] ?? '';
+    const decoded = settings.replace(/&#34;/g, '"').replace(/&quot;/g, '"');
+    assert.deepEqual(JSON.parse(decoded), { headers: [{ name: 'X-API-Key', from: 'vault' }] });
+    const form = {
+      _csrf: csrfOf(html),
+      version: /name="version" value="([^"]*)"/.exec(html)?.[1] ?? '',
+      url: keyed.url,
+      streamable: '/mcp',
+      sse: '/sse',
+      enabled: 'on',
+      description: 'edited on the page',
+      authType: 'headers',
+      authSettings: decoded,
+    };
+    const saved = await post('/servers/keyed', form);
+    assert.equal(saved.status, 303, await saved.text());
+    assert.deepEqual(gw.gateway.catalog.get('keyed')?.backendAuth, { type: 'headers', headers: [{ name: 'X-API-Key', from: 'vault' }] });
+    assert.equal(gw.gateway.catalog.get('keyed')?.description, 'edited on the page');
+    const refused = await post('/servers/keyed', {
+      ...form,
+      version: '',
+      authSettings: '{"headers": [{"name": "X-API-Key", "value": "literal", "from": "vault"}]}',
+    });
+    assert.equal(refused.status, 400);
+    assert.match(await refused.text(), /never holds secret values/);
+  });
+});
+
 describe('definitions', () => {
   const definition = (backendAuth: unknown) => ({ name: 'refused', url: keyed.url, transports: { 'streamable-http': '/mcp' }, enabled: true, backendAuth });
 
