@@ -8,7 +8,7 @@ import { PersonalTokens, type PersonalTokenRecord } from './authserver/personal-
 import { AccountActions } from './web/account-actions.ts';
 import { GroupRecheck } from './authserver/group-recheck.ts';
 import { createAuditLog, type AuditLog, type SharedAuditSink } from './audit/audit-log.ts';
-import { Catalog, type CatalogRecord, type CatalogStore } from './catalog/catalog.ts';
+import { Catalog, type CatalogRecord, type CatalogStore, type DefinitionPolicy } from './catalog/catalog.ts';
 import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
 import { createIdentityProvider } from './identity/create-provider.ts';
@@ -93,6 +93,14 @@ export function nginxRenderer(config: Config, runtimeDir: string, registryPort: 
     });
 }
 
+/** A definition whose backend credential this configuration cannot carry (a header without an nginx slot) is refused. */
+export function definitionPolicy(config: Config): DefinitionPolicy {
+  return (def) => {
+    const problems = backendAuthProblems(def, config.backendCredentials);
+    return problems.length ? problems.map((p) => `${p.field}: ${p.message}`).join('; ') : undefined;
+  };
+}
+
 /**
  * Builds and starts everything in order: sessions → catalog → identity provider → app on
  * loopback → nginx in front. `stop()` undoes it in reverse. Used by main.ts and the tests.
@@ -143,11 +151,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   const state = new Stores({ stateDir: config.stateDir, redis: config.redis, log });
   let opened: Awaited<ReturnType<typeof openStores>>;
   let catalog: Catalog;
-  // A definition whose backend credential this configuration cannot carry (a header without an nginx slot) is refused.
-  const policy = (def: Parameters<typeof backendAuthProblems>[0]) => {
-    const problems = backendAuthProblems(def, config.backendCredentials);
-    return problems.length ? problems.map((p) => `${p.field}: ${p.message}`).join('; ') : undefined;
-  };
+  const policy = definitionPolicy(config);
   try {
     opened = await openStores(state, config, shared, log);
     // A shared catalog (the argument, or Redis's with REDIS_URL): CATALOG_DIR then only seeds it.

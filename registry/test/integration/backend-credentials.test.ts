@@ -18,12 +18,38 @@ import { ApiClient, assertError, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, startTestGateway, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
 import { MemoryVault } from './memory-vault.ts';
+import type { ClientCredentialsSpec, StatusTokenSource } from '../../src/credentials/backend-credentials.ts';
+import { GatewayError } from '../../src/errors.ts';
 
 const KEY_1 = 'k1-secret-api-key-0001';
 const KEY_2 = 'k2-secret-api-key-0002';
 const BEARER = 't1-secret-bearer-token-0001';
 const ENV_KEY = 'env-secret-api-key-0003';
-const SECRETS = [KEY_1, KEY_2, BEARER, ENV_KEY];
+const CLIENT_SECRET = 'cs-secret-client-0004';
+const CC_TOKEN = 'cc-access-token-0005';
+const SECRETS = [KEY_1, KEY_2, BEARER, ENV_KEY, CLIENT_SECRET, CC_TOKEN];
+
+/**
+ * A stand-in for the client-credentials token source (credentials/client-credentials.ts, tested
+ * against a real authorization server on its own): it "fetches" a token when the client secret
+ * it reads is the right one, and says so in its status. What matters here is the path from the
+ * source's cached token to the backend.
+ */
+const tokenSpecs: ClientCredentialsSpec[] = [];
+function fakeTokenSource(spec: ClientCredentialsSpec): StatusTokenSource {
+  tokenSpecs.push(spec);
+  let token: string | undefined;
+  return {
+    current: () => token,
+    ensure: async () => {
+      if (spec.clientSecret() !== CLIENT_SECRET) throw new GatewayError('BACKEND_CREDENTIAL_FAILED', 'the token endpoint refused the client (invalid_client)');
+      token = CC_TOKEN;
+      return token;
+    },
+    close: () => undefined,
+    status: () => ({ expiresAt: Date.now() + 3_600_000 }),
+  };
+}
 
 /** A backend that answers 401 unless the request carries `required()` exactly; `seen` records every request's headers. */
 interface Guarded {
@@ -70,6 +96,7 @@ let api: ApiClient;
 let keyed: Guarded;
 let bearer: Guarded;
 let fromEnv: Guarded;
+let oauthed: Guarded;
 let expectedKey = KEY_1;
 const vault = new MemoryVault();
 const logLines: string[] = [];
@@ -77,7 +104,7 @@ const cookies: Record<string, string> = {};
 let admin: Caller;
 
 const USERS = [
-  { username: 'full', password: 'pw-full', groups: ['mcp-server-keyed', 'mcp-server-bearer', 'mcp-server-from-env', 'mcp-server-unset'] },
+  { username: 'full', password: 'pw-full', groups: ['mcp-server-keyed', 'mcp-server-bearer', 'mcp-server-from-env', 'mcp-server-unset', 'mcp-server-oauthed'] },
   { username: 'one-tool', password: 'pw-tool', groups: ['mcp-server-keyed-tool-get_stock_aggregates'] },
 ];
 const both = { 'streamable-http': '/mcp', sse: '/sse' };
@@ -86,6 +113,7 @@ before(async () => {
   keyed = await guarded(() => ({ 'X-API-Key': expectedKey }));
   bearer = await guarded(() => ({ Authorization: `Bearer ${BEARER}` }));
   fromEnv = await guarded(() => ({ 'X-API-Key': ENV_KEY }));
+  oauthed = await guarded(() => ({ Authorization: `Bearer ${CC_TOKEN}` }));
   gw = await startTestGateway({
     definitions: [
       { name: 'keyed', url: keyed.url, transports: both, enabled: true, backendAuth: { type: 'headers', headers: [{ name: 'X-API-Key', from: 'vault' }] } },
@@ -104,6 +132,13 @@ before(async () => {
         backendAuth: { type: 'headers', headers: [{ name: 'X-API-Key', from: { env: 'MCP_BACKEND_TEST_KEY' } }] },
       },
       {
+        name: 'oauthed',
+        url: oauthed.url,
+        transports: { 'streamable-http': '/mcp' },
+        enabled: true,
+        backendAuth: { type: 'client_credentials', tokenUrl: 'https://idp.example.com/oauth2/token', clientId: 'mcp-gateway', scopes: ['tools'] },
+      },
+      {
         name: 'unset',
         url: keyed.url,
         transports: { 'streamable-http': '/mcp' },
@@ -113,7 +148,7 @@ before(async () => {
     ],
     users: USERS,
     env: { MCP_BACKEND_TEST_KEY: ENV_KEY, LOGGING_LEVEL: 'debug' },
-    hooks: { vault },
+    hooks: { vault, tokenSources: fakeTokenSource },
     logDestination: { write: (line: string) => void logLines.push(line) },
   });
   api = new ApiClient(gw.url);
@@ -129,6 +164,7 @@ after(async () => {
   await keyed?.close();
   await bearer?.close();
   await fromEnv?.close();
+  await oauthed?.close();
 });
 
 /** What a client that also sends its own X-API-Key and a cookie sees: the gateway must send neither on. */
@@ -312,6 +348,36 @@ describe('static header credentials', () => {
   });
 });
 
+describe('client credentials', () => {
+  test("without a valid token the check answers BACKEND_CREDENTIAL_FAILED with the token endpoint's error; once the secret is set, the backend gets the cached token", async () => {
+    assert.equal(tokenSpecs.filter((s) => s.server === 'oauthed').length, 1, 'one token source, built when the server appeared');
+    assert.deepEqual(tokenSpecs[0]?.scopes, ['tools']);
+    const refused = await rawPost('oauthed', 'full', initialize);
+    assert.equal(refused.status, 502);
+    assert.match(
+      ((await refused.json()) as { error: { message: string } }).error.message,
+      /credential for oauthed: no valid token from the token endpoint \(the token endpoint refused the client \(invalid_client\)\)/,
+    );
+    const status = await api.call('getCredentials', { params: { name: 'oauthed' }, as: admin });
+    assert.equal(status.body.token.lastError, 'the token endpoint refused the client (invalid_client)');
+    const put = await api.call('setCredentials', { params: { name: 'oauthed' }, body: { clientSecret: CLIENT_SECRET }, as: admin });
+    assert.equal(put.status, 200, put.text);
+    assertNoSecret(put.text, 'the PUT answer');
+    const before = oauthed.seen.length;
+    await callTool('oauthed', 'full');
+    const seen = oauthed.seen.slice(before);
+    assert.ok(seen.length > 0);
+    for (const headers of seen) assert.equal(headers['authorization'], `Bearer ${CC_TOKEN}`);
+    const after = await api.call('getCredentials', { params: { name: 'oauthed' }, as: admin });
+    assert.ok(after.body.token.cachedUntil, after.text);
+    assert.equal(after.body.token.lastError, undefined);
+    assert.deepEqual(
+      after.body.secrets.map((s: { name: string; set: boolean }) => [s.name, s.set]),
+      [['client secret', true]],
+    );
+  });
+});
+
 describe('the page', () => {
   const adminCookie = () => (admin as { cookie: string }).cookie;
   const page = async (path: string) => {
@@ -426,7 +492,7 @@ describe('no secret at rest or in the records', () => {
       .filter(Boolean)
       .map((l) => JSON.parse(l) as { event: string; action?: string; server: string })
       .filter((e) => e.event === 'change' && e.action === 'credentials');
-    assert.deepEqual([...new Set(changes.map((e) => e.server))].sort(), ['bearer', 'keyed']);
+    assert.deepEqual([...new Set(changes.map((e) => e.server))].sort(), ['bearer', 'keyed', 'oauthed']);
     assert.ok(logLines.length > 50, 'the registry logged at debug level');
     assertNoSecret(logLines.join(''), 'the registry log');
     // The in-memory vault writes nothing; the real (sealed) vault is tested on its own.
