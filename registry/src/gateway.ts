@@ -41,6 +41,7 @@ import { createValidateRoute } from './authz/validate-route.ts';
 import { createApp } from './web/app.ts';
 import { BackendCredentials, backendAuthProblems, type TokenSourceFactory } from './credentials/backend-credentials.ts';
 import type { SecretVault } from './credentials/types.ts';
+import { ClientCredentialsSource } from './credentials/client-credentials.ts';
 
 export interface RunningGateway {
   /** What people and MCP clients use: nginx. */
@@ -93,6 +94,23 @@ export function nginxRenderer(config: Config, runtimeDir: string, registryPort: 
     });
 }
 
+/**
+ * The token source of a client_credentials backend (openid-client: discovery or a token URL,
+ * cached, one request for concurrent callers). Plain http is allowed only where the definition
+ * schema allows it: loopback.
+ */
+const clientCredentialsSource: TokenSourceFactory = (spec) =>
+  new ClientCredentialsSource({
+    server: spec.server,
+    endpoint: spec.issuer !== undefined ? { issuer: spec.issuer } : { tokenEndpoint: spec.tokenUrl as string },
+    clientId: spec.clientId,
+    secret: spec.clientSecret,
+    ...(spec.scopes.length > 0 ? { scope: spec.scopes.join(' ') } : {}),
+    ...(spec.resource !== undefined ? { resource: spec.resource } : {}),
+    ...(spec.audience !== undefined ? { audience: spec.audience } : {}),
+    allowInsecureHttp: (spec.issuer ?? spec.tokenUrl ?? '').startsWith('http:'),
+  });
+
 /** A definition whose backend credential this configuration cannot carry (a header without an nginx slot) is refused. */
 export function definitionPolicy(config: Config): DefinitionPolicy {
   return (def) => {
@@ -121,7 +139,7 @@ export interface GatewayTestHooks {
    * vault" are unset and PUT .../credentials answers STORE_UNAVAILABLE.
    */
   readonly vault?: SecretVault;
-  /** Token sources for client_credentials backends (credentials/client-credentials.ts, once wired). */
+  /** Token sources for client_credentials backends instead of ClientCredentialsSource (a test's stand-in). */
   readonly tokenSources?: TokenSourceFactory;
 }
 
@@ -201,7 +219,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     env: config.backendCredentials.env,
     envAllowed: config.backendCredentials.envAllowed,
     headerSlots: config.backendCredentials.headerSlots,
-    ...(testHooks.tokenSources ? { tokenSources: testHooks.tokenSources } : {}),
+    tokenSources: testHooks.tokenSources ?? clientCredentialsSource,
     log: log.child({ module: 'backend-credentials' }),
   });
   credentials.start();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -40,6 +41,12 @@ export type ServeMcpOptions = {
   log?: (msg: string) => void;
   /** Called once per HTTP request, before it is handled, so tests can see what reached the backend. */
   onRequest?: (info: ReceivedRequest) => void;
+  /**
+   * Runs first, before the body is read: answers the request itself and returns true (to refuse
+   * it, or to serve a path of its own), or returns false to let MCP handle it. What it sets on
+   * `req.auth` reaches tool handlers as `extra.authInfo`. For protected test backends.
+   */
+  intercept?: (req: IncomingMessage & { auth?: AuthInfo }, res: ServerResponse) => boolean | Promise<boolean>;
 };
 
 export type RunningMcpServer = {
@@ -120,6 +127,7 @@ export async function serveMcp(buildServer: () => McpServer, options: ServeMcpOp
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (options.intercept && (await options.intercept(req, res))) return;
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
     let body: unknown;

@@ -20,6 +20,7 @@ import { serveMcp, type RunningMcpServer } from '../../../servers/shared/serve-m
 import { jarFetch } from '../integration/cookie-jar.ts';
 import { eventually } from '../integration/harness.ts';
 import { csrfFrom, login } from '../integration/login.ts';
+import { authorizeOverHttp, initializeWithBearer, registerPublicClient, tokenRequest } from '../integration/oauth-http.ts';
 import { commandCounts, freePort, Processes, RedisServer, Replica, startLoadBalancer } from './cluster.ts';
 
 const ADMIN_PASSWORD = 'scale-admin-password';
@@ -150,6 +151,36 @@ describe('two replicas on one Redis behind a load balancer without affinity', ()
     }
     await sse.close();
     await eventually(async () => replicas.every((r) => requestsServedBy(r, '/api/execute/currenttime/messages') > 0), 3000);
+  });
+
+  test('an OAuth MCP client registers, authorizes and refreshes through the balancer (each step on either replica); its token works on both; disconnecting it on one replica refuses it on the other', async () => {
+    const redirectUri = 'http://127.0.0.1:9/cb';
+    const resource = `${lb}/api/streamable/currenttime`;
+    const clientId = await registerPublicClient(lb, redirectUri, 'scale client');
+    const user = await signIn(lb, 'user', 'demo');
+    const issued = await authorizeOverHttp(lb, user.jar, { clientId, redirectUri }, resource);
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    const accessToken = String(issued.body['access_token']);
+    for (const replica of replicas) {
+      const res = await initializeWithBearer(`${replica.url}/api/streamable/currenttime`, accessToken);
+      assert.equal(res.status, 200, `${replica.name}: ${await res.text()}`);
+    }
+    // Refresh on replica 2 a token issued wherever the balancer sent the code exchange.
+    const refresh = String(issued.body['refresh_token']);
+    const refreshed = await tokenRequest(r2().url, { grant_type: 'refresh_token', refresh_token: refresh, client_id: clientId });
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+    // Disconnect on replica 1: replica 2 refuses the client's access token at its next request,
+    // and its refresh tokens, old and new, are refused by every replica.
+    const listed = await api(r1().url, 'GET', '/connections', user);
+    const connection = (listed.body?.['connections'] as { id: string; clientId: string }[] | undefined)?.find((c) => c.clientId === clientId);
+    assert.ok(connection, listed.text);
+    assert.equal((await api(r1().url, 'DELETE', `/connections/${encodeURIComponent(connection.id)}`, user)).status, 200);
+    const after = await initializeWithBearer(`${r2().url}/api/streamable/currenttime`, String(refreshed.body['access_token']));
+    for (const token of [refresh, String(refreshed.body['refresh_token'])]) {
+      const spent = await tokenRequest(r1().url, { grant_type: 'refresh_token', refresh_token: token, client_id: clientId });
+      assert.equal(spent.body['error'], 'invalid_grant', 'no refresh after the disconnect, on any replica');
+    }
+    assert.equal(after.status, 401, 'replica 2 refuses the disconnected client');
   });
 
   test('signing out on one replica ends the session on the other at its next request', async () => {

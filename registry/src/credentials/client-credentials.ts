@@ -1,0 +1,258 @@
+import * as client from 'openid-client';
+import { GatewayError } from '../errors.ts';
+import type { TokenSource } from './types.ts';
+
+/** How the gateway finds the token endpoint: discovery under an issuer, or the URL itself. */
+export type TokenEndpointSpec =
+  /** OIDC discovery (`oidc`, the default) or RFC 8414 AS metadata (`oauth2`) under this issuer. */
+  | { readonly issuer: string; readonly discovery?: 'oidc' | 'oauth2' }
+  /** The token endpoint, without discovery. */
+  | { readonly tokenEndpoint: string };
+
+export interface ClientCredentialsOptions {
+  /** The backend's name: every error message names it. */
+  readonly server: string;
+  readonly endpoint: TokenEndpointSpec;
+  readonly clientId: string;
+  /** The client secret, read at each token request (the vault may rotate it); undefined when none is stored. */
+  readonly secret: () => string | undefined;
+  /**
+   * RFC 6749 §2.3.1: Basic is the method every AS must support, so it is the default; with
+   * discovery, post is chosen when the AS lists only client_secret_post.
+   */
+  readonly authMethod?: 'client_secret_basic' | 'client_secret_post';
+  /** RFC 6749 §3.3 / §4.4.2, space-separated. */
+  readonly scope?: string;
+  /** RFC 8707 §2: the backend's resource indicator(s), absolute URIs. */
+  readonly resource?: string | readonly string[];
+  /** The non-standard `audience` parameter some ASes (Auth0, Okta custom) want instead of `resource`. */
+  readonly audience?: string;
+  /** Plain-http AS (loopback tests, development only). */
+  readonly allowInsecureHttp?: boolean;
+  /** Backoff after a failed token request: first delay and cap, ms. Default 1 s, 60 s. */
+  readonly retry?: { readonly initialMs: number; readonly maxMs: number };
+  /** Lifetime assumed when the AS sends no `expires_in`, seconds. Default 60. */
+  readonly defaultLifetimeSeconds?: number;
+  /** Per-request timeout, seconds. Default 10. */
+  readonly timeoutSeconds?: number;
+}
+
+interface CachedToken {
+  readonly value: string;
+  /** After this, current() no longer hands it out (ms since epoch). */
+  readonly staleAt: number;
+  /** When the background refresh starts (ms since epoch). */
+  readonly refreshAt: number;
+}
+
+/**
+ * The gateway's own access token for one backend, from the OAuth 2.0 client credentials grant
+ * (RFC 6749 §4.4) through openid-client: cached until shortly before it expires, refreshed in
+ * the background while it is used, one token request however many callers wait for it.
+ */
+export class ClientCredentialsSource implements TokenSource {
+  readonly #options: ClientCredentialsOptions;
+  #metadata: Promise<client.ServerMetadata> | undefined;
+  #token: CachedToken | undefined;
+  /** Whether the cached token was handed out since it was fetched: idle backends get no refresh. */
+  #used = false;
+  #inflight: Promise<string> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #lastError: GatewayError | undefined;
+  /** No new token request (but for the scheduled retry) before this, after a failure (ms since epoch). */
+  #backoffUntil = 0;
+  #closed = false;
+
+  constructor(options: ClientCredentialsOptions) {
+    this.#options = options;
+  }
+
+  current(): string | undefined {
+    const token = this.#token;
+    if (!token || Date.now() >= token.staleAt) return undefined;
+    this.#used = true;
+    return token.value;
+  }
+
+  ensure(): Promise<string> {
+    const cached = this.current();
+    if (cached !== undefined) return Promise.resolve(cached);
+    if (this.#inflight) return this.#inflight;
+    // Right after a failure, callers get that failure again instead of each retrying the AS.
+    if (this.#lastError && Date.now() < this.#backoffUntil) return Promise.reject(this.#lastError);
+    return this.#fetch().then((value) => {
+      this.#used = true;
+      return value;
+    });
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One token request at a time: every caller meanwhile gets this one's outcome. */
+  #fetch(): Promise<string> {
+    this.#inflight ??= this.#request().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  async #request(): Promise<string> {
+    const { server } = this.#options;
+    const secret = this.#options.secret();
+    // Not a failure of the AS: no backoff, so the request right after the secret is stored succeeds.
+    if (!secret) throw new GatewayError('BACKEND_CREDENTIAL_FAILED', `backend "${server}": no client secret stored`);
+    // The lifetime runs from before the request is sent: expires_in counts from when the AS
+    // issued the token (RFC 6749 §5.1), which is no earlier than this.
+    const sentAt = Date.now();
+    let tokens: client.TokenEndpointResponse;
+    let tokenEndpoint = 'the token endpoint';
+    try {
+      const metadata = await this.#serverMetadata();
+      tokenEndpoint = metadata.token_endpoint ?? tokenEndpoint;
+      tokens = await client.clientCredentialsGrant(this.#configuration(metadata, secret), this.#parameters());
+    } catch (err) {
+      throw this.#failed(
+        new GatewayError('BACKEND_CREDENTIAL_FAILED', redact(`backend "${server}": token request to ${tokenEndpoint} failed: ${describe(err)}`, secret)),
+      );
+    }
+    // RFC 6749 §5.1: a bearer token, or the client does not know how to use it.
+    if (tokens.token_type.toLowerCase() !== 'bearer') {
+      throw this.#failed(
+        new GatewayError('BACKEND_CREDENTIAL_FAILED', `backend "${server}": ${tokenEndpoint} issued a "${tokens.token_type}" token, not a Bearer token`),
+      );
+    }
+    // The raw expires_in, not openid-client's expiresIn(), which floors the time left after receipt.
+    const expiresIn = typeof tokens.expires_in === 'number' && tokens.expires_in > 0 ? tokens.expires_in : undefined;
+    this.#store(tokens.access_token, expiresIn, sentAt);
+    return tokens.access_token;
+  }
+
+  #serverMetadata(): Promise<client.ServerMetadata> {
+    const { endpoint } = this.#options;
+    if ('tokenEndpoint' in endpoint) {
+      // No discovery: openid-client wants an issuer; it is only compared with ID tokens and
+      // JWT responses, which this grant never gets.
+      return Promise.resolve({ issuer: new URL(endpoint.tokenEndpoint).origin, token_endpoint: endpoint.tokenEndpoint });
+    }
+    // Discovered once; a failed discovery is forgotten so the next request tries again.
+    // openid-client checks the document's issuer is the one asked for (RFC 8414 §3.3, OIDC Discovery §4.3).
+    this.#metadata ??= client
+      .discovery(new URL(endpoint.issuer), this.#options.clientId, undefined, undefined, {
+        algorithm: endpoint.discovery ?? 'oidc',
+        timeout: this.#options.timeoutSeconds ?? 10,
+        ...(this.#options.allowInsecureHttp ? { execute: [client.allowInsecureRequests] } : {}),
+      })
+      .then((configuration) => configuration.serverMetadata())
+      .catch((err: unknown) => {
+        this.#metadata = undefined;
+        throw new Error(`discovery at ${endpoint.issuer} failed (${describe(err)})`);
+      });
+    return this.#metadata;
+  }
+
+  /** Built at each request: the secret may have changed since the last one. */
+  #configuration(metadata: client.ServerMetadata, secret: string): client.Configuration {
+    const method = this.#options.authMethod ?? (onlyPost(metadata) ? 'client_secret_post' : 'client_secret_basic');
+    // Both encode per RFC 6749 §2.3.1 (Basic form-urlencodes id and secret before base64).
+    const auth = method === 'client_secret_post' ? client.ClientSecretPost(secret) : client.ClientSecretBasic(secret);
+    const configuration = new client.Configuration(metadata, this.#options.clientId, undefined, auth);
+    configuration.timeout = this.#options.timeoutSeconds ?? 10;
+    if (this.#options.allowInsecureHttp) client.allowInsecureRequests(configuration);
+    return configuration;
+  }
+
+  /** RFC 6749 §4.4.2 (scope), RFC 8707 §2 (resource, repeatable), and `audience`. */
+  #parameters(): URLSearchParams {
+    const { scope, resource, audience } = this.#options;
+    const parameters = new URLSearchParams();
+    if (scope) parameters.set('scope', scope);
+    for (const r of typeof resource === 'string' ? [resource] : (resource ?? [])) parameters.append('resource', r);
+    if (audience) parameters.set('audience', audience);
+    return parameters;
+  }
+
+  #store(value: string, expiresIn: number | undefined, sentAt: number): void {
+    // expires_in is RECOMMENDED, not required (RFC 6749 §5.1); without it, assume a short life.
+    // The token itself is opaque to the client (RFC 6749 §1.4): its `exp` is not read.
+    const lifetimeMs = (expiresIn ?? this.#options.defaultLifetimeSeconds ?? 60) * 1000;
+    const { staleAt, refreshAt } = schedule(sentAt, lifetimeMs);
+    this.#token = { value, staleAt, refreshAt };
+    this.#used = false;
+    this.#failures = 0;
+    this.#lastError = undefined;
+    this.#backoffUntil = 0;
+    this.#arm(refreshAt - Date.now(), () => this.#refresh());
+  }
+
+  /** Shortly before the token goes stale: a new one, if the old one was used. */
+  #refresh(): void {
+    if (!this.#used) return; // idle: the next ensure() fetches
+    this.#fetch().catch(() => {}); // #failed has armed the retry
+  }
+
+  #failed(error: GatewayError): GatewayError {
+    this.#failures += 1;
+    const { initialMs, maxMs } = this.#options.retry ?? { initialMs: 1000, maxMs: 60_000 };
+    const delay = Math.min(maxMs, initialMs * 2 ** (this.#failures - 1));
+    this.#lastError = error;
+    this.#backoffUntil = Date.now() + delay;
+    // Retry in the background while the cached token is in use and still served: the backend
+    // should get a fresh one before it goes stale. After that, ensure() drives the retries.
+    if (this.#token && this.#used && Date.now() < this.#token.staleAt) this.#arm(delay, () => this.#fetch().catch(() => {}));
+    return error;
+  }
+
+  #arm(delayMs: number, run: () => void): void {
+    clearTimeout(this.#timer);
+    if (this.#closed) return;
+    this.#timer = setTimeout(run, Math.max(0, delayMs));
+    this.#timer.unref();
+  }
+}
+
+/**
+ * When a token fetched at `sentAt` with `lifetimeMs` stops being handed out, and when its
+ * successor is fetched. The margin, 10 % of the lifetime between 1 s and 60 s, covers the
+ * request in flight to the backend, clock drift, and expires_in's whole seconds (an AS that
+ * floors its clock issues tokens whose `exp` is up to 1 s before sentAt + expires_in). The
+ * refresh starts half a margin earlier still, so current() has a token while it runs.
+ */
+export function schedule(sentAt: number, lifetimeMs: number): { staleAt: number; refreshAt: number } {
+  const margin = Math.min(60_000, Math.max(1000, lifetimeMs / 10));
+  const staleAt = sentAt + lifetimeMs - margin;
+  return { staleAt, refreshAt: staleAt - margin / 2 };
+}
+
+function onlyPost(metadata: client.ServerMetadata): boolean {
+  const methods = metadata.token_endpoint_auth_methods_supported;
+  return !!methods && methods.includes('client_secret_post') && !methods.includes('client_secret_basic');
+}
+
+/**
+ * What went wrong, from the AS's answer: its HTTP status and OAuth error code (RFC 6749 §5.2),
+ * never a request detail. error_description is left out: it is the AS's free text.
+ */
+function describe(err: unknown): string {
+  if (err instanceof client.ResponseBodyError) return `${err.status} ${err.error}`;
+  if (err instanceof client.WWWAuthenticateChallengeError) {
+    const code = err.cause[0]?.parameters.error;
+    return `${err.status}${code ? ` ${code}` : ''}`;
+  }
+  if (err instanceof Error && err.cause instanceof Response) return `HTTP ${err.cause.status}`;
+  if (err instanceof Error && err.name === 'TimeoutError') return 'timed out';
+  if (err instanceof Error) {
+    const cause = err.cause instanceof Error ? ` (${(err.cause as NodeJS.ErrnoException).code ?? err.cause.message})` : '';
+    return `${err.message}${cause}`;
+  }
+  return String(err);
+}
+
+/** Belt and braces: a message never carries the secret, whatever an error echoed. */
+function redact(message: string, secret: string): string {
+  return secret.length >= 4 ? message.replaceAll(secret, '[redacted]').replaceAll(encodeURIComponent(secret), '[redacted]') : message;
+}
