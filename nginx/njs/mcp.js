@@ -53,6 +53,7 @@ var PARSE_ERROR = -32700;
 var INVALID_REQUEST = -32600;
 var FORBIDDEN = -32001;
 var HEADER_MISMATCH = -32020;
+var INTERNAL_ERROR = -32603;
 /* What the MCP SDK's servers answer for an unknown session; a session of someone else is one. */
 var SESSION_NOT_FOUND = -32001;
 
@@ -128,6 +129,9 @@ function decide(r, reply, parsed, server, transport) {
         r.variables.mcp_backend_upstream = route[2];
         r.variables.mcp_backend_host = route[3];
         r.variables.mcp_backend_sni = route[3].replace(/:\d+$/, '');
+        // The gateway's own credential for this backend (issue 13), for the upstream request only.
+        var credential = h['X-MCP-Backend-Credential'];
+        if (credential !== undefined && !setCredential(r, h, credential)) return checkFault(r, server, 'a bad backend credential');
         if (kind === 'sse-messages') {
             // A legacy message goes to exactly the endpoint its sealed id named.
             var target = h['X-MCP-Backend-Target'];
@@ -149,6 +153,7 @@ function decide(r, reply, parsed, server, transport) {
         r.variables.mcp_backend_uri = args ? uri + '?' + args : uri;
         return r.internalRedirect(filter ? '@mcp_streamable_filtered' : '@mcp_streamable');
     }
+    if (reply.status === 502 && h['X-MCP-Error'] === 'BACKEND_CREDENTIAL_FAILED') return credentialFailed(r, parsed, server, h['X-MCP-Error-Detail']);
     var refused = h['X-MCP-Route-Refused'];
     if (refused === 'NOT_FOUND') return refuse(r, 404, { error: 'NOT_FOUND', message: 'no such endpoint of ' + server });
     if (refused === 'METHOD_NOT_ALLOWED') {
@@ -178,6 +183,43 @@ function decide(r, reply, parsed, server, transport) {
     }
     if (reply.status === 503) return refuse(r, 503, { error: 'SERVER_DISABLED', message: 'server ' + server + ' is disabled' });
     return checkFault(r, server, 'status ' + reply.status);
+}
+
+/* ---- the gateway's own credential for the backend (registry/src/credentials/backend-credentials.ts) ---- */
+
+var CREDENTIAL_SLOT = /^(?:authorization|h[1-8])$/;
+/* As the check enforces: visible ASCII with inner spaces or tabs, no CR, LF or NUL, bounded. */
+var CREDENTIAL_VALUE = /^[\x21-\x7e](?:[\x20-\x7e\t]{0,4094}[\x21-\x7e])?$/;
+var DETAIL_VALUE = /^[\x20-\x7e]{1,300}$/;
+
+/*
+ * Copies each slot the check named (`authorization h1`) from X-MCP-Backend-<slot> into
+ * $mcp_backend_<slot>, which the backend location sends as that slot's header. The check's
+ * answer never reaches the client (it is a subrequest's), and nothing here is logged.
+ */
+function setCredential(r, h, slots) {
+    var list = String(slots).split(' ');
+    for (var i = 0; i < list.length; i++) {
+        var slot = list[i];
+        if (!CREDENTIAL_SLOT.test(slot)) return false;
+        var value = h['X-MCP-Backend-' + slot];
+        if (typeof value !== 'string' || !CREDENTIAL_VALUE.test(value)) return false;
+        try {
+            r.variables['mcp_backend_' + slot] = value;
+        } catch (e) {
+            // A slot nginx does not declare (BACKEND_CREDENTIAL_HEADERS changed without a restart).
+            return false;
+        }
+    }
+    return true;
+}
+
+/* 502 BACKEND_CREDENTIAL_FAILED: the gateway has no credential for the backend now; nothing was forwarded. */
+function credentialFailed(r, parsed, server, detail) {
+    var message = 'the gateway could not get its credential for ' + server + (typeof detail === 'string' && DETAIL_VALUE.test(detail) ? ': ' + detail : '');
+    var data = { error: 'BACKEND_CREDENTIAL_FAILED', server: server };
+    if (parsed.single && parsed.single.id !== undefined) return refuse(r, 502, jsonRpcError(parsed.single.id, INTERNAL_ERROR, message, data));
+    return refuse(r, 502, { error: 'BACKEND_CREDENTIAL_FAILED', message: message, server: server });
 }
 
 function checkFault(r, server, what) {

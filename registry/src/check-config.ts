@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Catalog } from './catalog/catalog.ts';
 import { ScopeMappingSource } from './identity/scope-mapping-source.ts';
 import type { Config } from './config/load.ts';
-import { nginxRenderer } from './gateway.ts';
+import { definitionPolicy, nginxRenderer } from './gateway.ts';
 import type { Logger } from './log.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
 import { RouteTable } from './nginx/route.ts';
@@ -21,7 +21,7 @@ export async function checkConfiguration(config: Config, log: Logger): Promise<s
   } catch (err) {
     problems.push(...(err as Error).message.split('\n'));
   }
-  const catalog = await Catalog.open(config.catalogDir, log).catch((err: Error) => {
+  const catalog = await Catalog.open(config.catalogDir, log, definitionPolicy(config)).catch((err: Error) => {
     problems.push(err.message);
     return undefined;
   });

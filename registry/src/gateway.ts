@@ -8,7 +8,7 @@ import { PersonalTokens, type PersonalTokenRecord } from './authserver/personal-
 import { AccountActions } from './web/account-actions.ts';
 import { GroupRecheck } from './authserver/group-recheck.ts';
 import { createAuditLog, type AuditLog, type SharedAuditSink } from './audit/audit-log.ts';
-import { Catalog, type CatalogRecord, type CatalogStore } from './catalog/catalog.ts';
+import { Catalog, type CatalogRecord, type CatalogStore, type DefinitionPolicy } from './catalog/catalog.ts';
 import type { Config } from './config/load.ts';
 import { GatewayError } from './errors.ts';
 import { createIdentityProvider } from './identity/create-provider.ts';
@@ -39,6 +39,9 @@ import type { BearerContext } from './authz/credentials.ts';
 import { BEARER_REALM, SERVER_HEADER } from './authz/paths.ts';
 import { createValidateRoute } from './authz/validate-route.ts';
 import { createApp } from './web/app.ts';
+import { BackendCredentials, backendAuthProblems, type TokenSourceFactory } from './credentials/backend-credentials.ts';
+import type { SecretVault } from './credentials/types.ts';
+import { ClientCredentialsSource } from './credentials/client-credentials.ts';
 
 export interface RunningGateway {
   /** What people and MCP clients use: nginx. */
@@ -54,6 +57,8 @@ export interface RunningGateway {
   readonly monitor: BackendMonitor;
   /** Prometheus metrics (/metrics). */
   readonly metrics: GatewayMetrics;
+  /** The gateway's own credentials for backends (issue 13): what the check adds, per server. */
+  readonly credentials: BackendCredentials;
   /**
    * The stores /readyz and `mcp_gateway_store_up` report, one probe per record store (files:
    * always up; Redis: connected and, for a mirror, its copy in sync: `isUp()` of store/open.ts).
@@ -83,9 +88,35 @@ export function nginxRenderer(config: Config, runtimeDir: string, registryPort: 
       ...(process.getuid?.() === 0 ? { workerUser: 'nobody nogroup' } : {}),
       maxBodySize: config.nginx.maxBodySize,
       corsOrigins: config.corsAllowedOrigins,
+      backendCredentialHeaders: config.backendCredentials.headerSlots,
       publicScheme: config.gateway.publicUrl.startsWith('https:') ? 'https' : 'http',
       upstreams,
     });
+}
+
+/**
+ * The token source of a client_credentials backend (openid-client: discovery or a token URL,
+ * cached, one request for concurrent callers). Plain http is allowed only where the definition
+ * schema allows it: loopback.
+ */
+const clientCredentialsSource: TokenSourceFactory = (spec) =>
+  new ClientCredentialsSource({
+    server: spec.server,
+    endpoint: spec.issuer !== undefined ? { issuer: spec.issuer } : { tokenEndpoint: spec.tokenUrl as string },
+    clientId: spec.clientId,
+    secret: spec.clientSecret,
+    ...(spec.scopes.length > 0 ? { scope: spec.scopes.join(' ') } : {}),
+    ...(spec.resource !== undefined ? { resource: spec.resource } : {}),
+    ...(spec.audience !== undefined ? { audience: spec.audience } : {}),
+    allowInsecureHttp: (spec.issuer ?? spec.tokenUrl ?? '').startsWith('http:'),
+  });
+
+/** A definition whose backend credential this configuration cannot carry (a header without an nginx slot) is refused. */
+export function definitionPolicy(config: Config): DefinitionPolicy {
+  return (def) => {
+    const problems = backendAuthProblems(def, config.backendCredentials);
+    return problems.length ? problems.map((p) => `${p.field}: ${p.message}`).join('; ') : undefined;
+  };
 }
 
 /**
@@ -102,6 +133,14 @@ export interface GatewayTestHooks {
    * Production never sets it.
    */
   readonly clientMetadataFetch?: ClientMetadataFetch;
+  /**
+   * The secret vault for backend credentials (issue 13). Until the sealed vault
+   * (credentials/vault.ts) is wired here, only a test passes one; without it, secrets "from the
+   * vault" are unset and PUT .../credentials answers STORE_UNAVAILABLE.
+   */
+  readonly vault?: SecretVault;
+  /** Token sources for client_credentials backends instead of ClientCredentialsSource (a test's stand-in). */
+  readonly tokenSources?: TokenSourceFactory;
 }
 
 /**
@@ -130,13 +169,14 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   const state = new Stores({ stateDir: config.stateDir, redis: config.redis, log });
   let opened: Awaited<ReturnType<typeof openStores>>;
   let catalog: Catalog;
+  const policy = definitionPolicy(config);
   try {
     opened = await openStores(state, config, shared, log);
     // A shared catalog (the argument, or Redis's with REDIS_URL): CATALOG_DIR then only seeds it.
     const sharedCatalog = opened.replicas.catalog;
     catalog = sharedCatalog
-      ? await Catalog.openShared({ dir: config.catalogDir, store: sharedCatalog, log: log.child({ module: 'catalog' }) })
-      : await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }));
+      ? await Catalog.openShared({ dir: config.catalogDir, store: sharedCatalog, log: log.child({ module: 'catalog' }), policy })
+      : await Catalog.open(config.catalogDir, log.child({ module: 'catalog' }), policy);
   } catch (err) {
     await state.close();
     throw err;
@@ -171,10 +211,23 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     lease: state.lease('session-refresher'),
   });
 
+  // The gateway's own credentials for backends: the vault's secrets, allowed environment values,
+  // and a token source per client_credentials server (issue 13).
+  const credentials = new BackendCredentials({
+    catalog,
+    vault: testHooks.vault,
+    env: config.backendCredentials.env,
+    envAllowed: config.backendCredentials.envAllowed,
+    headerSlots: config.backendCredentials.headerSlots,
+    tokenSources: testHooks.tokenSources ?? clientCredentialsSource,
+    log: log.child({ module: 'backend-credentials' }),
+  });
+  credentials.start();
   // eslint-disable-next-line prefer-const -- assigned once nginx's port is known; the app's closures below read it before that
   let sync: NginxSync | undefined;
   const monitor = new BackendMonitor({
     catalog,
+    credentials: (def) => credentials.forBackend(def),
     ...(replicas.health ? { lease: replicas.health.lease, shared: replicas.health.store } : {}),
     intervalMs: config.healthCheck.intervalMs,
     timeoutMs: config.healthCheck.timeoutMs,
@@ -276,6 +329,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     // Access tokens of a client its person disconnected are refused at once (from the store's memory).
     gatewayTokens: refusingRevoked(authServer.verifier, authRecords, config.oauth.accessTokenTtlSeconds),
     personalTokens,
+    backendCredentials: credentials,
     audit,
     log: log.child({ module: 'authz' }),
   });
@@ -298,6 +352,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     audit,
     authServer,
     account,
+    credentials,
     log,
     readiness: () => readiness(sync?.status().lastAppliedAt !== undefined, stores.list()),
     metrics: metricsRoute(metrics, config.metricsToken),
@@ -306,6 +361,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   try {
     await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   } catch (err) {
+    credentials.close();
     await catalog.close();
     await audit.close();
     await closeState();
@@ -329,6 +385,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     await sync.start();
   } catch (err) {
     server.close();
+    credentials.close();
     await catalog.close();
     await audit.close();
     await closeState();
@@ -351,11 +408,13 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     auditFile: config.auditLogFile,
     monitor,
     metrics,
+    credentials,
     stores,
     refreshSessions: (now) => refresher.runOnce(now),
     async stop() {
       await refresher.stop();
       await monitor.stop();
+      credentials.close();
       await mapping.close();
       await catalog.close();
       await sync.stop();

@@ -29,7 +29,8 @@ export interface ChangeAuditEntry {
   readonly event: 'change';
   readonly user: string;
   readonly server: string;
-  readonly action: 'enable' | 'disable' | 'register' | 'update' | 'delete';
+  /** `credentials`: a backend secret of the server was set or cleared (never its value). */
+  readonly action: 'enable' | 'disable' | 'register' | 'update' | 'delete' | 'credentials';
 }
 
 export type AuditEntry = AccessAuditEntry | ChangeAuditEntry;

@@ -385,3 +385,79 @@ describe('the check routes when given a route lookup (nginx/route.ts)', () => {
     assert.equal(denied.headers.get('x-mcp-route'), null);
   });
 });
+
+describe("the gateway's own backend credential in the check's answer", () => {
+  const keyed = { name: 'keyed', enabled: true, transports: { 'streamable-http': '/mcp' }, tools: [], backendAuth: { type: 'headers', headers: [] } };
+  const plain = { name: 'svc', enabled: true, transports: { 'streamable-http': '/mcp' }, tools: [] };
+  const sessionsWith = new Map(sessions);
+  sessionsWith.set('sid-keyed', {
+    cookie: { originalMaxAge: 1000 },
+    identity: { sub: 'u-9', username: 'k', groups: [], provider: 'dev' },
+    scopes: ['mcp:server:keyed:execute', 'mcp:server:svc:execute'],
+  } as unknown as SessionData);
+  let answer: { ok: true; headers: Record<string, string> } | { ok: false; reason: string } = {
+    ok: false,
+    reason: 'no secret is set for the header X-API-Key',
+  };
+  const asked: string[] = [];
+  let url = '';
+  let server: Server;
+  before(async () => {
+    const app = express();
+    app.all(
+      VALIDATE_PATH,
+      createValidateRoute({
+        catalog: { get: (name: string) => ({ keyed, svc: plain })[name] as never },
+        sessions: { peek: (sid) => sessionsWith.get(sid) },
+        secret: SECRET,
+        authEnabled: true,
+        realm: 'mcp-gateway',
+        publicUrl: 'https://mcp.example.com',
+        backendCredentials: {
+          forCheck: (def) => {
+            asked.push(def.name);
+            return answer;
+          },
+        },
+        audit,
+        log: createLogger('silent'),
+      }),
+    );
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${VALIDATE_PATH}`;
+  });
+  after(() => server.close());
+  const ask = (name: string, sid = 'sid-keyed') =>
+    fetch(url, { headers: { 'x-mcp-server': name, cookie: cookie(sid), 'x-mcp-messages': 'initialize', 'x-original-method': 'POST' } });
+
+  test('a server without backendAuth is never looked up and gets no credential header', async () => {
+    const res = await ask('svc');
+    assert.equal(res.status, 200);
+    assert.deepEqual(asked, []);
+    assert.ok(![...res.headers.keys()].some((k) => k.startsWith('x-mcp-backend')));
+  });
+
+  test('a credential that cannot be had is 502 BACKEND_CREDENTIAL_FAILED with what failed, audited as a denial', async () => {
+    const res = await ask('keyed');
+    assert.equal(res.status, 502);
+    assert.equal(res.headers.get('x-mcp-error'), 'BACKEND_CREDENTIAL_FAILED');
+    assert.equal(res.headers.get('x-mcp-error-detail'), 'no secret is set for the header X-API-Key');
+    assert.equal(res.headers.get('x-user'), null, 'no identity on a refusal');
+    const entry = audited.at(-1) as { status: number; reason: string; decision: string };
+    assert.deepEqual([entry.status, entry.reason, entry.decision], [502, 'backend-credential-failed', 'deny']);
+  });
+
+  test('an allowed request carries the slots and their values (for njs only); a refused one never asks', async () => {
+    answer = { ok: true, headers: { 'x-mcp-backend-credential': 'h1', 'x-mcp-backend-h1': 'k1' } };
+    const res = await ask('keyed');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-mcp-backend-credential'), 'h1');
+    assert.equal(res.headers.get('x-mcp-backend-h1'), 'k1');
+    asked.length = 0;
+    const refused = await ask('keyed', 'sid-tool');
+    assert.equal(refused.status, 403);
+    assert.deepEqual(asked, [], 'the credential is looked up only for a request that is allowed');
+    assert.equal(refused.headers.get('x-mcp-backend-h1'), null);
+  });
+});

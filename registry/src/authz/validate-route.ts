@@ -21,6 +21,7 @@ import {
 import { headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
 import { traceIdOf } from './trace-context.ts';
+import { ERROR_DETAIL_HEADER, type BackendCredentials } from '../credentials/backend-credentials.ts';
 import { bearerChallenge, metadataUrl, resourceUrl, type ChallengeError } from './protected-resource.ts';
 import { PATH_HEADER, ROUTE_ALLOW_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, type RouteDecision, type RouteLookup } from './route.ts';
 import { createSessionBinding, principalBindingId, type SessionKind } from './session-binding.ts';
@@ -64,6 +65,11 @@ export interface ValidateRouteOptions {
    * and, on a 200, answers the backend in X-MCP-Route. Omitted: no routing answer (unit tests).
    */
   readonly route?: RouteLookup;
+  /**
+   * The gateway's own credential for a backend (credentials/backend-credentials.ts), added to a
+   * 200 for a server with `backendAuth`; omitted: none is ever added.
+   */
+  readonly backendCredentials?: Pick<BackendCredentials, 'forCheck'>;
   readonly audit: AuditLog;
   readonly log: Logger;
 }
@@ -101,6 +107,10 @@ const ANONYMOUS: Principal = Object.freeze({
  *   garbled, or another principal's), or a legacy messages POST carries none. On every 200
  *   X-MCP-Session-Key carries the principal's sealing key for njs, and X-MCP-Backend-Session /
  *   X-MCP-Backend-Target the unsealed id or messages target (session-binding.ts);
+ * - 502 + X-MCP-Error: BACKEND_CREDENTIAL_FAILED (+ X-MCP-Error-Detail, no secret): the server
+ *   has a backendAuth and its credential cannot be had now (a secret unset, no valid token yet);
+ *   on a 200 for such a server, X-MCP-Backend-Credential names the slots and X-MCP-Backend-<slot>
+ *   holds each value, which njs sets on the upstream request only;
  * - 500: nginx sent no valid server name or body summary (a config fault; denied, fail closed).
  * No disk or network I/O: sessions come from memory, the catalog is in memory.
  */
@@ -249,6 +259,20 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
         [status, reason, headers] = [502, 'backend-unavailable', { [ROUTE_REFUSED_HEADER]: 'BACKEND_UNAVAILABLE' }];
         // The route table logged why once; this is per request.
         log.debug({ requestId, server: serverName, detail: backend.reason }, 'auth check: the backend cannot be reached');
+      }
+    }
+    // The gateway's own credential for the backend: njs sets it on the upstream request only.
+    // Nothing for a server without backendAuth (no lookup, no header).
+    if (status === 200 && server?.backendAuth !== undefined && options.backendCredentials) {
+      const credential = options.backendCredentials.forCheck(server);
+      if (credential?.ok) Object.assign(headers, credential.headers);
+      else if (credential) {
+        // The registry logs the reason once per server (backend-credentials.ts); it names no secret.
+        [status, reason, headers] = [
+          502,
+          'backend-credential-failed',
+          { [ERROR_HEADER]: 'BACKEND_CREDENTIAL_FAILED', [ERROR_DETAIL_HEADER]: headerValue(credential.reason) },
+        ];
       }
     }
     audit.record({

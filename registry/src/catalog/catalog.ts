@@ -28,6 +28,13 @@ interface SharedBacking {
   readonly retryMs: number;
 }
 
+/**
+ * Rules of this gateway's configuration a definition must also follow (a backend credential
+ * header nginx has a slot for, say): a message, or undefined when it passes. A file that
+ * fails is reported and ignored like an invalid one.
+ */
+export type DefinitionPolicy = (def: ServerDefinition) => string | undefined;
+
 interface CatalogEvents {
   changed: [definitions: readonly ServerDefinition[]];
 }
@@ -40,6 +47,7 @@ export interface SharedCatalogOptions {
   readonly log: Logger;
   /** How soon a file that could not be applied (store unreachable) is tried again; default 5 s. */
   readonly seedRetryMs?: number;
+  readonly policy?: DefinitionPolicy;
 }
 
 /**
@@ -64,11 +72,13 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   #watcher: FSWatcher | undefined;
   #queue: Promise<void> = Promise.resolve();
   #writes = 0;
+  readonly #policy: DefinitionPolicy | undefined;
 
-  private constructor(dir: string, log: Logger, store?: CatalogStore, seedRetryMs = 5000) {
+  private constructor(dir: string, log: Logger, store?: CatalogStore, seedRetryMs = 5000, policy?: DefinitionPolicy) {
     super();
     this.dir = dir;
     this.#log = log;
+    this.#policy = policy;
     if (store) {
       const versions = new Map<string, number>();
       this.#shared = { store, writer: new SharedCatalogWriter(store, log), versions, unsubscribe: () => undefined, closed: false, retryMs: seedRetryMs };
@@ -78,8 +88,8 @@ export class Catalog extends EventEmitter<CatalogEvents> {
   }
 
   /** Reads every `*.json` file in `dir`: the files are the catalog. A missing folder is a start error. */
-  static async open(dir: string, log: Logger): Promise<Catalog> {
-    const catalog = new Catalog(dir, log);
+  static async open(dir: string, log: Logger, policy?: DefinitionPolicy): Promise<Catalog> {
+    const catalog = new Catalog(dir, log, undefined, 5000, policy);
     await catalog.#loadFolder();
     return catalog;
   }
@@ -89,7 +99,7 @@ export class Catalog extends EventEmitter<CatalogEvents> {
    * Page and API edits go to the store only; deleting a file deletes nothing.
    */
   static async openShared(options: SharedCatalogOptions): Promise<Catalog> {
-    const catalog = new Catalog(options.dir, options.log, options.store, options.seedRetryMs);
+    const catalog = new Catalog(options.dir, options.log, options.store, options.seedRetryMs, options.policy);
     for (const record of options.store.snapshot()) catalog.#applyRecord(record.key, record);
     await catalog.#loadFolder();
     return catalog;
@@ -330,6 +340,8 @@ export class Catalog extends EventEmitter<CatalogEvents> {
     }
     const result = loadServerDefinition(file, text);
     if (!result.ok) return this.#report(file, result.message);
+    const refused = this.#policy?.(result.definition);
+    if (refused !== undefined) return this.#report(file, refused);
     if (this.#shared) return this.#seed(file, result.definition, fileHash(text));
     const before = this.#byFile.get(file);
     this.#byFile.set(file, result.definition);

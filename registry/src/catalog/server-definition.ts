@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { backendAuthSchema, freezeBackendAuth } from './backend-auth.ts';
 
 /** `[a-z0-9][a-z0-9-]{0,62}`: the only server names that reach nginx config, scopes and paths. */
 export const SERVER_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -56,6 +57,8 @@ export const serverDefinitionSchema = z.strictObject({
     .max(20)
     .default([]),
   tools: z.array(toolSchema).max(1000).default([]),
+  /** How the gateway authenticates to the backend (backend-auth.ts); absent: none. Never a secret value. */
+  backendAuth: backendAuthSchema.optional(),
 });
 
 export type ServerDefinition = Readonly<z.infer<typeof serverDefinitionSchema>>;
@@ -68,5 +71,6 @@ export function freezeDefinition(def: z.infer<typeof serverDefinitionSchema>): S
   Object.freeze(def.tools);
   Object.freeze(def.tags);
   Object.freeze(def.transports);
+  if (def.backendAuth) freezeBackendAuth(def.backendAuth);
   return Object.freeze(def);
 }

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { demoUsers, mergeDevUsers, type DemoUser } from './dev-users.ts';
 import { parseStaticClients, type StaticClient } from './oauth-clients.ts';
-import { ENV_VARS, envSchema } from './schema.ts';
+import { BACKEND_ENV_PREFIX, ENV_VARS, envSchema, isGatewaySetting } from './schema.ts';
 
 /** The validated, frozen configuration every module receives. Nothing else reads process.env. */
 export interface Config {
@@ -53,6 +53,16 @@ export interface Config {
   readonly cookieSecure: boolean;
   /** Browser origins allowed cross-origin on the MCP, metadata and OAuth endpoints (CORS_ALLOWED_ORIGINS); empty: no CORS. */
   readonly corsAllowedOrigins: readonly string[];
+  /**
+   * The gateway's own credentials for backends: the header names nginx has a slot for besides
+   * Authorization (BACKEND_CREDENTIAL_HEADERS), and the values of the environment variables a
+   * definition may read (MCP_BACKEND_* and BACKEND_CREDENTIAL_ENV), read once at start.
+   */
+  readonly backendCredentials: {
+    readonly headerSlots: readonly string[];
+    readonly env: Readonly<Record<string, string>>;
+    readonly envAllowed: readonly string[];
+  };
   /** METRICS_TOKEN: lets a scraper off loopback read /metrics; undefined = loopback only. */
   readonly metricsToken: string | undefined;
   readonly nginx: { readonly bin: string | undefined; readonly njsModule: string; readonly maxBodySize: string; readonly runtimeDir: string };
@@ -214,6 +224,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     cookieSecure: publicUrl.startsWith('https:'),
     corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
     metricsToken: e.METRICS_TOKEN,
+    backendCredentials: backendCredentialEnv(env, e.BACKEND_CREDENTIAL_HEADERS, e.BACKEND_CREDENTIAL_ENV),
     nginx: { bin: e.NGINX_BIN, njsModule: e.NGINX_NJS_MODULE, maxBodySize: e.NGINX_MAX_BODY_SIZE, runtimeDir: join(stateDir, 'nginx') },
     redis: e.REDIS_URL === undefined ? undefined : { url: e.REDIS_URL, startTimeoutMs: e.REDIS_START_TIMEOUT_SECONDS * 1000 },
     warnings,
@@ -277,6 +288,23 @@ function identityConfig(e: Env, publicUrl: string, projectRoot: string): Identit
             : { authorization: e.MCP_AUTH_AUTHORIZE_URL, token: e.MCP_AUTH_TOKEN_URL!, jwks: e.MCP_AUTH_JWKS_URL!, userinfo: e.MCP_AUTH_USERINFO_URL },
       };
   }
+}
+
+/**
+ * The environment variables a server definition may name as a backend credential: every
+ * MCP_BACKEND_* and those BACKEND_CREDENTIAL_ENV lists, never one of the gateway's own settings.
+ */
+function backendCredentialEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  headerSlots: readonly string[],
+  listed: readonly string[],
+): Config['backendCredentials'] {
+  const values: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || value === '' || isGatewaySetting(name)) continue;
+    if (name.startsWith(BACKEND_ENV_PREFIX) || listed.includes(name)) values[name] = value;
+  }
+  return { headerSlots: [...headerSlots], env: values, envAllowed: [...listed] };
 }
 
 function formatIssue(path: readonly PropertyKey[], message: string): string {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ENV_NAME_PATTERN, forbiddenHeaderReason, SLOT_HEADER_NAME_PATTERN } from '../catalog/backend-auth.ts';
 import { isSerializedOrigin } from './origin.ts';
 
 /**
@@ -345,6 +346,20 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
       'Browser origins (scheme://host[:port], comma-separated, exactly as browsers send Origin) whose pages may call the MCP endpoints, /.well-known/* and /oauth2/* cross-origin. nginx answers their preflights itself; responses carry Access-Control-Allow-Origin for these origins only, never with credentials (clients send tokens, not cookies).',
   },
   {
+    name: 'BACKEND_CREDENTIAL_HEADERS',
+    default: 'X-API-Key',
+    example: 'X-API-Key,X-Api-Token',
+    description:
+      "Header names besides Authorization that a server definition's backendAuth may set on requests to its backend (comma-separated, at most 8). nginx gets one fixed slot per name when it starts (`proxy_set_header <Name> $mcp_backend_h<N>`), so a definition naming another header is refused; add it here and restart. A client's own header of one of these names never reaches a backend. See docs/backend-credentials.md.",
+  },
+  {
+    name: 'BACKEND_CREDENTIAL_ENV',
+    default: '(none: only MCP_BACKEND_* variables)',
+    example: 'GITHUB_TOKEN,NOTION_API_KEY',
+    description:
+      'Environment variables, besides those named MCP_BACKEND_*, whose values a server definition may use as a backend credential (`"from": {"env": "GITHUB_TOKEN"}`), comma-separated. The gateway\'s own settings (SECRET_KEY, MCP_AUTH_*, REDIS_URL, ...) can never be named. Values are read at start and never logged.',
+  },
+  {
     name: 'METRICS_TOKEN',
     default: '(none: loopback only)',
     example: '(32 random characters)',
@@ -383,6 +398,14 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     description: 'How long the start waits for Redis (retrying, with a log line each time) before it stops with STORE_UNAVAILABLE. Between 1 and 600.',
   },
 ]);
+
+/** The prefix of environment variables any definition may read as a backend credential. */
+export const BACKEND_ENV_PREFIX = 'MCP_BACKEND_';
+
+/** A variable the gateway reads for itself (or a family of them): never a backend credential. */
+export function isGatewaySetting(name: string): boolean {
+  return ENV_VARS.some((v) => v.name === name) || /^(?:MCP_AUTH_|REDIS_|NGINX_|OAUTH_|SESSION_|GATEWAY_|SECRET|VAULT_)/.test(name);
+}
 
 const clientId = (name: string) =>
   z
@@ -567,6 +590,48 @@ export const envSchema = z
         'OAUTH_REDIRECT_SCHEMES must not list http, https, javascript, data, file or vbscript',
       )
       .default(''),
+    BACKEND_CREDENTIAL_HEADERS: z
+      .string()
+      .transform((v) =>
+        v
+          .split(',')
+          .map((h) => h.trim())
+          .filter(Boolean),
+      )
+      .pipe(
+        z
+          .array(
+            z.string().regex(SLOT_HEADER_NAME_PATTERN, {
+              error: (i) => `BACKEND_CREDENTIAL_HEADERS: ${JSON.stringify(i.input)} is not a header name of letters, digits and dashes`,
+            }),
+          )
+          .max(8, 'BACKEND_CREDENTIAL_HEADERS holds at most 8 header names'),
+      )
+      .superRefine((names, ctx) => {
+        const seen = new Set<string>();
+        for (const name of names) {
+          const reason = name.toLowerCase() === 'authorization' ? 'Authorization has its own slot already' : forbiddenHeaderReason(name);
+          if (reason) ctx.addIssue({ code: 'custom', message: `BACKEND_CREDENTIAL_HEADERS: ${reason}` });
+          if (seen.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', message: `BACKEND_CREDENTIAL_HEADERS: ${name} is listed twice` });
+          seen.add(name.toLowerCase());
+        }
+      })
+      .default(['X-API-Key']),
+    BACKEND_CREDENTIAL_ENV: z
+      .string()
+      .transform((v) =>
+        v
+          .split(',')
+          .map((h) => h.trim())
+          .filter(Boolean),
+      )
+      .pipe(z.array(z.string().regex(ENV_NAME_PATTERN, { error: (i) => `BACKEND_CREDENTIAL_ENV: ${JSON.stringify(i.input)} is not a variable name` })).max(100))
+      .superRefine((names, ctx) => {
+        for (const name of names)
+          if (isGatewaySetting(name))
+            ctx.addIssue({ code: 'custom', message: `BACKEND_CREDENTIAL_ENV: ${name} is a setting of the gateway itself and cannot be a backend credential` });
+      })
+      .default([]),
     METRICS_TOKEN: z
       .string()
       .regex(/^[\x21-\x7e]{16,256}$/, 'METRICS_TOKEN must be 16 to 256 printable characters without spaces (try: openssl rand -hex 32)')

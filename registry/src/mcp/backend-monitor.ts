@@ -38,6 +38,11 @@ export interface BackendMonitorOptions {
   readonly intervalMs: number;
   /** Per check, for the whole check; on timeout the server is unhealthy with 'timed out after N ms'. */
   readonly timeoutMs: number;
+  /**
+   * The gateway's own credential for a backend (issue 13: the same the check injects), as
+   * headers for the check's requests. Rejects when it cannot be had: the server is unhealthy.
+   */
+  readonly credentials?: (def: ServerDefinition) => Promise<Readonly<Record<string, string>>>;
   readonly log: Logger;
 }
 
@@ -64,6 +69,7 @@ export class BackendMonitor {
   readonly #catalog: BackendMonitorOptions['catalog'];
   readonly #intervalMs: number;
   readonly #timeoutMs: number;
+  readonly #credentials: BackendMonitorOptions['credentials'];
   readonly #log: Logger;
   readonly #entries = new Map<string, Entry>();
   readonly #inFlight = new Set<Promise<unknown>>();
@@ -84,6 +90,7 @@ export class BackendMonitor {
     this.#catalog = options.catalog;
     this.#intervalMs = options.intervalMs;
     this.#timeoutMs = options.timeoutMs;
+    this.#credentials = options.credentials;
     this.#lease = options.lease;
     this.#shared = options.shared;
     this.#log = options.log.child({ module: 'backend-monitor' });
@@ -238,7 +245,7 @@ export class BackendMonitor {
     entry.running = running;
     const current = entry;
     const promise = this.#limiter
-      .run(() => probe(def, this.#timeoutMs, controller.signal))
+      .run(() => this.#probe(def, controller.signal))
       .then((outcome) => {
         if (outcome !== undefined && !controller.signal.aborted && this.#entries.get(name) === current) {
           this.#record(name, current, outcome);
@@ -255,6 +262,26 @@ export class BackendMonitor {
     running.promise = promise;
     this.#track(promise);
     return promise;
+  }
+
+  /** One check with the server's credential; a credential that cannot be had is the check's failure. */
+  async #probe(def: ServerDefinition, signal: AbortSignal): Promise<ProbeOutcome | undefined> {
+    let headers: Readonly<Record<string, string>> = {};
+    if (this.#credentials && def.backendAuth !== undefined && def.backendAuth.type !== 'none') {
+      try {
+        headers = await this.#credentials(def);
+      } catch (err) {
+        if (signal.aborted) return undefined;
+        const reason = err instanceof GatewayError ? err.message : 'unknown error';
+        return {
+          ok: false,
+          transport: def.transports['streamable-http'] !== undefined ? 'streamable-http' : 'sse',
+          latencyMs: 0,
+          error: `backend credential unavailable: ${reason}`.slice(0, 300),
+        };
+      }
+    }
+    return probe(def, this.#timeoutMs, signal, headers);
   }
 
   #track(promise: Promise<unknown>): void {
@@ -307,7 +334,7 @@ export class BackendMonitor {
 
 /** What decides where a check goes: a change of it means the last result is about another place. */
 function fingerprint(def: ServerDefinition): string {
-  return JSON.stringify([def.url, def.transports['streamable-http'] ?? null, def.transports.sse ?? null]);
+  return JSON.stringify([def.url, def.transports['streamable-http'] ?? null, def.transports.sse ?? null, def.backendAuth ?? null]);
 }
 
 /** Hands slots over directly on release, so a newcomer can never jump in between and exceed `max`. */

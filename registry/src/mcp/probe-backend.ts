@@ -71,7 +71,12 @@ export type ProbeOutcome =
  * undefined when `cancel` fired (stop, a removed or moved server): that is no news about the
  * backend. Never rejects for anything the backend does.
  */
-export async function probe(def: ServerDefinition, timeoutMs: number, cancel: AbortSignal): Promise<ProbeOutcome | undefined> {
+export async function probe(
+  def: ServerDefinition,
+  timeoutMs: number,
+  cancel: AbortSignal,
+  credential: Readonly<Record<string, string>> = {},
+): Promise<ProbeOutcome | undefined> {
   if (cancel.aborted) return undefined;
   const streamablePath = def.transports['streamable-http'];
   const kind: TransportKind = streamablePath !== undefined ? 'streamable-http' : 'sse';
@@ -93,7 +98,8 @@ export async function probe(def: ServerDefinition, timeoutMs: number, cancel: Ab
   // Set, and the check ended at once, when a response outgrows MAX_RESPONSE_BYTES: over SSE the
   // SDK would only report it to onerror and go on waiting.
   let overflow: string | undefined;
-  const fetch = checkFetch(MAX_RESPONSE_BYTES, (message) => {
+  // The gateway's own credential for this backend (issue 13) rides on every request of the check.
+  const fetch = checkFetch(MAX_RESPONSE_BYTES, credential, (message) => {
     overflow ??= message;
     deadline.abort(new Error(message));
   });
@@ -240,9 +246,10 @@ function rootCause(err: unknown): unknown {
  * the backend dropped since the last check would otherwise fail the next check with "other side
  * closed" although the backend is up, and nothing is left open once the check is over.
  */
-function checkFetch(maxBytes: number, overflowed: (message: string) => void): FetchLike {
+function checkFetch(maxBytes: number, credential: Readonly<Record<string, string>>, overflowed: (message: string) => void): FetchLike {
   return async (url, init) => {
     const headers = new Headers(init?.headers);
+    for (const [name, value] of Object.entries(credential)) headers.set(name, value);
     headers.set('connection', 'close');
     const response = await fetch(url, { ...init, headers });
     if (response.body === null || !response.ok) return response;

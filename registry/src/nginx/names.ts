@@ -8,6 +8,7 @@
  * contexts (`;`, `{`, `}`, `$`, `#`, quotes, whitespace, `\`) and a miss in any of them would
  * let a definition file add directives.
  */
+import { SLOT_HEADER_NAME_PATTERN } from '../catalog/backend-auth.ts';
 import { BACKEND_PATH_PATTERN, BACKEND_URL_PATTERN, SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
 import { isSerializedOrigin } from '../config/origin.ts';
 import { GatewayError, type GatewayErrorCode } from '../errors.ts';
@@ -27,6 +28,8 @@ export type BodySize = Checked<'BodySize'>;
 export type HostPort = Checked<'HostPort'>;
 /** A browser origin of the CORS allow-list (`scheme://host[:port]`), for the `map $http_origin`. */
 export type CorsOrigin = Checked<'CorsOrigin'>;
+/** A header name of BACKEND_CREDENTIAL_HEADERS: letters, digits, dashes (a `proxy_set_header` argument). */
+export type HeaderName = Checked<'HeaderName'>;
 /** A checked backend URL with a checked path appended: a `proxy_pass` target. */
 export type BackendTarget = Checked<'BackendTarget'>;
 
@@ -159,6 +162,14 @@ export function assertCorsOrigin(value: unknown): CorsOrigin {
 }
 
 /** Joins a checked host and port. @throws GatewayError `CONFIG_INVALID` for a bad port. */
+/**
+ * Checks a header name nginx sets on backend requests (BACKEND_CREDENTIAL_HEADERS).
+ * @throws GatewayError `CONFIG_INVALID` for anything but letters, digits and dashes (1-64).
+ */
+export function assertHeaderName(value: unknown): HeaderName {
+  return check<'HeaderName'>(value, SLOT_HEADER_NAME_PATTERN, 'CONFIG_INVALID', 'backend credential header name');
+}
+
 export function hostPort(host: ListenHost, port: number): HostPort {
   return `${host}:${assertPort(port)}` as HostPort;
 }

@@ -8,6 +8,9 @@
  */
 import { PATH_HEADER, ROUTE_ALLOW_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER } from '../authz/route.ts';
 import {
+  BACKEND_CREDENTIAL_HEADER,
+  BACKEND_SLOT_HEADER_PREFIX,
+  ERROR_DETAIL_HEADER,
   BACKEND_SESSION_HEADER,
   BACKEND_TARGET_HEADER,
   EXECUTE_PREFIX,
@@ -29,7 +32,7 @@ import {
   VALIDATE_PATH,
 } from '../authz/paths.ts';
 import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
-import { quoted } from './names.ts';
+import { quoted, type HeaderName } from './names.ts';
 import { corsAnswer, corsEntry, hideUpstreamCors } from './render-cors.ts';
 import { UPSTREAM_NAME_PATTERN, type BackendUpstream } from './route.ts';
 import { block, type Lines } from './render-lines.ts';
@@ -67,8 +70,26 @@ export const SESSION_HEADERS = [SESSION_HEADER, SESSION_KEY_HEADER, BACKEND_SESS
 /** The check's routing vocabulary (authz/route.ts): never from a client, never to a backend. */
 export const ROUTE_HEADERS = [PATH_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, ROUTE_ALLOW_HEADER] as const;
 
-export function renderNjsVariables(): Lines {
-  return NJS_VARIABLES.map((variable) => `js_var ${variable};`);
+/**
+ * The backend credential slots (issue 13): `authorization`, then `h1`.. for each header name of
+ * BACKEND_CREDENTIAL_HEADERS. njs fills `$mcp_backend_<slot>` from the check's 200; the backend
+ * locations send each as its header (empty: none is sent).
+ */
+function credentialSlots(headers: readonly HeaderName[]): { slot: string; header: string }[] {
+  return [{ slot: 'authorization', header: 'Authorization' }, ...headers.map((header, i) => ({ slot: `h${i + 1}`, header }))];
+}
+
+/** The check's credential vocabulary: never from a client, never to a backend. */
+export function credentialHeaders(headers: readonly HeaderName[]): string[] {
+  return [BACKEND_CREDENTIAL_HEADER, ERROR_DETAIL_HEADER, ...credentialSlots(headers).map(({ slot }) => BACKEND_SLOT_HEADER_PREFIX + slot)];
+}
+
+export function renderNjsVariables(headers: readonly HeaderName[]): Lines {
+  return [
+    ...NJS_VARIABLES.map((variable) => `js_var ${variable};`),
+    // The gateway's own credential for the backend, per slot, from the check's 200 (njs).
+    ...credentialSlots(headers).map(({ slot }) => `js_var $mcp_backend_${slot};`),
+  ];
 }
 
 /**
@@ -201,7 +222,7 @@ export function renderBackendUpstream(upstream: BackendUpstream): Lines {
 export const BACKEND_LOCATIONS = ['@mcp_streamable', '@mcp_streamable_filtered', '@mcp_sse', '@mcp_sse_filtered', '@mcp_sse_messages'] as const;
 
 /** Directives of a named location that proxies to the backend the check answered. */
-function renderBackend(location: (typeof BACKEND_LOCATIONS)[number], cors: boolean): Lines {
+function renderBackend(location: (typeof BACKEND_LOCATIONS)[number], cors: boolean, headers: readonly HeaderName[]): Lines {
   const filtered = location.endsWith('_filtered');
   const stream = location === '@mcp_sse' || location === '@mcp_sse_filtered';
   return block(`location ${location}`, [
@@ -227,17 +248,27 @@ function renderBackend(location: (typeof BACKEND_LOCATIONS)[number], cors: boole
     ...corsAnswer(cors),
     'proxy_set_header Host $mcp_backend_host;',
     'proxy_set_header Connection "";',
-    // No token passthrough: the client's credentials are for the gateway, not the backend.
+    // No token passthrough: the client's credentials are for the gateway, not the backend. The
+    // backend gets the gateway's own credential for it, when its definition has one (the check's
+    // answer, copied by njs; empty otherwise, which sends no header). A client's header of a slot's
+    // name is replaced the same way, so it never reaches a backend either.
     'proxy_set_header Cookie "";',
-    'proxy_set_header Authorization "";',
+    ...credentialSlots(headers).map(({ slot, header }) => `proxy_set_header ${header} $mcp_backend_${slot};`),
     // Set by njs from the check's answer. proxy_set_header replaces a client-sent header of
     // the same name, and an empty value sends none, so a forged `X-User: root` never arrives.
     `proxy_set_header ${USER_HEADER} $mcp_user;`,
     `proxy_set_header ${USERNAME_HEADER} $mcp_username;`,
     `proxy_set_header ${SCOPES_HEADER} $mcp_scopes;`,
-    ...[MISSING_SCOPE_HEADER, SERVER_HEADER, TRANSPORT_HEADER, ...ROUTE_HEADERS, MESSAGES_HEADER, TOOL_FILTER_HEADER, ...SESSION_HEADERS].map(
-      (h) => `proxy_set_header ${h} "";`,
-    ),
+    ...[
+      MISSING_SCOPE_HEADER,
+      SERVER_HEADER,
+      TRANSPORT_HEADER,
+      ...ROUTE_HEADERS,
+      MESSAGES_HEADER,
+      TOOL_FILTER_HEADER,
+      ...SESSION_HEADERS,
+      ...credentialHeaders(headers),
+    ].map((h) => `proxy_set_header ${h} "";`),
     `proxy_set_header ${REQUEST_ID_HEADER} $request_id;`,
     // The backend's own session id, unsealed by the check for this principal; never the
     // client's value (empty: none is sent). MCP-Protocol-Version and Last-Event-ID pass through.
@@ -260,6 +291,6 @@ function renderBackend(location: (typeof BACKEND_LOCATIONS)[number], cors: boole
  * Enabled or not, a server is routed the same: the check answers 503 for a disabled server
  * (decideAccess). Added, edited or removed, too: the check reads the catalog on each request.
  */
-export function renderBackendLocations(cors: boolean): Lines {
-  return BACKEND_LOCATIONS.flatMap((location) => renderBackend(location, cors));
+export function renderBackendLocations(cors: boolean, headers: readonly HeaderName[]): Lines {
+  return BACKEND_LOCATIONS.flatMap((location) => renderBackend(location, cors, headers));
 }

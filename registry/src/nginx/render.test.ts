@@ -12,6 +12,8 @@ const INPUT: NginxRenderInput = {
   njsModulePath: '/usr/lib/nginx/modules/ngx_http_js_module.so',
   njsDir: '/opt/mcp-gateway/nginx/njs',
   workerUser: 'nobody nogroup',
+  // BACKEND_CREDENTIAL_HEADERS' default: one slot besides Authorization.
+  backendCredentialHeaders: ['X-API-Key'],
   // What RouteTable.start() gives for the catalog's backend origins; out of order on purpose.
   upstreams: [
     { name: 'mcp_backend_5e0c9d2b7a41', server: '127.0.0.1:8003' as HostPort },
@@ -48,6 +50,17 @@ describe('renderNginxConfig', () => {
 
   it('matches the reviewed snapshot', (t) => {
     t.assert.snapshot(config, { serializers: [(value) => value] });
+  });
+
+  it('refuses a backend credential header name nginx could misread, or Authorization twice', () => {
+    for (const name of ['X Key', 'X-Key;', '$x', 'Authorization', 'x-key,X-KEY'.split(',')[0] + '\n']) {
+      assert.throws(
+        () => renderNginxConfig({ ...INPUT, backendCredentialHeaders: [name] }),
+        (err: unknown) => err instanceof GatewayError && err.code === 'CONFIG_INVALID',
+        name,
+      );
+    }
+    assert.throws(() => renderNginxConfig({ ...INPUT, backendCredentialHeaders: ['X-Key', 'x-key'] }), GatewayError);
   });
 
   it('is deterministic whatever order the upstreams come in', () => {
@@ -158,7 +171,7 @@ describe('renderNginxConfig', () => {
     assert.ok(small.includes('\n    js_path "/srv/gw/nginx/njs";\n'), 'a trailing slash is dropped');
   });
 
-  it('proxies to the backend the check named, and blanks Cookie and Authorization there', () => {
+  it("proxies to the backend the check named, with the gateway's own credential in place of the client's Cookie and Authorization", () => {
     const toBackends = [...byPath].filter(([, body]) => /proxy_pass /.test(body) && !body.includes('mcp_registry'));
     assert.deepEqual(
       toBackends.map(([path]) => path),
@@ -173,7 +186,11 @@ describe('renderNginxConfig', () => {
       assert.match(body, /^ +proxy_ssl_name \$mcp_backend_sni;$/m, path);
       assert.match(body, /proxy_set_header Connection "";/, 'keepalive to the upstream needs Connection ""');
       assert.match(body, /proxy_set_header Cookie "";/, path);
-      assert.match(body, /proxy_set_header Authorization "";/, path);
+      // No token passthrough: Authorization is the gateway's credential for the backend (empty: none
+      // is sent), and so is each BACKEND_CREDENTIAL_HEADERS slot, whatever the client sent.
+      assert.match(body, /^ +proxy_set_header Authorization \$mcp_backend_authorization;$/m, path);
+      assert.match(body, /^ +proxy_set_header X-API-Key \$mcp_backend_h1;$/m, path);
+      assert.doesNotMatch(body, /proxy_set_header Authorization \$http_authorization/, path);
       assert.match(body, /proxy_set_header x-user \$mcp_user;/, path);
       assert.match(body, /proxy_set_header x-username \$mcp_username;/, path);
       assert.match(body, /proxy_set_header x-scopes \$mcp_scopes;/, path);

@@ -29,6 +29,7 @@ import {
   assertFilePath,
   assertListenHost,
   assertPort,
+  assertHeaderName,
   assertWorkerUser,
   hostPort,
   quoted,
@@ -43,6 +44,7 @@ import {
   renderBackendUpstream,
   renderMcpLocations,
   renderNjsVariables,
+  credentialHeaders,
   ROUTE_HEADERS,
   SESSION_HEADERS,
   type Lines,
@@ -72,6 +74,11 @@ export interface NginxRenderInput {
    * (CORS_ALLOWED_ORIGINS). Empty or absent: no CORS at all (preflights get njs's 405).
    */
   readonly corsOrigins?: readonly string[];
+  /**
+   * Header names besides Authorization nginx sets from the check's answer on backend requests
+   * (BACKEND_CREDENTIAL_HEADERS), one slot each; default none.
+   */
+  readonly backendCredentialHeaders?: readonly string[];
   /** Largest request body; default `1m`. */
   readonly maxBodySize?: string;
   /** One upstream block per backend origin known at start (nginx/route.ts RouteTable.start). */
@@ -83,6 +90,15 @@ const TEMP_PATHS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const
 /** The allow-list, checked and without repeats (a repeated `map` key stops nginx). */
 function checkCorsOrigins(origins: readonly string[]): CorsOrigin[] {
   return [...new Set(origins.map((origin) => assertCorsOrigin(origin)))];
+}
+
+/** BACKEND_CREDENTIAL_HEADERS, checked (and each once: two slots of one name would send both). */
+function credentialHeaderNames(input: NginxRenderInput) {
+  const names = (input.backendCredentialHeaders ?? []).map((name) => assertHeaderName(name));
+  const lower = names.map((n) => n.toLowerCase());
+  if (lower.includes('authorization') || new Set(lower).size !== lower.length)
+    throw new GatewayError('CONFIG_INVALID', 'backend credential headers must be distinct and not Authorization');
+  return names;
 }
 
 /** Where the MCP error pages live: JSON for clients that parse JSON, never the web page. */
@@ -149,6 +165,7 @@ function registryProxy(publicScheme: 'http' | 'https' | undefined): Lines {
       TOOL_FILTER_HEADER,
       ...ROUTE_HEADERS,
       ...SESSION_HEADERS,
+      ...credentialHeaders([]),
     ].map((header) => `proxy_set_header ${header} "";`),
   ];
 }
@@ -170,7 +187,7 @@ function renderServerBlock(input: NginxRenderInput, cors: boolean): Lines {
     ...renderMcpLocations(cors),
     '',
     '# Where njs sends a request the check allowed, to the backend the check named.',
-    ...renderBackendLocations(cors),
+    ...renderBackendLocations(cors, credentialHeaderNames(input)),
     '',
     '# Any other MCP path (not a well-formed server name): a JSON 404, never the web page.',
     ...[STREAMABLE_PREFIX, EXECUTE_PREFIX].flatMap((prefix) =>
@@ -248,7 +265,7 @@ export function renderNginxConfig(input: NginxRenderInput): string {
     // The njs step that reads each MCP body and asks the check (nginx/njs/mcp.js).
     `js_path ${quoted(assertFilePath(input.njsDir.replace(/\/+$/, '')))};`,
     'js_import mcp from mcp.js;',
-    ...renderNjsVariables(),
+    ...renderNjsVariables(credentialHeaderNames(input)),
     ...(cors ? renderCorsMaps(corsOrigins) : []),
     // No http-level proxy_set_header: nginx inherits them only into locations that set none,
     // so each location below lists its headers in full and can be read on its own.

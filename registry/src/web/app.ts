@@ -24,6 +24,7 @@ import { API_PREFIX } from './api/routes.ts';
 import { apiRouter } from './api/router.ts';
 import type { NginxState } from './api/schemas.ts';
 import { RegistryActions } from './registry-actions.ts';
+import type { BackendCredentials } from '../credentials/backend-credentials.ts';
 import { formRoutes } from './routes/forms.ts';
 import { pageRoutes } from './routes/pages.ts';
 import { protectedResourceRoutes } from './routes/protected-resource.ts';
@@ -55,6 +56,8 @@ export interface AppOptions {
   readonly authServer?: AuthorizationServer;
   /** Connected clients and personal access tokens (/connections, /tokens and their API). */
   readonly account?: AccountActions;
+  /** The gateway's own credentials for backends: status and write-only secrets (page and API). */
+  readonly credentials?: BackendCredentials;
   readonly log: Logger;
   /** /readyz: nginx configured and every store reachable (metrics/readiness.ts), built by the composition root. */
   readonly readiness: () => Readiness;
@@ -92,6 +95,7 @@ export function createApp(options: AppOptions): RequestListener {
     nginxStatus: options.nginxStatus,
     nginxSettled: options.nginxSettled,
     ...(options.account ? { account: options.account } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
   });
 
   app.use(securityHeaders(options.publicUrl));

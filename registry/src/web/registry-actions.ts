@@ -15,6 +15,7 @@ import { grantsOnServer } from '../scopes/grants.ts';
 import { REGISTRY_ADMIN, REGISTRY_READ, serverScope } from '../scopes/scope.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
 import type { AccountActions } from './account-actions.ts';
+import type { BackendCredentials, CredentialStatus } from '../credentials/backend-credentials.ts';
 import {
   fieldProblemsOf,
   type NginxState,
@@ -39,6 +40,8 @@ export interface RegistryActionsOptions {
   readonly nginxSettled: () => Promise<void>;
   /** Connected clients and personal access tokens (account-actions.ts); absent without the authorization server. */
   readonly account?: AccountActions;
+  /** The gateway's own credentials for backends (issue 13); absent: definitions' backendAuth is not checked against the configuration. */
+  readonly credentials?: Pick<BackendCredentials, 'policy' | 'status' | 'setSecrets' | 'clearSecrets'>;
 }
 
 export type Change = { server: ServerSummary; nginx: NginxState };
@@ -98,7 +101,7 @@ export class RegistryActions {
   /** Registers a server: registry admin only. `input` is a whole definition, validated here. */
   async register(p: Principal, user: string, input: unknown): Promise<Change> {
     if (!hasScope(p.scopes, REGISTRY_ADMIN)) throw missing(REGISTRY_ADMIN, 'register servers');
-    const def = parseDefinition(input);
+    const def = this.#parse(input);
     await this.#o.catalog.create(def);
     this.#o.audit.record({ event: 'change', user, server: def.name, action: 'register' });
     return this.#changed(p, def.name);
@@ -108,7 +111,7 @@ export class RegistryActions {
   async update(p: Principal, user: string, name: string, input: unknown, version?: string): Promise<Change> {
     this.#readable(p, name);
     if (!canEditServer(p.scopes, name)) throw missing(serverScope(name, 'edit'), `change ${name}`);
-    const def = parseDefinition(input);
+    const def = this.#parse(input);
     await this.#o.catalog.replace(name, def, version);
     this.#o.audit.record({ event: 'change', user, server: name, action: 'update' });
     return this.#changed(p, name);
@@ -130,8 +133,65 @@ export class RegistryActions {
     if (!hasScope(p.scopes, REGISTRY_ADMIN)) throw missing(REGISTRY_ADMIN, `delete ${name}`);
     await this.#o.catalog.delete(name, version);
     this.#o.audit.record({ event: 'change', user, server: name, action: 'delete' });
+    // Its secrets go with it: a server registered later under the name starts without them.
+    if ((await this.#o.credentials?.clearSecrets(name)) ?? 0) this.#o.audit.record({ event: 'change', user, server: name, action: 'credentials' });
     await this.#o.nginxSettled();
     return this.#nginx(p);
+  }
+
+  /** What backend credentials a server has, set or not, from where and when (never a value). Edit scope. */
+  credentialStatus(p: Principal, name: string): CredentialStatus {
+    return this.#credentials().status(this.#editable(p, name, 'see the backend credentials of'));
+  }
+
+  /** The status for the server's page: undefined where the gateway keeps no backend credentials. */
+  credentialStatusOrNone(p: Principal, name: string): CredentialStatus | undefined {
+    return this.#o.credentials ? this.credentialStatus(p, name) : undefined;
+  }
+
+  /** Stores secrets of a server (write-only) and audits it, never the value. Edit scope. */
+  async setCredentials(
+    p: Principal,
+    user: string,
+    name: string,
+    input: { headers?: Record<string, string>; clientSecret?: string },
+  ): Promise<CredentialStatus> {
+    const def = this.#editable(p, name, 'set the backend credentials of');
+    await this.#credentials().setSecrets(def, input);
+    this.#o.audit.record({ event: 'change', user, server: name, action: 'credentials' });
+    // The health check and tool discovery use the new secret at once.
+    void this.#o.monitor.refresh(name).catch(() => undefined);
+    return this.#credentials().status(def);
+  }
+
+  /** Removes every vault secret of a server. Edit scope. */
+  async clearCredentials(p: Principal, user: string, name: string): Promise<CredentialStatus> {
+    const def = this.#editable(p, name, 'clear the backend credentials of');
+    const removed = await this.#credentials().clearSecrets(name);
+    if (removed > 0) this.#o.audit.record({ event: 'change', user, server: name, action: 'credentials' });
+    return this.#credentials().status(def);
+  }
+
+  #credentials(): NonNullable<RegistryActionsOptions['credentials']> {
+    if (!this.#o.credentials) throw new GatewayError('NOT_FOUND', 'This gateway keeps no backend credentials.');
+    return this.#o.credentials;
+  }
+
+  #editable(p: Principal, name: string, what: string): ServerDefinition {
+    const def = this.#readable(p, name);
+    if (!canEditServer(p.scopes, name)) throw missing(serverScope(name, 'edit'), `${what} ${name}`);
+    return def;
+  }
+
+  /** A whole definition, validated, including the rules of this gateway's configuration (backendAuth). */
+  #parse(input: unknown): ServerDefinition {
+    const def = parseDefinition(input);
+    const problems = this.#o.credentials?.policy(def) ?? [];
+    if (problems.length)
+      throw new GatewayError('REQUEST_INVALID', `The server definition is not valid: ${problems.map((f) => `${f.field}: ${f.message}`).join('; ')}`, {
+        fields: problems,
+      });
+    return def;
   }
 
   /** Signed-in users (one entry per username), for "who can do what". Registry read. */

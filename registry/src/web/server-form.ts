@@ -17,7 +17,17 @@ export interface ServerFormValues {
   readonly tags: string;
   /** One tool per line: `name: description`. */
   readonly tools: string;
+  /** backendAuth's mode: none, headers or client_credentials. */
+  readonly authType: string;
+  /** backendAuth's other settings as JSON (without `type`); never a secret (the schema refuses them). */
+  readonly authSettings: string;
 }
+
+/** What the settings box starts with when an operator picks a mode (docs/backend-credentials.md). */
+export const AUTH_SETTINGS_EXAMPLES: Readonly<Record<string, string>> = Object.freeze({
+  headers: '{ "headers": [{ "name": "Authorization", "prefix": "Bearer ", "from": "vault" }] }',
+  client_credentials: '{ "tokenUrl": "https://idp.example.com/oauth2/token", "clientId": "mcp-gateway", "scopes": [], "clientSecretFrom": "vault" }',
+});
 
 export const EMPTY_FORM: ServerFormValues = Object.freeze({
   name: '',
@@ -28,6 +38,8 @@ export const EMPTY_FORM: ServerFormValues = Object.freeze({
   enabled: true,
   tags: '',
   tools: '',
+  authType: 'none',
+  authSettings: '',
 });
 
 export function formFromDefinition(def: ServerDefinition): ServerFormValues {
@@ -40,7 +52,15 @@ export function formFromDefinition(def: ServerDefinition): ServerFormValues {
     enabled: def.enabled,
     tags: def.tags.join(', '),
     tools: def.tools.map((t) => (t.description ? `${t.name}: ${t.description}` : t.name)).join('\n'),
+    ...authFields(def),
   };
+}
+
+function authFields(def: ServerDefinition): { authType: string; authSettings: string } {
+  const auth = def.backendAuth;
+  if (auth === undefined || auth.type === 'none') return { authType: 'none', authSettings: '' };
+  const { type, ...settings } = auth;
+  return { authType: type, authSettings: JSON.stringify(settings, null, 2) };
 }
 
 /** What the browser posted, as strings (missing fields are empty; an unchecked box is absent). */
@@ -55,7 +75,35 @@ export function formFromBody(body: Record<string, unknown> | undefined): ServerF
     enabled: text('enabled') === 'on' || text('enabled') === 'true',
     tags: text('tags'),
     tools: text('tools'),
+    authType: text('authType').trim() || 'none',
+    authSettings: text('authSettings').trim(),
   };
+}
+
+/** Why the backend authentication settings box cannot be read, by form field; empty when it can. */
+export function authSettingsErrors(form: ServerFormValues): Record<string, string> {
+  if (form.authType === 'none' || form.authSettings === '') return {};
+  try {
+    const settings: unknown = JSON.parse(form.authSettings);
+    if (settings !== null && typeof settings === 'object' && !Array.isArray(settings)) return {};
+  } catch {
+    // reported below
+  }
+  return { authSettings: 'write the settings as one JSON object, such as ' + (AUTH_SETTINGS_EXAMPLES[form.authType] ?? '{}') };
+}
+
+/** The form's backendAuth: absent for none; settings that are not a JSON object are left for the schema to name. */
+function authFromForm(form: ServerFormValues): Record<string, unknown> | undefined {
+  if (form.authType === 'none' || form.authType === '') return undefined;
+  let settings: unknown = {};
+  if (form.authSettings !== '') {
+    try {
+      settings = JSON.parse(form.authSettings);
+    } catch {
+      settings = {};
+    }
+  }
+  return { ...(settings !== null && typeof settings === 'object' && !Array.isArray(settings) ? settings : {}), type: form.authType };
 }
 
 export function definitionInputFromForm(form: ServerFormValues): ServerDefinitionInput {
@@ -81,6 +129,7 @@ export function definitionInputFromForm(form: ServerFormValues): ServerDefinitio
       .map((t) => t.trim())
       .filter(Boolean),
     tools,
+    ...(authFromForm(form) ? { backendAuth: authFromForm(form) as ServerDefinitionInput['backendAuth'] } : {}),
   };
 }
 
@@ -93,13 +142,16 @@ export function formErrors(problems: readonly FieldProblem[]): Record<string, st
     if (head === 'transports') key = second === 'sse' ? 'sse' : 'streamable';
     else if (head === 'tags') key = 'tags';
     else if (head === 'tools') key = 'tools';
+    else if (head === 'backendAuth') key = second === 'type' ? 'authType' : 'authSettings';
     else if (!['name', 'description', 'url', 'enabled'].includes(key)) key = 'form';
     const where =
-      head === 'tools' && second !== undefined
-        ? `line ${Number(second) + 1}${third ? ` (${third})` : ''}: `
-        : head === 'tags' && second !== undefined
-          ? `tag ${Number(second) + 1}: `
-          : '';
+      head === 'backendAuth' && second !== undefined && second !== 'type'
+        ? `${field.split('.').slice(1).join('.')}: `
+        : head === 'tools' && second !== undefined
+          ? `line ${Number(second) + 1}${third ? ` (${third})` : ''}: `
+          : head === 'tags' && second !== undefined
+            ? `tag ${Number(second) + 1}: `
+            : '';
     errors[key] = errors[key] ? `${errors[key]}; ${where}${message}` : `${where}${message}`;
   }
   return errors;

@@ -45,6 +45,8 @@ export interface TestGatewayOptions {
   readonly shared?: SharedState;
   /** Another gateway's CATALOG_DIR, used as it is (replicas seeded from the same files). */
   readonly catalogDir?: string;
+  /** Where the registry's log lines go (default stdout, silenced by LOGGING_LEVEL unless TEST_LOG_LEVEL). */
+  readonly logDestination?: { write(line: string): void };
 }
 
 /**
@@ -99,7 +101,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     await backend.close();
     throw new Error(loaded.errors.join('\n'));
   }
-  const log = createLogger(loaded.config.logLevel);
+  const log = createLogger(loaded.config.logLevel, options.logDestination);
   let gateway: RunningGateway;
   try {
     gateway = await startGateway(loaded.config, log, options.hooks, options.shared);

@@ -22,6 +22,7 @@ import {
 import { ApiClient, assertError, machineToken, type ApiResponse, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, freePort, startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
+import { MemoryVault } from './memory-vault.ts';
 import { connectClientOverHttp } from './oauth-flow.ts';
 
 /*
@@ -67,6 +68,7 @@ before(async () => {
       { name: 'fininfo', url: fininfo.url, transports: { 'streamable-http': '/mcp', sse: '/sse' }, enabled: true },
       { name: 'deadend', url: `http://127.0.0.1:${deadPort}`, transports: { 'streamable-http': '/mcp' }, enabled: true },
     ],
+    hooks: { vault: new MemoryVault() },
     users: [
       { username: 'editor', password: 'editor-pw', groups: ['mcp-server-currenttime-edit'] },
       { username: 'toggler', password: 'toggler-pw', groups: ['mcp-server-currenttime-toggle'] },
@@ -1145,6 +1147,33 @@ describe('tools, refresh and health', () => {
     const mcp = await mcpPost('deadend', { authorization: `Bearer ${token}` });
     assert.equal(mcp.status, 502, mcp.text);
     assert.equal(JSON.parse(mcp.text).error, 'BACKEND_UNAVAILABLE');
+  });
+});
+
+describe('backend credentials', () => {
+  test('PUT sets a secret write-only, GET shows it set (never the value), DELETE clears it; editors only', async () => {
+    const backendAuth = { type: 'headers', headers: [{ name: 'X-API-Key', from: 'vault' }] };
+    const registered = await api.call('registerServer', { body: definitionOf('keyed', { backendAuth }), as: bearer() });
+    assert.equal(registered.status, 201, registered.text);
+    assert.deepEqual(registered.body.server.definition.backendAuth, backendAuth);
+    const put = await api.call('setCredentials', { params: { name: 'keyed' }, body: { headers: { 'X-API-Key': 'api-test-secret-1' } }, as: bearer() });
+    assert.equal(put.status, 200, put.text);
+    assert.ok(!put.text.includes('api-test-secret-1'));
+    const get = await api.call('getCredentials', { params: { name: 'keyed' }, as: as('admin') });
+    assert.equal(get.status, 200);
+    assert.equal(get.body.type, 'headers');
+    assert.equal(get.body.secrets[0].set, true);
+    assert.ok(!get.text.includes('api-test-secret-1'));
+    // Without the edit scope: 403 for one who may read the server, 404 for one who may not (as everywhere).
+    assertError(await api.call('getCredentials', { params: { name: 'currenttime' }, as: as('user') }), 403, 'AUTH_SCOPE_MISSING');
+    assertError(await api.call('getCredentials', { params: { name: 'keyed' }, as: as('user') }), 404, 'SERVER_UNKNOWN');
+    // An editor of a server without backendAuth sees that it has none.
+    const none = await api.call('getCredentials', { params: { name: 'currenttime' }, as: as('editor') });
+    assert.deepEqual(none.body, { server: 'currenttime', type: 'none', secrets: [] });
+    const cleared = await api.call('clearCredentials', { params: { name: 'keyed' }, as: as('admin') });
+    assert.equal(cleared.status, 200);
+    assert.equal(cleared.body.secrets[0].set, false);
+    assert.equal((await api.call('deleteServer', { params: { name: 'keyed' }, as: bearer() })).status, 200);
   });
 });
 

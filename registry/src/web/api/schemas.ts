@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { serverDefinitionSchema, SERVER_NAME_PATTERN, TOOL_NAME_PATTERN, TRANSPORTS } from '../../catalog/server-definition.ts';
+import { HEADER_NAME_PATTERN } from '../../catalog/backend-auth.ts';
 import { GATEWAY_ERROR_CODES, type FieldProblem } from '../../errors.ts';
 
 /**
@@ -260,6 +261,42 @@ export const personalTokenBodySchema = z
 export const personalTokenCreatedSchema = z
   .object({ token: z.string(), tokenInfo: personalTokenSchema, mcpUrls: z.record(z.string(), z.string()) })
   .meta({ id: 'PersonalTokenCreated' });
+
+/** Secrets for a server's backend credential: write-only (answers never hold them). */
+export const credentialsBodySchema = z
+  .strictObject({
+    headers: z
+      .record(z.string().regex(HEADER_NAME_PATTERN, 'a header name'), z.string().min(1).max(8192))
+      .optional()
+      .describe(
+        'Values by header name, for the headers of the server\'s backendAuth that read from the vault. A value that starts with the header\'s prefix ("Bearer ") has it removed; it is added when sent.',
+      ),
+    clientSecret: z.string().min(1).max(4096).optional().describe('The client secret of a client_credentials backendAuth that reads from the vault.'),
+  })
+  .meta({ id: 'CredentialSecrets' });
+
+export const credentialStatusSchema = z
+  .object({
+    server: z.string(),
+    type: z.enum(['none', 'headers', 'client_credentials']),
+    secrets: z.array(
+      z.object({
+        name: z.string().describe('The header name, or "client secret".'),
+        source: z.enum(['vault', 'env']),
+        id: z.string().optional().describe('The vault id (server:<name>:header:<header> or server:<name>:client-secret).'),
+        env: z.string().optional().describe('The environment variable it is read from.'),
+        set: z.boolean(),
+        updatedAt: z.string().optional().describe('When it was set (vault only).'),
+        keyId: z.string().optional().describe('The vault key that sealed it (its id, never the key).'),
+      }),
+    ),
+    token: z
+      .object({ cachedUntil: z.string().optional(), lastError: z.string().optional(), lastFetchedAt: z.string().optional() })
+      .optional()
+      .describe('client_credentials: the cached token (never the token) and the last failure of the token endpoint.'),
+    problem: z.string().optional().describe('Why the gateway cannot build this credential with its configuration.'),
+  })
+  .meta({ id: 'CredentialStatus' });
 
 export const idParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
 

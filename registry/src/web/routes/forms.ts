@@ -9,7 +9,7 @@ import { GatewayError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import { requireCsrf } from '../csrf.ts';
 import type { RegistryActions } from '../registry-actions.ts';
-import { definitionInputFromForm, formErrors, formFromBody } from '../server-form.ts';
+import { authSettingsErrors, definitionInputFromForm, formErrors, formFromBody } from '../server-form.ts';
 import { layout, principalOf, requireSignedIn } from './page-context.ts';
 
 const form = express.urlencoded({ extended: false, limit: '64kb' });
@@ -21,6 +21,11 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
 
   router.post('/servers', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
     const values = formFromBody(req.body);
+    const unreadable = authSettingsErrors(values);
+    if (Object.keys(unreadable).length)
+      return void res
+        .status(400)
+        .render('server-form', { ...layout(req, catalog, 'register'), mode: 'register', form: values, errors: unreadable, version: '' });
     try {
       const change = await actions.register(principalOf(req), user(req), definitionInputFromForm(values));
       log.info({ user: user(req), server: change.server.name }, 'server registered from the page');
@@ -36,6 +41,11 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
   router.post('/servers/:name', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
     const values = { ...formFromBody(req.body), name: name(req) };
     const version = versionOf(req);
+    const unreadable = authSettingsErrors(values);
+    if (Object.keys(unreadable).length)
+      return void res
+        .status(400)
+        .render('server-form', { ...layout(req, catalog, 'server'), mode: 'edit', form: values, errors: unreadable, version: version ?? '' });
     try {
       const change = await actions.update(principalOf(req), user(req), name(req), definitionInputFromForm(values), version);
       done(req, res, `/servers/${name(req)}`, `${name(req)} is saved${routeNote(change)}.`);
@@ -45,6 +55,33 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
         .status(err.status)
         .render('server-form', { ...layout(req, catalog, 'server'), mode: 'edit', form: values, errors: fieldErrors(err), version: version ?? '' });
     }
+  });
+
+  // The backend credential's secrets: write-only password fields on the server's page.
+  router.post('/servers/:name/credentials', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
+    const headers: Record<string, string> = {};
+    let clientSecret: string | undefined;
+    for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, unknown>)) {
+      if (typeof value !== 'string' || value === '') continue;
+      if (key.startsWith('header:')) headers[key.slice('header:'.length)] = value;
+      else if (key === 'clientSecret') clientSecret = value;
+    }
+    try {
+      await actions.setCredentials(principalOf(req), user(req), name(req), {
+        ...(Object.keys(headers).length ? { headers } : {}),
+        ...(clientSecret !== undefined ? { clientSecret } : {}),
+      });
+      done(req, res, `/servers/${name(req)}`, `The backend credential of ${name(req)} is saved; it is used from the next request.`);
+    } catch (err) {
+      if (!(err instanceof GatewayError) || err.code !== 'REQUEST_INVALID') throw err;
+      // The message names fields, never values.
+      done(req, res, `/servers/${name(req)}`, `Nothing was saved: ${err.message}`);
+    }
+  });
+
+  router.post('/servers/:name/credentials/clear', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
+    await actions.clearCredentials(principalOf(req), user(req), name(req));
+    done(req, res, `/servers/${name(req)}`, `The stored secrets of ${name(req)} are removed.`);
   });
 
   router.post('/servers/:name/toggle', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {

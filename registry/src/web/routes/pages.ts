@@ -8,7 +8,7 @@ import type { Catalog } from '../../catalog/catalog.ts';
 import { GatewayError } from '../../errors.ts';
 import { auditQuerySchema, toolSearchQuerySchema, whoCanBodySchema, type NginxState, type WhoCanAnswer } from '../api/schemas.ts';
 import type { RegistryActions } from '../registry-actions.ts';
-import { EMPTY_FORM, formFromDefinition } from '../server-form.ts';
+import { AUTH_SETTINGS_EXAMPLES, EMPTY_FORM, formFromDefinition } from '../server-form.ts';
 import { hasScope } from '../../scopes/decide.ts';
 import { REGISTRY_ADMIN, REGISTRY_READ } from '../../scopes/scope.ts';
 import { layout, principalOf, requireSignedIn } from './page-context.ts';
@@ -38,12 +38,22 @@ export function pageRoutes({ actions, catalog, nginxStatus }: PageRoutesOptions)
   router.get('/register', requireSignedIn, (req: Request, res: Response) => {
     if (!hasScope(principalOf(req).scopes, REGISTRY_ADMIN))
       throw new GatewayError('AUTH_SCOPE_MISSING', `You need the scope ${REGISTRY_ADMIN} to register servers.`);
-    res.render('server-form', { ...layout(req, catalog, 'register'), mode: 'register', form: EMPTY_FORM, errors: {}, version: '' });
+    res.render('server-form', {
+      ...layout(req, catalog, 'register'),
+      mode: 'register',
+      form: EMPTY_FORM,
+      errors: {},
+      version: '',
+      authExamples: AUTH_SETTINGS_EXAMPLES,
+    });
   });
 
   router.get('/servers/:name', requireSignedIn, (req: Request, res: Response) => {
-    const server = actions.get(principalOf(req), String(req.params['name']));
-    res.render('server', { ...layout(req, catalog, 'server'), server });
+    const p = principalOf(req);
+    const server = actions.get(p, String(req.params['name']));
+    // Editors see the backend credential's status (never a value) and may set its secrets.
+    const credentials = server.permissions.edit ? actions.credentialStatusOrNone(p, server.name) : undefined;
+    res.render('server', { ...layout(req, catalog, 'server'), server, credentials });
   });
 
   router.get('/servers/:name/edit', requireSignedIn, (req: Request, res: Response) => {

@@ -1,0 +1,235 @@
+/**
+ * How the gateway authenticates to a server's backend (issue 13): the `backendAuth` part of a
+ * server definition. A definition names where a secret comes from (the vault, or an allowed
+ * environment variable), never the secret itself. What depends on the configuration (which
+ * header names nginx has slots for, which environment variables a definition may read) is
+ * checked by credentials/backend-auth-policy.ts; this file holds the rules that never change.
+ */
+import { z } from 'zod';
+
+/** RFC 9110 token characters: what a header name may hold. */
+export const HEADER_NAME_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+
+/**
+ * A header name nginx gets a slot for (BACKEND_CREDENTIAL_HEADERS): letters, digits and dashes
+ * only, since it is written into the config as a directive argument.
+ */
+export const SLOT_HEADER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
+
+/** An environment variable name a definition may point at (its value is read at start). */
+export const ENV_NAME_PATTERN = /^[A-Z_][A-Z0-9_]{0,127}$/;
+
+/**
+ * Header names a backend credential may never use, lower-case: hop-by-hop and framing headers
+ * nginx owns, the client's own credentials, MCP's protocol headers (the session, version and
+ * 2026-07-28 routing headers the gateway sets or checks), tracing, forwarding, and the
+ * gateway's identity vocabulary. Everything starting `x-mcp-` (the check's own vocabulary) is
+ * refused too (FORBIDDEN_HEADER_PREFIXES). nginx/render-server.ts's lists are tested against this.
+ */
+export const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'accept-encoding',
+  'expect',
+  'cookie',
+  'set-cookie',
+  'via',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-real-ip',
+  'x-request-id',
+  'traceparent',
+  'tracestate',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'last-event-id',
+  'mcp-method',
+  'mcp-name',
+  'x-user',
+  'x-username',
+  'x-scopes',
+  'x-missing-scope',
+  'x-original-uri',
+  'x-original-method',
+  'x-gateway-client-address',
+  'x-csrf-token',
+]);
+export const FORBIDDEN_HEADER_PREFIXES: readonly string[] = ['x-mcp-', 'mcp-param-', 'proxy-'];
+
+/** Why a header name may not carry a backend credential, or undefined when it may. */
+export function forbiddenHeaderReason(name: string): string | undefined {
+  const lower = name.toLowerCase();
+  if (FORBIDDEN_HEADERS.has(lower)) return `${name} is set by the gateway or the protocol and cannot carry a backend credential`;
+  const prefix = FORBIDDEN_HEADER_PREFIXES.find((p) => lower.startsWith(p));
+  if (prefix) return `headers starting ${prefix} belong to the gateway or the protocol and cannot carry a backend credential`;
+  return undefined;
+}
+
+/** The modes a later release adds; named so a definition using one gets a clear message. */
+export const PLANNED_MODES = ['user_oauth', 'token_exchange', 'uploaded'] as const;
+export const BACKEND_AUTH_MODES = ['none', 'headers', 'client_credentials'] as const;
+
+const SECRET_FIELDS = ['value', 'secret', 'token', 'password', 'clientSecret', 'client_secret', 'apiKey', 'api_key'];
+
+/** Refuses a literal secret with a message that says where secrets go instead. */
+function noLiteralSecrets(where: string) {
+  return (value: unknown, ctx: z.core.$RefinementCtx) => {
+    if (value === null || typeof value !== 'object') return;
+    for (const key of SECRET_FIELDS) {
+      if (Object.prototype.hasOwnProperty.call(value, key))
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `a definition never holds secret values: remove "${key}" and set the ${where} through PUT /api/registry/servers/<name>/credentials (the vault) or name an environment variable`,
+        });
+    }
+  };
+}
+
+/** Where a secret comes from: the vault (set through the page or API), or an environment variable. */
+export const secretSourceSchema = z.union(
+  [
+    z.literal('vault'),
+    z.strictObject({ env: z.string().regex(ENV_NAME_PATTERN, 'env must be an environment variable name such as MCP_BACKEND_GITHUB_TOKEN') }),
+  ],
+  { error: 'must be "vault" or {"env": "<VARIABLE>"}' },
+);
+export type SecretSource = z.infer<typeof secretSourceSchema>;
+
+const headerSchema = z
+  .unknown()
+  .superRefine(noLiteralSecrets('header value'))
+  .pipe(
+    z.strictObject({
+      name: z
+        .string()
+        .regex(HEADER_NAME_PATTERN, "header name must be 1-64 token characters (A-Z a-z 0-9 and !#$%&'*+.^_`|~-)")
+        .superRefine((name, ctx) => {
+          const reason = forbiddenHeaderReason(name);
+          if (reason) ctx.addIssue({ code: 'custom', message: reason });
+        }),
+      prefix: z
+        .string()
+        .regex(/^[\x21-\x7e][\x20-\x7e]{0,31}$/, 'prefix must be up to 32 printable characters, such as "Bearer "')
+        .optional(),
+      from: secretSourceSchema,
+    }),
+  );
+
+const url = (field: string) =>
+  z
+    .url({ protocol: /^https?$/, error: `${field} must be an http(s) URL` })
+    .max(2000)
+    .refine((u) => {
+      const parsed = new URL(u);
+      // The client secret travels to it: plain http only to this host.
+      return parsed.protocol === 'https:' || ['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname);
+    }, `${field} must be https (http only on loopback)`)
+    .refine((u) => !u.includes('#'), `${field} must not have a fragment`);
+
+const noneSchema = z.strictObject({ type: z.literal('none') });
+
+const headersSchema = z.strictObject({
+  type: z.literal('headers'),
+  headers: z
+    .array(headerSchema)
+    .min(1, 'name at least one header')
+    .max(8, 'at most 8 headers')
+    .superRefine((headers, ctx) => {
+      const seen = new Set<string>();
+      headers.forEach((h, i) => {
+        const lower = h.name.toLowerCase();
+        if (seen.has(lower)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${h.name} is named twice` });
+        seen.add(lower);
+      });
+    }),
+});
+
+const clientCredentialsSchema = z
+  .strictObject({
+    type: z.literal('client_credentials'),
+    issuer: url('issuer').optional().describe('The token endpoint comes from its discovery document.'),
+    tokenUrl: url('tokenUrl').optional(),
+    clientId: z.string().regex(/^[\x21-\x7e]{1,256}$/, 'clientId must be 1-256 printable characters'),
+    clientSecretFrom: secretSourceSchema.default('vault'),
+    scopes: z
+      .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,256}$/, 'a scope is 1-256 printable characters without spaces, " or \\'))
+      .max(50)
+      .default([]),
+    resource: url('resource').optional().describe('RFC 8707 resource indicator sent with the token request.'),
+    audience: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,512}$/, 'audience must be 1-512 printable characters')
+      .optional(),
+  })
+  .refine((c) => (c.issuer === undefined) !== (c.tokenUrl === undefined), {
+    message: 'give either issuer (discovery) or tokenUrl, not both',
+    path: ['tokenUrl'],
+  });
+
+/**
+ * `backendAuth` of a definition: a union on `type`. `user_oauth`, `token_exchange` and
+ * `uploaded` (per person) are planned and refused with a message saying so.
+ */
+export const backendAuthSchema = z
+  .unknown()
+  .superRefine(noLiteralSecrets('client secret'))
+  .superRefine((value, ctx) => {
+    const type = value !== null && typeof value === 'object' ? (value as { type?: unknown }).type : undefined;
+    if (typeof type === 'string' && (PLANNED_MODES as readonly string[]).includes(type))
+      ctx.addIssue({ code: 'custom', path: ['type'], message: `backendAuth type ${type} is not available yet; use one of ${BACKEND_AUTH_MODES.join(', ')}` });
+  })
+  .pipe(
+    z.discriminatedUnion('type', [noneSchema, headersSchema, clientCredentialsSchema], {
+      error: `backendAuth.type must be one of ${BACKEND_AUTH_MODES.join(', ')}`,
+    }),
+  );
+
+export type BackendAuth = z.infer<typeof backendAuthSchema>;
+export type HeadersAuth = Extract<BackendAuth, { type: 'headers' }>;
+export type ClientCredentialsAuth = Extract<BackendAuth, { type: 'client_credentials' }>;
+export type BackendHeader = HeadersAuth['headers'][number];
+
+/** The vault id of a header's secret: `server:<name>:header:<lower-cased header name>`. */
+export function headerSecretId(server: string, header: string): string {
+  return `server:${server}:header:${header.toLowerCase()}`;
+}
+
+/** The vault id of a client-credentials secret. */
+export function clientSecretId(server: string): string {
+  return `server:${server}:client-secret`;
+}
+
+/** The prefix of every vault id of one server. */
+export function serverSecretPrefix(server: string): string {
+  return `server:${server}:`;
+}
+
+/** Deep-freezes a validated backendAuth. */
+export function freezeBackendAuth(auth: BackendAuth): BackendAuth {
+  if (auth.type === 'headers') {
+    for (const h of auth.headers) {
+      if (typeof h.from === 'object') Object.freeze(h.from);
+      Object.freeze(h);
+    }
+    Object.freeze(auth.headers);
+  } else if (auth.type === 'client_credentials') {
+    if (typeof auth.clientSecretFrom === 'object') Object.freeze(auth.clientSecretFrom);
+    Object.freeze(auth.scopes);
+  }
+  return Object.freeze(auth);
+}

@@ -1,0 +1,481 @@
+/**
+ * The gateway's credential for each backend (issue 13), from its definition's `backendAuth`:
+ * resolved per request for the check (memory only: the vault's `peek`, values of the
+ * environment read at start, a token source's cached token), per health check for the monitor,
+ * and described (never shown) for the page and API. Token sources are built per server from
+ * its definition, rebuilt when the definition changes and closed when the server leaves.
+ */
+import type { Catalog } from '../catalog/catalog.ts';
+import {
+  clientSecretId,
+  headerSecretId,
+  serverSecretPrefix,
+  type BackendAuth,
+  type ClientCredentialsAuth,
+  type SecretSource,
+} from '../catalog/backend-auth.ts';
+import type { ServerDefinition } from '../catalog/server-definition.ts';
+import { GatewayError, type FieldProblem } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { credentialValueProblem, MAX_CREDENTIAL_TOTAL_CHARS } from './header-value.ts';
+import type { SecretVault, TokenSource } from './types.ts';
+
+/**
+ * On the check's 200 for a server with a credential: the slots it fills, space-separated
+ * (`authorization`, `h1`..`h8`); each slot's value is in `x-mcp-backend-<slot>`. njs copies them
+ * into `$mcp_backend_<slot>`, which the backend locations send as `Authorization` and as the
+ * BACKEND_CREDENTIAL_HEADERS names. Never from a client, never to a backend or a client.
+ */
+export const BACKEND_CREDENTIAL_HEADER = 'x-mcp-backend-credential';
+export const BACKEND_SLOT_HEADER_PREFIX = 'x-mcp-backend-';
+/** On a 502 BACKEND_CREDENTIAL_FAILED: what failed, in words without secrets (njs puts it in the message). */
+export const ERROR_DETAIL_HEADER = 'x-mcp-error-detail';
+/** At most this many custom header names (BACKEND_CREDENTIAL_HEADERS). */
+export const MAX_HEADER_SLOTS = 8;
+
+/** The check's answer for one server: the headers to add to its 200, or why there is no credential. */
+export type CredentialAnswer = { readonly ok: true; readonly headers: Readonly<Record<string, string>> } | { readonly ok: false; readonly reason: string };
+
+/** What a token source for one server's client credentials needs (B's ClientCredentialsSource). */
+export interface ClientCredentialsSpec {
+  readonly server: string;
+  /** Discovery (RFC 8414 / OIDC) from this issuer, or `tokenUrl` directly: exactly one is set. */
+  readonly issuer: string | undefined;
+  readonly tokenUrl: string | undefined;
+  readonly clientId: string;
+  /** Read at each token request, so a rotated secret is used from the next fetch. */
+  readonly clientSecret: () => string | undefined;
+  readonly scopes: readonly string[];
+  readonly resource: string | undefined;
+  readonly audience: string | undefined;
+  readonly log: Logger;
+}
+
+/** What a token source may tell the page besides its token (optional: `TokenSource` does not require it). */
+export interface TokenSourceStatus {
+  /** ms since epoch: until when the cached token is used. */
+  readonly expiresAt?: number;
+}
+export type StatusTokenSource = TokenSource & { status?(): TokenSourceStatus };
+/** Builds the token source of one server; the composition root passes it in (B's ClientCredentialsSource). */
+export type TokenSourceFactory = (spec: ClientCredentialsSpec) => StatusTokenSource;
+
+/** One secret of a server as the page and API show it: never its value. */
+export interface SecretStatus {
+  /** The header name, or `client secret`. */
+  readonly name: string;
+  readonly source: 'vault' | 'env';
+  readonly id?: string;
+  readonly env?: string;
+  readonly set: boolean;
+  readonly updatedAt?: string;
+  readonly keyId?: string;
+}
+
+export interface CredentialStatus {
+  readonly server: string;
+  readonly type: BackendAuth['type'];
+  readonly secrets: readonly SecretStatus[];
+  /** client_credentials only. */
+  readonly token?: { readonly cachedUntil?: string; readonly lastError?: string; readonly lastFetchedAt?: string };
+  /** Why the check cannot build the credential now (e.g. a header without a slot); undefined when it can. */
+  readonly problem?: string;
+}
+
+export interface BackendCredentialsOptions {
+  readonly catalog: Pick<Catalog, 'list' | 'get' | 'on' | 'off'>;
+  /** Sealed secrets; absent until a vault is configured (then vault references are unset). */
+  readonly vault: SecretVault | undefined;
+  /** Values of the environment variables definitions may read (config: MCP_BACKEND_*, BACKEND_CREDENTIAL_ENV). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Names of the variables BACKEND_CREDENTIAL_ENV allows besides MCP_BACKEND_*. */
+  readonly envAllowed: readonly string[];
+  /** BACKEND_CREDENTIAL_HEADERS: the header names nginx has slot h1.. for, in order. */
+  readonly headerSlots: readonly string[];
+  /** Token sources for client_credentials; absent: such servers answer BACKEND_CREDENTIAL_FAILED. */
+  readonly tokenSources?: TokenSourceFactory;
+  readonly log: Logger;
+}
+
+interface HeaderPart {
+  readonly name: string;
+  /** `authorization` or `h<N>`; undefined when nginx has no slot for this name. */
+  readonly slot: string | undefined;
+  readonly prefix: string;
+  readonly source: SecretSource;
+  readonly id: string;
+  raw: string | undefined;
+}
+
+interface Entry {
+  /** The definition's backendAuth this entry was built from (frozen: identity is a change test). */
+  readonly auth: BackendAuth;
+  readonly parts: HeaderPart[];
+  readonly source?: StatusTokenSource;
+  answer?: CredentialAnswer;
+  /** client_credentials: the token the answer was built from. */
+  token?: string;
+  lastError?: string;
+  lastFetchedAt?: number;
+  /** The failure last logged, so a failing server logs once, not per request. */
+  logged?: string;
+}
+
+/** Where a secret of `source` is read from now: the vault or the environment. */
+type Reader = (id: string, source: SecretSource) => string | undefined;
+
+/**
+ * Problems of a definition that depend on this gateway's configuration: a header without an
+ * nginx slot (BACKEND_CREDENTIAL_HEADERS), or an environment variable definitions may not read
+ * (MCP_BACKEND_* and BACKEND_CREDENTIAL_ENV). Empty when none. The catalog refuses files with
+ * these problems, and the page and API refuse such definitions.
+ */
+export function backendAuthProblems(
+  def: Pick<ServerDefinition, 'backendAuth'>,
+  config: { readonly headerSlots: readonly string[]; readonly envAllowed: readonly string[] },
+): FieldProblem[] {
+  const auth = def.backendAuth;
+  const problems: FieldProblem[] = [];
+  const env = (source: SecretSource, field: string) => {
+    if (source !== 'vault' && !source.env.startsWith('MCP_BACKEND_') && !config.envAllowed.includes(source.env))
+      problems.push({
+        field,
+        message: `${source.env} is not an environment variable definitions may read: name it MCP_BACKEND_..., or list it in BACKEND_CREDENTIAL_ENV`,
+      });
+  };
+  if (auth?.type === 'headers') {
+    const slots = new Set(['authorization', ...config.headerSlots.map((h) => h.toLowerCase())]);
+    auth.headers.forEach((h, i) => {
+      if (!slots.has(h.name.toLowerCase()))
+        problems.push({
+          field: `backendAuth.headers.${i}.name`,
+          message: `${h.name} has no slot in nginx: use Authorization or one of BACKEND_CREDENTIAL_HEADERS (${config.headerSlots.join(', ') || 'none'}), or add it there and restart the gateway`,
+        });
+      env(h.from, `backendAuth.headers.${i}.from`);
+    });
+  } else if (auth?.type === 'client_credentials') {
+    env(auth.clientSecretFrom, 'backendAuth.clientSecretFrom');
+  }
+  return problems;
+}
+
+export class BackendCredentials {
+  readonly #o: BackendCredentialsOptions;
+  readonly #entries = new Map<string, Entry>();
+  readonly #slots: ReadonlyMap<string, string>;
+  readonly #read: Reader;
+
+  constructor(options: BackendCredentialsOptions) {
+    this.#o = options;
+    if (options.headerSlots.length > MAX_HEADER_SLOTS) throw new TypeError(`at most ${MAX_HEADER_SLOTS} header slots`);
+    this.#slots = new Map([['authorization', 'authorization'], ...options.headerSlots.map((name, i) => [name.toLowerCase(), `h${i + 1}`] as [string, string])]);
+    this.#read = (id, source) => (source === 'vault' ? this.#o.vault?.peek(id) : this.#o.env[source.env]);
+  }
+
+  /** Follows the catalog: warms token sources of new servers, closes those of removed ones. */
+  start(): void {
+    this.#o.catalog.on('changed', this.#onChanged);
+    this.#onChanged(this.#o.catalog.list());
+  }
+
+  close(): void {
+    this.#o.catalog.off('changed', this.#onChanged);
+    for (const entry of this.#entries.values()) entry.source?.close();
+    this.#entries.clear();
+  }
+
+  readonly #onChanged = (definitions: readonly ServerDefinition[]): void => {
+    const names = new Set<string>();
+    for (const def of definitions) {
+      names.add(def.name);
+      if (def.backendAuth?.type === 'client_credentials') this.#entry(def);
+    }
+    for (const [name, entry] of this.#entries) {
+      if (names.has(name)) continue;
+      entry.source?.close();
+      this.#entries.delete(name);
+    }
+  };
+
+  /**
+   * The check's answer for a server it allows (hot path: memory only, and for a static secret a
+   * map lookup and one comparison once the answer is built). undefined: no credential to add.
+   * A failure logs once per server and reason; a missing token kicks a fetch in the background.
+   * @throws GatewayError STORE_UNAVAILABLE from the vault (the check fails closed with 503).
+   */
+  forCheck(def: ServerDefinition): CredentialAnswer | undefined {
+    const auth = def.backendAuth;
+    if (auth === undefined || auth.type === 'none') return undefined;
+    const entry = this.#entry(def);
+    if (auth.type === 'headers') {
+      let changed = entry.answer === undefined;
+      for (const part of entry.parts) {
+        const raw = this.#read(part.id, part.source);
+        if (raw !== part.raw) {
+          part.raw = raw;
+          changed = true;
+        }
+      }
+      if (changed) entry.answer = this.#headersAnswer(def.name, entry);
+    } else {
+      const token = entry.source?.current();
+      if (token === undefined) {
+        this.#fetchSoon(entry);
+        entry.answer = {
+          ok: false,
+          reason: entry.source
+            ? `no valid token from the token endpoint${entry.lastError ? ` (${entry.lastError})` : ' yet'}`
+            : 'client credentials are not available in this gateway',
+        };
+        entry.token = undefined;
+      } else if (token !== entry.token || entry.answer === undefined) {
+        entry.token = token;
+        entry.answer = this.#tokenAnswer(token);
+      }
+    }
+    const answer = entry.answer as CredentialAnswer;
+    if (!answer.ok && entry.logged !== answer.reason) {
+      entry.logged = answer.reason;
+      this.#o.log.warn(
+        { server: def.name, problem: answer.reason },
+        'backend credential unavailable: MCP requests to this server answer 502 BACKEND_CREDENTIAL_FAILED',
+      );
+    } else if (answer.ok && entry.logged !== undefined) {
+      entry.logged = undefined;
+      this.#o.log.info({ server: def.name }, 'backend credential available again');
+    }
+    return answer;
+  }
+
+  /**
+   * The headers a health check or tool discovery sends to the backend (real header names).
+   * Fetches a token when none is cached.
+   * @throws GatewayError BACKEND_CREDENTIAL_FAILED naming what failed, never a secret.
+   */
+  async forBackend(def: ServerDefinition): Promise<Record<string, string>> {
+    const auth = def.backendAuth;
+    if (auth === undefined || auth.type === 'none') return {};
+    const entry = this.#entry(def);
+    if (auth.type === 'headers') {
+      const out: Record<string, string> = {};
+      for (const part of entry.parts) {
+        const raw = this.#read(part.id, part.source);
+        const value = this.#value(part, raw);
+        if (!value.ok) throw new GatewayError('BACKEND_CREDENTIAL_FAILED', value.reason);
+        out[part.name] = value.value;
+      }
+      return out;
+    }
+    if (!entry.source) throw new GatewayError('BACKEND_CREDENTIAL_FAILED', 'client credentials are not available in this gateway');
+    const token = await this.#ensure(entry);
+    const problem = credentialValueProblem(`Bearer ${token}`);
+    if (problem) throw new GatewayError('BACKEND_CREDENTIAL_FAILED', `the token endpoint's access token cannot be sent: ${problem}`);
+    return { Authorization: `Bearer ${token}` };
+  }
+
+  /** Problems of a definition that depend on this gateway's configuration (backendAuthProblems). */
+  policy(def: Pick<ServerDefinition, 'backendAuth'>): FieldProblem[] {
+    return backendAuthProblems(def, this.#o);
+  }
+
+  /** What is set for a server, from where and when: never a value. */
+  status(def: ServerDefinition): CredentialStatus {
+    const auth = def.backendAuth ?? { type: 'none' as const };
+    const infos = new Map((this.#o.vault?.list() ?? []).filter((i) => i.id.startsWith(serverSecretPrefix(def.name))).map((i) => [i.id, i]));
+    const describe = (name: string, id: string, source: SecretSource): SecretStatus => {
+      if (source !== 'vault') return { name, source: 'env', env: source.env, set: this.#o.env[source.env] !== undefined };
+      const info = infos.get(id);
+      return info
+        ? { name, source: 'vault', id, set: true, updatedAt: new Date(info.updatedAt).toISOString(), keyId: info.keyId }
+        : { name, source: 'vault', id, set: false };
+    };
+    const problems = this.policy(def);
+    const base = { server: def.name, type: auth.type, ...(problems.length ? { problem: problems.map((p) => p.message).join('; ') } : {}) };
+    if (auth.type === 'headers') return { ...base, secrets: auth.headers.map((h) => describe(h.name, headerSecretId(def.name, h.name), h.from)) };
+    if (auth.type === 'client_credentials') {
+      const entry = this.#entries.get(def.name);
+      const expiresAt = entry?.source?.status?.().expiresAt;
+      const token = {
+        ...(expiresAt !== undefined && entry?.source?.current() !== undefined ? { cachedUntil: new Date(expiresAt).toISOString() } : {}),
+        ...(entry?.lastError ? { lastError: entry.lastError } : {}),
+        ...(entry?.lastFetchedAt ? { lastFetchedAt: new Date(entry.lastFetchedAt).toISOString() } : {}),
+      };
+      return { ...base, secrets: [describe('client secret', clientSecretId(def.name), auth.clientSecretFrom)], token };
+    }
+    return { ...base, secrets: [] };
+  }
+
+  /**
+   * Stores secrets of a server in the vault (write-only). `headers` by header name (any case);
+   * a value that starts with the header's prefix has it removed (the prefix is added when sent).
+   * @throws GatewayError REQUEST_INVALID naming the field (never the value), STORE_UNAVAILABLE without a vault.
+   */
+  async setSecrets(def: ServerDefinition, input: { headers?: Readonly<Record<string, string>>; clientSecret?: string }): Promise<string[]> {
+    const auth = def.backendAuth;
+    const writes: [string, string][] = [];
+    const problems: FieldProblem[] = [];
+    for (const [name, given] of Object.entries(input.headers ?? {})) {
+      const header = auth?.type === 'headers' ? auth.headers.find((h) => h.name.toLowerCase() === name.toLowerCase()) : undefined;
+      if (!header || header.from !== 'vault') {
+        problems.push({ field: `headers.${name}`, message: `${name} is not a header of ${def.name}'s backendAuth that reads from the vault` });
+        continue;
+      }
+      const prefix = header.prefix ?? '';
+      const secret = prefix && given.toLowerCase().startsWith(prefix.toLowerCase()) ? given.slice(prefix.length) : given;
+      const problem = credentialValueProblem(prefix + secret) ?? credentialValueProblem(secret);
+      if (problem) problems.push({ field: `headers.${name}`, message: `the value cannot be sent as a header: ${problem}` });
+      else writes.push([headerSecretId(def.name, header.name), secret]);
+    }
+    if (input.clientSecret !== undefined) {
+      if (auth?.type !== 'client_credentials' || auth.clientSecretFrom !== 'vault')
+        problems.push({ field: 'clientSecret', message: `${def.name}'s backendAuth takes no client secret from the vault` });
+      else if (!/^[\x20-\x7e]{1,4096}$/.test(input.clientSecret))
+        problems.push({ field: 'clientSecret', message: 'a client secret is 1-4096 printable ASCII characters' });
+      else writes.push([clientSecretId(def.name), input.clientSecret]);
+    }
+    if (problems.length)
+      throw new GatewayError('REQUEST_INVALID', `The credentials are not valid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, {
+        fields: problems,
+      });
+    if (writes.length === 0)
+      throw new GatewayError('REQUEST_INVALID', 'Name at least one secret: headers or clientSecret.', { fields: [{ field: '(body)', message: 'empty' }] });
+    const vault = this.#vault();
+    for (const [id, value] of writes) await vault.put(id, value);
+    this.#renew(def.name);
+    return writes.map(([id]) => id);
+  }
+
+  /** Removes every secret of a server from the vault; returns how many there were. */
+  async clearSecrets(name: string): Promise<number> {
+    const vault = this.#o.vault;
+    if (!vault) return 0;
+    let removed = 0;
+    for (const info of vault.list()) if (info.id.startsWith(serverSecretPrefix(name)) && (await vault.delete(info.id))) removed++;
+    this.#renew(name);
+    return removed;
+  }
+
+  #vault(): SecretVault {
+    if (!this.#o.vault) throw new GatewayError('STORE_UNAVAILABLE', 'no secret vault is configured in this gateway');
+    return this.#o.vault;
+  }
+
+  /** After a secret changed: the next request rebuilds the answer; a token source starts afresh with the new secret. */
+  #renew(name: string): void {
+    const entry = this.#entries.get(name);
+    if (!entry) return;
+    entry.source?.close();
+    this.#entries.delete(name);
+    const def = this.#o.catalog.get(name);
+    if (def?.backendAuth?.type === 'client_credentials') this.#entry(def);
+  }
+
+  /** The entry of a server, built again when its backendAuth changed (closing the old token source). */
+  #entry(def: ServerDefinition): Entry {
+    const auth = def.backendAuth as BackendAuth;
+    const found = this.#entries.get(def.name);
+    if (found?.auth === auth) return found;
+    found?.source?.close();
+    const entry: Entry =
+      auth.type === 'headers'
+        ? {
+            auth,
+            parts: auth.headers.map((h) => ({
+              name: h.name,
+              slot: this.#slots.get(h.name.toLowerCase()),
+              prefix: h.prefix ?? '',
+              source: h.from,
+              id: headerSecretId(def.name, h.name),
+              raw: undefined,
+            })),
+          }
+        : auth.type === 'client_credentials'
+          ? { auth, parts: [], ...this.#source(def.name, auth) }
+          : { auth, parts: [] };
+    this.#entries.set(def.name, entry);
+    if (entry.source) this.#fetchSoon(entry);
+    return entry;
+  }
+
+  #source(server: string, auth: ClientCredentialsAuth): { source?: StatusTokenSource } {
+    const factory = this.#o.tokenSources;
+    if (!factory) return {};
+    const from = auth.clientSecretFrom;
+    const id = clientSecretId(server);
+    return {
+      source: factory({
+        server,
+        issuer: auth.issuer,
+        tokenUrl: auth.tokenUrl,
+        clientId: auth.clientId,
+        clientSecret: () => this.#read(id, from),
+        scopes: auth.scopes,
+        resource: auth.resource,
+        audience: auth.audience,
+        log: this.#o.log.child({ server }),
+      }),
+    };
+  }
+
+  /** Starts a token fetch in the background (the source shares one fetch among callers). */
+  #fetchSoon(entry: Entry): void {
+    this.#ensure(entry).catch(() => undefined);
+  }
+
+  async #ensure(entry: Entry): Promise<string> {
+    const source = entry.source as StatusTokenSource;
+    try {
+      const token = await source.ensure();
+      entry.lastError = undefined;
+      entry.lastFetchedAt = Date.now();
+      return token;
+    } catch (err) {
+      entry.lastError = err instanceof GatewayError ? err.message : 'the token request failed';
+      throw err instanceof GatewayError ? err : new GatewayError('BACKEND_CREDENTIAL_FAILED', entry.lastError, { cause: err });
+    }
+  }
+
+  #headersAnswer(server: string, entry: Entry): CredentialAnswer {
+    const headers: Record<string, string> = {};
+    const slots: string[] = [];
+    let total = 0;
+    for (const part of entry.parts) {
+      if (part.slot === undefined) return { ok: false, reason: `${part.name} has no slot in nginx (BACKEND_CREDENTIAL_HEADERS)` };
+      const value = this.#value(part, part.raw);
+      if (!value.ok) return value;
+      total += value.value.length;
+      slots.push(part.slot);
+      headers[BACKEND_SLOT_HEADER_PREFIX + part.slot] = value.value;
+    }
+    if (total > MAX_CREDENTIAL_TOTAL_CHARS)
+      return { ok: false, reason: `the credential headers of ${server} are longer than ${MAX_CREDENTIAL_TOTAL_CHARS} characters together` };
+    headers[BACKEND_CREDENTIAL_HEADER] = slots.join(' ');
+    return Object.freeze({ ok: true, headers: Object.freeze(headers) });
+  }
+
+  #tokenAnswer(token: string): CredentialAnswer {
+    const value = `Bearer ${token}`;
+    const problem = credentialValueProblem(value);
+    if (problem) return { ok: false, reason: `the access token from the token endpoint cannot be sent: ${problem}` };
+    return Object.freeze({
+      ok: true,
+      headers: Object.freeze({ [BACKEND_CREDENTIAL_HEADER]: 'authorization', [`${BACKEND_SLOT_HEADER_PREFIX}authorization`]: value }),
+    });
+  }
+
+  /** The header value of one part, or why there is none. */
+  #value(part: HeaderPart, raw: string | undefined): { ok: true; value: string } | { ok: false; reason: string } {
+    if (raw === undefined)
+      return {
+        ok: false,
+        reason:
+          part.source === 'vault'
+            ? `no secret is set for the header ${part.name} (set it on the server's page or with PUT .../credentials)`
+            : `the environment variable ${part.source.env} for the header ${part.name} is not set`,
+      };
+    const value = part.prefix + raw;
+    const problem = credentialValueProblem(value);
+    if (problem) return { ok: false, reason: `the secret for the header ${part.name} cannot be sent: ${problem}` };
+    return { ok: true, value };
+  }
+}

@@ -1,0 +1,502 @@
+/*
+ * Backends that need the gateway's own credentials (issue 13, static headers): set through the
+ * REST API (write-only), injected by the real nginx from the check's answer, never the client's
+ * cookie or token, never visible to the client, and never in the config, the audit or the log.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { buildServer as buildFininfo } from '../../../servers/fininfo/server.ts';
+import { serveMcp, type RunningMcpServer } from '../../../servers/shared/serve-mcp.ts';
+import { ApiClient, assertError, type Caller } from './api-client.ts';
+import { ADMIN_PASSWORD, startTestGateway, type TestGateway } from './harness.ts';
+import { login } from './login.ts';
+import { MemoryVault } from './memory-vault.ts';
+import type { ClientCredentialsSpec, StatusTokenSource } from '../../src/credentials/backend-credentials.ts';
+import { GatewayError } from '../../src/errors.ts';
+
+const KEY_1 = 'k1-secret-api-key-0001';
+const KEY_2 = 'k2-secret-api-key-0002';
+const BEARER = 't1-secret-bearer-token-0001';
+const ENV_KEY = 'env-secret-api-key-0003';
+const CLIENT_SECRET = 'cs-secret-client-0004';
+const CC_TOKEN = 'cc-access-token-0005';
+const SECRETS = [KEY_1, KEY_2, BEARER, ENV_KEY, CLIENT_SECRET, CC_TOKEN];
+
+/**
+ * A stand-in for the client-credentials token source (credentials/client-credentials.ts, tested
+ * against a real authorization server on its own): it "fetches" a token when the client secret
+ * it reads is the right one, and says so in its status. What matters here is the path from the
+ * source's cached token to the backend.
+ */
+const tokenSpecs: ClientCredentialsSpec[] = [];
+function fakeTokenSource(spec: ClientCredentialsSpec): StatusTokenSource {
+  tokenSpecs.push(spec);
+  let token: string | undefined;
+  return {
+    current: () => token,
+    ensure: async () => {
+      if (spec.clientSecret() !== CLIENT_SECRET) throw new GatewayError('BACKEND_CREDENTIAL_FAILED', 'the token endpoint refused the client (invalid_client)');
+      token = CC_TOKEN;
+      return token;
+    },
+    close: () => undefined,
+    status: () => ({ expiresAt: Date.now() + 3_600_000 }),
+  };
+}
+
+/** A backend that answers 401 unless the request carries `required()` exactly; `seen` records every request's headers. */
+interface Guarded {
+  url: string;
+  seen: IncomingHttpHeaders[];
+  close(): Promise<void>;
+}
+
+async function guarded(required: () => Record<string, string>): Promise<Guarded> {
+  const inner: RunningMcpServer = await serveMcp(buildFininfo, { port: 0 });
+  const seen: IncomingHttpHeaders[] = [];
+  const server: Server = createServer((req, res) => {
+    seen.push(req.headers);
+    for (const [name, value] of Object.entries(required())) {
+      if (req.headers[name.toLowerCase()] !== value) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"this backend wants its own credential"}');
+        req.resume();
+        return;
+      }
+    }
+    // Hop-by-hop headers are this hop's (a forwarded `Connection: close` would end the inner exchange early).
+    const { connection: _connection, 'keep-alive': _keepAlive, ...headers } = req.headers;
+    const upstream = httpRequest(`${inner.url}${req.url}`, { method: req.method, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await inner.close();
+    },
+  };
+}
+
+let gw: TestGateway;
+let api: ApiClient;
+let keyed: Guarded;
+let bearer: Guarded;
+let fromEnv: Guarded;
+let oauthed: Guarded;
+let expectedKey = KEY_1;
+const vault = new MemoryVault();
+const logLines: string[] = [];
+const cookies: Record<string, string> = {};
+let admin: Caller;
+
+const USERS = [
+  { username: 'full', password: 'pw-full', groups: ['mcp-server-keyed', 'mcp-server-bearer', 'mcp-server-from-env', 'mcp-server-unset', 'mcp-server-oauthed'] },
+  { username: 'one-tool', password: 'pw-tool', groups: ['mcp-server-keyed-tool-get_stock_aggregates'] },
+];
+const both = { 'streamable-http': '/mcp', sse: '/sse' };
+
+before(async () => {
+  keyed = await guarded(() => ({ 'X-API-Key': expectedKey }));
+  bearer = await guarded(() => ({ Authorization: `Bearer ${BEARER}` }));
+  fromEnv = await guarded(() => ({ 'X-API-Key': ENV_KEY }));
+  oauthed = await guarded(() => ({ Authorization: `Bearer ${CC_TOKEN}` }));
+  gw = await startTestGateway({
+    definitions: [
+      { name: 'keyed', url: keyed.url, transports: both, enabled: true, backendAuth: { type: 'headers', headers: [{ name: 'X-API-Key', from: 'vault' }] } },
+      {
+        name: 'bearer',
+        url: bearer.url,
+        transports: both,
+        enabled: true,
+        backendAuth: { type: 'headers', headers: [{ name: 'Authorization', prefix: 'Bearer ', from: 'vault' }] },
+      },
+      {
+        name: 'from-env',
+        url: fromEnv.url,
+        transports: { 'streamable-http': '/mcp' },
+        enabled: true,
+        backendAuth: { type: 'headers', headers: [{ name: 'X-API-Key', from: { env: 'MCP_BACKEND_TEST_KEY' } }] },
+      },
+      {
+        name: 'oauthed',
+        url: oauthed.url,
+        transports: { 'streamable-http': '/mcp' },
+        enabled: true,
+        backendAuth: { type: 'client_credentials', tokenUrl: 'https://idp.example.com/oauth2/token', clientId: 'mcp-gateway', scopes: ['tools'] },
+      },
+      {
+        name: 'unset',
+        url: keyed.url,
+        transports: { 'streamable-http': '/mcp' },
+        enabled: true,
+        backendAuth: { type: 'headers', headers: [{ name: 'X-API-Key', from: 'vault' }] },
+      },
+    ],
+    users: USERS,
+    env: { MCP_BACKEND_TEST_KEY: ENV_KEY, LOGGING_LEVEL: 'debug' },
+    hooks: { vault, tokenSources: fakeTokenSource },
+    logDestination: { write: (line: string) => void logLines.push(line) },
+  });
+  api = new ApiClient(gw.url);
+  for (const u of USERS) cookies[u.username] = (await login(gw.url, u.username, u.password)).cookie;
+  const adminCookie = (await login(gw.url, 'admin', ADMIN_PASSWORD)).cookie;
+  const me = await api.call('getMe', { as: { cookie: adminCookie } });
+  admin = { cookie: adminCookie, csrf: me.body.csrfToken };
+});
+
+after(async () => {
+  if (process.exitCode) process.stderr.write(`nginx error.log:\n${gw?.errorLog()}\n`);
+  await gw?.[Symbol.asyncDispose]();
+  await keyed?.close();
+  await bearer?.close();
+  await fromEnv?.close();
+  await oauthed?.close();
+});
+
+/** What a client that also sends its own X-API-Key and a cookie sees: the gateway must send neither on. */
+function transportFor(server: string, transport: 'streamable-http' | 'sse', user: string) {
+  const headers = { cookie: cookies[user] ?? '', 'x-api-key': 'client-forged-key' };
+  return transport === 'streamable-http'
+    ? new StreamableHTTPClientTransport(new URL(`${gw.url}/api/streamable/${server}`), { requestInit: { headers } })
+    : new SSEClientTransport(new URL(`${gw.url}/api/execute/${server}/sse`), { requestInit: { headers } });
+}
+
+async function callTool(server: string, user: string, transport: 'streamable-http' | 'sse' = 'streamable-http'): Promise<unknown> {
+  const client = new Client({ name: 'credentials-test', version: '1.0.0' });
+  await client.connect(transportFor(server, transport, user));
+  try {
+    return await client.callTool({ name: 'get_stock_aggregates', arguments: { ticker: 'AAPL' } });
+  } finally {
+    await client.close();
+  }
+}
+
+async function rawPost(server: string, user: string, body: unknown): Promise<Response> {
+  return fetch(`${gw.url}/api/streamable/${server}`, {
+    method: 'POST',
+    headers: { cookie: cookies[user] ?? '', 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify(body),
+  });
+}
+
+const initialize = {
+  jsonrpc: '2.0',
+  id: 7,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+};
+
+function assertNoSecret(text: string, where: string): void {
+  for (const secret of SECRETS) assert.ok(!text.includes(secret), `${where} holds a backend secret`);
+}
+
+describe('static header credentials', () => {
+  test('a server whose secret is not set answers a JSON-RPC error BACKEND_CREDENTIAL_FAILED naming it, and nothing reaches its backend', async () => {
+    const before = keyed.seen.length;
+    const res = await rawPost('keyed', 'full', initialize);
+    assert.equal(res.status, 502);
+    const body = (await res.json()) as { id: number; error: { code: number; message: string; data: { error: string; server: string } } };
+    assert.equal(body.id, 7);
+    assert.equal(body.error.data.error, 'BACKEND_CREDENTIAL_FAILED');
+    assert.equal(body.error.data.server, 'keyed');
+    assert.match(body.error.message, /credential for keyed: no secret is set for the header X-API-Key/);
+    assert.equal(keyed.seen.length, before, 'nothing was forwarded');
+  });
+
+  test('PUT .../credentials stores the secret write-only: the answer and GET say it is set and when, never the value', async () => {
+    const put = await api.call('setCredentials', { params: { name: 'keyed' }, body: { headers: { 'x-api-key': KEY_1 } }, as: admin });
+    assert.equal(put.status, 200, put.text);
+    assertNoSecret(put.text, 'the PUT answer');
+    assert.deepEqual(
+      put.body.secrets.map((s: Record<string, unknown>) => [s['name'], s['source'], s['set'], s['id']]),
+      [['X-API-Key', 'vault', true, 'server:keyed:header:x-api-key']],
+    );
+    assert.ok(put.body.secrets[0].updatedAt);
+    const get = await api.call('getCredentials', { params: { name: 'keyed' }, as: admin });
+    assert.equal(get.status, 200);
+    assertNoSecret(get.text, 'the GET answer');
+    assert.equal(get.body.secrets[0].set, true);
+    assert.deepEqual(vault.puts, ['server:keyed:header:x-api-key']);
+  });
+
+  test("MCP calls reach the backend with exactly the gateway's credential, never the client's cookie, token or own X-API-Key (both transports)", async () => {
+    for (const transport of ['streamable-http', 'sse'] as const) {
+      const before = keyed.seen.length;
+      const result = (await callTool('keyed', 'full', transport)) as { isError?: boolean };
+      assert.notEqual(result.isError, true, transport);
+      const seen = keyed.seen.slice(before);
+      assert.ok(seen.length >= 2, transport);
+      for (const headers of seen) {
+        assert.equal(headers['x-api-key'], KEY_1, transport);
+        assert.equal(headers['cookie'], undefined, transport);
+        assert.equal(headers['authorization'], undefined, transport);
+        for (const name of Object.keys(headers)) assert.ok(!name.startsWith('x-mcp-backend'), `${name} reached the backend`);
+      }
+    }
+  });
+
+  test('a rotated secret takes effect on the next request', async () => {
+    const put = await api.call('setCredentials', { params: { name: 'keyed' }, body: { headers: { 'X-API-Key': KEY_2 } }, as: admin });
+    assert.equal(put.status, 200);
+    expectedKey = KEY_2;
+    const before = keyed.seen.length;
+    await callTool('keyed', 'full');
+    assert.ok(keyed.seen.slice(before).every((h) => h['x-api-key'] === KEY_2));
+  });
+
+  test('Authorization with a prefix: the stored secret gets "Bearer " when sent (a value already holding it is not doubled)', async () => {
+    const put = await api.call('setCredentials', { params: { name: 'bearer' }, body: { headers: { Authorization: `Bearer ${BEARER}` } }, as: admin });
+    assert.equal(put.status, 200, put.text);
+    assert.equal(vault.peek('server:bearer:header:authorization'), BEARER);
+    const before = bearer.seen.length;
+    await callTool('bearer', 'full');
+    const seen = bearer.seen.slice(before);
+    assert.ok(seen.length > 0);
+    for (const headers of seen) assert.equal(headers['authorization'], `Bearer ${BEARER}`);
+  });
+
+  test('a value from an allowed environment variable (MCP_BACKEND_*) needs nothing in the vault', async () => {
+    await callTool('from-env', 'full');
+    assert.ok(fromEnv.seen.length > 0 && fromEnv.seen.every((h) => h['x-api-key'] === ENV_KEY));
+    const status = await api.call('getCredentials', { params: { name: 'from-env' }, as: admin });
+    assert.deepEqual(status.body.secrets, [{ name: 'X-API-Key', source: 'env', env: 'MCP_BACKEND_TEST_KEY', set: true }]);
+  });
+
+  test("the one-tool user's scope rules still apply: a tool they may not call is refused before the backend", async () => {
+    const before = keyed.seen.length;
+    const client = new Client({ name: 'credentials-test', version: '1.0.0' });
+    await client.connect(transportFor('keyed', 'streamable-http', 'one-tool'));
+    try {
+      const tools = await client.listTools();
+      assert.deepEqual(
+        tools.tools.map((t) => t.name),
+        ['get_stock_aggregates'],
+      );
+      await assert.rejects(client.callTool({ name: 'print_stuff', arguments: { stuff: 'x' } }), /missing scope mcp:server:keyed:tool:print_stuff:execute/);
+      await client.callTool({ name: 'get_stock_aggregates', arguments: { ticker: 'AAPL' } });
+    } finally {
+      await client.close();
+    }
+    const calls = keyed.seen.slice(before);
+    assert.ok(calls.every((h) => h['x-api-key'] === KEY_2));
+  });
+
+  test('the credential never reaches the client: not in MCP response headers, nor in the refusal', async () => {
+    const res = await rawPost('keyed', 'full', initialize);
+    assert.equal(res.status, 200);
+    const headerText = [...res.headers].map(([k, v]) => `${k}: ${v}`).join('\n');
+    assertNoSecret(headerText + (await res.text()), 'the MCP response');
+    assert.ok(![...res.headers.keys()].some((k) => k.startsWith('x-mcp-')), headerText);
+  });
+
+  test('health checks and tool discovery use the same credential', async () => {
+    const refreshed = await api.call('refreshServer', { params: { name: 'keyed' }, as: admin });
+    assert.equal(refreshed.status, 200);
+    assert.equal(refreshed.body.health.status, 'healthy', JSON.stringify(refreshed.body.health));
+    assert.equal(refreshed.body.source, 'backend');
+    const unset = await api.call('refreshServer', { params: { name: 'unset' }, as: admin });
+    assert.equal(unset.body.health.status, 'unhealthy');
+    assert.match(unset.body.health.error, /backend credential unavailable: no secret is set for the header X-API-Key/);
+  });
+
+  test('DELETE .../credentials clears the secret: the next request is BACKEND_CREDENTIAL_FAILED again', async () => {
+    const del = await api.call('clearCredentials', { params: { name: 'bearer' }, as: admin });
+    assert.equal(del.status, 200);
+    assert.equal(del.body.secrets[0].set, false);
+    const res = await rawPost('bearer', 'full', initialize);
+    assert.equal(res.status, 502);
+    assert.equal(((await res.json()) as { error: { data: { error: string } } }).error.data.error, 'BACKEND_CREDENTIAL_FAILED');
+  });
+
+  test('only editors of the server see or set its credentials', async () => {
+    const me = await api.call('getMe', { as: { cookie: cookies['full']! } });
+    const full: Caller = { cookie: cookies['full']!, csrf: me.body.csrfToken };
+    assertError(await api.call('getCredentials', { params: { name: 'keyed' }, as: full }), 403, 'AUTH_SCOPE_MISSING');
+    assertError(await api.call('setCredentials', { params: { name: 'keyed' }, body: { headers: { 'X-API-Key': 'x' } }, as: full }), 403, 'AUTH_SCOPE_MISSING');
+    // Cookie writes need the CSRF token, as every other write.
+    assertError(
+      await api.call('setCredentials', {
+        params: { name: 'keyed' },
+        body: { headers: { 'X-API-Key': 'x' } },
+        as: { cookie: (admin as { cookie: string }).cookie },
+      }),
+      403,
+      'CSRF_TOKEN_INVALID',
+    );
+    // A header the definition does not read from the vault, or a value that could split a header.
+    const bad = await api.call('setCredentials', {
+      params: { name: 'keyed' },
+      body: { headers: { 'X-Other': 'x', 'X-API-Key': 'a\r\nInjected: 1' } },
+      as: admin,
+    });
+    assertError(bad, 400, 'REQUEST_INVALID');
+    assert.ok(!bad.text.includes('Injected'), 'the refusal never echoes the value');
+  });
+});
+
+describe('client credentials', () => {
+  test("without a valid token the check answers BACKEND_CREDENTIAL_FAILED with the token endpoint's error; once the secret is set, the backend gets the cached token", async () => {
+    assert.equal(tokenSpecs.filter((s) => s.server === 'oauthed').length, 1, 'one token source, built when the server appeared');
+    assert.deepEqual(tokenSpecs[0]?.scopes, ['tools']);
+    const refused = await rawPost('oauthed', 'full', initialize);
+    assert.equal(refused.status, 502);
+    assert.match(
+      ((await refused.json()) as { error: { message: string } }).error.message,
+      /credential for oauthed: no valid token from the token endpoint \(the token endpoint refused the client \(invalid_client\)\)/,
+    );
+    const status = await api.call('getCredentials', { params: { name: 'oauthed' }, as: admin });
+    assert.equal(status.body.token.lastError, 'the token endpoint refused the client (invalid_client)');
+    const put = await api.call('setCredentials', { params: { name: 'oauthed' }, body: { clientSecret: CLIENT_SECRET }, as: admin });
+    assert.equal(put.status, 200, put.text);
+    assertNoSecret(put.text, 'the PUT answer');
+    const before = oauthed.seen.length;
+    await callTool('oauthed', 'full');
+    const seen = oauthed.seen.slice(before);
+    assert.ok(seen.length > 0);
+    for (const headers of seen) assert.equal(headers['authorization'], `Bearer ${CC_TOKEN}`);
+    const after = await api.call('getCredentials', { params: { name: 'oauthed' }, as: admin });
+    assert.ok(after.body.token.cachedUntil, after.text);
+    assert.equal(after.body.token.lastError, undefined);
+    assert.deepEqual(
+      after.body.secrets.map((s: { name: string; set: boolean }) => [s.name, s.set]),
+      [['client secret', true]],
+    );
+  });
+});
+
+describe('the page', () => {
+  const adminCookie = () => (admin as { cookie: string }).cookie;
+  const page = async (path: string) => {
+    const res = await fetch(`${gw.url}${path}`, { headers: { cookie: adminCookie() }, redirect: 'manual' });
+    assert.equal(res.status, 200, path);
+    return res.text();
+  };
+  const post = (path: string, form: Record<string, string>) =>
+    fetch(`${gw.url}${path}`, {
+      method: 'POST',
+      headers: { cookie: adminCookie(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form),
+      redirect: 'manual',
+    });
+  const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+
+  test("the server's page shows the credential's status with empty password fields, and saves a new secret write-only", async () => {
+    const html = await page('/servers/keyed');
+    assert.match(html, /id="credentials"/);
+    assert.match(html, /<input type="password" id="c-header:X-API-Key" name="header:X-API-Key" value=""/);
+    assert.match(html, /Set on <time/);
+    assertNoSecret(html, 'the page');
+    const saved = await post('/servers/keyed/credentials', { _csrf: csrfOf(html), 'header:X-API-Key': KEY_1 });
+    assert.equal(saved.status, 303);
+    expectedKey = KEY_1;
+    const before = keyed.seen.length;
+    await callTool('keyed', 'full');
+    assert.ok(keyed.seen.slice(before).every((h) => h['x-api-key'] === KEY_1));
+    assertNoSecret(await page('/servers/keyed'), 'the page after saving');
+  });
+
+  test('the edit form keeps the backend authentication mode and its settings through a save', async () => {
+    const html = await page('/servers/keyed/edit');
+    assert.match(html, /<option value="headers" selected>/);
+    const settings = /<textarea id="f-authSettings" name="authSettings"[^>]*>([\s\S]*?)<\/textarea>/.exec(html)?.[1] ?? '';
+    const decoded = settings.replace(/&#34;/g, '"').replace(/&quot;/g, '"');
+    assert.deepEqual(JSON.parse(decoded), { headers: [{ name: 'X-API-Key', from: 'vault' }] });
+    const form = {
+      _csrf: csrfOf(html),
+      version: /name="version" value="([^"]*)"/.exec(html)?.[1] ?? '',
+      url: keyed.url,
+      streamable: '/mcp',
+      sse: '/sse',
+      enabled: 'on',
+      description: 'edited on the page',
+      authType: 'headers',
+      authSettings: decoded,
+    };
+    const saved = await post('/servers/keyed', form);
+    assert.equal(saved.status, 303, await saved.text());
+    assert.deepEqual(gw.gateway.catalog.get('keyed')?.backendAuth, { type: 'headers', headers: [{ name: 'X-API-Key', from: 'vault' }] });
+    assert.equal(gw.gateway.catalog.get('keyed')?.description, 'edited on the page');
+    const refused = await post('/servers/keyed', {
+      ...form,
+      version: '',
+      authSettings: '{"headers": [{"name": "X-API-Key", "value": "literal", "from": "vault"}]}',
+    });
+    assert.equal(refused.status, 400);
+    assert.match(await refused.text(), /never holds secret values/);
+  });
+});
+
+describe('definitions', () => {
+  const definition = (backendAuth: unknown) => ({ name: 'refused', url: keyed.url, transports: { 'streamable-http': '/mcp' }, enabled: true, backendAuth });
+
+  test('a definition holding a literal secret is refused with a message saying where secrets go', async () => {
+    const res = await api.call('registerServer', {
+      body: definition({ type: 'headers', headers: [{ name: 'X-API-Key', value: 'literal', from: 'vault' }] }),
+      as: admin,
+    });
+    const error = assertError(res, 400, 'REQUEST_INVALID');
+    assert.match(error.message, /never holds secret values/);
+    const cc = await api.call('registerServer', {
+      body: definition({ type: 'client_credentials', tokenUrl: 'https://idp.example.com/token', clientId: 'c', clientSecret: 's' }),
+      as: admin,
+    });
+    assert.match(assertError(cc, 400, 'REQUEST_INVALID').message, /clientSecret: a definition never holds secret values/);
+  });
+
+  test('a forbidden or unslotted header name is refused, naming BACKEND_CREDENTIAL_HEADERS', async () => {
+    for (const name of ['Cookie', 'Host', 'Mcp-Session-Id', 'X-User', 'X-MCP-Route', 'Transfer-Encoding']) {
+      const res = await api.call('registerServer', { body: definition({ type: 'headers', headers: [{ name, from: 'vault' }] }), as: admin });
+      assertError(res, 400, 'REQUEST_INVALID', name);
+    }
+    const res = await api.call('registerServer', { body: definition({ type: 'headers', headers: [{ name: 'X-Other-Key', from: 'vault' }] }), as: admin });
+    assert.match(assertError(res, 400, 'REQUEST_INVALID').message, /X-Other-Key has no slot in nginx.*BACKEND_CREDENTIAL_HEADERS/);
+    const env = await api.call('registerServer', {
+      body: definition({ type: 'headers', headers: [{ name: 'X-API-Key', from: { env: 'SECRET_KEY' } }] }),
+      as: admin,
+    });
+    assert.match(assertError(env, 400, 'REQUEST_INVALID').message, /SECRET_KEY is not an environment variable definitions may read/);
+  });
+
+  test('a catalog file naming a header without a slot is reported and ignored', async () => {
+    gw.writeDefinition('no-slot', { ...definition({ type: 'headers', headers: [{ name: 'X-Other-Key', from: 'vault' }] }), name: 'no-slot' });
+    const deadline = Date.now() + 3000;
+    while (!gw.gateway.catalog.problems().some((p) => p.file === 'no-slot.json') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    assert.match(gw.gateway.catalog.problems().find((p) => p.file === 'no-slot.json')?.message ?? '', /BACKEND_CREDENTIAL_HEADERS/);
+    assert.equal(gw.gateway.catalog.get('no-slot'), undefined);
+  });
+});
+
+describe('no secret at rest or in the records', () => {
+  test('the rendered nginx config, the audit log, the registry log and the state folder hold no secret', async () => {
+    await gw.gateway.audit.flush();
+    assertNoSecret(readFileSync(join(gw.gateway.runtimeDir, 'nginx.conf'), 'utf8'), 'nginx.conf');
+    const audit = readFileSync(gw.gateway.auditFile, 'utf8');
+    assertNoSecret(audit, 'the audit log');
+    // The credential changes are audited, as changes, without values.
+    const changes = audit
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { event: string; action?: string; server: string })
+      .filter((e) => e.event === 'change' && e.action === 'credentials');
+    assert.deepEqual([...new Set(changes.map((e) => e.server))].sort(), ['bearer', 'keyed', 'oauthed']);
+    assert.ok(logLines.length > 50, 'the registry logged at debug level');
+    assertNoSecret(logLines.join(''), 'the registry log');
+    // The in-memory vault writes nothing; the real (sealed) vault is tested on its own.
+    const walk = (dir: string): string[] => readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? walk(join(dir, f)) : [join(dir, f)]));
+    for (const file of walk(gw.stateDir)) if (statSync(file).size < 4_000_000) assertNoSecret(readFileSync(file, 'latin1'), file);
+  });
+});
