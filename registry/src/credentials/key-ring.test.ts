@@ -35,6 +35,7 @@ test('a tampered value does not open: any changed character, a relabelled key id
   assert.equal(ring.open('id', ['v2', kid, iv, body].join('.')), undefined, 'another version');
   assert.equal(ring.open('id', sealed.slice(0, -4)), undefined, 'truncated');
   assert.equal(ring.open('id', 'not sealed at all'), undefined);
+  assert.equal(ring.open('id', undefined as unknown as string), undefined, 'a record of another shape');
   assert.equal(ring.open('id', sealed), 'value');
 });
 

@@ -88,6 +88,7 @@ function aad(kid: string, id: string): Buffer {
 }
 
 function parseSealed(sealed: string): { kid: string; iv: Buffer; body: Buffer } | undefined {
+  if (typeof sealed !== 'string') return undefined; // a record of another shape (another version wrote it)
   const parts = sealed.split('.');
   if (parts.length !== 4 || parts[0] !== VERSION) return undefined;
   const [, kid, iv, body] = parts as [string, string, string, string];
