@@ -10,6 +10,8 @@ import { GroupRecheck } from './authserver/group-recheck.ts';
 import { createAuditLog, type AuditLog, type SharedAuditSink } from './audit/audit-log.ts';
 import { Catalog, type CatalogRecord, type CatalogStore, type DefinitionPolicy } from './catalog/catalog.ts';
 import type { Config } from './config/load.ts';
+import { KeyRing } from './credentials/key-ring.ts';
+import { CREDENTIALS_NAMESPACE, Vault, type CredentialRecord } from './credentials/vault.ts';
 import { GatewayError } from './errors.ts';
 import { createIdentityProvider } from './identity/create-provider.ts';
 import { DEV_MACHINE_CLIENT_ID, devMachineSecret } from './identity/dev.ts';
@@ -40,7 +42,6 @@ import { BEARER_REALM, SERVER_HEADER } from './authz/paths.ts';
 import { createValidateRoute } from './authz/validate-route.ts';
 import { createApp } from './web/app.ts';
 import { BackendCredentials, backendAuthProblems, type TokenSourceFactory } from './credentials/backend-credentials.ts';
-import type { SecretVault } from './credentials/types.ts';
 import { ClientCredentialsSource } from './credentials/client-credentials.ts';
 
 export interface RunningGateway {
@@ -64,6 +65,12 @@ export interface RunningGateway {
    * always up; Redis: connected and, for a mirror, its copy in sync: `isUp()` of store/open.ts).
    */
   readonly stores: StoreHealth;
+  /**
+   * The backend-secret vault (STATE_DIR/credentials or the Redis namespace `credentials`), sealed
+   * under CREDENTIAL_KEYS. `vault.reseal()` after a key rotation; `vault.keyUsage()` tells when an
+   * old key seals nothing more (docs/backend-credentials.md).
+   */
+  readonly vault: Vault;
   /**
    * One pass of the session refresher as if the clock read `now`: every session whose IdP access
    * token is due by then is refreshed at once (the background pass runs every 2 s on the real clock).
@@ -133,14 +140,6 @@ export interface GatewayTestHooks {
    * Production never sets it.
    */
   readonly clientMetadataFetch?: ClientMetadataFetch;
-  /**
-   * The secret vault for backend credentials (issue 13). Until the sealed vault
-   * (credentials/vault.ts) is wired here, only a test passes one; without it, secrets "from the
-   * vault" are unset and PUT .../credentials answers STORE_UNAVAILABLE.
-   */
-  readonly vault?: SecretVault;
-  /** Token sources for client_credentials backends instead of ClientCredentialsSource (a test's stand-in). */
-  readonly tokenSources?: TokenSourceFactory;
 }
 
 /**
@@ -181,7 +180,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     await state.close();
     throw err;
   }
-  const { sessionRecords, authRecords, tokenRecords, idpRecords, replicas, ownAuditSink } = opened;
+  const { sessionRecords, authRecords, tokenRecords, idpRecords, credentialRecords, replicas, ownAuditSink } = opened;
   const audit = createAuditLog(config.auditLogFile, replicas.audit ? { shared: replicas.audit, log: log.child({ module: 'audit' }) } : {});
   const closeState = async () => {
     await ownAuditSink?.close();
@@ -192,6 +191,12 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     limits: { idleMs: config.sessionTtlSeconds * 1000, maxLifetimeMs: config.sessionMaxLifetimeSeconds * 1000 },
     log: log.child({ module: 'sessions' }),
   });
+  // Secrets the gateway keeps for backends, sealed at rest; the check peeks them from memory.
+  const vault = new Vault({ store: credentialRecords, keys: new KeyRing(config.credentialKeys.keys), log: log.child({ module: 'vault' }) });
+  const keyUsage = vault.keyUsage();
+  log.info({ keys: keyUsage, from: config.credentialKeys.from }, 'backend secrets: key ring (CREDENTIAL_KEYS), secrets per key');
+  for (const { keyId, secrets } of keyUsage.filter((usage) => !usage.inRing))
+    log.error({ keyId, secrets }, 'backend secrets are sealed under a key that is not in CREDENTIAL_KEYS: they cannot be opened until it is put back');
   let registryUrl = '';
   const sealer = createSealer(config.secretKey);
   const provider: IdentityProvider = createIdentityProvider(config, {
@@ -215,11 +220,11 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   // and a token source per client_credentials server (issue 13).
   const credentials = new BackendCredentials({
     catalog,
-    vault: testHooks.vault,
+    vault,
     env: config.backendCredentials.env,
     envAllowed: config.backendCredentials.envAllowed,
     headerSlots: config.backendCredentials.headerSlots,
-    tokenSources: testHooks.tokenSources ?? clientCredentialsSource,
+    tokenSources: clientCredentialsSource,
     log: log.child({ module: 'backend-credentials' }),
   });
   credentials.start();
@@ -410,6 +415,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     metrics,
     credentials,
     stores,
+    vault,
     refreshSessions: (now) => refresher.runOnce(now),
     async stop() {
       await refresher.stop();
@@ -422,7 +428,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await provider.close?.();
       await audit.close();
-      // Sessions, the authorization server's records, tokens, the dev IdP's storage, the leases,
+      vault.close();
+      // Sessions, the authorization server's records, tokens, backend secrets, the dev IdP's storage, the leases,
       // and with REDIS_URL the catalog, health results and audit stream.
       await closeState();
     },
@@ -432,7 +439,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
 /**
  * Opens every record store the gateway keeps (one kind of record each: `STATE_DIR/<kind>` or the
  * Redis namespace `<kind>`). Mirrored in memory where the check peeks or a page snapshots:
- * sessions, the authorization server's records (revocations), personal tokens; the dev IdP's
+ * sessions, the authorization server's records (revocations), personal tokens, backend secrets; the dev IdP's
  * storage is only read and written through. With REDIS_URL, what the replicas share besides
  * (`SharedState`: the catalog, the backend checks' results and their lease, the audit stream) is
  * opened here too, unless the caller passed it.
@@ -442,10 +449,13 @@ async function openStores(state: Stores, config: Config, shared: SharedState, lo
   const authRecords = await state.watched<OidcStoreEntry>('authserver');
   const tokenRecords = await state.watched<PersonalTokenRecord>('tokens');
   const idpRecords = config.providerType === 'dev' ? await state.plain<OidcStoreEntry>('idp') : undefined;
+  // Backend secrets (sealed): mirrored, since the check peeks them on every MCP request.
+  const credentialRecords = await state.watched<CredentialRecord>(CREDENTIALS_NAMESPACE);
   const health: [string, RecordStoreHealth][] = [
     ['sessions', sessionRecords],
     ['authserver', authRecords],
     ['tokens', tokenRecords],
+    [CREDENTIALS_NAMESPACE, credentialRecords],
   ];
   if (idpRecords) health.push(['idp', idpRecords]);
   const replicas: { -readonly [K in keyof SharedState]: SharedState[K] } = { ...shared };
@@ -463,5 +473,5 @@ async function openStores(state: Stores, config: Config, shared: SharedState, lo
     }
     if (!replicas.audit) replicas.audit = ownAuditSink = await RedisAuditSink.open({ url: config.redis.url, log: log.child({ module: 'audit' }) });
   }
-  return { sessionRecords, authRecords, tokenRecords, idpRecords, health, replicas: replicas as SharedState, ownAuditSink };
+  return { sessionRecords, authRecords, tokenRecords, idpRecords, credentialRecords, health, replicas: replicas as SharedState, ownAuditSink };
 }

@@ -15,9 +15,9 @@ import { loadServerDefinition } from '../src/catalog/load-definition.ts';
  */
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const SECRET_ENV = ['SECRET_KEY', 'REDIS_URL', 'METRICS_TOKEN', 'ADMIN_PASSWORD'];
+const SECRET_ENV = ['SECRET_KEY', 'REDIS_URL', 'METRICS_TOKEN', 'ADMIN_PASSWORD', 'CREDENTIAL_KEYS'];
 /** Environment names whose value is a credential: never a literal in a committed file. */
-const SECRET_NAME = /SECRET|PASSWORD|TOKEN|_KEY$/;
+const SECRET_NAME = /SECRET|PASSWORD|TOKEN|_KEYS?$/;
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv, install: string): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(command, args, { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
@@ -255,8 +255,8 @@ describe('deploy/kubernetes (kubectl kustomize)', () => {
     assert.equal(portNumber(gateway.livenessProbe?.httpGet?.port), 8080);
   });
 
-  test('SECRET_KEY, REDIS_URL and METRICS_TOKEN come from the Secret mcp-gateway-secrets (secretKeyRef, never value:)', () => {
-    for (const name of ['SECRET_KEY', 'REDIS_URL', 'METRICS_TOKEN']) {
+  test('SECRET_KEY, REDIS_URL, METRICS_TOKEN and CREDENTIAL_KEYS come from the Secret mcp-gateway-secrets (secretKeyRef, never value:)', () => {
+    for (const name of ['SECRET_KEY', 'REDIS_URL', 'METRICS_TOKEN', 'CREDENTIAL_KEYS']) {
       const env = envOf(name);
       assert.ok(env, `${name} is set`);
       assert.equal(env.value, undefined, `${name} has no literal value`);

@@ -1,6 +1,7 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { DERIVED_KEY_ID, parseCredentialKeys, type CredentialKey, type CredentialKeyEntry } from './credential-keys.ts';
 import { demoUsers, mergeDevUsers, type DemoUser } from './dev-users.ts';
 import { parseStaticClients, type StaticClient } from './oauth-clients.ts';
 import { BACKEND_ENV_PREFIX, ENV_VARS, envSchema, isGatewaySetting } from './schema.ts';
@@ -22,6 +23,12 @@ export interface Config {
   readonly devUsers: readonly DemoUser[];
   readonly secretKey: string;
   readonly secretKeyGenerated: boolean;
+  /**
+   * The key ring that seals backend secrets (CREDENTIAL_KEYS), the sealing key first. `from`:
+   * `env`, `file` (generated once into STATE_DIR/credential_keys) or `secret-key` (with REDIS_URL
+   * and no CREDENTIAL_KEYS: derived from SECRET_KEY, key id `sk`, the same on every replica).
+   */
+  readonly credentialKeys: { readonly keys: readonly CredentialKey[]; readonly from: 'env' | 'file' | 'secret-key' };
   readonly logLevel: string;
   readonly stateDir: string;
   readonly catalogDir: string;
@@ -146,6 +153,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
       ? createHmac('sha256', secret).update('mcp-gateway dev admin password').digest('base64url').slice(0, 20)
       : readOrCreateSecret(join(stateDir, 'admin_password'), () => randomBytes(12).toString('base64url')));
   const admin = { user: e.ADMIN_USER, password };
+  const credentialKeys = resolveCredentialKeys(e.CREDENTIAL_KEYS, e.REDIS_URL !== undefined, secret, stateDir);
+  if ('errors' in credentialKeys) return { ok: false, errors: credentialKeys.errors };
   let devUsers = demoUsers(admin);
   if (e.DEV_IDP_USERS_FILE !== undefined) {
     const file = resolveFrom(projectRoot, e.DEV_IDP_USERS_FILE);
@@ -183,6 +192,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     warnings.push(
       'REDIS_URL is set but SECRET_KEY is not: replicas sharing this Redis must share SECRET_KEY, or their cookies and tokens are refused by each other',
     );
+  if (credentialKeys.from === 'secret-key')
+    warnings.push(
+      'REDIS_URL is set but CREDENTIAL_KEYS is not: backend secrets are sealed under a key derived from SECRET_KEY (key id sk); set CREDENTIAL_KEYS so that key can be rotated apart from SECRET_KEY (docs/backend-credentials.md)',
+    );
   if (!publicUrl.startsWith('https:')) warnings.push('cookies are not Secure because GATEWAY_PUBLIC_URL is not https');
   if (e.MCP_AUTH_PROVIDER_TYPE === 'dev') warnings.push('the built-in development identity provider is active (set MCP_AUTH_PROVIDER_TYPE for a real IdP)');
 
@@ -201,6 +214,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     devUsers,
     secretKey: secret,
     secretKeyGenerated: e.SECRET_KEY === undefined,
+    credentialKeys,
     logLevel: e.LOGGING_LEVEL,
     stateDir,
     catalogDir,
@@ -305,6 +319,29 @@ function backendCredentialEnv(
     if (name.startsWith(BACKEND_ENV_PREFIX) || listed.includes(name)) values[name] = value;
   }
   return { headerSlots: [...headerSlots], env: values, envAllowed: [...listed] };
+}
+
+/**
+ * The key ring: CREDENTIAL_KEYS as written (the entry `sk` is the key derived from SECRET_KEY);
+ * without it, with REDIS_URL, that derived key alone (replicas do not share a STATE_DIR, but they
+ * share SECRET_KEY); otherwise one key generated once into STATE_DIR/credential_keys (0600).
+ */
+function resolveCredentialKeys(
+  set: readonly CredentialKeyEntry[] | undefined,
+  redis: boolean,
+  secretKey: string,
+  stateDir: string,
+): Config['credentialKeys'] | { errors: string[] } {
+  // Its own HKDF label: the derived key is unrelated to every other key taken from SECRET_KEY.
+  const derived = () => Buffer.from(hkdfSync('sha256', secretKey, 'mcp-gateway', 'credential-vault key v1', 32)).toString('base64url');
+  const withDerived = (entries: readonly CredentialKeyEntry[]) => entries.map(({ id, secret }) => ({ id, secret: secret ?? derived() }));
+  if (set !== undefined) return { keys: withDerived(set), from: 'env' };
+  if (redis) return { keys: withDerived([{ id: DERIVED_KEY_ID, secret: undefined }]), from: 'secret-key' };
+  const file = join(stateDir, 'credential_keys');
+  const day = new Date().toISOString().slice(0, 10).replace(/-/g, '');
+  const text = readOrCreateSecret(file, () => `k${day}:${randomBytes(32).toString('base64url')}`);
+  const parsed = parseCredentialKeys(text, file);
+  return parsed.ok ? { keys: withDerived(parsed.keys), from: 'file' } : { errors: parsed.errors };
 }
 
 function formatIssue(path: readonly PropertyKey[], message: string): string {

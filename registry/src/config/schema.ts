@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ENV_NAME_PATTERN, forbiddenHeaderReason, SLOT_HEADER_NAME_PATTERN } from '../catalog/backend-auth.ts';
+import { parseCredentialKeys } from './credential-keys.ts';
 import { isSerializedOrigin } from './origin.ts';
 
 /**
@@ -210,6 +211,13 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
     example: '(64 random hex characters)',
     description:
       'Signs session cookies and CSRF tokens, keys the dev IdP cookies and binds MCP sessions to their principal (replicas must share it; changing it ends every MCP session). At least 32 characters. Never logged.',
+  },
+  {
+    name: 'CREDENTIAL_KEYS',
+    default: 'generated once into STATE_DIR/credential_keys; with REDIS_URL, derived from SECRET_KEY (key id sk)',
+    example: 'k2026-11:(base64 of 32 random bytes),k2026-01:(the previous key)',
+    description:
+      'The key ring that seals the secrets the gateway keeps for backends (AES-256-GCM; docs/backend-credentials.md): comma-separated <kid>:<32 bytes in base64 or base64url>, key ids 1-32 of a-z 0-9 -. The first key seals, every key opens; to rotate, put a new key first, reseal, then drop the old one. The entry sk alone is the key derived from SECRET_KEY. Replicas must share it. Never logged.',
   },
   { name: 'ADMIN_USER', default: 'admin', example: 'root-operator', description: "Login name of the dev IdP's administrator (group mcp-admin)." },
   {
@@ -516,6 +524,15 @@ export const envSchema = z
     MCP_AUTH_SCOPE_MAPPING_FILE: z.string().trim().min(1).optional(),
     MCP_AUTH_ALLOW_INSECURE_HTTP: bool('MCP_AUTH_ALLOW_INSECURE_HTTP').default(false),
     SECRET_KEY: z.string().min(32, 'SECRET_KEY must be at least 32 characters (try: openssl rand -hex 32)').optional(),
+    CREDENTIAL_KEYS: z
+      .string()
+      .transform((value, ctx) => {
+        const parsed = parseCredentialKeys(value, 'CREDENTIAL_KEYS');
+        if (parsed.ok) return parsed.keys;
+        for (const message of parsed.errors) ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      })
+      .optional(),
     ADMIN_USER: z
       .string()
       .trim()

@@ -43,7 +43,7 @@ export class Stores implements StoreHealth {
     return this.#options.redis !== undefined;
   }
 
-  /** A store that is read from memory and tells about changes: sessions, the authorization server's records, tokens. */
+  /** A store that is read from memory and tells about changes: sessions, the authorization server's records, tokens, backend secrets (`credentials`). */
   async watched<T>(kind: string): Promise<WatchedRecordStore<T> & StoreHealth> {
     const redis = this.#options.redis;
     const log = this.#options.log.child({ module: 'store', store: kind });

@@ -6,13 +6,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startProtectedBackend, type ProtectedBackend } from '../fixtures/protected-backend.ts';
 import { ApiClient, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, eventually, startTestGateway, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
-import { MemoryVault } from './memory-vault.ts';
 
 let backend: ProtectedBackend;
 let gw: TestGateway;
@@ -43,7 +44,6 @@ before(async () => {
     ],
     users: [{ username: 'full', password: 'pw-full', groups: ['mcp-server-protected', 'mcp-server-static'] }],
     env: { MCP_BACKEND_STATIC_KEY: backend.staticKey.key, LOGGING_LEVEL: 'debug' },
-    hooks: { vault: new MemoryVault() },
     logDestination: { write: (line: string) => void logLines.push(line) },
   });
   api = new ApiClient(gw.url);
@@ -89,6 +89,21 @@ test('without its client secret the backend is not reached: BACKEND_CREDENTIAL_F
   assert.equal(body.error.data.error, 'BACKEND_CREDENTIAL_FAILED');
   assert.match(body.error.message, /credential for protected: .*no client secret stored/);
   assert.equal(backend.received.filter((r) => r.endpoint === 'oauth').length, 0);
+});
+
+test("a wrong client secret: BACKEND_CREDENTIAL_FAILED with the token endpoint's invalid_client, never the secret; the sealed vault holds no plaintext", async () => {
+  const wrong = 'not-the-client-secret-0123456789';
+  const put = await api.call('setCredentials', { params: { name: 'protected' }, body: { clientSecret: wrong }, as: admin });
+  assert.equal(put.status, 200, put.text);
+  await eventually(async () => /invalid_client/.test(await (await post('protected')).text()), 5000);
+  const res = await post('protected');
+  assert.equal(res.status, 502);
+  const text = await res.text();
+  assert.match(text, /BACKEND_CREDENTIAL_FAILED/);
+  assert.ok(!text.includes(wrong), 'the answer does not carry the secret');
+  assert.equal(backend.received.filter((r) => r.endpoint === 'oauth').length, 0, 'nothing reached the backend');
+  const stored = readdirSync(join(gw.stateDir, 'credentials')).map((f) => readFileSync(join(gw.stateDir, 'credentials', f), 'utf8'));
+  assert.ok(stored.length > 0 && !stored.some((t) => t.includes(wrong)), 'sealed at rest');
 });
 
 test("with the secret set through the API, MCP calls carry the gateway's token for the backend's audience, one token for many calls", async () => {

@@ -17,39 +17,12 @@ import { serveMcp, type RunningMcpServer } from '../../../servers/shared/serve-m
 import { ApiClient, assertError, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, startTestGateway, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
-import { MemoryVault } from './memory-vault.ts';
-import type { ClientCredentialsSpec, StatusTokenSource } from '../../src/credentials/backend-credentials.ts';
-import { GatewayError } from '../../src/errors.ts';
 
 const KEY_1 = 'k1-secret-api-key-0001';
 const KEY_2 = 'k2-secret-api-key-0002';
 const BEARER = 't1-secret-bearer-token-0001';
 const ENV_KEY = 'env-secret-api-key-0003';
-const CLIENT_SECRET = 'cs-secret-client-0004';
-const CC_TOKEN = 'cc-access-token-0005';
-const SECRETS = [KEY_1, KEY_2, BEARER, ENV_KEY, CLIENT_SECRET, CC_TOKEN];
-
-/**
- * A stand-in for the client-credentials token source (credentials/client-credentials.ts, tested
- * against a real authorization server on its own): it "fetches" a token when the client secret
- * it reads is the right one, and says so in its status. What matters here is the path from the
- * source's cached token to the backend.
- */
-const tokenSpecs: ClientCredentialsSpec[] = [];
-function fakeTokenSource(spec: ClientCredentialsSpec): StatusTokenSource {
-  tokenSpecs.push(spec);
-  let token: string | undefined;
-  return {
-    current: () => token,
-    ensure: async () => {
-      if (spec.clientSecret() !== CLIENT_SECRET) throw new GatewayError('BACKEND_CREDENTIAL_FAILED', 'the token endpoint refused the client (invalid_client)');
-      token = CC_TOKEN;
-      return token;
-    },
-    close: () => undefined,
-    status: () => ({ expiresAt: Date.now() + 3_600_000 }),
-  };
-}
+const SECRETS = [KEY_1, KEY_2, BEARER, ENV_KEY];
 
 /** A backend that answers 401 unless the request carries `required()` exactly; `seen` records every request's headers. */
 interface Guarded {
@@ -96,15 +69,13 @@ let api: ApiClient;
 let keyed: Guarded;
 let bearer: Guarded;
 let fromEnv: Guarded;
-let oauthed: Guarded;
 let expectedKey = KEY_1;
-const vault = new MemoryVault();
 const logLines: string[] = [];
 const cookies: Record<string, string> = {};
 let admin: Caller;
 
 const USERS = [
-  { username: 'full', password: 'pw-full', groups: ['mcp-server-keyed', 'mcp-server-bearer', 'mcp-server-from-env', 'mcp-server-unset', 'mcp-server-oauthed'] },
+  { username: 'full', password: 'pw-full', groups: ['mcp-server-keyed', 'mcp-server-bearer', 'mcp-server-from-env', 'mcp-server-unset'] },
   { username: 'one-tool', password: 'pw-tool', groups: ['mcp-server-keyed-tool-get_stock_aggregates'] },
 ];
 const both = { 'streamable-http': '/mcp', sse: '/sse' };
@@ -113,7 +84,6 @@ before(async () => {
   keyed = await guarded(() => ({ 'X-API-Key': expectedKey }));
   bearer = await guarded(() => ({ Authorization: `Bearer ${BEARER}` }));
   fromEnv = await guarded(() => ({ 'X-API-Key': ENV_KEY }));
-  oauthed = await guarded(() => ({ Authorization: `Bearer ${CC_TOKEN}` }));
   gw = await startTestGateway({
     definitions: [
       { name: 'keyed', url: keyed.url, transports: both, enabled: true, backendAuth: { type: 'headers', headers: [{ name: 'X-API-Key', from: 'vault' }] } },
@@ -132,13 +102,6 @@ before(async () => {
         backendAuth: { type: 'headers', headers: [{ name: 'X-API-Key', from: { env: 'MCP_BACKEND_TEST_KEY' } }] },
       },
       {
-        name: 'oauthed',
-        url: oauthed.url,
-        transports: { 'streamable-http': '/mcp' },
-        enabled: true,
-        backendAuth: { type: 'client_credentials', tokenUrl: 'https://idp.example.com/oauth2/token', clientId: 'mcp-gateway', scopes: ['tools'] },
-      },
-      {
         name: 'unset',
         url: keyed.url,
         transports: { 'streamable-http': '/mcp' },
@@ -148,7 +111,6 @@ before(async () => {
     ],
     users: USERS,
     env: { MCP_BACKEND_TEST_KEY: ENV_KEY, LOGGING_LEVEL: 'debug' },
-    hooks: { vault, tokenSources: fakeTokenSource },
     logDestination: { write: (line: string) => void logLines.push(line) },
   });
   api = new ApiClient(gw.url);
@@ -164,7 +126,6 @@ after(async () => {
   await keyed?.close();
   await bearer?.close();
   await fromEnv?.close();
-  await oauthed?.close();
 });
 
 /** What a client that also sends its own X-API-Key and a cookie sees: the gateway must send neither on. */
@@ -230,7 +191,13 @@ describe('static header credentials', () => {
     assert.equal(get.status, 200);
     assertNoSecret(get.text, 'the GET answer');
     assert.equal(get.body.secrets[0].set, true);
-    assert.deepEqual(vault.puts, ['server:keyed:header:x-api-key']);
+    assert.deepEqual(
+      gw.gateway.vault
+        .list()
+        .map((i) => i.id)
+        .filter((id) => id.startsWith('server:keyed:')),
+      ['server:keyed:header:x-api-key'],
+    );
   });
 
   test("MCP calls reach the backend with exactly the gateway's credential, never the client's cookie, token or own X-API-Key (both transports)", async () => {
@@ -261,7 +228,7 @@ describe('static header credentials', () => {
   test('Authorization with a prefix: the stored secret gets "Bearer " when sent (a value already holding it is not doubled)', async () => {
     const put = await api.call('setCredentials', { params: { name: 'bearer' }, body: { headers: { Authorization: `Bearer ${BEARER}` } }, as: admin });
     assert.equal(put.status, 200, put.text);
-    assert.equal(vault.peek('server:bearer:header:authorization'), BEARER);
+    assert.equal(gw.gateway.vault.peek('server:bearer:header:authorization'), BEARER);
     const before = bearer.seen.length;
     await callTool('bearer', 'full');
     const seen = bearer.seen.slice(before);
@@ -345,36 +312,6 @@ describe('static header credentials', () => {
     });
     assertError(bad, 400, 'REQUEST_INVALID');
     assert.ok(!bad.text.includes('Injected'), 'the refusal never echoes the value');
-  });
-});
-
-describe('client credentials', () => {
-  test("without a valid token the check answers BACKEND_CREDENTIAL_FAILED with the token endpoint's error; once the secret is set, the backend gets the cached token", async () => {
-    assert.equal(tokenSpecs.filter((s) => s.server === 'oauthed').length, 1, 'one token source, built when the server appeared');
-    assert.deepEqual(tokenSpecs[0]?.scopes, ['tools']);
-    const refused = await rawPost('oauthed', 'full', initialize);
-    assert.equal(refused.status, 502);
-    assert.match(
-      ((await refused.json()) as { error: { message: string } }).error.message,
-      /credential for oauthed: no valid token from the token endpoint \(the token endpoint refused the client \(invalid_client\)\)/,
-    );
-    const status = await api.call('getCredentials', { params: { name: 'oauthed' }, as: admin });
-    assert.equal(status.body.token.lastError, 'the token endpoint refused the client (invalid_client)');
-    const put = await api.call('setCredentials', { params: { name: 'oauthed' }, body: { clientSecret: CLIENT_SECRET }, as: admin });
-    assert.equal(put.status, 200, put.text);
-    assertNoSecret(put.text, 'the PUT answer');
-    const before = oauthed.seen.length;
-    await callTool('oauthed', 'full');
-    const seen = oauthed.seen.slice(before);
-    assert.ok(seen.length > 0);
-    for (const headers of seen) assert.equal(headers['authorization'], `Bearer ${CC_TOKEN}`);
-    const after = await api.call('getCredentials', { params: { name: 'oauthed' }, as: admin });
-    assert.ok(after.body.token.cachedUntil, after.text);
-    assert.equal(after.body.token.lastError, undefined);
-    assert.deepEqual(
-      after.body.secrets.map((s: { name: string; set: boolean }) => [s.name, s.set]),
-      [['client secret', true]],
-    );
   });
 });
 
@@ -492,10 +429,10 @@ describe('no secret at rest or in the records', () => {
       .filter(Boolean)
       .map((l) => JSON.parse(l) as { event: string; action?: string; server: string })
       .filter((e) => e.event === 'change' && e.action === 'credentials');
-    assert.deepEqual([...new Set(changes.map((e) => e.server))].sort(), ['bearer', 'keyed', 'oauthed']);
+    assert.deepEqual([...new Set(changes.map((e) => e.server))].sort(), ['bearer', 'keyed']);
     assert.ok(logLines.length > 50, 'the registry logged at debug level');
     assertNoSecret(logLines.join(''), 'the registry log');
-    // The in-memory vault writes nothing; the real (sealed) vault is tested on its own.
+    // The sealed vault's files included: no secret in clear anywhere in the state folder.
     const walk = (dir: string): string[] => readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? walk(join(dir, f)) : [join(dir, f)]));
     for (const file of walk(gw.stateDir)) if (statSync(file).size < 4_000_000) assertNoSecret(readFileSync(file, 'latin1'), file);
   });

@@ -105,6 +105,21 @@ describe('two gateways on one Redis', () => {
     assert.equal((await mcp(one, { authorization })).status, 401, 'the next request on gateway 1 is refused');
   });
 
+  test('a backend secret put through gateway 1 is read from memory on gateway 2 (the key derived from the shared SECRET_KEY); Redis holds it sealed', async () => {
+    const secret = `backend-secret-${Date.now()}`;
+    await one.gateway.vault.put('currenttime:api-key', secret);
+    await eventually(async () => two.gateway.vault.peek('currenttime:api-key') === secret);
+    assert.deepEqual(
+      two.gateway.vault.list().map(({ id, keyId }) => ({ id, keyId })),
+      [{ id: 'currenttime:api-key', keyId: 'sk' }],
+    );
+    const stored = await redis.command('HGET', 'mcpgw:{credentials}:r:currenttime:api-key', 'value');
+    assert.match(stored, /v1\.sk\./);
+    assert.ok(!stored.includes(secret), 'Redis holds the plaintext');
+    assert.equal(await two.gateway.vault.delete('currenttime:api-key'), true);
+    await eventually(async () => one.gateway.vault.peek('currenttime:api-key') === undefined);
+  });
+
   test("a token one replica's IdP signed verifies on the other: keys come from SECRET_KEY, not from the process", async () => {
     const token = await machineToken(one.url, TEST_SECRET_KEY);
     assert.equal((await mcp(two, { authorization: `Bearer ${token}` })).status, 200);

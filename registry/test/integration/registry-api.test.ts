@@ -22,7 +22,6 @@ import {
 import { ApiClient, assertError, machineToken, type ApiResponse, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, freePort, startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
-import { MemoryVault } from './memory-vault.ts';
 import { connectClientOverHttp } from './oauth-flow.ts';
 
 /*
@@ -68,7 +67,6 @@ before(async () => {
       { name: 'fininfo', url: fininfo.url, transports: { 'streamable-http': '/mcp', sse: '/sse' }, enabled: true },
       { name: 'deadend', url: `http://127.0.0.1:${deadPort}`, transports: { 'streamable-http': '/mcp' }, enabled: true },
     ],
-    hooks: { vault: new MemoryVault() },
     users: [
       { username: 'editor', password: 'editor-pw', groups: ['mcp-server-currenttime-edit'] },
       { username: 'toggler', password: 'toggler-pw', groups: ['mcp-server-currenttime-toggle'] },
