@@ -358,6 +358,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     authServer,
     account,
     credentials,
+    vaultKeys: vault,
     log,
     readiness: () => readiness(sync?.status().lastAppliedAt !== undefined, stores.list()),
     metrics: metricsRoute(metrics, config.metricsToken),

@@ -25,6 +25,7 @@ import { apiRouter } from './api/router.ts';
 import type { NginxState } from './api/schemas.ts';
 import { RegistryActions } from './registry-actions.ts';
 import type { BackendCredentials } from '../credentials/backend-credentials.ts';
+import type { Vault } from '../credentials/vault.ts';
 import { formRoutes } from './routes/forms.ts';
 import { pageRoutes } from './routes/pages.ts';
 import { protectedResourceRoutes } from './routes/protected-resource.ts';
@@ -58,6 +59,8 @@ export interface AppOptions {
   readonly account?: AccountActions;
   /** The gateway's own credentials for backends: status and write-only secrets (page and API). */
   readonly credentials?: BackendCredentials;
+  /** The vault's key ring (admin: usage per key, reseal after a rotation). */
+  readonly vaultKeys?: Pick<Vault, 'keyUsage' | 'reseal'>;
   readonly log: Logger;
   /** /readyz: nginx configured and every store reachable (metrics/readiness.ts), built by the composition root. */
   readonly readiness: () => Readiness;
@@ -96,6 +99,7 @@ export function createApp(options: AppOptions): RequestListener {
     nginxSettled: options.nginxSettled,
     ...(options.account ? { account: options.account } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.vaultKeys ? { vaultKeys: options.vaultKeys } : {}),
   });
 
   app.use(securityHeaders(options.publicUrl));

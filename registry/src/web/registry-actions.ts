@@ -16,6 +16,7 @@ import { REGISTRY_ADMIN, REGISTRY_READ, serverScope } from '../scopes/scope.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
 import type { AccountActions } from './account-actions.ts';
 import type { BackendCredentials, CredentialStatus } from '../credentials/backend-credentials.ts';
+import type { KeyUsage, Vault } from '../credentials/vault.ts';
 import {
   fieldProblemsOf,
   type NginxState,
@@ -42,6 +43,8 @@ export interface RegistryActionsOptions {
   readonly account?: AccountActions;
   /** The gateway's own credentials for backends (issue 13); absent: definitions' backendAuth is not checked against the configuration. */
   readonly credentials?: Pick<BackendCredentials, 'policy' | 'status' | 'setSecrets' | 'clearSecrets'>;
+  /** The vault's key ring: which key seals how many secrets, and resealing after a rotation. */
+  readonly vaultKeys?: Pick<Vault, 'keyUsage' | 'reseal'>;
 }
 
 export type Change = { server: ServerSummary; nginx: NginxState };
@@ -170,6 +173,26 @@ export class RegistryActions {
     const removed = await this.#credentials().clearSecrets(name);
     if (removed > 0) this.#o.audit.record({ event: 'change', user, server: name, action: 'credentials' });
     return this.#credentials().status(def);
+  }
+
+  /** Which key of CREDENTIAL_KEYS seals how many backend secrets (an old key may go at 0). Registry admin. */
+  secretKeys(p: Principal): readonly KeyUsage[] {
+    if (!hasScope(p.scopes, REGISTRY_ADMIN)) throw missing(REGISTRY_ADMIN, 'see the key ring of backend secrets');
+    return this.#vaultKeys().keyUsage();
+  }
+
+  /** Seals every backend secret again under the first key of CREDENTIAL_KEYS, after a rotation. Registry admin. */
+  async resealSecrets(p: Principal, user: string): Promise<{ resealed: number; keys: readonly KeyUsage[] }> {
+    if (!hasScope(p.scopes, REGISTRY_ADMIN)) throw missing(REGISTRY_ADMIN, 'reseal backend secrets');
+    const vault = this.#vaultKeys();
+    const resealed = await vault.reseal();
+    this.#o.audit.record({ event: 'change', user, server: '*', action: 'reseal' });
+    return { resealed, keys: vault.keyUsage() };
+  }
+
+  #vaultKeys(): NonNullable<RegistryActionsOptions['vaultKeys']> {
+    if (!this.#o.vaultKeys) throw new GatewayError('NOT_FOUND', 'This gateway keeps no backend secrets.');
+    return this.#o.vaultKeys;
   }
 
   #credentials(): NonNullable<RegistryActionsOptions['credentials']> {

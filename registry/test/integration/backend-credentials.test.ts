@@ -313,6 +313,22 @@ describe('static header credentials', () => {
     assertError(bad, 400, 'REQUEST_INVALID');
     assert.ok(!bad.text.includes('Injected'), 'the refusal never echoes the value');
   });
+
+  test('the key ring: admins see how many secrets each key seals and reseal after a rotation; nobody else', async () => {
+    const keys = await api.call('getSecretKeys', { as: admin });
+    assert.equal(keys.status, 200, keys.text);
+    const [only] = keys.body.keys as { keyId: string; secrets: number; sealing: boolean; inRing: boolean }[];
+    assert.ok(only && only.sealing && only.inRing && only.secrets >= 1, keys.text);
+    assert.equal(keys.body.keys.length, 1, 'one generated key');
+    assertNoSecret(keys.text, 'the key ring answer');
+    const resealed = await api.call('resealSecrets', { as: admin });
+    assert.equal(resealed.status, 200, resealed.text);
+    assert.equal(resealed.body.resealed, 0, 'everything is already under the first key');
+    const me = await api.call('getMe', { as: { cookie: cookies['full']! } });
+    const full: Caller = { cookie: cookies['full']!, csrf: me.body.csrfToken };
+    assertError(await api.call('getSecretKeys', { as: full }), 403, 'AUTH_SCOPE_MISSING');
+    assertError(await api.call('resealSecrets', { as: full }), 403, 'AUTH_SCOPE_MISSING');
+  });
 });
 
 describe('the page', () => {

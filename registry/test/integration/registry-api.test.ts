@@ -1173,6 +1173,16 @@ describe('backend credentials', () => {
     assert.equal(cleared.body.secrets[0].set, false);
     assert.equal((await api.call('deleteServer', { params: { name: 'keyed' }, as: bearer() })).status, 200);
   });
+
+  test('the key ring of backend secrets and resealing: registry admins only', async () => {
+    const keys = await api.call('getSecretKeys', { as: bearer() });
+    assert.equal(keys.status, 200, keys.text);
+    assert.ok(keys.body.keys.some((k: { sealing: boolean }) => k.sealing));
+    const resealed = await api.call('resealSecrets', { as: as('admin') });
+    assert.equal(resealed.status, 200, resealed.text);
+    assert.equal(typeof resealed.body.resealed, 'number');
+    assertError(await api.call('getSecretKeys', { as: as('editor') }), 403, 'AUTH_SCOPE_MISSING');
+  });
 });
 
 // ---- coverage --------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ import {
   connectionListSchema,
   credentialsBodySchema,
   credentialStatusSchema,
+  resealResultSchema,
+  secretKeysSchema,
   connectionSchema,
   idParams,
   personalTokenBodySchema,
@@ -215,6 +217,31 @@ export const API_ROUTES: readonly ApiRoute[] = [
     response: credentialStatusSchema,
     errors: [400, 403, 404],
     handle: async (a, ctx) => ({ body: await a.clearCredentials(ctx.principal, user(ctx), ctx.params['name']!) }),
+  },
+  {
+    method: 'get',
+    path: '/secrets/keys',
+    operationId: 'getSecretKeys',
+    summary: 'The key ring of backend secrets: how many secrets each key of CREDENTIAL_KEYS seals (never a key or a secret)',
+    access: 'mcp:registry:admin',
+    status: 200,
+    response: secretKeysSchema,
+    errors: [403, 404],
+    handle: (a, ctx) => ({ body: { keys: [...a.secretKeys(ctx.principal)] } }),
+  },
+  {
+    method: 'post',
+    path: '/secrets/reseal',
+    operationId: 'resealSecrets',
+    summary: 'After a key rotation: seal every backend secret again under the first key of CREDENTIAL_KEYS',
+    access: 'mcp:registry:admin',
+    status: 200,
+    response: resealResultSchema,
+    errors: [403, 404],
+    handle: async (a, ctx) => {
+      const result = await a.resealSecrets(ctx.principal, user(ctx));
+      return { body: { resealed: result.resealed, keys: [...result.keys] } };
+    },
   },
   {
     method: 'get',

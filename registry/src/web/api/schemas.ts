@@ -316,3 +316,20 @@ export const connectionSchema = z
   .meta({ id: 'Connection' });
 
 export const connectionListSchema = z.object({ connections: z.array(connectionSchema) }).meta({ id: 'ConnectionList' });
+
+export const secretKeysSchema = z
+  .object({
+    keys: z.array(
+      z.object({
+        keyId: z.string().describe('A key id of CREDENTIAL_KEYS (never the key).'),
+        secrets: z.number().int().describe('How many backend secrets it seals; an old key may leave CREDENTIAL_KEYS at 0.'),
+        sealing: z.boolean().describe('The first key: it seals new and changed secrets.'),
+        inRing: z.boolean().describe('false: secrets sealed under a key no longer in CREDENTIAL_KEYS, which cannot be opened until it is put back.'),
+      }),
+    ),
+  })
+  .meta({ id: 'SecretKeys' });
+
+export const resealResultSchema = secretKeysSchema
+  .extend({ resealed: z.number().int().describe('Secrets sealed again under the first key.') })
+  .meta({ id: 'ResealResult' });
