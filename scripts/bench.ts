@@ -24,7 +24,7 @@ import { compareWithDirect, summary, writeResults, type Row } from './bench/repo
  * separate processes on 127.0.0.1, drives each row with the same autocannon load, prints a
  * table and writes bench/results/<time>.json. See docs/performance.md.
  *
- * BENCH_CONNECTIONS (16), BENCH_DURATION (10 s), BENCH_WARMUP (3 s) and BENCH_ROWS (a,b,c,d,e,f,g,h)
+ * BENCH_CONNECTIONS (16), BENCH_DURATION (10 s), BENCH_WARMUP (3 s) and BENCH_ROWS (a,b,c,d,e,f,g,h,i)
  * change the load and the rows; the defaults are what docs/performance.md reports.
  */
 const root = join(import.meta.dirname, '..');
@@ -34,8 +34,8 @@ const load: LoadOptions = {
   warmup: intFromEnv('BENCH_WARMUP', 3),
 };
 /** The rows to run, in this order. */
-const selected = (process.env['BENCH_ROWS'] ?? 'a,b,c,d,e,f,g,h').split(',').map((r) => r.trim());
-if (selected.some((r) => !/^[a-h]$/.test(r))) throw new Error('BENCH_ROWS: a comma-separated list of the rows a, b, c, d, e, f, g, h');
+const selected = (process.env['BENCH_ROWS'] ?? 'a,b,c,d,e,f,g,h,i').split(',').map((r) => r.trim());
+if (selected.some((r) => !/^[a-i]$/.test(r))) throw new Error('BENCH_ROWS: a comma-separated list of the rows a, b, c, d, e, f, g, h, i');
 /** The whole run is bounded: start-up, 10 s of backend warm-up and seven rows of 13 s take about 1.8 minutes. */
 const DEADLINE_MS = 4 * 60 * 1000;
 
@@ -132,6 +132,12 @@ async function runRows(s: Setup, procs: Processes): Promise<Row[]> {
     { row: 'e', what: '/auth/validate alone (checks/s)', gateway: false, target: () => validateTarget(s) },
     { row: 'f', what: '(b) while the catalog changes every 1 s', gateway: true, target: () => toolCall(gw, { cookie: s.fullCookie }), toggle: true },
     { row: 'g', what: "gateway, the gateway's own token", gateway: true, target: () => toolCall(gw, { authorization: `Bearer ${s.gatewayBearer}` }) },
+    {
+      row: 'i',
+      what: '(b) to a backend behind a static secret',
+      gateway: true,
+      target: () => toolCall(`${s.gateway.url}/api/streamable/fininfo-keyed`, { cookie: s.fullCookie }),
+    },
     {
       row: 'h',
       what: '(b) through a balancer to two replicas on Redis',

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { DEV_MACHINE_CLIENT_ID, devMachineSecret } from '../../registry/src/identity/dev.ts';
 import { freePort, waitForHttp, type Processes } from './processes.ts';
 
-export const FULL_USER = { username: 'bench-full', password: 'bench-full-password', groups: ['mcp-server-fininfo'] };
+export const FULL_USER = { username: 'bench-full', password: 'bench-full-password', groups: ['mcp-server-fininfo', 'mcp-server-fininfo-keyed'] };
 export const TOOL_USER = { username: 'bench-tool', password: 'bench-tool-password', groups: ['mcp-server-fininfo-tool-get_stock_aggregates'] };
 
 export interface RunningGateway {
@@ -61,6 +61,12 @@ export async function startGateway(procs: Processes, root: string, dir: string, 
   writeDefinition(catalogDir, definition('fininfo', backendUrl, true));
   writeDefinition(catalogDir, definition('other', backendUrl, false));
   writeDefinition(catalogDir, definition('spare', backendUrl, false));
+  // Row (i): the same backend behind a static secret the gateway injects (X-API-Key from the
+  // environment; fininfo ignores it, so the row measures the gateway's side of the cost).
+  writeDefinition(catalogDir, {
+    ...definition('fininfo-keyed', backendUrl, true),
+    backendAuth: { type: 'headers', headers: [{ name: 'X-API-Key', from: { env: 'MCP_BACKEND_BENCH_KEY' } }] },
+  });
   const usersFile = join(dir, 'users.json');
   writeFileSync(usersFile, JSON.stringify([FULL_USER, TOOL_USER]));
   const mappingFile = join(dir, 'scope-mapping.yaml');
@@ -83,6 +89,7 @@ export async function startGateway(procs: Processes, root: string, dir: string, 
       LOGGING_LEVEL: 'warn',
       DEV_IDP_USERS_FILE: usersFile,
       MCP_AUTH_SCOPE_MAPPING_FILE: mappingFile,
+      MCP_BACKEND_BENCH_KEY: randomBytes(24).toString('base64url'),
       ...options.env,
     },
   });
