@@ -254,6 +254,40 @@ describe('BackendMonitor against real MCP servers', () => {
     assert.equal(warnings[0]?.level, 40);
   });
 
+  test('a backend that starts answering 401: unauthorized (not unhealthy) with the finding, tools kept, one warning; then healthy again', async () => {
+    const lines: { level: number; msg: string; server?: string }[] = [];
+    const capture = createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s)) });
+    let refuse = false;
+    const backend = await serve(buildCurrentTime, {
+      intercept: (req, res) => {
+        if (!refuse) return false;
+        const path = new URL(req.url ?? '/', 'http://x').pathname;
+        if (path.startsWith('/.well-known/')) res.writeHead(404).end();
+        else res.writeHead(401, { 'www-authenticate': 'Bearer realm="currenttime", error="invalid_token", scope="time:read"' }).end();
+        return true;
+      },
+    });
+    const monitor = monitorFor(new FakeCatalog([def('currenttime', backend.url)]), { log: capture });
+    const good = await monitor.refresh('currenttime');
+    assert.equal(good.health.status, 'healthy', good.health.error);
+
+    refuse = true;
+    const refused = await monitor.refresh('currenttime');
+    assert.equal(refused.health.status, 'unauthorized');
+    assert.match(refused.health.error ?? '', /^HTTP 401 from backend: it requires a credential \(no protected resource metadata/);
+    assert.deepEqual(refused.health.auth?.challenge, { scope: 'time:read', error: 'invalid_token' });
+    assert.equal(refused.health.auth?.discovered, undefined);
+    assert.equal(refused.tools, good.tools, 'the last good list is kept');
+    await monitor.refresh('currenttime');
+    assert.equal(lines.filter((l) => l.msg === 'backend asks for a credential (HTTP 401)').length, 1);
+
+    refuse = false;
+    const again = await monitor.refresh('currenttime');
+    assert.equal(again.health.status, 'healthy');
+    assert.equal(again.health.auth, undefined);
+    assert.equal(lines.filter((l) => l.msg === 'backend is healthy again').length, 1);
+  });
+
   test('follows the catalog: new servers are checked at once, moved ones again, removed ones forgotten', async () => {
     const backend = await serve(buildCurrentTime);
     const catalog = new FakeCatalog();

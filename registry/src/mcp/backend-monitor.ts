@@ -15,6 +15,7 @@ import { probe, type BackendHealth, type ProbeOutcome, type ToolInfo } from './p
 
 export { CLIENT_INFO, MAX_DESCRIPTION_CHARS, MAX_ERROR_CHARS, MAX_RESPONSE_BYTES, MAX_SCHEMA_BYTES, MAX_TOOLS, SCHEMA_TOO_LARGE } from './probe-backend.ts';
 export type { BackendHealth, HealthStatus, ToolInfo } from './probe-backend.ts';
+export type { AuthFinding, DiscoveredAuth } from './discover-auth.ts';
 
 export interface BackendSnapshot {
   readonly health: BackendHealth;
@@ -312,21 +313,28 @@ export class BackendMonitor {
     const checkedAt = new Date().toISOString();
     const before = entry.snapshot.health.status;
     const health: BackendHealth = Object.freeze({
-      status: outcome.ok ? ('healthy' as const) : ('unhealthy' as const),
+      // A 401 is its own state (issue 13): the backend is up and wants a credential.
+      status: outcome.ok ? ('healthy' as const) : outcome.auth ? ('unauthorized' as const) : ('unhealthy' as const),
       checkedAt,
       latencyMs: outcome.latencyMs,
       ...(outcome.ok ? {} : { error: outcome.error }),
+      ...(!outcome.ok && outcome.auth ? { auth: outcome.auth } : {}),
       transport: outcome.transport,
       ...(outcome.serverInfo ? { serverInfo: outcome.serverInfo } : {}),
     });
     if (outcome.ok) {
       entry.snapshot = Object.freeze({ health, tools: outcome.tools, toolsFetchedAt: checkedAt });
-      if (before === 'unhealthy') this.#log.info({ server: name, tools: outcome.tools.length }, 'backend is healthy again');
+      if (before === 'unhealthy' || before === 'unauthorized') this.#log.info({ server: name, tools: outcome.tools.length }, 'backend is healthy again');
       else if (before === 'unknown') this.#log.debug({ server: name, tools: outcome.tools.length }, 'backend is healthy');
     } else {
       const { tools, toolsFetchedAt } = entry.snapshot;
       entry.snapshot = Object.freeze({ health, ...(tools ? { tools, toolsFetchedAt } : {}) });
-      if (before !== 'unhealthy') this.#log.warn({ server: name, error: outcome.error }, 'backend is unhealthy');
+      if (before !== health.status) {
+        this.#log.warn(
+          { server: name, error: outcome.error },
+          health.status === 'unauthorized' ? 'backend asks for a credential (HTTP 401)' : 'backend is unhealthy',
+        );
+      }
     }
     this.#publish(name, entry);
   }

@@ -10,6 +10,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
+import { discoverBackendAuth, DISCOVERY_TIMEOUT_MS, type AuthFinding } from './discover-auth.ts';
 
 export interface ToolInfo {
   readonly name: string;
@@ -20,7 +21,8 @@ export interface ToolInfo {
   readonly inputSchema: Readonly<Record<string, unknown>>;
 }
 
-export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';
+/** unauthorized: the backend answered HTTP 401 (it wants a credential the check did not have, or refused it). */
+export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy' | 'unauthorized';
 
 export interface BackendHealth {
   /** 'unknown' until the first check finishes. */
@@ -34,6 +36,8 @@ export interface BackendHealth {
   /** Which transport the check used. */
   readonly transport?: 'streamable-http' | 'sse';
   readonly serverInfo?: { readonly name: string; readonly version: string };
+  /** status unauthorized only: what the 401 asked for (RFC 9728 discovery), or why that is unknown. */
+  readonly auth?: AuthFinding;
 }
 
 export const CLIENT_INFO = Object.freeze({ name: 'mcp-gateway-registry', version: '0.1.0' });
@@ -64,7 +68,7 @@ type Stage = 'initialize' | 'tools/list';
 
 export type ProbeOutcome =
   | { ok: true; transport: TransportKind; latencyMs: number; serverInfo?: BackendHealth['serverInfo']; tools: readonly ToolInfo[] }
-  | { ok: false; transport: TransportKind; latencyMs: number; serverInfo?: BackendHealth['serverInfo']; error: string };
+  | { ok: false; transport: TransportKind; latencyMs: number; serverInfo?: BackendHealth['serverInfo']; error: string; auth?: AuthFinding };
 
 /**
  * One check: connect, initialize, every page of tools/list, close. Resolves with the outcome, or
@@ -98,11 +102,20 @@ export async function probe(
   // Set, and the check ended at once, when a response outgrows MAX_RESPONSE_BYTES: over SSE the
   // SDK would only report it to onerror and go on waiting.
   let overflow: string | undefined;
+  // The first HTTP 401 of the check: its challenge leads to the backend's OAuth metadata.
+  let unauthorized: { wwwAuthenticate: string | null } | undefined;
   // The gateway's own credential for this backend (issue 13) rides on every request of the check.
-  const fetch = checkFetch(MAX_RESPONSE_BYTES, credential, (message) => {
-    overflow ??= message;
-    deadline.abort(new Error(message));
-  });
+  const fetch = checkFetch(
+    MAX_RESPONSE_BYTES,
+    credential,
+    (message) => {
+      overflow ??= message;
+      deadline.abort(new Error(message));
+    },
+    (wwwAuthenticate) => {
+      unauthorized ??= { wwwAuthenticate };
+    },
+  );
   const started = performance.now();
   const elapsed = () => Math.max(0, Math.round(performance.now() - started));
   let stage: Stage = 'initialize';
@@ -136,6 +149,13 @@ export async function probe(
     if (cancel.aborted) return undefined;
     const latencyMs = elapsed();
     const error = overflow ?? (timedOut ? `timed out after ${timeoutMs} ms` : describeError(err, stage));
+    if (unauthorized !== undefined && overflow === undefined && !timedOut) {
+      // Issue 13: what the backend wants, from its own metadata (never with any credential).
+      const mcpUrl = base + (kind === 'streamable-http' ? streamablePath : (def.transports.sse ?? '/sse'));
+      const auth = await discoverBackendAuth(mcpUrl, unauthorized.wwwAuthenticate, cancel, Math.min(timeoutMs, DISCOVERY_TIMEOUT_MS));
+      if (cancel.aborted) return undefined;
+      return { ok: false, transport: kind, latencyMs, ...(serverInfo ? { serverInfo } : {}), error: oneLine(unauthorizedError(auth)), auth };
+    }
     return { ok: false, transport: kind, latencyMs, ...(serverInfo ? { serverInfo } : {}), error: oneLine(error) };
   } finally {
     // Ends the backend's session (bounded by the same deadline), then drops every socket.
@@ -223,6 +243,15 @@ function describeError(err: unknown, stage: Stage): string {
   return String(root);
 }
 
+/** The check's one-line error for a 401: what the backend asks for, or why that is unknown. */
+function unauthorizedError(auth: AuthFinding): string {
+  if (auth.discovered) {
+    const d = auth.discovered;
+    return `HTTP 401 from backend: it requires OAuth (authorization server ${d.issuer}${d.registrationEndpoint ? ', dynamic client registration supported' : ''})`;
+  }
+  return `HTTP 401 from backend: it requires a credential${auth.problem ? ` (${auth.problem})` : ''}`;
+}
+
 /** fetch failures carry the socket error as `cause` (an AggregateError when several addresses were tried). */
 function rootCause(err: unknown): unknown {
   let current = err;
@@ -246,12 +275,18 @@ function rootCause(err: unknown): unknown {
  * the backend dropped since the last check would otherwise fail the next check with "other side
  * closed" although the backend is up, and nothing is left open once the check is over.
  */
-function checkFetch(maxBytes: number, credential: Readonly<Record<string, string>>, overflowed: (message: string) => void): FetchLike {
+function checkFetch(
+  maxBytes: number,
+  credential: Readonly<Record<string, string>>,
+  overflowed: (message: string) => void,
+  refused: (wwwAuthenticate: string | null) => void,
+): FetchLike {
   return async (url, init) => {
     const headers = new Headers(init?.headers);
     for (const [name, value] of Object.entries(credential)) headers.set(name, value);
     headers.set('connection', 'close');
     const response = await fetch(url, { ...init, headers });
+    if (response.status === 401) refused(response.headers.get('www-authenticate'));
     if (response.body === null || !response.ok) return response;
     let seen = 0;
     const limit = new TransformStream<Uint8Array, Uint8Array>({

@@ -9,7 +9,7 @@ import { EXECUTE_PREFIX, STREAMABLE_PREFIX } from '../authz/paths.ts';
 import { definitionVersion, type Catalog } from '../catalog/catalog.ts';
 import { freezeDefinition, serverDefinitionSchema, TRANSPORTS, type ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError } from '../errors.ts';
-import type { BackendMonitor, BackendSnapshot } from '../mcp/backend-monitor.ts';
+import type { BackendMonitor, BackendSnapshot, DiscoveredAuth } from '../mcp/backend-monitor.ts';
 import { canEditServer, canReadServer, canToggleServer, decideAccess, hasScope, type McpMessage } from '../scopes/decide.ts';
 import { grantsOnServer } from '../scopes/grants.ts';
 import { REGISTRY_ADMIN, REGISTRY_READ, serverScope } from '../scopes/scope.ts';
@@ -348,10 +348,45 @@ export class RegistryActions {
       server: def.name,
       source: fromBackend ? 'backend' : 'definition',
       ...(snapshot.toolsFetchedAt ? { fetchedAt: snapshot.toolsFetchedAt } : {}),
-      health: snapshot.health,
+      health: healthView(snapshot.health, canEditServer(p.scopes, def.name)),
       tools: allowed ? all.filter((t) => allowed.has(t.name)) : all,
     };
   }
+}
+
+type HealthView = ToolsResult['health'];
+type AuthSuggestion = NonNullable<NonNullable<HealthView['auth']>['suggestions']>[number];
+
+/**
+ * Health as a caller sees it. The 401 finding (issue 13) names the backend's URL and its
+ * authorization server: callers with the edit scope only, with ready backendAuth suggestions.
+ */
+export function healthView(health: BackendSnapshot['health'], edit: boolean): HealthView {
+  const { auth, ...rest } = health;
+  if (auth === undefined || !edit) return rest;
+  const suggestions = auth.discovered ? authSuggestions(auth.discovered) : [];
+  // A copy of our own (the snapshot is frozen and shared).
+  const finding = structuredClone(auth) as unknown as NonNullable<HealthView['auth']>;
+  return { ...rest, auth: { ...finding, ...(suggestions.length > 0 ? { suggestions } : {}) } };
+}
+
+/** backendAuth blocks from discovered settings: client credentials now, per-user OAuth later. */
+export function authSuggestions(d: DiscoveredAuth): AuthSuggestion[] {
+  const scopes = d.scopesSupported ? [...d.scopesSupported] : undefined;
+  return [
+    {
+      mode: 'client_credentials',
+      available: true,
+      note: 'Usable now if the authorization server gave you a confidential client allowed the client_credentials grant: put its client id here, then store its secret on the server page.',
+      backendAuth: { type: 'client_credentials', issuer: d.issuer, clientId: '<your client>', resource: d.resource, ...(scopes ? { scopes } : {}) },
+    },
+    {
+      mode: 'user_oauth',
+      available: false,
+      note: `Per-user OAuth (each person connects with their own account${d.registrationEndpoint ? '; the authorization server supports dynamic client registration' : ''}) is available in a later version; this definition is refused until then.`,
+      backendAuth: { type: 'user_oauth', authorizationServer: d.issuer, resource: d.resource, scopes: scopes ?? [] },
+    },
+  ];
 }
 
 /** The gateway URLs an MCP client uses for this server, per transport. */

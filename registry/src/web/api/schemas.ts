@@ -36,14 +36,59 @@ export const errorSchema = z
   })
   .meta({ id: 'Error' });
 
+const discoveredAuthSchema = z
+  .object({
+    resource: z.string().describe("The protected resource's identifier (RFC 9728 `resource`): the audience its tokens must carry (RFC 8707)."),
+    authorizationServers: z.array(z.string()).describe('The authorization servers the resource names; the first was asked for its metadata.'),
+    issuer: z.string().describe("The authorization server's issuer (RFC 8414 / OpenID Connect metadata)."),
+    scopesSupported: z.array(z.string()).optional().describe("The resource's `scopes_supported`, else the challenge's `scope`."),
+    authorizationEndpoint: z.string(),
+    tokenEndpoint: z.string(),
+    registrationEndpoint: z.string().optional().describe('Present when the authorization server takes dynamic client registration (RFC 7591).'),
+    clientIdMetadataDocumentSupported: z.boolean().optional().describe('Whether the authorization server takes client ID metadata documents (CIMD).'),
+    revocationEndpoint: z.string().optional(),
+    codeChallengeMethodsSupported: z.array(z.string()).optional(),
+    grantTypesSupported: z.array(z.string()).optional(),
+  })
+  .meta({ id: 'DiscoveredBackendAuth' });
+
+const authSuggestionSchema = z
+  .object({
+    mode: z.enum(['client_credentials', 'user_oauth']),
+    available: z.boolean().describe('false: this mode is not implemented yet (user_oauth: a later version).'),
+    note: z.string(),
+    backendAuth: z.record(z.string(), z.unknown()).describe('A backendAuth block for the definition, from the discovered settings; replace the placeholders.'),
+  })
+  .meta({ id: 'BackendAuthSuggestion' });
+
+export const authFindingSchema = z
+  .object({
+    challenge: z
+      .object({ resourceMetadata: z.string().optional(), scope: z.string().optional(), error: z.string().optional() })
+      .optional()
+      .describe("The 401's `WWW-Authenticate: Bearer` parameters (RFC 6750 §3, RFC 9728 §5.1); absent when it had no Bearer challenge."),
+    resourceMetadataUrl: z.string().optional().describe('Where the protected resource metadata (RFC 9728) was read or refused.'),
+    discovered: discoveredAuthSchema.optional(),
+    problem: z.string().optional().describe('Why nothing was discovered, e.g. no metadata, or metadata refused (a `resource` that is not this backend).'),
+    suggestions: z.array(authSuggestionSchema).optional().describe('backendAuth blocks to choose from, once settings were discovered.'),
+  })
+  .meta({ id: 'BackendAuthFinding' });
+
 export const healthSchema = z
   .object({
-    status: z.enum(['unknown', 'healthy', 'unhealthy']).describe('unknown until the first check finishes.'),
+    status: z
+      .enum(['unknown', 'healthy', 'unhealthy', 'unauthorized'])
+      .describe('unknown until the first check finishes; unauthorized: the backend answered HTTP 401 (it wants a credential, see `auth`).'),
     checkedAt: z.string().optional().describe('When the last check finished (ISO 8601).'),
     latencyMs: z.number().int().optional().describe('How long the last check took: connect, initialize and tools/list.'),
     error: z.string().optional().describe('Why the last check failed.'),
     transport: z.enum(TRANSPORTS).optional(),
     serverInfo: z.object({ name: z.string(), version: z.string() }).optional().describe('What the backend said it is.'),
+    auth: authFindingSchema
+      .optional()
+      .describe(
+        'status unauthorized, for callers with the edit scope: what the backend asks for (its RFC 9728 and RFC 8414 metadata) and ready backendAuth suggestions.',
+      ),
   })
   .meta({ id: 'Health' });
 

@@ -106,7 +106,9 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
       `/servers/${name(req)}`,
       health.status === 'healthy'
         ? `${name(req)} answered in ${health.latencyMs} ms with ${result.tools.length} tools.`
-        : `${name(req)} did not answer: ${health.error ?? 'unknown error'}.`,
+        : health.status === 'unauthorized'
+          ? `${name(req)} asks for a credential: ${health.error ?? 'HTTP 401'}.`
+          : `${name(req)} did not answer: ${health.error ?? 'unknown error'}.`,
     );
   });
 
