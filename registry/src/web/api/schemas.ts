@@ -278,7 +278,7 @@ export const credentialsBodySchema = z
 export const credentialStatusSchema = z
   .object({
     server: z.string(),
-    type: z.enum(['none', 'headers', 'client_credentials']),
+    type: z.enum(['none', 'headers', 'client_credentials', 'uploaded']),
     secrets: z.array(
       z.object({
         name: z.string().describe('The header name, or "client secret".'),
