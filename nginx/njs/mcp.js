@@ -189,8 +189,10 @@ function decide(r, reply, parsed, server, transport) {
 
 var CREDENTIAL_SLOT = /^(?:authorization|h[1-8])$/;
 /* As the check enforces: visible ASCII with inner spaces or tabs, no CR, LF or NUL, bounded. */
-var CREDENTIAL_VALUE = /^[\x21-\x7e](?:[\x20-\x7e\t]{0,4094}[\x21-\x7e])?$/;
-var DETAIL_VALUE = /^[\x20-\x7e]{1,300}$/;
+/* 8192: an uploaded token may be that long (a static secret at most 4096; the check enforces each). */
+var CREDENTIAL_VALUE = /^[\x21-\x7e](?:[\x20-\x7e\t]{0,8190}[\x21-\x7e])?$/;
+/* Long enough for an upload page's URL in the message. */
+var DETAIL_VALUE = /^[\x20-\x7e]{1,1000}$/;
 
 /*
  * Copies each slot the check named (`authorization h1`) from X-MCP-Backend-<slot> into

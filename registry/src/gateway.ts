@@ -225,6 +225,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     envAllowed: config.backendCredentials.envAllowed,
     headerSlots: config.backendCredentials.headerSlots,
     tokenSources: clientCredentialsSource,
+    publicUrl: config.gateway.publicUrl,
     log: log.child({ module: 'backend-credentials' }),
   });
   credentials.start();

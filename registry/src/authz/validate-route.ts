@@ -264,7 +264,8 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
     // The gateway's own credential for the backend: njs sets it on the upstream request only.
     // Nothing for a server without backendAuth (no lookup, no header).
     if (status === 200 && server?.backendAuth !== undefined && options.backendCredentials) {
-      const credential = options.backendCredentials.forCheck(server);
+      // A person's own token for an `uploaded` server (a PAT's owner included); a machine client has none.
+      const credential = options.backendCredentials.forCheck(server, principal.machineClient === undefined ? user : undefined);
       if (credential?.ok) Object.assign(headers, credential.headers);
       else if (credential) {
         // The registry logs the reason once per server (backend-credentials.ts); it names no secret.

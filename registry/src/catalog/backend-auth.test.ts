@@ -113,7 +113,16 @@ describe('backendAuth in a definition', () => {
   });
 
   test('later modes are named as not available yet; anything else names the modes there are', () => {
-    for (const type of ['user_oauth', 'token_exchange', 'uploaded']) assert.match(problems({ type }).join(), new RegExp(`${type} is not available yet`));
-    assert.match(problems({ type: 'magic' }).join(), /one of none, headers, client_credentials/);
+    for (const type of ['user_oauth', 'token_exchange']) assert.match(problems({ type }).join(), new RegExp(`${type} is not available yet`));
+    assert.match(problems({ type: 'magic' }).join(), /one of none, headers, client_credentials, uploaded/);
+  });
+
+  test('uploaded tokens: Authorization by default, another header and prefix, instructions; never a token in the definition', () => {
+    assert.deepEqual(serverDefinitionSchema.parse({ ...base, backendAuth: { type: 'uploaded' } }).backendAuth, { type: 'uploaded', header: 'Authorization' });
+    const custom = { type: 'uploaded', header: 'X-API-Key', prefix: 'Token ', instructions: 'Create one at https://tools.example.com/settings/tokens' };
+    assert.deepEqual(serverDefinitionSchema.parse({ ...base, backendAuth: custom }).backendAuth, custom);
+    assert.match(problems({ type: 'uploaded', token: 'x' }).join(), /never holds secret values/);
+    assert.match(problems({ type: 'uploaded', header: 'Cookie' }).join(), /cannot carry a backend credential/);
+    assert.match(problems({ type: 'uploaded', instructions: 'x'.repeat(2001) }).join(), /at most 2000/);
   });
 });

@@ -80,8 +80,8 @@ export function forbiddenHeaderReason(name: string): string | undefined {
 }
 
 /** The modes a later release adds; named so a definition using one gets a clear message. */
-export const PLANNED_MODES = ['user_oauth', 'token_exchange', 'uploaded'] as const;
-export const BACKEND_AUTH_MODES = ['none', 'headers', 'client_credentials'] as const;
+export const PLANNED_MODES = ['user_oauth', 'token_exchange'] as const;
+export const BACKEND_AUTH_MODES = ['none', 'headers', 'client_credentials', 'uploaded'] as const;
 
 const SECRET_FIELDS = ['value', 'secret', 'token', 'password', 'clientSecret', 'client_secret', 'apiKey', 'api_key'];
 
@@ -110,22 +110,23 @@ export const secretSourceSchema = z.union(
 );
 export type SecretSource = z.infer<typeof secretSourceSchema>;
 
+const headerNameSchema = z
+  .string()
+  .regex(HEADER_NAME_PATTERN, "header name must be 1-64 token characters (A-Z a-z 0-9 and !#$%&'*+.^_`|~-)")
+  .superRefine((name, ctx) => {
+    const reason = forbiddenHeaderReason(name);
+    if (reason) ctx.addIssue({ code: 'custom', message: reason });
+  });
+
+const prefixSchema = z.string().regex(/^[\x21-\x7e][\x20-\x7e]{0,31}$/, 'prefix must be up to 32 printable characters, such as "Bearer "');
+
 const headerSchema = z
   .unknown()
   .superRefine(noLiteralSecrets('header value'))
   .pipe(
     z.strictObject({
-      name: z
-        .string()
-        .regex(HEADER_NAME_PATTERN, "header name must be 1-64 token characters (A-Z a-z 0-9 and !#$%&'*+.^_`|~-)")
-        .superRefine((name, ctx) => {
-          const reason = forbiddenHeaderReason(name);
-          if (reason) ctx.addIssue({ code: 'custom', message: reason });
-        }),
-      prefix: z
-        .string()
-        .regex(/^[\x21-\x7e][\x20-\x7e]{0,31}$/, 'prefix must be up to 32 printable characters, such as "Bearer "')
-        .optional(),
+      name: headerNameSchema,
+      prefix: prefixSchema.optional(),
       from: secretSourceSchema,
     }),
   );
@@ -182,8 +183,24 @@ const clientCredentialsSchema = z
   });
 
 /**
- * `backendAuth` of a definition: a union on `type`. `user_oauth`, `token_exchange` and
- * `uploaded` (per person) are planned and refused with a message saying so.
+ * A token each person pastes for the server (backends that issue tokens by hand): sent as
+ * `header` (Authorization by default, or a BACKEND_CREDENTIAL_HEADERS slot) with `prefix`
+ * (`Bearer ` by default for Authorization). `instructions` tell people where to get one.
+ */
+const uploadedSchema = z.strictObject({
+  type: z.literal('uploaded'),
+  header: headerNameSchema.default('Authorization'),
+  prefix: prefixSchema.optional(),
+  instructions: z
+    .string()
+    .max(2000, 'instructions are at most 2000 characters')
+    .refine((t) => !/[\x00-\x08\x0b-\x1f\x7f]/.test(t), 'instructions must not hold control characters')
+    .optional(),
+});
+
+/**
+ * `backendAuth` of a definition: a union on `type`. `user_oauth` and `token_exchange` (per
+ * person) are planned and refused with a message saying so.
  */
 export const backendAuthSchema = z
   .unknown()
@@ -194,7 +211,7 @@ export const backendAuthSchema = z
       ctx.addIssue({ code: 'custom', path: ['type'], message: `backendAuth type ${type} is not available yet; use one of ${BACKEND_AUTH_MODES.join(', ')}` });
   })
   .pipe(
-    z.discriminatedUnion('type', [noneSchema, headersSchema, clientCredentialsSchema], {
+    z.discriminatedUnion('type', [noneSchema, headersSchema, clientCredentialsSchema, uploadedSchema], {
       error: `backendAuth.type must be one of ${BACKEND_AUTH_MODES.join(', ')}`,
     }),
   );
@@ -202,7 +219,13 @@ export const backendAuthSchema = z
 export type BackendAuth = z.infer<typeof backendAuthSchema>;
 export type HeadersAuth = Extract<BackendAuth, { type: 'headers' }>;
 export type ClientCredentialsAuth = Extract<BackendAuth, { type: 'client_credentials' }>;
+export type UploadedAuth = Extract<BackendAuth, { type: 'uploaded' }>;
 export type BackendHeader = HeadersAuth['headers'][number];
+
+/** The prefix an uploaded token is sent with: the definition's, else `Bearer ` for Authorization. */
+export function uploadedPrefix(auth: UploadedAuth): string {
+  return auth.prefix ?? (auth.header.toLowerCase() === 'authorization' ? 'Bearer ' : '');
+}
 
 /** The vault id of a header's secret: `server:<name>:header:<lower-cased header name>`. */
 export function headerSecretId(server: string, header: string): string {

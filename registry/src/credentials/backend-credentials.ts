@@ -13,12 +13,26 @@ import {
   type BackendAuth,
   type ClientCredentialsAuth,
   type SecretSource,
+  type UploadedAuth,
+  uploadedPrefix,
 } from '../catalog/backend-auth.ts';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError, type FieldProblem } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { credentialValueProblem, MAX_CREDENTIAL_TOTAL_CHARS } from './header-value.ts';
 import type { SecretVault, TokenSource } from './types.ts';
+import {
+  decodeRecord,
+  encodeRecord,
+  givenExpiry,
+  isUploadedTokenOf,
+  jwtExpiry,
+  MAX_UPLOADED_TOKEN_CHARS,
+  personHash,
+  uploadedTokenId,
+  type Person,
+  type UploadedRecord,
+} from './uploaded-tokens.ts';
 
 /**
  * On the check's 200 for a server with a credential: the slots it fills, space-separated
@@ -78,8 +92,26 @@ export interface CredentialStatus {
   readonly secrets: readonly SecretStatus[];
   /** client_credentials only. */
   readonly token?: { readonly cachedUntil?: string; readonly lastError?: string; readonly lastFetchedAt?: string };
+  /** uploaded only: how many people have uploaded a token (never whose, never a token). */
+  readonly uploadedTokens?: number;
   /** Why the check cannot build the credential now (e.g. a header without a slot); undefined when it can. */
   readonly problem?: string;
+}
+
+/** One person's uploaded token for a server, as they see it on the page and the API: never the token. */
+export interface UploadedTokenStatus {
+  readonly server: string;
+  readonly set: boolean;
+  /** ISO 8601 */
+  readonly uploadedAt?: string;
+  /** ISO 8601; absent when unknown. */
+  readonly expiresAt?: string;
+  readonly expirySource?: 'jwt' | 'given';
+  readonly expired: boolean;
+  /** The definition's instructions: where to get a token. */
+  readonly instructions?: string;
+  /** The page where the person uploads one (GATEWAY_PUBLIC_URL/servers/<name>/token). */
+  readonly uploadUrl: string;
 }
 
 export interface BackendCredentialsOptions {
@@ -94,6 +126,9 @@ export interface BackendCredentialsOptions {
   readonly headerSlots: readonly string[];
   /** Token sources for client_credentials; absent: such servers answer BACKEND_CREDENTIAL_FAILED. */
   readonly tokenSources?: TokenSourceFactory;
+  /** GATEWAY_PUBLIC_URL: the upload page an `uploaded` refusal names is built from it (never from a request's Host). */
+  readonly publicUrl?: string;
+  readonly now?: () => number;
   readonly log: Logger;
 }
 
@@ -120,6 +155,18 @@ interface Entry {
   /** The failure last logged, so a failing server logs once, not per request. */
   logged?: string;
 }
+
+/** One person's token for one server, opened: the answer is built once per vault value. */
+interface UploadedEntry {
+  /** The vault's plaintext this was built from (the vault returns one string per record version). */
+  readonly raw: string;
+  readonly auth: UploadedAuth;
+  readonly expiresAt: number | undefined;
+  readonly answer: CredentialAnswer;
+}
+
+/** Person-hash cache bound: the hash costs more than a map lookup, and people are few. */
+const MAX_PERSON_HASHES = 10_000;
 
 /** Where a secret of `source` is read from now: the vault or the environment. */
 type Reader = (id: string, source: SecretSource) => string | undefined;
@@ -155,6 +202,13 @@ export function backendAuthProblems(
     });
   } else if (auth?.type === 'client_credentials') {
     env(auth.clientSecretFrom, 'backendAuth.clientSecretFrom');
+  } else if (auth?.type === 'uploaded') {
+    const slots = new Set(['authorization', ...config.headerSlots.map((h) => h.toLowerCase())]);
+    if (!slots.has(auth.header.toLowerCase()))
+      problems.push({
+        field: 'backendAuth.header',
+        message: `${auth.header} has no slot in nginx: use Authorization or one of BACKEND_CREDENTIAL_HEADERS (${config.headerSlots.join(', ') || 'none'}), or add it there and restart the gateway`,
+      });
   }
   return problems;
 }
@@ -164,9 +218,15 @@ export class BackendCredentials {
   readonly #entries = new Map<string, Entry>();
   readonly #slots: ReadonlyMap<string, string>;
   readonly #read: Reader;
+  readonly #now: () => number;
+  /** vault id → one person's opened token (uploaded mode); dropped when the vault has none. */
+  readonly #uploaded = new Map<string, UploadedEntry>();
+  /** `provider\nsub` → personHash. */
+  readonly #hashes = new Map<string, string>();
 
   constructor(options: BackendCredentialsOptions) {
     this.#o = options;
+    this.#now = options.now ?? Date.now;
     if (options.headerSlots.length > MAX_HEADER_SLOTS) throw new TypeError(`at most ${MAX_HEADER_SLOTS} header slots`);
     this.#slots = new Map([['authorization', 'authorization'], ...options.headerSlots.map((name, i) => [name.toLowerCase(), `h${i + 1}`] as [string, string])]);
     this.#read = (id, source) => (source === 'vault' ? this.#o.vault?.peek(id) : this.#o.env[source.env]);
@@ -201,11 +261,15 @@ export class BackendCredentials {
    * The check's answer for a server it allows (hot path: memory only, and for a static secret a
    * map lookup and one comparison once the answer is built). undefined: no credential to add.
    * A failure logs once per server and reason; a missing token kicks a fetch in the background.
+   * `person` is the caller (a personal access token's owner), undefined for a machine client:
+   * an `uploaded` server sends that person's own token.
    * @throws GatewayError STORE_UNAVAILABLE from the vault (the check fails closed with 503).
    */
-  forCheck(def: ServerDefinition): CredentialAnswer | undefined {
+  forCheck(def: ServerDefinition, person?: Person): CredentialAnswer | undefined {
     const auth = def.backendAuth;
     if (auth === undefined || auth.type === 'none') return undefined;
+    // Per person: a refusal is about this caller, not the server, so it is not logged as the server's.
+    if (auth.type === 'uploaded') return this.#uploadedAnswer(def.name, auth, person);
     const entry = this.#entry(def);
     if (auth.type === 'headers') {
       let changed = entry.answer === undefined;
@@ -255,6 +319,11 @@ export class BackendCredentials {
   async forBackend(def: ServerDefinition): Promise<Record<string, string>> {
     const auth = def.backendAuth;
     if (auth === undefined || auth.type === 'none') return {};
+    if (auth.type === 'uploaded')
+      throw new GatewayError(
+        'BACKEND_CREDENTIAL_FAILED',
+        'each person uploads their own token for this server; the gateway has none of its own to check the backend with',
+      );
     const entry = this.#entry(def);
     if (auth.type === 'headers') {
       const out: Record<string, string> = {};
@@ -302,6 +371,8 @@ export class BackendCredentials {
       };
       return { ...base, secrets: [describe('client secret', clientSecretId(def.name), auth.clientSecretFrom)], token };
     }
+    if (auth.type === 'uploaded')
+      return { ...base, secrets: [], uploadedTokens: (this.#o.vault?.list() ?? []).filter((i) => isUploadedTokenOf(i.id, def.name)).length };
     return { ...base, secrets: [] };
   }
 
@@ -345,14 +416,143 @@ export class BackendCredentials {
     return writes.map(([id]) => id);
   }
 
-  /** Removes every secret of a server from the vault; returns how many there were. */
-  async clearSecrets(name: string): Promise<number> {
+  /**
+   * Removes every secret of a server from the vault; returns how many there were. `people`: the
+   * tokens people uploaded for it too (when the server is deleted).
+   */
+  async clearSecrets(name: string, options: { people?: boolean } = {}): Promise<number> {
     const vault = this.#o.vault;
     if (!vault) return 0;
     let removed = 0;
-    for (const info of vault.list()) if (info.id.startsWith(serverSecretPrefix(name)) && (await vault.delete(info.id))) removed++;
+    for (const info of vault.list()) {
+      const ours = info.id.startsWith(serverSecretPrefix(name)) || (options.people === true && isUploadedTokenOf(info.id, name));
+      if (ours && (await vault.delete(info.id))) removed++;
+    }
     this.#renew(name);
     return removed;
+  }
+
+  /** The upload page of a server, from GATEWAY_PUBLIC_URL. */
+  uploadUrl(server: string): string {
+    return `${this.#o.publicUrl ?? ''}/servers/${server}/token`;
+  }
+
+  /** A person's own token for an `uploaded` server: whether it is set, when, until when. Never the token. */
+  myToken(def: ServerDefinition, person: Person): UploadedTokenStatus {
+    const auth = this.#uploadedAuth(def);
+    const raw = this.#o.vault?.peek(this.#uploadedId(person, def.name));
+    const record = raw === undefined ? undefined : decodeRecord(raw);
+    const base = { server: def.name, ...(auth.instructions !== undefined ? { instructions: auth.instructions } : {}), uploadUrl: this.uploadUrl(def.name) };
+    if (!record) return { ...base, set: false, expired: false };
+    return {
+      ...base,
+      set: true,
+      uploadedAt: new Date(record.uploadedAt).toISOString(),
+      ...(record.expiresAt !== undefined ? { expiresAt: new Date(record.expiresAt).toISOString() } : {}),
+      ...(record.expirySource ? { expirySource: record.expirySource } : {}),
+      expired: record.expiresAt !== undefined && record.expiresAt <= this.#now(),
+    };
+  }
+
+  /**
+   * Stores a person's token for an `uploaded` server, sealed, replacing theirs. A JWT's `exp` is
+   * its expiry; otherwise `expiresAt` (a date, or a date and time) when given. A token that
+   * starts with the prefix has it removed. An expired token is refused.
+   * @throws GatewayError REQUEST_INVALID naming the field (never the value).
+   */
+  async setMyToken(def: ServerDefinition, person: Person, input: { token: string; expiresAt?: string | undefined }): Promise<UploadedTokenStatus> {
+    const auth = this.#uploadedAuth(def);
+    const prefix = uploadedPrefix(auth);
+    const given = input.token.trim();
+    const token = prefix && given.toLowerCase().startsWith(prefix.toLowerCase()) ? given.slice(prefix.length).trim() : given;
+    const problem = credentialValueProblem(prefix + token, MAX_UPLOADED_TOKEN_CHARS) ?? credentialValueProblem(token, MAX_UPLOADED_TOKEN_CHARS);
+    if (problem) throw invalid('token', `the token cannot be sent as a header: ${problem}`);
+    const now = this.#now();
+    const fromJwt = jwtExpiry(token);
+    const typed = fromJwt === undefined ? givenExpiry(input.expiresAt) : undefined;
+    if (typed !== undefined && Number.isNaN(typed))
+      throw invalid('expiresAt', 'give the expiry as a date (2026-12-31) or a date and time with a zone (2026-12-31T18:00:00Z)');
+    const expiresAt = fromJwt ?? typed;
+    if (expiresAt !== undefined && expiresAt <= now)
+      throw invalid(fromJwt !== undefined ? 'token' : 'expiresAt', `this token expired at ${new Date(expiresAt).toISOString()}: upload a new one`);
+    const record: UploadedRecord = {
+      token,
+      uploadedAt: now,
+      ...(expiresAt !== undefined ? { expiresAt, expirySource: fromJwt !== undefined ? ('jwt' as const) : ('given' as const) } : {}),
+    };
+    await this.#vault().put(this.#uploadedId(person, def.name), encodeRecord(record));
+    return this.myToken(def, person);
+  }
+
+  /** Removes a person's token for a server; true when there was one. */
+  async clearMyToken(def: ServerDefinition, person: Person): Promise<boolean> {
+    this.#uploadedAuth(def);
+    const id = this.#uploadedId(person, def.name);
+    this.#uploaded.delete(id);
+    return (await this.#o.vault?.delete(id)) ?? false;
+  }
+
+  #uploadedAuth(def: ServerDefinition): UploadedAuth {
+    if (def.backendAuth?.type !== 'uploaded') throw invalid('(server)', `${def.name} does not take tokens people upload (its backendAuth is not "uploaded")`);
+    return def.backendAuth;
+  }
+
+  #uploadedId(person: Person, server: string): string {
+    const key = `${person.provider}\n${person.sub}`;
+    let hash = this.#hashes.get(key);
+    if (hash === undefined) {
+      if (this.#hashes.size >= MAX_PERSON_HASHES) this.#hashes.clear();
+      hash = personHash(person);
+      this.#hashes.set(key, hash);
+    }
+    return uploadedTokenId(hash, server);
+  }
+
+  /** The check's answer for one person's token: memory only (the vault's peek), built once per stored value. */
+  #uploadedAnswer(server: string, auth: UploadedAuth, person: Person | undefined): CredentialAnswer {
+    if (person === undefined)
+      return {
+        ok: false,
+        reason: `${server} takes the token each person uploads, and a machine client has none: call it as a person (signed in, or with their personal access token)`,
+      };
+    const id = this.#uploadedId(person, server);
+    const raw = this.#o.vault?.peek(id);
+    if (raw === undefined) {
+      this.#uploaded.delete(id);
+      return { ok: false, reason: `no token uploaded for ${server}: upload one at ${this.uploadUrl(server)}` };
+    }
+    let entry = this.#uploaded.get(id);
+    if (entry === undefined || entry.raw !== raw || entry.auth !== auth) {
+      entry = this.#openUploaded(server, auth, raw);
+      this.#uploaded.set(id, entry);
+    }
+    if (entry.expiresAt !== undefined && entry.expiresAt <= this.#now())
+      return {
+        ok: false,
+        reason: `your token for ${server} expired at ${new Date(entry.expiresAt).toISOString()}: upload a new one at ${this.uploadUrl(server)}`,
+      };
+    return entry.answer;
+  }
+
+  #openUploaded(server: string, auth: UploadedAuth, raw: string): UploadedEntry {
+    const record = decodeRecord(raw);
+    if (!record)
+      return {
+        raw,
+        auth,
+        expiresAt: undefined,
+        answer: { ok: false, reason: `your token for ${server} cannot be read: upload a new one at ${this.uploadUrl(server)}` },
+      };
+    const slot = this.#slots.get(auth.header.toLowerCase());
+    const value = uploadedPrefix(auth) + record.token;
+    const problem = credentialValueProblem(value, MAX_UPLOADED_TOKEN_CHARS);
+    const answer: CredentialAnswer =
+      slot === undefined
+        ? { ok: false, reason: `${auth.header} has no slot in nginx (BACKEND_CREDENTIAL_HEADERS)` }
+        : problem
+          ? { ok: false, reason: `your token for ${server} cannot be sent: ${problem}; upload a new one at ${this.uploadUrl(server)}` }
+          : Object.freeze({ ok: true, headers: Object.freeze({ [BACKEND_CREDENTIAL_HEADER]: slot, [BACKEND_SLOT_HEADER_PREFIX + slot]: value }) });
+    return { raw, auth, expiresAt: record.expiresAt, answer };
   }
 
   #vault(): SecretVault {
@@ -478,4 +678,8 @@ export class BackendCredentials {
     if (problem) return { ok: false, reason: `the secret for the header ${part.name} cannot be sent: ${problem}` };
     return { ok: true, value };
   }
+}
+
+function invalid(field: string, message: string): GatewayError {
+  return new GatewayError('REQUEST_INVALID', message, { fields: [{ field, message }] });
 }

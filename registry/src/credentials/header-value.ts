@@ -14,9 +14,9 @@ export const MAX_CREDENTIAL_TOTAL_CHARS = 8192;
 const VALUE = /^[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?$/;
 
 /** Why `value` cannot be a credential header's value, or undefined when it can. Never echoes the value. */
-export function credentialValueProblem(value: string): string | undefined {
+export function credentialValueProblem(value: string, max: number = MAX_CREDENTIAL_VALUE_CHARS): string | undefined {
   if (value.length === 0) return 'it is empty';
-  if (value.length > MAX_CREDENTIAL_VALUE_CHARS) return `it is longer than ${MAX_CREDENTIAL_VALUE_CHARS} characters`;
+  if (value.length > max) return `it is longer than ${max} characters`;
   if (!VALUE.test(value)) return 'it holds characters a header value cannot (control characters such as CR, LF or NUL, non-ASCII, or leading/trailing spaces)';
   return undefined;
 }

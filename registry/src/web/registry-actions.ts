@@ -15,7 +15,7 @@ import { grantsOnServer } from '../scopes/grants.ts';
 import { REGISTRY_ADMIN, REGISTRY_READ, serverScope } from '../scopes/scope.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
 import type { AccountActions } from './account-actions.ts';
-import type { BackendCredentials, CredentialStatus } from '../credentials/backend-credentials.ts';
+import type { BackendCredentials, CredentialStatus, UploadedTokenStatus } from '../credentials/backend-credentials.ts';
 import type { KeyUsage, Vault } from '../credentials/vault.ts';
 import {
   fieldProblemsOf,
@@ -42,7 +42,7 @@ export interface RegistryActionsOptions {
   /** Connected clients and personal access tokens (account-actions.ts); absent without the authorization server. */
   readonly account?: AccountActions;
   /** The gateway's own credentials for backends (issue 13); absent: definitions' backendAuth is not checked against the configuration. */
-  readonly credentials?: Pick<BackendCredentials, 'policy' | 'status' | 'setSecrets' | 'clearSecrets'>;
+  readonly credentials?: Pick<BackendCredentials, 'policy' | 'status' | 'setSecrets' | 'clearSecrets' | 'myToken' | 'setMyToken' | 'clearMyToken'>;
   /** The vault's key ring: which key seals how many secrets, and resealing after a rotation. */
   readonly vaultKeys?: Pick<Vault, 'keyUsage' | 'reseal'>;
 }
@@ -137,7 +137,8 @@ export class RegistryActions {
     await this.#o.catalog.delete(name, version);
     this.#o.audit.record({ event: 'change', user, server: name, action: 'delete' });
     // Its secrets go with it: a server registered later under the name starts without them.
-    if ((await this.#o.credentials?.clearSecrets(name)) ?? 0) this.#o.audit.record({ event: 'change', user, server: name, action: 'credentials' });
+    if ((await this.#o.credentials?.clearSecrets(name, { people: true })) ?? 0)
+      this.#o.audit.record({ event: 'change', user, server: name, action: 'credentials' });
     await this.#o.nginxSettled();
     return this.#nginx(p);
   }
@@ -193,6 +194,36 @@ export class RegistryActions {
   #vaultKeys(): NonNullable<RegistryActionsOptions['vaultKeys']> {
     if (!this.#o.vaultKeys) throw new GatewayError('NOT_FOUND', 'This gateway keeps no backend secrets.');
     return this.#o.vaultKeys;
+  }
+
+  /**
+   * The caller's own token for an `uploaded` server: set or not, when, until when; never the
+   * token. Any scope on the server (the check still decides each MCP request).
+   */
+  myToken(p: Principal, name: string): UploadedTokenStatus {
+    return this.#credentials().myToken(this.#readable(p, name), personOf(p));
+  }
+
+  /** The caller's token for an `uploaded` server for the page: undefined for other servers. */
+  myTokenOrNone(p: Principal, name: string): UploadedTokenStatus | undefined {
+    const def = this.#readable(p, name);
+    if (!this.#o.credentials || def.backendAuth?.type !== 'uploaded' || p.machineClient !== undefined) return undefined;
+    return this.#o.credentials.myToken(def, personOf(p));
+  }
+
+  /** Stores the caller's own token for a server, sealed; audited without the value. */
+  async setMyToken(p: Principal, user: string, name: string, input: { token: string; expiresAt?: string | undefined }): Promise<UploadedTokenStatus> {
+    const def = this.#readable(p, name);
+    const status = await this.#credentials().setMyToken(def, personOf(p), input);
+    this.#o.audit.record({ event: 'change', user, server: name, action: 'my-token' });
+    return status;
+  }
+
+  /** Removes the caller's own token for a server. */
+  async clearMyToken(p: Principal, user: string, name: string): Promise<UploadedTokenStatus> {
+    const def = this.#readable(p, name);
+    if (await this.#credentials().clearMyToken(def, personOf(p))) this.#o.audit.record({ event: 'change', user, server: name, action: 'my-token' });
+    return this.#credentials().myToken(def, personOf(p));
   }
 
   #credentials(): NonNullable<RegistryActionsOptions['credentials']> {
@@ -417,6 +448,15 @@ function routing(refusal: string | undefined, edit: boolean): { routed: boolean;
 /** Every tool visible: server read or execute (registry read and admin included), not just tool scopes. */
 function seesAllTools(scopes: readonly string[], name: string): boolean {
   return hasScope(scopes, serverScope(name, 'read')) || hasScope(scopes, serverScope(name, 'execute'));
+}
+
+/** The person whose token it is; a machine client has none to upload. */
+function personOf(p: Principal): { provider: string; sub: string } {
+  if (p.machineClient !== undefined)
+    throw new GatewayError('REQUEST_INVALID', 'A machine client has no token of its own to upload: tokens are uploaded by people.', {
+      fields: [{ field: '(caller)', message: 'a machine client' }],
+    });
+  return p.identity;
 }
 
 function requireRegistryRead(p: Principal): void {

@@ -17,7 +17,7 @@ export interface ServerFormValues {
   readonly tags: string;
   /** One tool per line: `name: description`. */
   readonly tools: string;
-  /** backendAuth's mode: none, headers or client_credentials. */
+  /** backendAuth's mode: none, headers, client_credentials or uploaded. */
   readonly authType: string;
   /** backendAuth's other settings as JSON (without `type`); never a secret (the schema refuses them). */
   readonly authSettings: string;
@@ -27,6 +27,7 @@ export interface ServerFormValues {
 export const AUTH_SETTINGS_EXAMPLES: Readonly<Record<string, string>> = Object.freeze({
   headers: '{ "headers": [{ "name": "Authorization", "prefix": "Bearer ", "from": "vault" }] }',
   client_credentials: '{ "tokenUrl": "https://idp.example.com/oauth2/token", "clientId": "mcp-gateway", "scopes": [], "clientSecretFrom": "vault" }',
+  uploaded: '{ "header": "Authorization", "prefix": "Bearer ", "instructions": "Create a token at https://tools.example.com/settings/tokens" }',
 });
 
 export const EMPTY_FORM: ServerFormValues = Object.freeze({

@@ -1183,6 +1183,47 @@ describe('backend credentials', () => {
     assert.equal(typeof resealed.body.resealed, 'number');
     assertError(await api.call('getSecretKeys', { as: as('editor') }), 403, 'AUTH_SCOPE_MISSING');
   });
+
+  test("my-token: a person's own token for an uploaded server: PUT stores it, GET shows its status (never the token), DELETE removes it", async () => {
+    const backendAuth = { type: 'uploaded', instructions: 'Create one under Settings > Tokens' };
+    const registered = await api.call('registerServer', { body: definitionOf('uploads', { backendAuth }), as: bearer() });
+    assert.equal(registered.status, 201, registered.text);
+    const none = await api.call('getMyToken', { params: { name: 'uploads' }, as: as('admin') });
+    assert.equal(none.status, 200, none.text);
+    assert.deepEqual(none.body, {
+      server: 'uploads',
+      set: false,
+      expired: false,
+      instructions: 'Create one under Settings > Tokens',
+      uploadUrl: `${gw.url}/servers/uploads/token`,
+    });
+    // Cookie writes need the CSRF token.
+    assertError(
+      await api.call('setMyToken', { params: { name: 'uploads' }, body: { token: 'api-uploaded-1' }, as: { cookie: signed['admin']!.cookie } }),
+      403,
+      'CSRF_TOKEN_INVALID',
+    );
+    const put = await api.call('setMyToken', { params: { name: 'uploads' }, body: { token: 'api-uploaded-1', expiresAt: '2099-01-01' }, as: as('admin') });
+    assert.equal(put.status, 200, put.text);
+    assert.equal(put.body.set, true);
+    assert.equal(put.body.expiresAt, '2099-01-02T00:00:00.000Z');
+    assert.ok(!put.text.includes('api-uploaded-1'));
+    const get = await api.call('getMyToken', { params: { name: 'uploads' }, as: as('admin') });
+    assert.equal(get.body.set, true);
+    assert.ok(!get.text.includes('api-uploaded-1'));
+    // Someone else's status is their own: another person has none.
+    const editorCreds = await api.call('getCredentials', { params: { name: 'uploads' }, as: as('admin') });
+    assert.equal(editorCreds.body.uploadedTokens, 1);
+    assertError(await api.call('getMyToken', { params: { name: 'currenttime' }, as: as('admin') }), 400, 'REQUEST_INVALID');
+    assertError(await api.call('getMyToken', { params: { name: 'uploads' }, as: as('user') }), 404, 'SERVER_UNKNOWN');
+    const bad = await api.call('setMyToken', { params: { name: 'uploads' }, body: { token: 'a\r\nInjected: 1' }, as: as('admin') });
+    assertError(bad, 400, 'REQUEST_INVALID');
+    assert.ok(!bad.text.includes('Injected'));
+    const cleared = await api.call('clearMyToken', { params: { name: 'uploads' }, as: as('admin') });
+    assert.equal(cleared.status, 200);
+    assert.equal(cleared.body.set, false);
+    assert.equal((await api.call('deleteServer', { params: { name: 'uploads' }, as: bearer() })).status, 200);
+  });
 });
 
 // ---- coverage --------------------------------------------------------------------------------

@@ -323,7 +323,7 @@ export const credentialsBodySchema = z
 export const credentialStatusSchema = z
   .object({
     server: z.string(),
-    type: z.enum(['none', 'headers', 'client_credentials']),
+    type: z.enum(['none', 'headers', 'client_credentials', 'uploaded']),
     secrets: z.array(
       z.object({
         name: z.string().describe('The header name, or "client secret".'),
@@ -339,9 +339,41 @@ export const credentialStatusSchema = z
       .object({ cachedUntil: z.string().optional(), lastError: z.string().optional(), lastFetchedAt: z.string().optional() })
       .optional()
       .describe('client_credentials: the cached token (never the token) and the last failure of the token endpoint.'),
+    uploadedTokens: z.number().int().optional().describe('uploaded: how many people have uploaded a token (never whose, never a token).'),
     problem: z.string().optional().describe('Why the gateway cannot build this credential with its configuration.'),
   })
   .meta({ id: 'CredentialStatus' });
+
+/** A person's own token for an `uploaded` server (PUT .../my-token). */
+export const myTokenBodySchema = z
+  .strictObject({
+    token: z
+      .string()
+      .min(1)
+      .max(16384)
+      .describe(
+        'The token the backend issued you. A JWT\'s exp is read as its expiry (its signature is not checked). A token starting with the prefix ("Bearer ") has it removed.',
+      ),
+    expiresAt: z
+      .string()
+      .max(64)
+      .optional()
+      .describe('For a token that is not a JWT with exp: when it expires, a date (2026-12-31, through that day UTC) or a date and time with a zone.'),
+  })
+  .meta({ id: 'MyTokenUpload' });
+
+export const myTokenStatusSchema = z
+  .object({
+    server: z.string(),
+    set: z.boolean().describe('Whether you have uploaded a token for this server.'),
+    uploadedAt: z.string().optional(),
+    expiresAt: z.string().optional().describe('Absent when unknown (not a JWT with exp, and no date given).'),
+    expirySource: z.enum(['jwt', 'given']).optional().describe("jwt: the token's own exp; given: the date given when uploading."),
+    expired: z.boolean().describe('An expired token is not sent: MCP requests answer BACKEND_CREDENTIAL_FAILED until you upload a new one.'),
+    instructions: z.string().optional().describe("The server definition's instructions: where to get a token."),
+    uploadUrl: z.string().describe('The page where you upload one.'),
+  })
+  .meta({ id: 'MyTokenStatus' });
 
 export const idParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
 

@@ -84,6 +84,29 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
     done(req, res, `/servers/${name(req)}`, `The stored secrets of ${name(req)} are removed.`);
   });
 
+  // The caller's own token for an `uploaded` server: a password field, never shown back.
+  router.post('/servers/:name/token', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const token = typeof body['token'] === 'string' ? body['token'] : '';
+    const expiresAt = typeof body['expiresAt'] === 'string' && body['expiresAt'].trim() !== '' ? body['expiresAt'] : undefined;
+    const to = `/servers/${name(req)}#my-token`;
+    try {
+      if (token.trim() === '') throw new GatewayError('REQUEST_INVALID', 'paste the token first.');
+      const status = await actions.setMyToken(principalOf(req), user(req), name(req), { token, ...(expiresAt ? { expiresAt } : {}) });
+      const until = status.expiresAt ? `; it expires ${status.expiresAt.replace('T', ' ').slice(0, 19)} UTC` : '';
+      done(req, res, to, `Your token for ${name(req)} is saved${until}. It is used from your next request.`);
+    } catch (err) {
+      if (!(err instanceof GatewayError) || err.code !== 'REQUEST_INVALID') throw err;
+      // The message names what is wrong, never the value.
+      done(req, res, to, `Your token was not saved: ${err.message}`);
+    }
+  });
+
+  router.post('/servers/:name/token/remove', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
+    await actions.clearMyToken(principalOf(req), user(req), name(req));
+    done(req, res, `/servers/${name(req)}#my-token`, `Your token for ${name(req)} is removed.`);
+  });
+
   router.post('/servers/:name/toggle', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
     const enabled = req.body?.enabled === 'true';
     await actions.toggle(principalOf(req), user(req), name(req), enabled);

@@ -53,7 +53,15 @@ export function pageRoutes({ actions, catalog, nginxStatus }: PageRoutesOptions)
     const server = actions.get(p, String(req.params['name']));
     // Editors see the backend credential's status (never a value) and may set its secrets.
     const credentials = server.permissions.edit ? actions.credentialStatusOrNone(p, server.name) : undefined;
-    res.render('server', { ...layout(req, catalog, 'server'), server, credentials });
+    // A server whose backend takes a token each person uploads: the caller's own (status only).
+    const myToken = actions.myTokenOrNone(p, server.name);
+    res.render('server', { ...layout(req, catalog, 'server'), server, credentials, myToken });
+  });
+
+  // The stable URL a refused MCP request names (BACKEND_CREDENTIAL_FAILED): sign in first, then the card.
+  router.get('/servers/:name/token', requireSignedIn, (req: Request, res: Response) => {
+    const server = actions.get(principalOf(req), String(req.params['name']));
+    res.redirect(303, `/servers/${server.name}#my-token`);
   });
 
   router.get('/servers/:name/edit', requireSignedIn, (req: Request, res: Response) => {
