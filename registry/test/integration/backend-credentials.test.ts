@@ -6,14 +6,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { buildServer as buildFininfo } from '../../../servers/fininfo/server.ts';
-import { serveMcp, type RunningMcpServer } from '../../../servers/shared/serve-mcp.ts';
+import { guardedBackend, type GuardedBackend } from './guarded-backend.ts';
 import { ApiClient, assertError, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, startTestGateway, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
@@ -25,43 +22,12 @@ const ENV_KEY = 'env-secret-api-key-0003';
 const SECRETS = [KEY_1, KEY_2, BEARER, ENV_KEY];
 
 /** A backend that answers 401 unless the request carries `required()` exactly; `seen` records every request's headers. */
-interface Guarded {
-  url: string;
-  seen: IncomingHttpHeaders[];
-  close(): Promise<void>;
-}
+type Guarded = GuardedBackend;
 
-async function guarded(required: () => Record<string, string>): Promise<Guarded> {
-  const inner: RunningMcpServer = await serveMcp(buildFininfo, { port: 0 });
-  const seen: IncomingHttpHeaders[] = [];
-  const server: Server = createServer((req, res) => {
-    seen.push(req.headers);
-    for (const [name, value] of Object.entries(required())) {
-      if (req.headers[name.toLowerCase()] !== value) {
-        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"this backend wants its own credential"}');
-        req.resume();
-        return;
-      }
-    }
-    // Hop-by-hop headers are this hop's (a forwarded `Connection: close` would end the inner exchange early).
-    const { connection: _connection, 'keep-alive': _keepAlive, ...headers } = req.headers;
-    const upstream = httpRequest(`${inner.url}${req.url}`, { method: req.method, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await inner.close();
-    },
-  };
+function guarded(required: () => Record<string, string>): Promise<Guarded> {
+  return guardedBackend((headers) =>
+    Object.entries(required()).some(([name, value]) => headers[name.toLowerCase()] !== value) ? 'this backend wants its own credential' : undefined,
+  );
 }
 
 let gw: TestGateway;

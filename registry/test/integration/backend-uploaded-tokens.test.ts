@@ -8,14 +8,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { buildServer as buildFininfo } from '../../../servers/fininfo/server.ts';
-import { serveMcp, type RunningMcpServer } from '../../../servers/shared/serve-mcp.ts';
+import type { IncomingHttpHeaders } from 'node:http';
+import { guardedBackend, type GuardedBackend } from './guarded-backend.ts';
 import { ApiClient, assertError, type Caller } from './api-client.ts';
 import { startTestGateway, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
@@ -30,41 +28,13 @@ const T_ONE = 'one-tool-opaque-token-0003';
 const tokens = () => [T_ALICE, T_ALICE_2, T_SHORT, T_BOB, T_ONE].filter(Boolean);
 
 /** A backend that wants `Authorization: Bearer <a token it issued>`; `seen` records every request's headers. */
-interface Guarded {
-  url: string;
-  seen: IncomingHttpHeaders[];
-  close(): Promise<void>;
-}
+type Guarded = GuardedBackend;
 
-async function guarded(): Promise<Guarded> {
-  const inner: RunningMcpServer = await serveMcp(buildFininfo, { port: 0 });
-  const seen: IncomingHttpHeaders[] = [];
-  const server: Server = createServer((req, res) => {
-    seen.push(req.headers);
-    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    if (bearer === undefined || !tokens().includes(bearer)) {
-      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"this backend wants a token it issued"}');
-      req.resume();
-      return;
-    }
-    const { connection: _connection, 'keep-alive': _keepAlive, ...headers } = req.headers;
-    const upstream = httpRequest(`${inner.url}${req.url}`, { method: req.method, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+function guarded(): Promise<Guarded> {
+  return guardedBackend((headers) => {
+    const bearer = /^Bearer (.+)$/.exec(headers.authorization ?? '')?.[1];
+    return bearer === undefined || !tokens().includes(bearer) ? 'this backend wants a token it issued' : undefined;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await inner.close();
-    },
-  };
 }
 
 let gw: TestGateway;
