@@ -97,6 +97,23 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 describe('BackendMonitor against real MCP servers', () => {
+  test("a backend that takes each person's own token (uploaded) is skipped with the reason, and never called", async () => {
+    const calls: string[] = [];
+    const { url } = await rawServer((req, res) => {
+      calls.push(req.url ?? '');
+      res.writeHead(401).end();
+    });
+    const monitor = monitorFor(new FakeCatalog([def('personal', url, undefined, { backendAuth: { type: 'uploaded' } })]), {
+      credentials: async () => {
+        throw new Error('no credential is asked for a skipped backend');
+      },
+    });
+    const snap = await monitor.refresh('personal');
+    assert.equal(snap.health.status, 'skipped');
+    assert.match(snap.health.error ?? '', /each person uploads their own token/);
+    assert.deepEqual(calls, [], 'the backend was not called');
+  });
+
   test('currenttime over Streamable HTTP: healthy, with latency, server info and the tool schema', async () => {
     const backend = await serve(buildCurrentTime);
     const monitor = monitorFor(new FakeCatalog([def('currenttime', backend.url)]));

@@ -49,6 +49,9 @@ export interface BackendMonitorOptions {
 
 /** Checks running at once, across all servers. */
 export const MAX_CONCURRENT_CHECKS = 4;
+/** Why a backend that takes each person's own token is not checked. */
+const SKIPPED_REASON = 'not checked: each person uploads their own token for this backend, and the gateway has no credential of its own to check it with';
+
 const UNKNOWN: BackendSnapshot = Object.freeze({ health: Object.freeze({ status: 'unknown' as const }) });
 /** How long a published result lasts without a new check: a holder that died leaves no result forever. */
 const MIN_SHARED_TTL_MS = 10 * 60_000;
@@ -266,7 +269,11 @@ export class BackendMonitor {
   }
 
   /** One check with the server's credential; a credential that cannot be had is the check's failure. */
-  async #probe(def: ServerDefinition, signal: AbortSignal): Promise<ProbeOutcome | undefined> {
+  async #probe(def: ServerDefinition, signal: AbortSignal): Promise<ProbeOutcome | 'skipped' | undefined> {
+    // A backend that takes each person's own token has no credential the gateway could check it
+    // with (issue 13: "or discovery is skipped with a clear status"); calling it without one
+    // would only report a 401 that says nothing about the backend.
+    if (def.backendAuth?.type === 'uploaded') return 'skipped';
     let headers: Readonly<Record<string, string>> = {};
     if (this.#credentials && def.backendAuth !== undefined && def.backendAuth.type !== 'none') {
       try {
@@ -309,9 +316,16 @@ export class BackendMonitor {
     );
   }
 
-  #record(name: string, entry: Entry, outcome: ProbeOutcome): void {
+  #record(name: string, entry: Entry, outcome: ProbeOutcome | 'skipped'): void {
     const checkedAt = new Date().toISOString();
     const before = entry.snapshot.health.status;
+    if (outcome === 'skipped') {
+      // The tools shown are the definition's (there is no discovery without a credential).
+      entry.snapshot = Object.freeze({ health: Object.freeze({ status: 'skipped' as const, checkedAt, error: SKIPPED_REASON }) });
+      if (before !== 'skipped') this.#log.info({ server: name }, "backend not checked: it takes each person's own token");
+      this.#publish(name, entry);
+      return;
+    }
     const health: BackendHealth = Object.freeze({
       // A 401 is its own state (issue 13): the backend is up and wants a credential.
       status: outcome.ok ? ('healthy' as const) : outcome.auth ? ('unauthorized' as const) : ('unhealthy' as const),

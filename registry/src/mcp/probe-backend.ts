@@ -22,7 +22,7 @@ export interface ToolInfo {
 }
 
 /** unauthorized: the backend answered HTTP 401 (it wants a credential the check did not have, or refused it). */
-export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy' | 'unauthorized';
+export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy' | 'unauthorized' | 'skipped';
 
 export interface BackendHealth {
   /** 'unknown' until the first check finishes. */

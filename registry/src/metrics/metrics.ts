@@ -29,8 +29,8 @@ export function outcomeOf(status: number): CheckOutcome {
 /** From 100 µs to 100 ms: the check answers from memory in well under a millisecond; slow is a bearer key fetch or a busy event loop. */
 export const CHECK_SECONDS_BUCKETS = Object.freeze([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1]);
 
-export type BackendHealthState = 'unknown' | 'healthy' | 'unhealthy' | 'unauthorized';
-const BACKEND_STATES: readonly BackendHealthState[] = ['healthy', 'unhealthy', 'unauthorized', 'unknown'];
+export type BackendHealthState = 'unknown' | 'healthy' | 'unhealthy' | 'unauthorized' | 'skipped';
+const BACKEND_STATES: readonly BackendHealthState[] = ['healthy', 'unhealthy', 'unauthorized', 'skipped', 'unknown'];
 
 export interface GatewayMetricsOptions {
   /** True for a server in the catalog: only those get their own label value. */

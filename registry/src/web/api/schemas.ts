@@ -77,8 +77,10 @@ export const authFindingSchema = z
 export const healthSchema = z
   .object({
     status: z
-      .enum(['unknown', 'healthy', 'unhealthy', 'unauthorized'])
-      .describe('unknown until the first check finishes; unauthorized: the backend answered HTTP 401 (it wants a credential, see `auth`).'),
+      .enum(['unknown', 'healthy', 'unhealthy', 'unauthorized', 'skipped'])
+      .describe(
+        'unknown until the first check finishes; unauthorized: the backend answered HTTP 401 (it wants a credential, see `auth`); skipped: not checked, because the backend takes a credential of each person (`uploaded`) and the gateway has none of its own (`error` says why).',
+      ),
     checkedAt: z.string().optional().describe('When the last check finished (ISO 8601).'),
     latencyMs: z.number().int().optional().describe('How long the last check took: connect, initialize and tools/list.'),
     error: z.string().optional().describe('Why the last check failed.'),

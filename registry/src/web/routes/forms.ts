@@ -131,7 +131,9 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
         ? `${name(req)} answered in ${health.latencyMs} ms with ${result.tools.length} tools.`
         : health.status === 'unauthorized'
           ? `${name(req)} asks for a credential: ${health.error ?? 'HTTP 401'}.`
-          : `${name(req)} did not answer: ${health.error ?? 'unknown error'}.`,
+          : health.status === 'skipped'
+            ? `${name(req)} was not checked: ${health.error ?? "it takes each person's own credential"}.`
+            : `${name(req)} did not answer: ${health.error ?? 'unknown error'}.`,
     );
   });
 
