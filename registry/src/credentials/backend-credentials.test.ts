@@ -5,28 +5,7 @@ import { serverDefinitionSchema, freezeDefinition, type ServerDefinition } from 
 import { GatewayError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { BackendCredentials, type ClientCredentialsSpec, type StatusTokenSource } from './backend-credentials.ts';
-import type { SecretInfo, SecretVault } from './types.ts';
-
-class Vault implements SecretVault {
-  readonly map = new Map<string, string>();
-  peeks = 0;
-  async put(id: string, value: string) {
-    this.map.set(id, value);
-  }
-  peek(id: string) {
-    this.peeks++;
-    return this.map.get(id);
-  }
-  async delete(id: string) {
-    return this.map.delete(id);
-  }
-  list(): SecretInfo[] {
-    return [...this.map.keys()].map((id) => ({ id, updatedAt: 0, keyId: 'k' }));
-  }
-  async reseal() {
-    return 0;
-  }
-}
+import { testVault } from './test-vault.ts';
 
 const def = (name: string, backendAuth?: unknown): ServerDefinition =>
   freezeDefinition(
@@ -35,7 +14,7 @@ const def = (name: string, backendAuth?: unknown): ServerDefinition =>
 
 function setup(defs: ServerDefinition[], factory?: (spec: ClientCredentialsSpec) => StatusTokenSource) {
   const catalog = Object.assign(new EventEmitter(), { list: () => defs, get: (n: string) => defs.find((d) => d.name === n) });
-  const vault = new Vault();
+  const vault = testVault();
   const credentials = new BackendCredentials({
     catalog: catalog as never,
     vault,
@@ -154,7 +133,7 @@ describe('the credential the check adds', () => {
       );
       return true;
     });
-    assert.equal(vault.map.size, 0);
+    assert.equal(vault.list().length, 0);
     assert.deepEqual(await credentials.setSecrets(server, { headers: { 'x-api-key': 'k1' } }), ['server:s:header:x-api-key']);
     assert.equal(await credentials.clearSecrets('s'), 1);
   });

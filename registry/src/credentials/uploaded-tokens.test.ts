@@ -6,7 +6,7 @@ import { serverDefinitionSchema, freezeDefinition, type ServerDefinition } from 
 import { GatewayError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { BackendCredentials } from './backend-credentials.ts';
-import type { SecretInfo, SecretVault } from './types.ts';
+import { testVault } from './test-vault.ts';
 import { givenExpiry, isUploadedTokenOf, jwtExpiry, personHash, uploadedTokenId } from './uploaded-tokens.ts';
 
 const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
@@ -67,32 +67,13 @@ describe("reading a JWT's exp (display and refusal only, never trust)", () => {
   });
 });
 
-class MemoryVault implements SecretVault {
-  readonly map = new Map<string, string>();
-  async put(id: string, value: string) {
-    this.map.set(id, value);
-  }
-  peek(id: string) {
-    return this.map.get(id);
-  }
-  async delete(id: string) {
-    return this.map.delete(id);
-  }
-  list(): SecretInfo[] {
-    return [...this.map.keys()].map((id) => ({ id, updatedAt: 0, keyId: 'k' }));
-  }
-  async reseal() {
-    return 0;
-  }
-}
-
 describe('uploaded tokens in the check', () => {
   const def = (name: string, backendAuth: unknown): ServerDefinition =>
     freezeDefinition(serverDefinitionSchema.parse({ name, url: 'http://127.0.0.1:1', transports: { 'streamable-http': '/mcp' }, backendAuth }));
   let clock = Date.parse('2026-11-30T12:00:00Z');
   const setup = (defs: ServerDefinition[]) => {
     const catalog = Object.assign(new EventEmitter(), { list: () => defs, get: (n: string) => defs.find((d) => d.name === n) });
-    const vault = new MemoryVault();
+    const vault = testVault();
     const credentials = new BackendCredentials({
       catalog: catalog as never,
       vault,
@@ -123,7 +104,7 @@ describe('uploaded tokens in the check', () => {
     assert.deepEqual(a, { ok: true, headers: { 'x-mcp-backend-credential': 'authorization', 'x-mcp-backend-authorization': 'Bearer tok-alice' } });
     assert.equal(credentials.forCheck(gh, alice), a, 'built once per stored value');
     assert.deepEqual((credentials.forCheck(gh, bob) as { headers: Record<string, string> }).headers['x-mcp-backend-authorization'], 'Bearer tok-bob');
-    for (const value of vault.map.values()) assert.ok(!value.includes('Bearer'), 'stored without the prefix');
+    for (const { id } of vault.list()) assert.ok(!vault.peek(id)?.includes('Bearer'), 'stored without the prefix');
     const status = credentials.myToken(gh, alice);
     assert.equal(status.set, true);
     assert.equal(status.expired, false);
