@@ -26,25 +26,10 @@ import {
   type Peer,
   type RegistryDouble,
 } from './harness.ts';
-import { EventEmitter } from 'node:events';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
+import { TestCatalog } from '../catalog/test-catalog.ts';
 import { renderNginxConfig, type NginxRenderInput } from './render.ts';
 import { RouteTable } from './route.ts';
-
-/** The catalog's public API (list / get / 'changed'), over a list the test sets. */
-class TestCatalog extends EventEmitter<{ changed: [readonly ServerDefinition[]] }> {
-  #defs: readonly ServerDefinition[] = [];
-  list(): readonly ServerDefinition[] {
-    return this.#defs;
-  }
-  get(name: string): ServerDefinition | undefined {
-    return this.#defs.find((d) => d.name === name);
-  }
-  set(defs: readonly ServerDefinition[]): void {
-    this.#defs = defs;
-    this.emit('changed', defs);
-  }
-}
 
 const found = findNginx();
 // No nginx is a failure, never a skip: these tests are the proof that the config works.

@@ -1,30 +1,11 @@
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { after, describe, it } from 'node:test';
 import type { RouteBackend, RouteDecision } from '../authz/route.ts';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
+import { TestCatalog } from '../catalog/test-catalog.ts';
 import { createLogger } from '../log.ts';
 import { definition } from './harness.ts';
 import { RouteTable, type AddressLookup } from './route.ts';
-
-/** The catalog's public API (list / get / 'changed'), over a list the test sets. */
-class TestCatalog extends EventEmitter<{ changed: [readonly ServerDefinition[]] }> {
-  #defs: readonly ServerDefinition[];
-  constructor(defs: readonly ServerDefinition[]) {
-    super();
-    this.#defs = defs;
-  }
-  list(): readonly ServerDefinition[] {
-    return this.#defs;
-  }
-  get(name: string): ServerDefinition | undefined {
-    return this.#defs.find((d) => d.name === name);
-  }
-  set(defs: readonly ServerDefinition[]): void {
-    this.#defs = defs;
-    this.emit('changed', defs);
-  }
-}
 
 const HOSTS: Record<string, string> = { 'backend.internal': '10.0.0.7', 'v6.internal': 'fd00::7', 'later.internal': '10.0.0.9' };
 const lookups: string[] = [];
