@@ -104,18 +104,23 @@ export async function waitForHttp(url: string, child: ChildProcess, ms: number):
 export const NGINX_BIN = '/usr/sbin/nginx';
 
 /**
- * Row (a)'s plain nginx: the same binary as the gateway, its own prefix and config, proxying
- * `/mcp` straight to the backend with upstream keepalive and no auth.
+ * A plain nginx (the same binary as the gateway) under `dir`, on 127.0.0.1:`port`: the main and
+ * events lines and the temp paths are written here, `http` holds the upstreams and the
+ * locations (inside `server`). It must answer 200 at `healthPath`, which `location =
+ * <healthPath>` adds; resolves once it does.
  */
-export async function startDirectNginx(procs: Processes, dir: string, backendPort: number): Promise<string> {
+export async function startPlainNginx(
+  procs: Processes,
+  options: { name: string; dir: string; port: number; workers: number; maxBodySize: string; upstreams: string; locations: string; healthPath: string },
+): Promise<string> {
+  const { dir, port } = options;
   mkdirSync(join(dir, 'tmp'), { recursive: true });
-  const port = await freePort();
   const conf = join(dir, 'nginx.conf');
   writeFileSync(
     conf,
     `daemon off;
 master_process on;
-worker_processes 2;
+worker_processes ${options.workers};
 pid ${join(dir, 'nginx.pid')};
 error_log ${join(dir, 'error.log')} warn;
 events { worker_connections 1024; }
@@ -123,28 +128,45 @@ http {
     access_log off;
     client_body_temp_path ${join(dir, 'tmp')};
     proxy_temp_path ${join(dir, 'tmp')};
-    client_max_body_size 1m;
-    client_body_buffer_size 1m;
-    upstream fininfo {
-        server 127.0.0.1:${backendPort};
-        keepalive 16;
-    }
+    client_max_body_size ${options.maxBodySize};
+    client_body_buffer_size ${options.maxBodySize};
+${options.upstreams}
     server {
         listen 127.0.0.1:${port};
-        location = /mcp {
-            proxy_pass http://fininfo/mcp;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }
-        location = /healthz { return 200 "ok\\n"; }
+        location = ${options.healthPath} { return 200 "ok\\n"; }
+${options.locations}
     }
 }
 `,
   );
-  const child = procs.start('direct-nginx', NGINX_BIN, ['-p', dir, '-e', join(dir, 'error.log'), '-c', conf], { cwd: dir, logFile: join(dir, 'stderr.log') });
-  await waitForHttp(`http://127.0.0.1:${port}/healthz`, child, 10_000);
+  const child = procs.start(options.name, NGINX_BIN, ['-p', dir, '-e', join(dir, 'error.log'), '-c', conf], { cwd: dir, logFile: join(dir, 'stderr.log') });
+  await waitForHttp(`http://127.0.0.1:${port}${options.healthPath}`, child, 10_000);
   return `http://127.0.0.1:${port}`;
+}
+
+/**
+ * Row (a)'s plain nginx: its own prefix and config, proxying `/mcp` straight to the backend with
+ * upstream keepalive and no auth.
+ */
+export async function startDirectNginx(procs: Processes, dir: string, backendPort: number): Promise<string> {
+  return startPlainNginx(procs, {
+    name: 'direct-nginx',
+    dir,
+    port: await freePort(),
+    workers: 2,
+    maxBodySize: '1m',
+    upstreams: `    upstream fininfo {
+        server 127.0.0.1:${backendPort};
+        keepalive 16;
+    }`,
+    locations: `        location = /mcp {
+            proxy_pass http://fininfo/mcp;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }`,
+    healthPath: '/healthz',
+  });
 }
 
 /** `nginx -v` prints to stderr. */

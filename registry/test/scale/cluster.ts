@@ -9,9 +9,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, NGINX_BIN, Processes, waitForHttp } from '../../../scripts/bench/processes.ts';
+import { freePort, Processes, startPlainNginx, waitForHttp } from '../../../scripts/bench/processes.ts';
 import { RedisServer } from '../redis-server.ts';
 
 const projectRoot = join(import.meta.dirname, '..', '..', '..');
@@ -155,30 +155,18 @@ function killGroup(pid: number): void {
  * replica that refuses connections is skipped (`proxy_next_upstream error`: nothing was sent
  * yet, so even a POST is safe to pass on) and left alone for a second.
  */
-export async function startLoadBalancer(procs: Processes, dir: string, port: number, replicaPorts: readonly number[]): Promise<string> {
-  mkdirSync(join(dir, 'tmp'), { recursive: true });
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `daemon off;
-master_process on;
-worker_processes 1;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path ${join(dir, 'tmp')};
-    proxy_temp_path ${join(dir, 'tmp')};
-    client_max_body_size 2m;
-    upstream gateways {
+export function startLoadBalancer(procs: Processes, dir: string, port: number, replicaPorts: readonly number[]): Promise<string> {
+  return startPlainNginx(procs, {
+    name: 'lb',
+    dir,
+    port,
+    workers: 1,
+    maxBodySize: '2m',
+    upstreams: `    upstream gateways {
 ${replicaPorts.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`).join('\n')}
         keepalive 16;
-    }
-    server {
-        listen 127.0.0.1:${port};
-        location = /lb-healthz { return 200 "ok\\n"; }
-        location / {
+    }`,
+    locations: `        location / {
             proxy_pass http://gateways;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -187,14 +175,9 @@ ${replicaPorts.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeou
             proxy_read_timeout 3600s;
             proxy_next_upstream error timeout;
             proxy_connect_timeout 1s;
-        }
-    }
-}
-`,
-  );
-  const child = procs.start('lb', NGINX_BIN, ['-p', dir, '-e', join(dir, 'error.log'), '-c', conf], { cwd: dir, logFile: join(dir, 'stderr.log') });
-  await waitForHttp(`http://127.0.0.1:${port}/lb-healthz`, child, 10_000);
-  return `http://127.0.0.1:${port}`;
+        }`,
+    healthPath: '/lb-healthz',
+  });
 }
 
 export { freePort, Processes, RedisServer };
