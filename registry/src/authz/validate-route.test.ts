@@ -12,7 +12,7 @@ import { createGatewayTokenVerifier } from '../authserver/verify.ts';
 import { createLogger } from '../log.ts';
 import { VALIDATE_PATH } from './paths.ts';
 import { createSessionBinding } from './session-binding.ts';
-import { createValidateRoute } from './validate-route.ts';
+import { createValidateRoute, type ValidateRouteOptions } from './validate-route.ts';
 
 const SECRET = 'unit-test-secret-unit-test-secret-000';
 const sessions = new Map<string, SessionData>([
@@ -49,7 +49,8 @@ const catalog = {
 const audited: AuditEntry[] = [];
 const audit = { record: (e: AuditEntry) => void audited.push(e), flush: async () => {}, recent: async () => [] };
 
-async function serve(authEnabled: boolean): Promise<{ url: string; server: Server }> {
+/** The check on a loopback port, with the file's catalog, sessions and audit unless `options` says otherwise. */
+async function serve(options: Partial<ValidateRouteOptions> = {}): Promise<{ url: string; server: Server }> {
   const app = express();
   app.all(
     VALIDATE_PATH,
@@ -57,11 +58,12 @@ async function serve(authEnabled: boolean): Promise<{ url: string; server: Serve
       catalog,
       sessions: { peek: (sid) => sessions.get(sid) },
       secret: SECRET,
-      authEnabled,
+      authEnabled: true,
       realm: 'mcp-gateway',
       publicUrl: 'https://mcp.example.com',
       audit,
       log: createLogger('silent'),
+      ...options,
     }),
   );
   const server = app.listen(0, '127.0.0.1');
@@ -76,8 +78,8 @@ describe('the check endpoint', () => {
   let on: { url: string; server: Server };
   let off: { url: string; server: Server };
   before(async () => {
-    on = await serve(true);
-    off = await serve(false);
+    on = await serve();
+    off = await serve({ authEnabled: false });
   });
   after(() => {
     on.server.close();
@@ -233,24 +235,10 @@ describe("the check with the gateway's own access tokens", () => {
   const key = deriveSigningKey(SECRET);
   let svc: { url: string; server: Server };
   before(async () => {
-    const app = express();
-    app.all(
-      VALIDATE_PATH,
-      createValidateRoute({
-        catalog,
-        sessions: { peek: (sid) => sessions.get(sid) },
-        secret: SECRET,
-        authEnabled: true,
-        realm: 'mcp-gateway',
-        publicUrl: PUBLIC,
-        gatewayTokens: createGatewayTokenVerifier({ issuer: PUBLIC, key: publicJwk(key), publicUrl: PUBLIC }),
-        audit,
-        log: createLogger('silent'),
-      }),
-    );
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    svc = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+    svc = await serve({
+      publicUrl: PUBLIC,
+      gatewayTokens: createGatewayTokenVerifier({ issuer: PUBLIC, key: publicJwk(key), publicUrl: PUBLIC }),
+    });
   });
   after(() => svc.server.close());
 
@@ -312,32 +300,17 @@ describe('the check routes when given a route lookup (nginx/route.ts)', () => {
   let routed: { url: string; server: Server };
   let backendUp = true;
   before(async () => {
-    const app = express();
-    app.all(
-      VALIDATE_PATH,
-      createValidateRoute({
-        catalog,
-        sessions: { peek: (sid) => sessions.get(sid) },
-        secret: SECRET,
-        authEnabled: true,
-        realm: 'mcp-gateway',
-        publicUrl: 'https://mcp.example.com',
-        route: ({ server, transport, method, path }) => {
-          if (server !== 'svc') return { ok: false, refusal: { status: 404, refused: 'SERVER_UNKNOWN' } };
-          if (transport === 'sse' && path !== '/sse') return { ok: false, refusal: { status: 404, refused: 'NOT_FOUND' } };
-          if (transport === 'sse' && method !== 'GET') return { ok: false, refusal: { status: 405, refused: 'METHOD_NOT_ALLOWED', allow: 'GET' } };
-          return {
-            ok: true,
-            backend: () => (backendUp ? { ok: true, header: 'streamable http mcp_backend_0123456789ab 127.0.0.1:1 /mcp' } : { ok: false, reason: 'down' }),
-          };
-        },
-        audit,
-        log: createLogger('silent'),
-      }),
-    );
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    routed = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+    routed = await serve({
+      route: ({ server, transport, method, path }) => {
+        if (server !== 'svc') return { ok: false, refusal: { status: 404, refused: 'SERVER_UNKNOWN' } };
+        if (transport === 'sse' && path !== '/sse') return { ok: false, refusal: { status: 404, refused: 'NOT_FOUND' } };
+        if (transport === 'sse' && method !== 'GET') return { ok: false, refusal: { status: 405, refused: 'METHOD_NOT_ALLOWED', allow: 'GET' } };
+        return {
+          ok: true,
+          backend: () => (backendUp ? { ok: true, header: 'streamable http mcp_backend_0123456789ab 127.0.0.1:1 /mcp' } : { ok: false, reason: 'down' }),
+        };
+      },
+    });
   });
   after(() => routed.server.close());
 
@@ -403,29 +376,18 @@ describe("the gateway's own backend credential in the check's answer", () => {
   let url = '';
   let server: Server;
   before(async () => {
-    const app = express();
-    app.all(
-      VALIDATE_PATH,
-      createValidateRoute({
-        catalog: { get: (name: string) => ({ keyed, svc: plain })[name] as never },
-        sessions: { peek: (sid) => sessionsWith.get(sid) },
-        secret: SECRET,
-        authEnabled: true,
-        realm: 'mcp-gateway',
-        publicUrl: 'https://mcp.example.com',
-        backendCredentials: {
-          forCheck: (def) => {
-            asked.push(def.name);
-            return answer;
-          },
+    const started = await serve({
+      catalog: { get: (name: string) => ({ keyed, svc: plain })[name] as never },
+      sessions: { peek: (sid) => sessionsWith.get(sid) },
+      backendCredentials: {
+        forCheck: (def) => {
+          asked.push(def.name);
+          return answer;
         },
-        audit,
-        log: createLogger('silent'),
-      }),
-    );
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${VALIDATE_PATH}`;
+      },
+    });
+    server = started.server;
+    url = `${started.url}${VALIDATE_PATH}`;
   });
   after(() => server.close());
   const ask = (name: string, sid = 'sid-keyed') =>
