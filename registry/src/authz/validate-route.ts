@@ -265,7 +265,9 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
     // Nothing for a server without backendAuth (no lookup, no header).
     if (status === 200 && server?.backendAuth !== undefined && options.backendCredentials) {
       // A person's own token for an `uploaded` server (a PAT's owner included); a machine client has none.
-      const credential = options.backendCredentials.forCheck(server, principal.machineClient === undefined ? user : undefined);
+      const found = options.backendCredentials.forCheck(server, principal.machineClient === undefined ? user : undefined);
+      // A promise only while a per-person token is fetched (none cached yet, or expired).
+      const credential = found instanceof Promise ? await found : found;
       if (credential?.ok) Object.assign(headers, credential.headers);
       else if (credential) {
         // The registry logs the reason once per server (backend-credentials.ts); it names no secret.

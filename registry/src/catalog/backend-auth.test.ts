@@ -112,9 +112,47 @@ describe('backendAuth in a definition', () => {
     assert.match(problems({ type: 'client_credentials', clientId: 'gw', tokenUrl: 'http://idp.example.com/token' }).join(), /https \(http only on loopback\)/);
   });
 
-  test('later modes are named as not available yet; anything else names the modes there are', () => {
-    for (const type of ['user_oauth', 'token_exchange']) assert.match(problems({ type }).join(), new RegExp(`${type} is not available yet`));
-    assert.match(problems({ type: 'magic' }).join(), /one of none, headers, client_credentials, uploaded/);
+  test('an unknown mode names the modes there are', () => {
+    assert.match(problems({ type: 'magic' }).join(), /one of none, headers, client_credentials, uploaded, user_oauth, token_exchange/);
+  });
+
+  test('per-user OAuth: everything but the type is optional (discovered), a client is auto, a named one, or an approach', () => {
+    assert.deepEqual(serverDefinitionSchema.parse({ ...base, backendAuth: { type: 'user_oauth' } }).backendAuth, { type: 'user_oauth', client: 'auto' });
+    const full = {
+      type: 'user_oauth',
+      authorizationServer: 'https://github.com/login/oauth',
+      resource: 'https://api.githubcopilot.com/mcp/',
+      scopes: ['repo', 'read:org'],
+      client: { clientId: 'Iv1.abc', clientSecretFrom: 'vault' },
+      provider: 'GitHub',
+      service: { type: 'headers', headers: [{ name: 'Authorization', prefix: 'Bearer ', from: { env: 'MCP_BACKEND_GITHUB_PAT' } }] },
+    };
+    assert.deepEqual(serverDefinitionSchema.parse({ ...base, backendAuth: full }).backendAuth, full);
+    assert.match(problems({ type: 'user_oauth', client: 'magic' }).join(), /client must be "auto"/);
+    assert.match(problems({ type: 'user_oauth', client: { clientId: 'x', clientSecret: 's' } }).join(), /client must be|Unrecognized/);
+    assert.match(problems({ type: 'user_oauth', authorizationServer: 'http://as.example.com' }).join(), /https \(http only on loopback\)/);
+    assert.match(problems({ type: 'user_oauth', service: { type: 'uploaded' } }).join(), /service.type must be headers or client_credentials/);
+  });
+
+  test('token exchange: a client at the exchanging server (issuer or tokenUrl) and the target audience or resource', () => {
+    const parsed = serverDefinitionSchema.parse({
+      ...base,
+      backendAuth: { type: 'token_exchange', issuer: 'https://idp.example.com', clientId: 'gw', audience: 'api://tools' },
+    });
+    assert.deepEqual(parsed.backendAuth, {
+      type: 'token_exchange',
+      issuer: 'https://idp.example.com',
+      clientId: 'gw',
+      clientSecretFrom: 'vault',
+      audience: 'api://tools',
+      scopes: [],
+      subjectTokenType: 'access_token',
+    });
+    assert.match(problems({ type: 'token_exchange', clientId: 'gw' }).join(), /either issuer .* or tokenUrl/);
+    assert.match(
+      problems({ type: 'token_exchange', tokenUrl: 'https://idp.example.com/t', clientId: 'gw', clientSecret: 'x' }).join(),
+      /never holds secret values/,
+    );
   });
 
   test('uploaded tokens: Authorization by default, another header and prefix, instructions; never a token in the definition', () => {

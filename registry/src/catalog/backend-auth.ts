@@ -79,9 +79,9 @@ export function forbiddenHeaderReason(name: string): string | undefined {
   return undefined;
 }
 
-/** The modes a later release adds; named so a definition using one gets a clear message. */
-export const PLANNED_MODES = ['user_oauth', 'token_exchange'] as const;
-export const BACKEND_AUTH_MODES = ['none', 'headers', 'client_credentials', 'uploaded'] as const;
+export const BACKEND_AUTH_MODES = ['none', 'headers', 'client_credentials', 'uploaded', 'user_oauth', 'token_exchange'] as const;
+/** The modes whose credential is each person's own: the check needs the caller, a machine client has none. */
+export const PERSONAL_MODES = ['uploaded', 'user_oauth', 'token_exchange'] as const;
 
 const SECRET_FIELDS = ['value', 'secret', 'token', 'password', 'clientSecret', 'client_secret', 'apiKey', 'api_key'];
 
@@ -160,22 +160,20 @@ const headersSchema = z.strictObject({
     }),
 });
 
+const scopeSchema = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,256}$/, 'a scope is 1-256 printable characters without spaces, " or \\');
+const clientIdSchema = z.string().regex(/^[\x21-\x7e]{1,256}$/, 'clientId must be 1-256 printable characters');
+const audienceSchema = z.string().regex(/^[\x21-\x7e]{1,512}$/, 'audience must be 1-512 printable characters');
+
 const clientCredentialsSchema = z
   .strictObject({
     type: z.literal('client_credentials'),
     issuer: url('issuer').optional().describe('The token endpoint comes from its discovery document.'),
     tokenUrl: url('tokenUrl').optional(),
-    clientId: z.string().regex(/^[\x21-\x7e]{1,256}$/, 'clientId must be 1-256 printable characters'),
+    clientId: clientIdSchema,
     clientSecretFrom: secretSourceSchema.default('vault'),
-    scopes: z
-      .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,256}$/, 'a scope is 1-256 printable characters without spaces, " or \\'))
-      .max(50)
-      .default([]),
+    scopes: z.array(scopeSchema).max(50).default([]),
     resource: url('resource').optional().describe('RFC 8707 resource indicator sent with the token request.'),
-    audience: z
-      .string()
-      .regex(/^[\x21-\x7e]{1,512}$/, 'audience must be 1-512 printable characters')
-      .optional(),
+    audience: audienceSchema.optional(),
   })
   .refine((c) => (c.issuer === undefined) !== (c.tokenUrl === undefined), {
     message: 'give either issuer (discovery) or tokenUrl, not both',
@@ -199,19 +197,87 @@ const uploadedSchema = z.strictObject({
 });
 
 /**
- * `backendAuth` of a definition: a union on `type`. `user_oauth` and `token_exchange` (per
- * person) are planned and refused with a message saying so.
+ * The gateway's own credential for a per-person server's health checks and tool discovery
+ * (issue 13: "an operator-chosen service credential, or discovery is skipped with a clear
+ * status"): static headers or client credentials. Its client secret has its own vault id
+ * (serviceClientSecretId), so it never collides with the mode's own client.
  */
+const serviceSchema = z.discriminatedUnion('type', [headersSchema, clientCredentialsSchema], {
+  error: 'service.type must be headers or client_credentials',
+});
+
+/**
+ * The client the gateway is at the backend's authorization server, for `user_oauth`:
+ * - `auto` (default): a Client ID Metadata Document when the AS advertises
+ *   `client_id_metadata_document_supported` (MCP 2025-11-25, Authorization §Client Registration
+ *   Approaches: preferred), else dynamic client registration (RFC 7591) when it has a
+ *   `registration_endpoint`, else the connect attempt fails naming what to configure;
+ * - `metadata_document`, `dynamic`: only that approach;
+ * - a configured client (`clientId`, and `clientSecretFrom` for a confidential one).
+ */
+const oauthClientSchema = z.union(
+  [z.enum(['auto', 'metadata_document', 'dynamic']), z.strictObject({ clientId: clientIdSchema, clientSecretFrom: secretSourceSchema.optional() })],
+  { error: 'client must be "auto", "metadata_document", "dynamic" or {"clientId": "...", "clientSecretFrom": "vault"}' },
+);
+
+/**
+ * Each person connects their own account at the backend's authorization server (authorization
+ * code + PKCE). Everything not given is discovered when a person connects: the protected
+ * resource metadata (RFC 9728, `resourceMetadataUrl` or the well-known URLs of the backend),
+ * then the authorization server's metadata (RFC 8414, else OpenID Connect Discovery).
+ */
+const userOAuthSchema = z.strictObject({
+  type: z.literal('user_oauth'),
+  /** The authorization server's issuer; default: the first of the resource metadata's `authorization_servers`. */
+  authorizationServer: url('authorizationServer').optional(),
+  resourceMetadataUrl: url('resourceMetadataUrl').optional(),
+  /** RFC 8707 resource indicator; default: the resource metadata's `resource`, else the backend's MCP URL. */
+  resource: url('resource').optional(),
+  /** Scopes asked for; default: the resource metadata's `scopes_supported` (none when it lists none). */
+  scopes: z.array(scopeSchema).max(50).optional(),
+  client: oauthClientSchema.default('auto'),
+  /** The name people see: "Connect to <provider>" (default: the server's display name). */
+  provider: z
+    .string()
+    .min(1)
+    .max(60)
+    .refine((t) => !/[\x00-\x1f\x7f]/.test(t), 'provider must not hold control characters')
+    .optional(),
+  service: serviceSchema.optional(),
+});
+
+/**
+ * RFC 8693 token exchange: the person's identity-provider token (the subject token) is exchanged
+ * at `issuer`'s (discovery) or `tokenUrl`'s token endpoint for a token scoped to the backend
+ * (`audience` and/or `resource`, `scopes`). The gateway authenticates as `clientId`.
+ */
+const tokenExchangeSchema = z
+  .strictObject({
+    type: z.literal('token_exchange'),
+    issuer: url('issuer').optional(),
+    tokenUrl: url('tokenUrl').optional(),
+    clientId: clientIdSchema,
+    clientSecretFrom: secretSourceSchema.default('vault'),
+    audience: audienceSchema.optional(),
+    resource: url('resource').optional(),
+    scopes: z.array(scopeSchema).max(50).default([]),
+    /** Which of the person's IdP tokens is the subject token (RFC 8693 §3 token type). */
+    subjectTokenType: z.enum(['access_token', 'id_token']).default('access_token'),
+    service: serviceSchema.optional(),
+  })
+  .refine((c) => (c.issuer === undefined) !== (c.tokenUrl === undefined), {
+    message: 'give either issuer (discovery) or tokenUrl, not both',
+    path: ['tokenUrl'],
+  });
+
+const uploadedWithService = uploadedSchema.extend({ service: serviceSchema.optional() });
+
+/** `backendAuth` of a definition: a union on `type`. */
 export const backendAuthSchema = z
   .unknown()
   .superRefine(noLiteralSecrets('client secret'))
-  .superRefine((value, ctx) => {
-    const type = value !== null && typeof value === 'object' ? (value as { type?: unknown }).type : undefined;
-    if (typeof type === 'string' && (PLANNED_MODES as readonly string[]).includes(type))
-      ctx.addIssue({ code: 'custom', path: ['type'], message: `backendAuth type ${type} is not available yet; use one of ${BACKEND_AUTH_MODES.join(', ')}` });
-  })
   .pipe(
-    z.discriminatedUnion('type', [noneSchema, headersSchema, clientCredentialsSchema, uploadedSchema], {
+    z.discriminatedUnion('type', [noneSchema, headersSchema, clientCredentialsSchema, uploadedWithService, userOAuthSchema, tokenExchangeSchema], {
       error: `backendAuth.type must be one of ${BACKEND_AUTH_MODES.join(', ')}`,
     }),
   );
@@ -220,6 +286,15 @@ export type BackendAuth = z.infer<typeof backendAuthSchema>;
 export type HeadersAuth = Extract<BackendAuth, { type: 'headers' }>;
 export type ClientCredentialsAuth = Extract<BackendAuth, { type: 'client_credentials' }>;
 export type UploadedAuth = Extract<BackendAuth, { type: 'uploaded' }>;
+export type UserOAuthAuth = Extract<BackendAuth, { type: 'user_oauth' }>;
+export type TokenExchangeAuth = Extract<BackendAuth, { type: 'token_exchange' }>;
+export type PersonalAuth = UploadedAuth | UserOAuthAuth | TokenExchangeAuth;
+export type ServiceAuth = NonNullable<PersonalAuth['service']>;
+
+/** True for the modes whose credential is each person's own (PERSONAL_MODES). */
+export function isPersonal(auth: BackendAuth | undefined): auth is PersonalAuth {
+  return auth !== undefined && (PERSONAL_MODES as readonly string[]).includes(auth.type);
+}
 export type BackendHeader = HeadersAuth['headers'][number];
 
 /** The prefix an uploaded token is sent with: the definition's, else `Bearer ` for Authorization. */
@@ -237,6 +312,26 @@ export function clientSecretId(server: string): string {
   return `server:${server}:client-secret`;
 }
 
+/** The vault id of a per-person server's service credential's client secret (`service.type: client_credentials`). */
+export function serviceClientSecretId(server: string): string {
+  return `server:${server}:service-client-secret`;
+}
+
+/** The vault id of a token_exchange server's client secret. */
+export function exchangeClientSecretId(server: string): string {
+  return `server:${server}:exchange-client-secret`;
+}
+
+/** The vault id of a user_oauth server's configured client's secret (`client.clientSecretFrom: "vault"`). */
+export function oauthClientSecretId(server: string): string {
+  return `server:${server}:oauth-client-secret`;
+}
+
+/** The vault id of the client the gateway registered (RFC 7591) at a user_oauth server's authorization server. */
+export function oauthRegistrationId(server: string): string {
+  return `server:${server}:oauth-registration`;
+}
+
 /** The prefix of every vault id of one server. */
 export function serverSecretPrefix(server: string): string {
   return `server:${server}:`;
@@ -250,9 +345,16 @@ export function freezeBackendAuth(auth: BackendAuth): BackendAuth {
       Object.freeze(h);
     }
     Object.freeze(auth.headers);
-  } else if (auth.type === 'client_credentials') {
+  } else if (auth.type === 'client_credentials' || auth.type === 'token_exchange') {
     if (typeof auth.clientSecretFrom === 'object') Object.freeze(auth.clientSecretFrom);
     Object.freeze(auth.scopes);
+  } else if (auth.type === 'user_oauth') {
+    if (auth.scopes) Object.freeze(auth.scopes);
+    if (typeof auth.client === 'object') {
+      if (typeof auth.client.clientSecretFrom === 'object') Object.freeze(auth.client.clientSecretFrom);
+      Object.freeze(auth.client);
+    }
   }
+  if (isPersonal(auth) && auth.service) freezeBackendAuth(auth.service);
   return Object.freeze(auth);
 }

@@ -29,10 +29,10 @@ function setup(defs: ServerDefinition[], factory?: (spec: ClientCredentialsSpec)
 }
 
 describe('the credential the check adds', () => {
-  test('nothing for a server without backendAuth, or with none', () => {
+  test('nothing for a server without backendAuth, or with none', async () => {
     const { credentials, vault } = setup([]);
-    assert.equal(credentials.forCheck(def('a')), undefined);
-    assert.equal(credentials.forCheck(def('b', { type: 'none' })), undefined);
+    assert.equal(await credentials.forCheck(def('a')), undefined);
+    assert.equal(await credentials.forCheck(def('b', { type: 'none' })), undefined);
     assert.equal(vault.peeks, 0);
   });
 
@@ -45,25 +45,25 @@ describe('the credential the check adds', () => {
       ],
     });
     const { credentials, vault } = setup([server]);
-    assert.deepEqual(credentials.forCheck(server), {
+    assert.deepEqual(await credentials.forCheck(server), {
       ok: false,
       reason: "no secret is set for the header Authorization (set it on the server's page or with PUT .../credentials)",
     });
     await vault.put('server:s:header:authorization', 't1');
-    const first = credentials.forCheck(server);
+    const first = await credentials.forCheck(server);
     assert.deepEqual(first, {
       ok: true,
       headers: { 'x-mcp-backend-authorization': 'Bearer t1', 'x-mcp-backend-h2': 'env-key', 'x-mcp-backend-credential': 'authorization h2' },
     });
-    assert.equal(credentials.forCheck(server), first, 'the same answer while the secret is the same');
+    assert.equal(await credentials.forCheck(server), first, 'the same answer while the secret is the same');
     await vault.put('server:s:header:authorization', 't2');
     assert.equal(
-      (credentials.forCheck(server) as { headers: Record<string, string> }).headers['x-mcp-backend-authorization'],
+      ((await credentials.forCheck(server)) as { headers: Record<string, string> }).headers['x-mcp-backend-authorization'],
       'Bearer t2',
       'rotation: the next request',
     );
     await vault.put('server:s:header:authorization', 't3\r\nX-Injected: 1');
-    const bad = credentials.forCheck(server);
+    const bad = await credentials.forCheck(server);
     assert.equal(bad?.ok, false);
     assert.ok(bad && !bad.ok && !bad.reason.includes('t3'), 'the reason names no secret');
     assert.deepEqual(await credentials.forBackend(def('s', { type: 'headers', headers: [{ name: 'X-API-Key', from: { env: 'MCP_BACKEND_KEY' } }] })), {
@@ -96,13 +96,13 @@ describe('the credential the check adds', () => {
     await vault.put('server:cc:client-secret', 'cs');
     assert.equal(specs[0]?.clientSecret(), 'cs', 'the secret is read at each fetch');
     await new Promise((r) => setImmediate(r));
-    const failed = credentials.forCheck(server);
+    const failed = await credentials.forCheck(server);
     assert.equal(failed?.ok, false);
     assert.match((failed as { reason: string }).reason, /no valid token from the token endpoint \(the token endpoint answered 401\)/);
     assert.ok(ensures >= 2, 'a request without a token kicks a fetch');
     assert.match(credentials.status(server).token?.lastError ?? '', /401/);
     issued.token = 'tok';
-    assert.deepEqual(credentials.forCheck(server), {
+    assert.deepEqual(await credentials.forCheck(server), {
       ok: true,
       headers: { 'x-mcp-backend-credential': 'authorization', 'x-mcp-backend-authorization': 'Bearer tok' },
     });

@@ -12,8 +12,14 @@ import {
   serverSecretPrefix,
   type BackendAuth,
   type ClientCredentialsAuth,
+  type HeadersAuth,
+  isPersonal,
+  serviceClientSecretId,
+  type PersonalAuth,
   type SecretSource,
+  type TokenExchangeAuth,
   type UploadedAuth,
+  type UserOAuthAuth,
   uploadedPrefix,
 } from '../catalog/backend-auth.ts';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
@@ -47,8 +53,28 @@ export const ERROR_DETAIL_HEADER = 'x-mcp-error-detail';
 /** At most this many custom header names (BACKEND_CREDENTIAL_HEADERS). */
 export const MAX_HEADER_SLOTS = 8;
 
-/** The check's answer for one server: the headers to add to its 200, or why there is no credential. */
-export type CredentialAnswer = { readonly ok: true; readonly headers: Readonly<Record<string, string>> } | { readonly ok: false; readonly reason: string };
+/**
+ * The check's answer for one server: the headers to add to its 200, or why there is no
+ * credential. `connect`: the person can fix it themselves at this page (connect an account,
+ * upload a token); the check answers BACKEND_CONNECT_REQUIRED naming it (URL-mode elicitation
+ * on clients that support it), otherwise BACKEND_CREDENTIAL_FAILED.
+ */
+export type CredentialAnswer =
+  { readonly ok: true; readonly headers: Readonly<Record<string, string>> } | { readonly ok: false; readonly reason: string; readonly connect?: string };
+
+/**
+ * The per-person credential of one mode (user_oauth: credentials/user-oauth.ts; token_exchange:
+ * credentials/token-exchange.ts). `forCheck` is the hot path: memory only once a token is cached;
+ * it returns a promise only when it must fetch (no token cached yet, or the cached one expired),
+ * concurrent callers for one person and server sharing that fetch.
+ */
+export interface PersonalCredentialSource<A extends PersonalAuth> {
+  forCheck(def: ServerDefinition, auth: A, person: Person): CredentialAnswer | Promise<CredentialAnswer>;
+  /** Forgets what it holds for a server (it was deleted): sealed records included. Returns how many. */
+  forgetServer?(server: string): Promise<number>;
+  /** For the operator's view: how many people have a credential for this server (never whose). */
+  count?(server: string): number;
+}
 
 /** What a token source for one server's client credentials needs (B's ClientCredentialsSource). */
 export interface ClientCredentialsSpec {
@@ -126,6 +152,11 @@ export interface BackendCredentialsOptions {
   readonly headerSlots: readonly string[];
   /** Token sources for client_credentials; absent: such servers answer BACKEND_CREDENTIAL_FAILED. */
   readonly tokenSources?: TokenSourceFactory;
+  /** The per-person modes besides `uploaded`; a server of a mode without one answers BACKEND_CREDENTIAL_FAILED. */
+  readonly personal?: {
+    readonly user_oauth?: PersonalCredentialSource<UserOAuthAuth>;
+    readonly token_exchange?: PersonalCredentialSource<TokenExchangeAuth>;
+  };
   /** GATEWAY_PUBLIC_URL: the upload page an `uploaded` refusal names is built from it (never from a request's Host). */
   readonly publicUrl?: string;
   readonly now?: () => number;
@@ -164,6 +195,9 @@ interface UploadedEntry {
   readonly expiresAt: number | undefined;
   readonly answer: CredentialAnswer;
 }
+
+/** The entries map's key prefix of a per-person server's service credential. */
+const SERVICE_KEY = 'service\n';
 
 /** Person-hash cache bound: the hash costs more than a map lookup, and people are few. */
 const MAX_PERSON_HASHES = 10_000;
@@ -248,12 +282,12 @@ export class BackendCredentials {
     const names = new Set<string>();
     for (const def of definitions) {
       names.add(def.name);
-      if (def.backendAuth?.type === 'client_credentials') this.#entry(def);
+      if (def.backendAuth?.type === 'client_credentials') this.#entry(def, def.backendAuth);
     }
-    for (const [name, entry] of this.#entries) {
-      if (names.has(name)) continue;
+    for (const [key, entry] of this.#entries) {
+      if (names.has(key.startsWith(SERVICE_KEY) ? key.slice(SERVICE_KEY.length) : key)) continue;
       entry.source?.close();
-      this.#entries.delete(name);
+      this.#entries.delete(key);
     }
   };
 
@@ -265,12 +299,12 @@ export class BackendCredentials {
    * an `uploaded` server sends that person's own token.
    * @throws GatewayError STORE_UNAVAILABLE from the vault (the check fails closed with 503).
    */
-  forCheck(def: ServerDefinition, person?: Person): CredentialAnswer | undefined {
+  forCheck(def: ServerDefinition, person?: Person): CredentialAnswer | Promise<CredentialAnswer> | undefined {
     const auth = def.backendAuth;
     if (auth === undefined || auth.type === 'none') return undefined;
     // Per person: a refusal is about this caller, not the server, so it is not logged as the server's.
-    if (auth.type === 'uploaded') return this.#uploadedAnswer(def.name, auth, person);
-    const entry = this.#entry(def);
+    if (isPersonal(auth)) return this.#personalAnswer(def, auth, person);
+    const entry = this.#entry(def, auth);
     if (auth.type === 'headers') {
       let changed = entry.answer === undefined;
       for (const part of entry.parts) {
@@ -319,12 +353,19 @@ export class BackendCredentials {
   async forBackend(def: ServerDefinition): Promise<Record<string, string>> {
     const auth = def.backendAuth;
     if (auth === undefined || auth.type === 'none') return {};
-    if (auth.type === 'uploaded')
-      throw new GatewayError(
-        'BACKEND_CREDENTIAL_FAILED',
-        'each person uploads their own token for this server; the gateway has none of its own to check the backend with',
-      );
-    const entry = this.#entry(def);
+    if (isPersonal(auth)) {
+      if (auth.service === undefined)
+        throw new GatewayError(
+          'BACKEND_CREDENTIAL_FAILED',
+          "this server takes each person's own credential, and its definition names no service credential (backendAuth.service) for the gateway's own calls",
+        );
+      return this.#forBackend(def, auth.service, true);
+    }
+    return this.#forBackend(def, auth, false);
+  }
+
+  async #forBackend(def: ServerDefinition, auth: HeadersAuth | ClientCredentialsAuth, service: boolean): Promise<Record<string, string>> {
+    const entry = this.#entry(def, auth, service);
     if (auth.type === 'headers') {
       const out: Record<string, string> = {};
       for (const part of entry.parts) {
@@ -508,18 +549,28 @@ export class BackendCredentials {
     return uploadedTokenId(hash, server);
   }
 
-  /** The check's answer for one person's token: memory only (the vault's peek), built once per stored value. */
-  #uploadedAnswer(server: string, auth: UploadedAuth, person: Person | undefined): CredentialAnswer {
+  #personalAnswer(def: ServerDefinition, auth: PersonalAuth, person: Person | undefined): CredentialAnswer | Promise<CredentialAnswer> {
     if (person === undefined)
       return {
         ok: false,
-        reason: `${server} takes the token each person uploads, and a machine client has none: call it as a person (signed in, or with their personal access token)`,
+        reason: `${def.name} uses each person's own credential, and a machine client has none: call it as a person (signed in, or with their personal access token)`,
       };
+    if (auth.type === 'uploaded') return this.#uploadedAnswer(def.name, auth, person);
+    if (auth.type === 'user_oauth') {
+      const source = this.#o.personal?.user_oauth;
+      return source ? source.forCheck(def, auth, person) : { ok: false, reason: 'per-user OAuth is not available in this gateway' };
+    }
+    const source = this.#o.personal?.token_exchange;
+    return source ? source.forCheck(def, auth, person) : { ok: false, reason: 'token exchange is not available in this gateway' };
+  }
+
+  /** The check's answer for one person's token: memory only (the vault's peek), built once per stored value. */
+  #uploadedAnswer(server: string, auth: UploadedAuth, person: Person): CredentialAnswer {
     const id = this.#uploadedId(person, server);
     const raw = this.#o.vault?.peek(id);
     if (raw === undefined) {
       this.#uploaded.delete(id);
-      return { ok: false, reason: `no token uploaded for ${server}: upload one at ${this.uploadUrl(server)}` };
+      return { ok: false, reason: `no token uploaded for ${server}: upload one at ${this.uploadUrl(server)}`, connect: this.uploadUrl(server) };
     }
     let entry = this.#uploaded.get(id);
     if (entry === undefined || entry.raw !== raw || entry.auth !== auth) {
@@ -530,6 +581,7 @@ export class BackendCredentials {
       return {
         ok: false,
         reason: `your token for ${server} expired at ${new Date(entry.expiresAt).toISOString()}: upload a new one at ${this.uploadUrl(server)}`,
+        connect: this.uploadUrl(server),
       };
     return entry.answer;
   }
@@ -562,19 +614,23 @@ export class BackendCredentials {
 
   /** After a secret changed: the next request rebuilds the answer; a token source starts afresh with the new secret. */
   #renew(name: string): void {
-    const entry = this.#entries.get(name);
-    if (!entry) return;
-    entry.source?.close();
-    this.#entries.delete(name);
+    for (const key of [name, `${SERVICE_KEY}${name}`]) {
+      this.#entries.get(key)?.source?.close();
+      this.#entries.delete(key);
+    }
+    const auth = this.#o.catalog.get(name)?.backendAuth;
     const def = this.#o.catalog.get(name);
-    if (def?.backendAuth?.type === 'client_credentials') this.#entry(def);
+    if (def && auth?.type === 'client_credentials') this.#entry(def, auth);
   }
 
-  /** The entry of a server, built again when its backendAuth changed (closing the old token source). */
-  #entry(def: ServerDefinition): Entry {
-    const auth = def.backendAuth as BackendAuth;
-    const found = this.#entries.get(def.name);
-    if (found?.auth === auth) return found;
+  /**
+   * The entry of a server, built again when its backendAuth changed (closing the old token
+   * source). `service`: a per-person server's service credential (its own entry and client secret id).
+   */
+  #entry(def: ServerDefinition, auth: HeadersAuth | ClientCredentialsAuth, service = false): Entry {
+    const key = service ? `${SERVICE_KEY}${def.name}` : def.name;
+    const found = this.#entries.get(key);
+    if (found !== undefined && found.auth === auth) return found;
     found?.source?.close();
     const entry: Entry =
       auth.type === 'headers'
@@ -590,18 +646,17 @@ export class BackendCredentials {
             })),
           }
         : auth.type === 'client_credentials'
-          ? { auth, parts: [], ...this.#source(def.name, auth) }
+          ? { auth, parts: [], ...this.#source(def.name, auth, service ? serviceClientSecretId(def.name) : clientSecretId(def.name)) }
           : { auth, parts: [] };
-    this.#entries.set(def.name, entry);
+    this.#entries.set(key, entry);
     if (entry.source) this.#fetchSoon(entry);
     return entry;
   }
 
-  #source(server: string, auth: ClientCredentialsAuth): { source?: StatusTokenSource } {
+  #source(server: string, auth: ClientCredentialsAuth, id: string): { source?: StatusTokenSource } {
     const factory = this.#o.tokenSources;
     if (!factory) return {};
     const from = auth.clientSecretFrom;
-    const id = clientSecretId(server);
     return {
       source: factory({
         server,

@@ -93,17 +93,18 @@ describe('uploaded tokens in the check', () => {
   test("each person gets their own token, a machine client none, and a person without one the upload page's URL", async () => {
     const gh = def('gh', { type: 'uploaded', instructions: 'Settings > Tokens' });
     const { credentials, vault } = setup([gh]);
-    assert.deepEqual(credentials.forCheck(gh, alice), {
+    assert.deepEqual(await credentials.forCheck(gh, alice), {
       ok: false,
       reason: 'no token uploaded for gh: upload one at https://mcp.example.com/servers/gh/token',
+      connect: 'https://mcp.example.com/servers/gh/token',
     });
-    assert.match((credentials.forCheck(gh, undefined) as { reason: string }).reason, /machine client has none/);
+    assert.match(((await credentials.forCheck(gh, undefined)) as { reason: string }).reason, /machine client has none/);
     await credentials.setMyToken(gh, alice, { token: 'Bearer tok-alice' });
     await credentials.setMyToken(gh, bob, { token: 'tok-bob' });
-    const a = credentials.forCheck(gh, alice);
+    const a = await credentials.forCheck(gh, alice);
     assert.deepEqual(a, { ok: true, headers: { 'x-mcp-backend-credential': 'authorization', 'x-mcp-backend-authorization': 'Bearer tok-alice' } });
-    assert.equal(credentials.forCheck(gh, alice), a, 'built once per stored value');
-    assert.deepEqual((credentials.forCheck(gh, bob) as { headers: Record<string, string> }).headers['x-mcp-backend-authorization'], 'Bearer tok-bob');
+    assert.equal(await credentials.forCheck(gh, alice), a, 'built once per stored value');
+    assert.deepEqual(((await credentials.forCheck(gh, bob)) as { headers: Record<string, string> }).headers['x-mcp-backend-authorization'], 'Bearer tok-bob');
     for (const { id } of vault.list()) assert.ok(!vault.peek(id)?.includes('Bearer'), 'stored without the prefix');
     const status = credentials.myToken(gh, alice);
     assert.equal(status.set, true);
@@ -113,8 +114,8 @@ describe('uploaded tokens in the check', () => {
     assert.ok(!JSON.stringify(status).includes('tok-alice'));
     assert.equal(credentials.status(gh).uploadedTokens, 2);
     assert.equal(await credentials.clearMyToken(gh, alice), true);
-    assert.equal(credentials.forCheck(gh, alice)?.ok, false);
-    assert.equal(credentials.forCheck(gh, bob)?.ok, true);
+    assert.equal((await credentials.forCheck(gh, alice))?.ok, false);
+    assert.equal((await credentials.forCheck(gh, bob))?.ok, true);
     assert.equal(await credentials.clearSecrets('gh'), 0, "an editor's clear leaves people's tokens");
     assert.equal(await credentials.clearSecrets('gh', { people: true }), 1, 'deleting the server removes them');
   });
@@ -127,11 +128,12 @@ describe('uploaded tokens in the check', () => {
     const status = await credentials.setMyToken(gh, alice, { token: jwt, expiresAt: '2030-01-01' });
     assert.equal(status.expiresAt, new Date(exp * 1000).toISOString());
     assert.equal(status.expirySource, 'jwt');
-    assert.deepEqual(credentials.forCheck(gh, alice), { ok: true, headers: { 'x-mcp-backend-credential': 'h1', 'x-mcp-backend-h1': jwt } });
+    assert.deepEqual(await credentials.forCheck(gh, alice), { ok: true, headers: { 'x-mcp-backend-credential': 'h1', 'x-mcp-backend-h1': jwt } });
     clock += 61_000;
-    assert.deepEqual(credentials.forCheck(gh, alice), {
+    assert.deepEqual(await credentials.forCheck(gh, alice), {
       ok: false,
       reason: `your token for gh expired at ${new Date(exp * 1000).toISOString()}: upload a new one at https://mcp.example.com/servers/gh/token`,
+      connect: 'https://mcp.example.com/servers/gh/token',
     });
     assert.equal(credentials.myToken(gh, alice).expired, true);
     const expired = new UnsecuredJWT({}).setExpirationTime(Math.floor(clock / 1000) - 1).encode();
@@ -142,7 +144,7 @@ describe('uploaded tokens in the check', () => {
     const given = await credentials.setMyToken(gh, alice, { token: 'opaque', expiresAt: '2030-01-01' });
     assert.equal(given.expiresAt, '2030-01-02T00:00:00.000Z');
     assert.equal(given.expirySource, 'given');
-    assert.equal(credentials.forCheck(gh, alice)?.ok, true);
+    assert.equal((await credentials.forCheck(gh, alice))?.ok, true);
     await assert.rejects(credentials.setMyToken(gh, alice, { token: 'opaque', expiresAt: 'soon' }), /give the expiry as a date/);
   });
 
@@ -153,7 +155,7 @@ describe('uploaded tokens in the check', () => {
       await assert.rejects(credentials.setMyToken(gh, alice, { token }), (e: GatewayError) => e.code === 'REQUEST_INVALID' && !e.message.includes('Injected'));
     }
     await credentials.setMyToken(gh, alice, { token: 'x'.repeat(8000) });
-    assert.equal(credentials.forCheck(gh, alice)?.ok, true);
+    assert.equal((await credentials.forCheck(gh, alice))?.ok, true);
     const other = def('other', { type: 'headers', headers: [{ name: 'X-API-Key', from: 'vault' }] });
     await assert.rejects(credentials.setMyToken(other, alice, { token: 't' }), /does not take tokens people upload/);
   });
@@ -162,6 +164,6 @@ describe('uploaded tokens in the check', () => {
     const gh = def('gh', { type: 'uploaded' });
     const { credentials } = setup([gh]);
     await credentials.setMyToken(gh, alice, { token: 't' });
-    await assert.rejects(credentials.forBackend(gh), /each person uploads their own token/);
+    await assert.rejects(credentials.forBackend(gh), /each person's own credential, and its definition names no service credential/);
   });
 });

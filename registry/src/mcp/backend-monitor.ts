@@ -6,6 +6,7 @@
  * With several replicas (issue 12) the checks run once: only the holder of a lease runs the
  * schedule, and it publishes each result to a shared store that every replica reads from memory.
  */
+import { isPersonal } from '../catalog/backend-auth.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { SERVER_NAME_PATTERN, type ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError } from '../errors.ts';
@@ -50,7 +51,8 @@ export interface BackendMonitorOptions {
 /** Checks running at once, across all servers. */
 export const MAX_CONCURRENT_CHECKS = 4;
 /** Why a backend that takes each person's own token is not checked. */
-const SKIPPED_REASON = 'not checked: each person uploads their own token for this backend, and the gateway has no credential of its own to check it with';
+const SKIPPED_REASON =
+  "not checked: this backend takes each person's own credential, and its definition names no service credential (backendAuth.service) for the gateway's health checks and tool discovery";
 
 const UNKNOWN: BackendSnapshot = Object.freeze({ health: Object.freeze({ status: 'unknown' as const }) });
 /** How long a published result lasts without a new check: a holder that died leaves no result forever. */
@@ -273,7 +275,7 @@ export class BackendMonitor {
     // A backend that takes each person's own token has no credential the gateway could check it
     // with (issue 13: "or discovery is skipped with a clear status"); calling it without one
     // would only report a 401 that says nothing about the backend.
-    if (def.backendAuth?.type === 'uploaded') return 'skipped';
+    if (isPersonal(def.backendAuth) && def.backendAuth.service === undefined) return 'skipped';
     let headers: Readonly<Record<string, string>> = {};
     if (this.#credentials && def.backendAuth !== undefined && def.backendAuth.type !== 'none') {
       try {
@@ -322,7 +324,7 @@ export class BackendMonitor {
     if (outcome === 'skipped') {
       // The tools shown are the definition's (there is no discovery without a credential).
       entry.snapshot = Object.freeze({ health: Object.freeze({ status: 'skipped' as const, checkedAt, error: SKIPPED_REASON }) });
-      if (before !== 'skipped') this.#log.info({ server: name }, "backend not checked: it takes each person's own token");
+      if (before !== 'skipped') this.#log.info({ server: name }, "backend not checked: it takes each person's own credential and has no service credential");
       this.#publish(name, entry);
       return;
     }
