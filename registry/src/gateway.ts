@@ -43,6 +43,8 @@ import { createValidateRoute } from './authz/validate-route.ts';
 import { createApp } from './web/app.ts';
 import { BackendCredentials, backendAuthProblems, type TokenSourceFactory } from './credentials/backend-credentials.ts';
 import { ClientCredentialsSource } from './credentials/client-credentials.ts';
+import { UserOAuth } from './credentials/user-oauth.ts';
+import { discoverBackendAuth, DISCOVERY_TIMEOUT_MS } from './mcp/discover-auth.ts';
 
 export interface RunningGateway {
   /** What people and MCP clients use: nginx. */
@@ -60,6 +62,8 @@ export interface RunningGateway {
   readonly metrics: GatewayMetrics;
   /** The gateway's own credentials for backends (issue 13): what the check adds, per server. */
   readonly credentials: BackendCredentials;
+  /** People's own OAuth connections to user_oauth backends (refreshDue runs the refresher once). */
+  readonly userOAuth: UserOAuth;
   /**
    * The stores /readyz and `mcp_gateway_store_up` report, one probe per record store (files:
    * always up; Redis: connected and, for a mirror, its copy in sync: `isUp()` of store/open.ts).
@@ -216,9 +220,28 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     lease: state.lease('session-refresher'),
   });
 
+  // Per-user OAuth to backends: people's own tokens, sealed in the vault, refreshed by the one
+  // replica holding the lease (a rotating refresh token must not be spent twice).
+  const oauthLease = state.lease('backend-token-refresher');
+  const userOAuth = new UserOAuth({
+    vault,
+    publicUrl: config.gateway.publicUrl,
+    catalog,
+    env: config.backendCredentials.env,
+    discover: (mcpUrl, resourceMetadataUrl) =>
+      discoverBackendAuth(
+        mcpUrl,
+        resourceMetadataUrl ? `Bearer resource_metadata="${resourceMetadataUrl}"` : undefined,
+        AbortSignal.timeout(DISCOVERY_TIMEOUT_MS),
+      ),
+    mayRefresh: () => oauthLease.held(),
+    refreshEveryMs: config.backendCredentials.refreshEveryMs,
+    log: log.child({ module: 'backend-oauth' }),
+  });
   // The gateway's own credentials for backends: the vault's secrets, allowed environment values,
   // and a token source per client_credentials server (issue 13).
   const credentials = new BackendCredentials({
+    personal: { user_oauth: userOAuth },
     catalog,
     vault,
     env: config.backendCredentials.env,
@@ -359,6 +382,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     authServer,
     account,
     credentials,
+    userOAuth,
     vaultKeys: vault,
     log,
     readiness: () => readiness(sync?.status().lastAppliedAt !== undefined, stores.list()),
@@ -401,6 +425,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   catalog.watch();
   mapping.watch();
   refresher.start();
+  userOAuth.start();
   // Health never feeds nginx: the monitor only records what it sees, for the page and the API.
   monitor.start();
 
@@ -416,11 +441,13 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     monitor,
     metrics,
     credentials,
+    userOAuth,
     stores,
     vault,
     refreshSessions: (now) => refresher.runOnce(now),
     async stop() {
       await refresher.stop();
+      await userOAuth.close();
       await monitor.stop();
       credentials.close();
       await mapping.close();

@@ -30,7 +30,7 @@ export interface ChangeAuditEntry {
   readonly user: string;
   readonly server: string;
   /** `credentials`: a backend secret of the server was set or cleared (never its value). */
-  readonly action: 'enable' | 'disable' | 'register' | 'update' | 'delete' | 'credentials' | 'reseal' | 'my-token';
+  readonly action: 'enable' | 'disable' | 'register' | 'update' | 'delete' | 'credentials' | 'reseal' | 'my-token' | 'connect' | 'disconnect';
 }
 
 export type AuditEntry = AccessAuditEntry | ChangeAuditEntry;

@@ -69,6 +69,8 @@ export interface Config {
     readonly headerSlots: readonly string[];
     readonly env: Readonly<Record<string, string>>;
     readonly envAllowed: readonly string[];
+    /** BACKEND_TOKEN_REFRESH_SECONDS, in ms: how often per-user OAuth tokens due are refreshed. */
+    readonly refreshEveryMs: number;
   };
   /** METRICS_TOKEN: lets a scraper off loopback read /metrics; undefined = loopback only. */
   readonly metricsToken: string | undefined;
@@ -238,7 +240,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
     cookieSecure: publicUrl.startsWith('https:'),
     corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
     metricsToken: e.METRICS_TOKEN,
-    backendCredentials: backendCredentialEnv(env, e.BACKEND_CREDENTIAL_HEADERS, e.BACKEND_CREDENTIAL_ENV),
+    backendCredentials: {
+      ...backendCredentialEnv(env, e.BACKEND_CREDENTIAL_HEADERS, e.BACKEND_CREDENTIAL_ENV),
+      refreshEveryMs: e.BACKEND_TOKEN_REFRESH_SECONDS * 1000,
+    },
     nginx: { bin: e.NGINX_BIN, njsModule: e.NGINX_NJS_MODULE, maxBodySize: e.NGINX_MAX_BODY_SIZE, runtimeDir: join(stateDir, 'nginx') },
     redis: e.REDIS_URL === undefined ? undefined : { url: e.REDIS_URL, startTimeoutMs: e.REDIS_START_TIMEOUT_SECONDS * 1000 },
     warnings,
@@ -312,7 +317,7 @@ function backendCredentialEnv(
   env: Readonly<Record<string, string | undefined>>,
   headerSlots: readonly string[],
   listed: readonly string[],
-): Config['backendCredentials'] {
+): Omit<Config['backendCredentials'], 'refreshEveryMs'> {
   const values: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined || value === '' || isGatewaySetting(name)) continue;

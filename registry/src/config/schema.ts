@@ -368,6 +368,13 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
       'Environment variables, besides those named MCP_BACKEND_*, whose values a server definition may use as a backend credential (`"from": {"env": "GITHUB_TOKEN"}`), comma-separated. The gateway\'s own settings (SECRET_KEY, MCP_AUTH_*, REDIS_URL, ...) can never be named. Values are read at start and never logged.',
   },
   {
+    name: 'BACKEND_TOKEN_REFRESH_SECONDS',
+    default: '15',
+    example: '30',
+    description:
+      "How often the gateway looks for people's per-user OAuth tokens (backendAuth user_oauth) that are due for a refresh, and refreshes them before they expire (one replica does, under a lease). Between 1 and 3600. See docs/backend-credentials.md.",
+  },
+  {
     name: 'METRICS_TOKEN',
     default: '(none: loopback only)',
     example: '(32 random characters)',
@@ -555,6 +562,7 @@ export const envSchema = z
     AUDIT_LOG_FILE: z.string().trim().min(1).optional(),
     HEALTH_CHECK_INTERVAL_SECONDS: seconds('HEALTH_CHECK_INTERVAL_SECONDS', 5, 86400, true).default(60),
     HEALTH_CHECK_TIMEOUT_SECONDS: seconds('HEALTH_CHECK_TIMEOUT_SECONDS', 1, 120).default(5),
+    BACKEND_TOKEN_REFRESH_SECONDS: seconds('BACKEND_TOKEN_REFRESH_SECONDS', 1, 3600).default(15),
     SESSION_TTL_SECONDS: seconds('SESSION_TTL_SECONDS', 60, 604800).default(28800),
     SESSION_MAX_LIFETIME_SECONDS: seconds('SESSION_MAX_LIFETIME_SECONDS', 1, 2592000).default(86400),
     CORS_ALLOWED_ORIGINS: z

@@ -9,6 +9,7 @@ import type { Catalog } from '../catalog/catalog.ts';
 import {
   clientSecretId,
   headerSecretId,
+  oauthClientSecretId,
   serverSecretPrefix,
   type BackendAuth,
   type ClientCredentialsAuth,
@@ -120,6 +121,8 @@ export interface CredentialStatus {
   readonly token?: { readonly cachedUntil?: string; readonly lastError?: string; readonly lastFetchedAt?: string };
   /** uploaded only: how many people have uploaded a token (never whose, never a token). */
   readonly uploadedTokens?: number;
+  /** user_oauth only: how many people have connected their account (never whose). */
+  readonly connections?: number;
   /** Why the check cannot build the credential now (e.g. a header without a slot); undefined when it can. */
   readonly problem?: string;
 }
@@ -414,6 +417,15 @@ export class BackendCredentials {
     }
     if (auth.type === 'uploaded')
       return { ...base, secrets: [], uploadedTokens: (this.#o.vault?.list() ?? []).filter((i) => isUploadedTokenOf(i.id, def.name)).length };
+    if (auth.type === 'user_oauth')
+      return {
+        ...base,
+        secrets:
+          typeof auth.client === 'object' && auth.client.clientSecretFrom !== undefined
+            ? [describe('client secret', oauthClientSecretId(def.name), auth.client.clientSecretFrom)]
+            : [],
+        connections: this.#o.personal?.user_oauth?.count?.(def.name) ?? 0,
+      };
     return { ...base, secrets: [] };
   }
 
@@ -439,11 +451,16 @@ export class BackendCredentials {
       else writes.push([headerSecretId(def.name, header.name), secret]);
     }
     if (input.clientSecret !== undefined) {
-      if (auth?.type !== 'client_credentials' || auth.clientSecretFrom !== 'vault')
-        problems.push({ field: 'clientSecret', message: `${def.name}'s backendAuth takes no client secret from the vault` });
+      const id =
+        auth?.type === 'client_credentials' && auth.clientSecretFrom === 'vault'
+          ? clientSecretId(def.name)
+          : auth?.type === 'user_oauth' && typeof auth.client === 'object' && auth.client.clientSecretFrom === 'vault'
+            ? oauthClientSecretId(def.name)
+            : undefined;
+      if (id === undefined) problems.push({ field: 'clientSecret', message: `${def.name}'s backendAuth takes no client secret from the vault` });
       else if (!/^[\x20-\x7e]{1,4096}$/.test(input.clientSecret))
         problems.push({ field: 'clientSecret', message: 'a client secret is 1-4096 printable ASCII characters' });
-      else writes.push([clientSecretId(def.name), input.clientSecret]);
+      else writes.push([id, input.clientSecret]);
     }
     if (problems.length)
       throw new GatewayError('REQUEST_INVALID', `The credentials are not valid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, {
@@ -469,6 +486,7 @@ export class BackendCredentials {
       const ours = info.id.startsWith(serverSecretPrefix(name)) || (options.people === true && isUploadedTokenOf(info.id, name));
       if (ours && (await vault.delete(info.id))) removed++;
     }
+    if (options.people === true) for (const source of Object.values(this.#o.personal ?? {})) removed += (await source?.forgetServer?.(name)) ?? 0;
     this.#renew(name);
     return removed;
   }

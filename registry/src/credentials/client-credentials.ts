@@ -237,7 +237,7 @@ function onlyPost(metadata: client.ServerMetadata): boolean {
  * What went wrong, from the AS's answer: its HTTP status and OAuth error code (RFC 6749 §5.2),
  * never a request detail. error_description is left out: it is the AS's free text.
  */
-function describe(err: unknown): string {
+export function describe(err: unknown): string {
   if (err instanceof client.ResponseBodyError) return `${err.status} ${err.error}`;
   if (err instanceof client.WWWAuthenticateChallengeError) {
     const code = err.cause[0]?.parameters.error;
@@ -253,6 +253,6 @@ function describe(err: unknown): string {
 }
 
 /** Belt and braces: a message never carries the secret, whatever an error echoed. */
-function redact(message: string, secret: string): string {
+export function redact(message: string, secret: string): string {
   return secret.length >= 4 ? message.replaceAll(secret, '[redacted]').replaceAll(encodeURIComponent(secret), '[redacted]') : message;
 }

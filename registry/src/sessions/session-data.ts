@@ -27,6 +27,19 @@ export interface SessionTokens {
   readonly issuedAt: number;
 }
 
+/** One connect in progress (credentials/user-oauth.ts PendingConnect, kept opaque here). */
+export interface BackendConnectPending {
+  readonly server: string;
+  readonly state: string;
+  readonly codeVerifier: string;
+  readonly nonce?: string;
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly resource?: string;
+  readonly personHash: string;
+  readonly createdAt: number;
+}
+
 declare module 'express-session' {
   interface SessionData {
     identity: SessionIdentity;
@@ -37,5 +50,10 @@ declare module 'express-session' {
     login: PendingLogin;
     csrfToken: string;
     notice: string;
+    /**
+     * Connects to backends' authorization servers in progress (user_oauth), by state: PKCE
+     * verifier, nonce, server. Deleted as soon as the callback reads it; a few at most.
+     */
+    backendConnects: Record<string, BackendConnectPending>;
   }
 }

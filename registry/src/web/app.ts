@@ -26,6 +26,8 @@ import type { NginxState } from './api/schemas.ts';
 import { RegistryActions } from './registry-actions.ts';
 import type { BackendCredentials } from '../credentials/backend-credentials.ts';
 import type { Vault } from '../credentials/vault.ts';
+import { CLIENT_METADATA_PATH, type UserOAuth } from '../credentials/user-oauth.ts';
+import { backendConnectRoutes } from './routes/backend-connect.ts';
 import { formRoutes } from './routes/forms.ts';
 import { pageRoutes } from './routes/pages.ts';
 import { protectedResourceRoutes } from './routes/protected-resource.ts';
@@ -59,6 +61,8 @@ export interface AppOptions {
   readonly account?: AccountActions;
   /** The gateway's own credentials for backends: status and write-only secrets (page and API). */
   readonly credentials?: BackendCredentials;
+  /** People's own OAuth connections to `user_oauth` backends: the connect flow and its client metadata document. */
+  readonly userOAuth?: UserOAuth;
   /** The vault's key ring (admin: usage per key, reseal after a rotation). */
   readonly vaultKeys?: Pick<Vault, 'keyUsage' | 'reseal'>;
   readonly log: Logger;
@@ -100,6 +104,7 @@ export function createApp(options: AppOptions): RequestListener {
     ...(options.account ? { account: options.account } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
     ...(options.vaultKeys ? { vaultKeys: options.vaultKeys } : {}),
+    ...(options.userOAuth ? { userOAuth: options.userOAuth } : {}),
   });
 
   app.use(securityHeaders(options.publicUrl));
@@ -116,6 +121,12 @@ export function createApp(options: AppOptions): RequestListener {
   if (metrics) app.get(METRICS_PATH, (req, res) => metrics(req, res));
   // RFC 9728 metadata for MCP clients: public, no session.
   app.use(protectedResourceRoutes({ publicUrl: options.publicUrl, catalog: options.catalog }));
+  // The gateway's Client ID Metadata Document: authorization servers fetch it (no session, no cookie).
+  const userOAuth = options.userOAuth;
+  if (userOAuth)
+    app.get(CLIENT_METADATA_PATH, (_req: Request, res: Response) => {
+      res.set('cache-control', 'public, max-age=3600').json(userOAuth.clientMetadata());
+    });
   if (options.provider.router) app.use('/idp', options.provider.router);
   // Discovery and /oauth2/* (not the interaction pages): no session, oidc-provider parses its own bodies.
   if (options.authServer) app.use(options.authServer.router);
@@ -156,6 +167,7 @@ export function createApp(options: AppOptions): RequestListener {
   if (options.account) app.use(accountRoutes({ account: options.account, catalog: options.catalog, log: log.child({ module: 'account' }) }));
   app.use(pageRoutes({ actions, catalog: options.catalog, nginxStatus: options.nginxStatus }));
   app.use(formRoutes({ actions, catalog: options.catalog, log: log.child({ module: 'web' }) }));
+  if (options.userOAuth) app.use(backendConnectRoutes({ actions, log: log.child({ module: 'backend-connect' }) }));
 
   app.use((_req: Request, res: Response) => {
     res.status(404).render('error', { status: 404, message: 'There is no page here.', signedIn: false });

@@ -17,6 +17,7 @@ import type { SessionIdentity } from '../sessions/session-data.ts';
 import type { AccountActions } from './account-actions.ts';
 import type { BackendCredentials, CredentialStatus, UploadedTokenStatus } from '../credentials/backend-credentials.ts';
 import type { KeyUsage, Vault } from '../credentials/vault.ts';
+import type { ConnectionStatus, PendingConnect, UserOAuth } from '../credentials/user-oauth.ts';
 import {
   fieldProblemsOf,
   type NginxState,
@@ -43,6 +44,8 @@ export interface RegistryActionsOptions {
   readonly account?: AccountActions;
   /** The gateway's own credentials for backends (issue 13); absent: definitions' backendAuth is not checked against the configuration. */
   readonly credentials?: Pick<BackendCredentials, 'policy' | 'status' | 'setSecrets' | 'clearSecrets' | 'myToken' | 'setMyToken' | 'clearMyToken'>;
+  /** People's own OAuth connections to `user_oauth` backends (issue 13). */
+  readonly userOAuth?: Pick<UserOAuth, 'status' | 'begin' | 'finish' | 'disconnect'>;
   /** The vault's key ring: which key seals how many secrets, and resealing after a rotation. */
   readonly vaultKeys?: Pick<Vault, 'keyUsage' | 'reseal'>;
 }
@@ -226,6 +229,47 @@ export class RegistryActions {
     return this.#credentials().myToken(def, personOf(p));
   }
 
+  /**
+   * The caller's own connection to a `user_oauth` server: connected as whom, until when, last
+   * refresh, or broken and why; never a token. Any scope on the server (the check decides each call).
+   */
+  myConnection(p: Principal, name: string): ConnectionStatus {
+    return this.#userOAuth().status(this.#readable(p, name), personOf(p));
+  }
+
+  /** The caller's connection for the page: undefined for other servers and machine clients. */
+  myConnectionOrNone(p: Principal, name: string): ConnectionStatus | undefined {
+    const def = this.#readable(p, name);
+    if (!this.#o.userOAuth || def.backendAuth?.type !== 'user_oauth' || p.machineClient !== undefined) return undefined;
+    return this.#o.userOAuth.status(def, personOf(p));
+  }
+
+  /** Starts connecting the caller's account: where to send their browser, and what their session keeps. */
+  beginConnect(p: Principal, name: string): Promise<{ url: string; pending: PendingConnect }> {
+    return this.#userOAuth().begin(this.#readable(p, name), personOf(p));
+  }
+
+  /** Finishes connecting at the callback; audited without any token. */
+  async finishConnect(p: Principal, user: string, query: URLSearchParams, pending: PendingConnect): Promise<ConnectionStatus> {
+    this.#readable(p, pending.server);
+    const status = await this.#userOAuth().finish(query, pending, personOf(p));
+    this.#o.audit.record({ event: 'change', user, server: pending.server, action: 'connect' });
+    return status;
+  }
+
+  /** Disconnects the caller's account (revoking its tokens where the server supports it). */
+  async disconnect(p: Principal, user: string, name: string): Promise<ConnectionStatus & { revoked: string }> {
+    const def = this.#readable(p, name);
+    const outcome = await this.#userOAuth().disconnect(def, personOf(p));
+    if (outcome.removed) this.#o.audit.record({ event: 'change', user, server: name, action: 'disconnect' });
+    return { ...this.#userOAuth().status(def, personOf(p)), revoked: outcome.revoked };
+  }
+
+  #userOAuth(): NonNullable<RegistryActionsOptions['userOAuth']> {
+    if (!this.#o.userOAuth) throw new GatewayError('NOT_FOUND', 'This gateway keeps no backend connections.');
+    return this.#o.userOAuth;
+  }
+
   #credentials(): NonNullable<RegistryActionsOptions['credentials']> {
     if (!this.#o.credentials) throw new GatewayError('NOT_FOUND', 'This gateway keeps no backend credentials.');
     return this.#o.credentials;
@@ -401,7 +445,7 @@ export function healthView(health: BackendSnapshot['health'], edit: boolean): He
   return { ...rest, auth: { ...finding, ...(suggestions.length > 0 ? { suggestions } : {}) } };
 }
 
-/** backendAuth blocks from discovered settings: client credentials now, per-user OAuth later. */
+/** backendAuth blocks from discovered settings: client credentials, and per-user OAuth. */
 export function authSuggestions(d: DiscoveredAuth): AuthSuggestion[] {
   const scopes = d.scopesSupported ? [...d.scopesSupported] : undefined;
   return [
@@ -413,9 +457,9 @@ export function authSuggestions(d: DiscoveredAuth): AuthSuggestion[] {
     },
     {
       mode: 'user_oauth',
-      available: false,
-      note: `Per-user OAuth (each person connects with their own account${d.registrationEndpoint ? '; the authorization server supports dynamic client registration' : ''}) is available in a later version; this definition is refused until then.`,
-      backendAuth: { type: 'user_oauth', authorizationServer: d.issuer, resource: d.resource, scopes: scopes ?? [] },
+      available: true,
+      note: `Each person connects their own account from the server page (authorization code + PKCE)${d.registrationEndpoint ? '; the authorization server supports dynamic client registration, so no client needs configuring' : d.clientIdMetadataDocumentSupported ? "; the authorization server takes the gateway's client metadata document, so no client needs configuring" : ': register a client for the gateway there (redirect URI <gateway>/oauth/backend/callback) and name it in client'}.`,
+      backendAuth: { type: 'user_oauth', authorizationServer: d.issuer, resource: d.resource, ...(scopes ? { scopes } : {}) },
     },
   ];
 }
@@ -450,10 +494,10 @@ function seesAllTools(scopes: readonly string[], name: string): boolean {
   return hasScope(scopes, serverScope(name, 'read')) || hasScope(scopes, serverScope(name, 'execute'));
 }
 
-/** The person whose token it is; a machine client has none to upload. */
+/** The person whose token or connection it is; a machine client has none. */
 function personOf(p: Principal): { provider: string; sub: string } {
   if (p.machineClient !== undefined)
-    throw new GatewayError('REQUEST_INVALID', 'A machine client has no token of its own to upload: tokens are uploaded by people.', {
+    throw new GatewayError('REQUEST_INVALID', 'A machine client has no token or account of its own here: people upload tokens and connect accounts.', {
       fields: [{ field: '(caller)', message: 'a machine client' }],
     });
   return p.identity;

@@ -82,7 +82,8 @@ test('registered with no backendAuth, the OAuth-protected backend is found unaut
   });
   assert.equal(cc?.available, true);
   const user = auth.suggestions?.find((s) => s.mode === 'user_oauth');
-  assert.equal(user?.available, false);
+  assert.equal(user?.available, true);
+  assert.match(user?.note ?? '', /dynamic client registration/);
   assert.deepEqual(user?.backendAuth, { type: 'user_oauth', authorizationServer: backend.issuer, resource: backend.mcpUrl, scopes: ['mcp:tools', 'mcp:read'] });
 
   // No credential of any kind went to the backend (the check has none; discovery never sends one).
@@ -116,7 +117,7 @@ test('the server page shows the finding to an editor; a reader sees the status o
   assert.ok(html.includes(`<code id="auth-issuer">${backend.issuer}</code>`));
   assert.match(html, /dynamic client registration supported/);
   assert.match(html, /data-suggestion="client_credentials"/);
-  assert.match(html, /available in a later version/);
+  assert.match(html, /data-suggestion="user_oauth" open/);
 
   // 'reader' may read 'found2' (mcp-server-found2) but not edit it: the status, no backend URL, no finding.
   const asReader = await api.call('getServer', { params: { name: 'found2' }, as: reader });

@@ -1224,6 +1224,24 @@ describe('backend credentials', () => {
     assert.equal(cleared.body.set, false);
     assert.equal((await api.call('deleteServer', { params: { name: 'uploads' }, as: bearer() })).status, 200);
   });
+
+  test("connection: a person's own account at a user_oauth server: GET shows none (and where to connect), DELETE of none is harmless", async () => {
+    const backendAuth = { type: 'user_oauth', authorizationServer: 'https://as.example.com', provider: 'Example Cloud' };
+    const registered = await api.call('registerServer', { body: definitionOf('oauthy', { backendAuth }), as: bearer() });
+    assert.equal(registered.status, 201, registered.text);
+    const none = await api.call('getMyConnection', { params: { name: 'oauthy' }, as: as('admin') });
+    assert.equal(none.status, 200, none.text);
+    assert.deepEqual(none.body, { server: 'oauthy', provider: 'Example Cloud', state: 'none', connectUrl: `${gw.url}/servers/oauthy/connect` });
+    const creds = await api.call('getCredentials', { params: { name: 'oauthy' }, as: as('admin') });
+    assert.equal(creds.body.connections, 0, creds.text);
+    const gone = await api.call('disconnect', { params: { name: 'oauthy' }, as: as('admin') });
+    assert.equal(gone.status, 200, gone.text);
+    assert.equal(gone.body.state, 'none');
+    assert.equal(gone.body.revoked, 'nothing');
+    assertError(await api.call('getMyConnection', { params: { name: 'currenttime' }, as: as('admin') }), 400, 'REQUEST_INVALID');
+    assertError(await api.call('getMyConnection', { params: { name: 'oauthy' }, as: as('user') }), 404, 'SERVER_UNKNOWN');
+    assert.equal((await api.call('deleteServer', { params: { name: 'oauthy' }, as: bearer() })).status, 200);
+  });
 });
 
 // ---- coverage --------------------------------------------------------------------------------

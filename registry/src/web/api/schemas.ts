@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { serverDefinitionSchema, SERVER_NAME_PATTERN, TOOL_NAME_PATTERN, TRANSPORTS } from '../../catalog/server-definition.ts';
-import { HEADER_NAME_PATTERN } from '../../catalog/backend-auth.ts';
+import { BACKEND_AUTH_MODES, HEADER_NAME_PATTERN } from '../../catalog/backend-auth.ts';
 import { GATEWAY_ERROR_CODES, type FieldProblem } from '../../errors.ts';
 
 /**
@@ -325,7 +325,7 @@ export const credentialsBodySchema = z
 export const credentialStatusSchema = z
   .object({
     server: z.string(),
-    type: z.enum(['none', 'headers', 'client_credentials', 'uploaded']),
+    type: z.enum(BACKEND_AUTH_MODES),
     secrets: z.array(
       z.object({
         name: z.string().describe('The header name, or "client secret".'),
@@ -342,6 +342,7 @@ export const credentialStatusSchema = z
       .optional()
       .describe('client_credentials: the cached token (never the token) and the last failure of the token endpoint.'),
     uploadedTokens: z.number().int().optional().describe('uploaded: how many people have uploaded a token (never whose, never a token).'),
+    connections: z.number().int().optional().describe('user_oauth: how many people have connected their account (never whose, never a token).'),
     problem: z.string().optional().describe('Why the gateway cannot build this credential with its configuration.'),
   })
   .meta({ id: 'CredentialStatus' });
@@ -412,3 +413,26 @@ export const secretKeysSchema = z
 export const resealResultSchema = secretKeysSchema
   .extend({ resealed: z.number().int().describe('Secrets sealed again under the first key.') })
   .meta({ id: 'ResealResult' });
+
+/** A person's own connection to a `user_oauth` server (GET/DELETE .../connection). */
+export const connectionStatusSchema = z
+  .object({
+    server: z.string(),
+    provider: z.string().describe('The name people see ("Connect to <provider>").'),
+    state: z
+      .enum(['none', 'connected', 'expired', 'broken'])
+      .describe('none: not connected; broken: the authorization server refused the last refresh (connect again); expired: expired and not refreshable.'),
+    account: z.string().optional().describe('Who you are connected as at the backend (its ID token or token claims).'),
+    connectedAt: z.string().optional(),
+    refreshedAt: z.string().optional().describe('The last refresh of the access token.'),
+    expiresAt: z.string().optional().describe('When the current access token expires; it is refreshed before then.'),
+    scope: z.string().optional().describe('The scope the authorization server granted.'),
+    refreshable: z.boolean().optional(),
+    problem: z.string().optional().describe('Why the connection is broken.'),
+    connectUrl: z.string().describe('The page where you connect (a browser flow: the API cannot do it for you).'),
+    revoked: z
+      .enum(['revoked', 'unsupported', 'failed', 'nothing'])
+      .optional()
+      .describe('DELETE only: whether the tokens were revoked at the authorization server (RFC 7009) before the gateway deleted them.'),
+  })
+  .meta({ id: 'ConnectionStatus' });

@@ -55,7 +55,9 @@ export function pageRoutes({ actions, catalog, nginxStatus }: PageRoutesOptions)
     const credentials = server.permissions.edit ? actions.credentialStatusOrNone(p, server.name) : undefined;
     // A server whose backend takes a token each person uploads: the caller's own (status only).
     const myToken = actions.myTokenOrNone(p, server.name);
-    res.render('server', { ...layout(req, catalog, 'server'), server, credentials, myToken });
+    // A server each person connects their own account to: the caller's connection (status only).
+    const myConnection = actions.myConnectionOrNone(p, server.name);
+    res.render('server', { ...layout(req, catalog, 'server'), server, credentials, myToken, myConnection });
   });
 
   // The stable URL a refused MCP request names (BACKEND_CREDENTIAL_FAILED): sign in first, then the card.

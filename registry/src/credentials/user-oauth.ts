@@ -1,0 +1,789 @@
+/**
+ * Per-user OAuth to a backend (issue 13, backendAuth `user_oauth`): each person connects their
+ * own account at the backend's authorization server once, from the server's page (authorization
+ * code + PKCE, RFC 6749 §4.1 / RFC 7636 / OAuth 2.1), and the gateway sends their access token
+ * with their MCP requests to that backend, never anyone else's.
+ *
+ * - Settings: the authorization server and resource are the definition's, else discovered as an
+ *   MCP client does (protected resource metadata, RFC 9728; then RFC 8414 / OIDC Discovery).
+ * - The client: a Client ID Metadata Document the gateway serves, dynamic client registration
+ *   (RFC 7591, one registration per server, sealed in the vault), or a configured client.
+ * - Tokens are sealed per (person, server) in the vault (`user:<person hash>:oauth:<server>`),
+ *   refreshed in the background before they expire by the one replica holding the lease; a
+ *   refresh the authorization server refuses (`invalid_grant`) marks the connection broken.
+ * - Disconnecting revokes the tokens where the server supports it (RFC 7009) and deletes them.
+ *
+ * The check reads only memory (the vault's peek, an answer built once per stored value); it
+ * waits on the network only when the person's token is past its refresh time and this replica
+ * may refresh it (the refresher was late).
+ */
+import { discoverAuthorizationServerMetadata, registerClient } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import * as client from 'openid-client';
+import { oauthClientSecretId, oauthRegistrationId, type SecretSource, type UserOAuthAuth } from '../catalog/backend-auth.ts';
+import type { ServerDefinition } from '../catalog/server-definition.ts';
+import { GatewayError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { BACKEND_CREDENTIAL_HEADER, CredentialAnswer, PersonalCredentialSource } from './backend-credentials.ts';
+import { describe, redact, schedule } from './client-credentials.ts';
+import { credentialValueProblem } from './header-value.ts';
+import type { SecretVault } from './types.ts';
+import { jwtExpiry, MAX_UPLOADED_TOKEN_CHARS, personHash, type Person } from './uploaded-tokens.ts';
+
+/** Where the authorization server sends people back (one URL for every server: what DCR and CIMD register). */
+export const CONNECT_CALLBACK_PATH = '/oauth/backend/callback';
+/** The gateway's Client ID Metadata Document (its URL is the client_id). */
+export const CLIENT_METADATA_PATH = '/oauth/backend/client.json';
+/** How long a started connect may take (the person signs in at the authorization server). */
+export const PENDING_TTL_MS = 10 * 60 * 1000;
+
+type Headers = Readonly<Record<string, string>>;
+const SLOT_HEADER: typeof BACKEND_CREDENTIAL_HEADER = 'x-mcp-backend-credential';
+
+/** The backend's protected resource metadata and authorization server, discovered (mcp/discover-auth.ts, passed in). */
+export type DiscoverResource = (
+  mcpUrl: string,
+  resourceMetadataUrl: string | undefined,
+) => Promise<{
+  readonly discovered?: { readonly resource: string; readonly issuer: string; readonly scopesSupported?: readonly string[] };
+  readonly problem?: string;
+}>;
+
+export interface UserOAuthOptions {
+  readonly vault: SecretVault;
+  /** GATEWAY_PUBLIC_URL: the callback, the client metadata document and the connect page are built from it. */
+  readonly publicUrl: string;
+  readonly catalog: { get(name: string): ServerDefinition | undefined };
+  /** Values of the environment variables definitions may read (a configured client's secret). */
+  readonly env: Readonly<Record<string, string>>;
+  readonly discover: DiscoverResource;
+  /** The name of the gateway at authorization servers (DCR and CIMD `client_name`). */
+  readonly clientName?: string;
+  /** True while this replica may refresh tokens (the lease); default always. */
+  readonly mayRefresh?: () => boolean;
+  /** How often the refresher looks for tokens due, ms. Default 15 s. */
+  readonly refreshEveryMs?: number;
+  /** Per-request timeout at the authorization server, seconds. Default 10. */
+  readonly timeoutSeconds?: number;
+  readonly now?: () => number;
+  readonly log: Logger;
+}
+
+/** What the vault seals for one person and server. */
+export interface ConnectionRecord {
+  readonly v: 1;
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly resource?: string;
+  /** absent when broken */
+  readonly accessToken?: string;
+  readonly refreshToken?: string;
+  /** ms since epoch; absent when the server did not say (then the token is used until refused). */
+  readonly expiresAt?: number;
+  /** When the access token was issued (connect or last refresh), ms since epoch. */
+  readonly issuedAt: number;
+  readonly scope?: string;
+  /** Who the person is at the backend's server (ID token, else a JWT access token's claims). */
+  readonly account?: string;
+  readonly connectedAt: number;
+  readonly refreshedAt?: number;
+  readonly state: 'connected' | 'broken';
+  /** Why it is broken: no secret, no token. */
+  readonly problem?: string;
+}
+
+/** A person's connection to a server as the page and API show it: never a token. */
+export interface ConnectionStatus {
+  readonly server: string;
+  readonly provider: string;
+  readonly state: 'none' | 'connected' | 'expired' | 'broken';
+  readonly account?: string;
+  /** ISO 8601 */
+  readonly connectedAt?: string;
+  readonly refreshedAt?: string;
+  readonly expiresAt?: string;
+  readonly scope?: string;
+  readonly refreshable?: boolean;
+  readonly problem?: string;
+  /** The page where the person connects (GATEWAY_PUBLIC_URL/servers/<name>/connect). */
+  readonly connectUrl: string;
+}
+
+/** What the person's browser session keeps between the redirect and the callback (never a token). */
+export interface PendingConnect {
+  readonly server: string;
+  readonly state: string;
+  readonly codeVerifier: string;
+  readonly nonce?: string;
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly resource?: string;
+  /** The person it was started for: the callback must come back to the same person. */
+  readonly personHash: string;
+  readonly createdAt: number;
+}
+
+/** The client the gateway registered at an authorization server (RFC 7591), sealed in the vault. */
+interface Registration {
+  readonly issuer: string;
+  readonly redirectUri: string;
+  readonly clientId: string;
+  readonly clientSecret?: string;
+  readonly authMethod: string;
+}
+
+interface Settings {
+  readonly issuer: string;
+  readonly metadata: client.ServerMetadata;
+  readonly resource: string | undefined;
+  readonly scopes: readonly string[];
+}
+
+interface Opened {
+  readonly raw: string;
+  readonly record: ConnectionRecord | undefined;
+  /** The answer while the token is fresh. */
+  readonly answer: CredentialAnswer;
+  /** After this the token is not handed out (ms since epoch); Infinity when its life is unknown. */
+  readonly staleAt: number;
+  readonly refreshAt: number;
+}
+
+const CONNECTION_ID = /^user:([A-Za-z0-9_-]+):oauth:(.+)$/;
+
+/** The vault id of one person's connection to one server. */
+export function connectionId(hash: string, server: string): string {
+  return `user:${hash}:oauth:${server}`;
+}
+
+/** The person-hash and server of a connection id, or undefined for any other vault id. */
+export function parseConnectionId(id: string): { hash: string; server: string } | undefined {
+  const m = CONNECTION_ID.exec(id);
+  return m ? { hash: m[1]!, server: m[2]! } : undefined;
+}
+
+export function encodeConnection(record: ConnectionRecord): string {
+  return JSON.stringify(record);
+}
+
+/** The record of a sealed value, or undefined when it is not one (then treated as absent). */
+export function decodeConnection(plaintext: string): ConnectionRecord | undefined {
+  try {
+    const v = JSON.parse(plaintext) as Partial<ConnectionRecord> | null;
+    if (v === null || typeof v !== 'object' || v.v !== 1) return undefined;
+    if (typeof v.issuer !== 'string' || typeof v.clientId !== 'string' || typeof v.connectedAt !== 'number' || typeof v.issuedAt !== 'number') return undefined;
+    if (v.state !== 'connected' && v.state !== 'broken') return undefined;
+    if (v.state === 'connected' && typeof v.accessToken !== 'string') return undefined;
+    return v as ConnectionRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * When a connection's token stops being handed out and when it is refreshed (client-credentials'
+ * schedule: a margin of 10 % of its life, 1-60 s). Infinity when the server gave no lifetime.
+ */
+export function connectionSchedule(record: Pick<ConnectionRecord, 'expiresAt' | 'issuedAt'>): { staleAt: number; refreshAt: number } {
+  if (record.expiresAt === undefined) return { staleAt: Infinity, refreshAt: Infinity };
+  return schedule(record.issuedAt, Math.max(0, record.expiresAt - record.issuedAt));
+}
+
+/** Who connected, for the page: an ID token's name claims, else a JWT access token's; never the token. */
+export function accountOf(claims: Readonly<Record<string, unknown>> | undefined): string | undefined {
+  if (!claims) return undefined;
+  for (const key of ['preferred_username', 'login', 'username', 'email', 'name', 'sub']) {
+    const value = claims[key];
+    if (typeof value === 'string' && value.length > 0 && value.length <= 200 && !/[\x00-\x1f\x7f]/.test(value)) return value;
+  }
+  return undefined;
+}
+
+/** The claims of a JWT without checking it (display only: the token is the backend's, not ours to trust). */
+function unverifiedClaims(token: string): Record<string, unknown> | undefined {
+  if (jwtExpiry(token) === undefined) return undefined;
+  try {
+    return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
+  readonly #o: UserOAuthOptions;
+  readonly #now: () => number;
+  /** vault id → the answer built from its value. */
+  readonly #opened = new Map<string, Opened>();
+  /** vault id → the refresh in flight (one per connection, however many requests wait). */
+  readonly #refreshing = new Map<string, Promise<void>>();
+  /** server → its settings (by the definition's backendAuth object: a changed definition discovers again). */
+  readonly #settings = new Map<string, { auth: UserOAuthAuth; settings: Promise<Settings> }>();
+  readonly #hashes = new Map<string, string>();
+  #timer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<unknown> | undefined;
+
+  constructor(options: UserOAuthOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  get callbackUrl(): string {
+    return `${this.#o.publicUrl}${CONNECT_CALLBACK_PATH}`;
+  }
+
+  get clientMetadataUrl(): string {
+    return `${this.#o.publicUrl}${CLIENT_METADATA_PATH}`;
+  }
+
+  /** The page a person connects at. */
+  connectUrl(server: string): string {
+    return `${this.#o.publicUrl}/servers/${server}/connect`;
+  }
+
+  /**
+   * The Client ID Metadata Document (draft-ietf-oauth-client-id-metadata-document; MCP
+   * 2025-11-25 Authorization, "Client ID Metadata Documents"): a public client using PKCE whose
+   * client_id is this document's URL and whose only redirect URI is the gateway's callback.
+   */
+  clientMetadata(): Record<string, unknown> {
+    return {
+      client_id: this.clientMetadataUrl,
+      client_name: this.#o.clientName ?? 'MCP Gateway',
+      client_uri: this.#o.publicUrl,
+      redirect_uris: [this.callbackUrl],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+
+  /** Starts the background refresher. */
+  start(): void {
+    const every = this.#o.refreshEveryMs ?? 15_000;
+    const tick = () => {
+      this.#sweeping ??= this.refreshDue()
+        .catch((err: unknown) => this.#o.log.warn({ err: describe(err) }, 'backend connection refresher failed'))
+        .finally(() => {
+          this.#sweeping = undefined;
+        });
+    };
+    this.#timer = setInterval(tick, every);
+    this.#timer.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#sweeping;
+    await Promise.allSettled(this.#refreshing.values());
+  }
+
+  // ---- the check ----
+
+  forCheck(def: ServerDefinition, auth: UserOAuthAuth, person: Person): CredentialAnswer | Promise<CredentialAnswer> {
+    const id = connectionId(this.#hash(person), def.name);
+    const raw = this.#o.vault.peek(id);
+    if (raw === undefined) {
+      this.#opened.delete(id);
+      return this.#connectRequired(def, auth, `you have not connected your ${this.#provider(def, auth)} account for ${def.name}`);
+    }
+    let opened = this.#opened.get(id);
+    if (opened?.raw !== raw) {
+      opened = this.#open(def, auth, raw);
+      this.#opened.set(id, opened);
+    }
+    if (!opened.answer.ok || this.#now() < opened.staleAt) return opened.answer;
+    // Past its refresh: the refresher was late (or this replica does not refresh). Refresh now
+    // when this replica may, and answer with the outcome; else say it is being refreshed.
+    const record = opened.record!;
+    if (record.refreshToken === undefined)
+      return this.#connectRequired(def, auth, `your ${this.#provider(def, auth)} token for ${def.name} expired and cannot be refreshed`);
+    if (!(this.#o.mayRefresh?.() ?? true))
+      return { ok: false, reason: `your ${this.#provider(def, auth)} token for ${def.name} is being refreshed: try again in a moment` };
+    return this.#refresh(id, def, auth).then(() => {
+      const now = this.#o.vault.peek(id);
+      if (now === undefined) return this.#connectRequired(def, auth, `you have not connected your ${this.#provider(def, auth)} account for ${def.name}`);
+      const again = this.#open(def, auth, now);
+      this.#opened.set(id, again);
+      if (again.answer.ok && this.#now() >= again.staleAt)
+        return { ok: false, reason: `your ${this.#provider(def, auth)} token for ${def.name} could not be refreshed: try again in a moment` };
+      return again.answer;
+    });
+  }
+
+  /** Forgets every connection to a server (it was deleted): returns how many. */
+  async forgetServer(server: string): Promise<number> {
+    let removed = 0;
+    for (const info of this.#o.vault.list()) {
+      const parsed = parseConnectionId(info.id);
+      if (parsed?.server !== server) continue;
+      this.#opened.delete(info.id);
+      if (await this.#o.vault.delete(info.id)) removed++;
+    }
+    this.#settings.delete(server);
+    return removed;
+  }
+
+  /** How many people have connected to a server (never who). */
+  count(server: string): number {
+    return this.#o.vault.list().filter((i) => parseConnectionId(i.id)?.server === server).length;
+  }
+
+  // ---- the person's page and API ----
+
+  status(def: ServerDefinition, person: Person): ConnectionStatus {
+    const auth = userOAuthOf(def);
+    const base = { server: def.name, provider: this.#provider(def, auth), connectUrl: this.connectUrl(def.name) };
+    const raw = this.#o.vault.peek(connectionId(this.#hash(person), def.name));
+    const record = raw === undefined ? undefined : decodeConnection(raw);
+    if (!record) return { ...base, state: 'none' };
+    const state =
+      record.state === 'broken'
+        ? 'broken'
+        : record.expiresAt !== undefined && record.expiresAt <= this.#now() && !record.refreshToken
+          ? 'expired'
+          : 'connected';
+    return {
+      ...base,
+      state,
+      ...(record.account !== undefined ? { account: record.account } : {}),
+      connectedAt: new Date(record.connectedAt).toISOString(),
+      ...(record.refreshedAt !== undefined ? { refreshedAt: new Date(record.refreshedAt).toISOString() } : {}),
+      ...(record.expiresAt !== undefined ? { expiresAt: new Date(record.expiresAt).toISOString() } : {}),
+      ...(record.scope !== undefined ? { scope: record.scope } : {}),
+      refreshable: record.refreshToken !== undefined,
+      ...(record.problem !== undefined ? { problem: record.problem } : {}),
+    };
+  }
+
+  /**
+   * Starts a connect: the authorization URL to send the person's browser to, and what their
+   * session keeps until the callback. Discovers and registers the client first when needed.
+   * @throws GatewayError BACKEND_CREDENTIAL_FAILED naming what failed (never a secret).
+   */
+  async begin(def: ServerDefinition, person: Person): Promise<{ url: string; pending: PendingConnect }> {
+    const auth = userOAuthOf(def);
+    const settings = await this.#settingsOf(def, auth);
+    const config = await this.#client(def, auth, settings);
+    const codeVerifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    // OpenID Connect only where the server is one: its ID token says who connected.
+    const oidc = (settings.metadata.scopes_supported ?? []).includes('openid') && settings.metadata.userinfo_endpoint !== undefined;
+    const nonce = oidc ? client.randomNonce() : undefined;
+    const scope = [...(oidc ? ['openid'] : []), ...settings.scopes.filter((s) => s !== 'openid')].join(' ');
+    // PKCE S256 is required of every MCP client (2025-06-18 Authorization §Authorization Code
+    // Protection); the server's metadata may omit code_challenge_methods_supported (RFC 8414 §2).
+    const methods = settings.metadata.code_challenge_methods_supported;
+    if (methods !== undefined && !methods.includes('S256')) throw failed(`${settings.issuer} does not support PKCE with S256, which the gateway requires`);
+    const parameters: Record<string, string> = {
+      redirect_uri: this.callbackUrl,
+      code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      state,
+      ...(scope ? { scope } : {}),
+      ...(nonce ? { nonce } : {}),
+      // RFC 8707 §2.1: the token is for this backend only (MCP 2025-06-18 Authorization §Resource Parameter).
+      ...(settings.resource ? { resource: settings.resource } : {}),
+    };
+    const url = client.buildAuthorizationUrl(config, parameters).href;
+    return {
+      url,
+      pending: Object.freeze({
+        server: def.name,
+        state,
+        codeVerifier,
+        ...(nonce ? { nonce } : {}),
+        issuer: settings.issuer,
+        clientId: config.clientMetadata().client_id,
+        ...(settings.resource ? { resource: settings.resource } : {}),
+        personHash: this.#hash(person),
+        createdAt: this.#now(),
+      }),
+    };
+  }
+
+  /**
+   * Finishes a connect at the callback: checks state, the issuer (RFC 9207) and PKCE through
+   * openid-client, exchanges the code and seals the tokens for the person.
+   * @throws GatewayError LOGIN_STATE_INVALID for a callback that is not this person's pending
+   * connect, BACKEND_CREDENTIAL_FAILED when the server refuses (its error code only).
+   */
+  async finish(query: URLSearchParams, pending: PendingConnect, person: Person): Promise<ConnectionStatus> {
+    // The URL the server redirected to, from configuration (never the request's Host): its
+    // origin and path are the redirect_uri openid-client sends with the code (RFC 6749 §4.1.3).
+    const callbackUrl = new URL(`${this.callbackUrl}?${query.toString()}`);
+    if (pending.personHash !== this.#hash(person) || this.#now() - pending.createdAt > PENDING_TTL_MS)
+      throw new GatewayError('LOGIN_STATE_INVALID', 'This connect attempt expired or belongs to another sign-in: start again from the server page.');
+    const def = this.#o.catalog.get(pending.server);
+    if (!def || def.backendAuth?.type !== 'user_oauth') throw failed(`${pending.server} no longer takes per-user OAuth`);
+    const auth = def.backendAuth;
+    const error = callbackUrl.searchParams.get('error');
+    if (error !== null)
+      throw failed(
+        error === 'access_denied'
+          ? `${this.#provider(def, auth)} did not grant access (access_denied)`
+          : `${this.#provider(def, auth)} answered ${/^[\x20-\x7e]{1,64}$/.test(error) ? error : 'an error'}`,
+      );
+    const settings = await this.#settingsOf(def, auth);
+    if (settings.issuer !== pending.issuer) throw failed(`${def.name}'s authorization server changed during the connect: start again`);
+    const config = await this.#client(def, auth, settings);
+    if (config.clientMetadata().client_id !== pending.clientId) throw failed(`${def.name}'s client changed during the connect: start again`);
+    const issuedAt = this.#now();
+    let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
+    try {
+      tokens = await client.authorizationCodeGrant(
+        config,
+        callbackUrl,
+        {
+          pkceCodeVerifier: pending.codeVerifier,
+          expectedState: pending.state,
+          ...(pending.nonce ? { expectedNonce: pending.nonce } : {}),
+          idTokenExpected: false,
+        },
+        pending.resource ? { resource: pending.resource } : undefined,
+      );
+    } catch (err) {
+      if (err instanceof client.ClientError && /state/i.test(err.message))
+        throw new GatewayError('LOGIN_STATE_INVALID', 'This connect attempt does not match the one started: start again from the server page.');
+      throw failed(redact(`the code exchange at ${settings.issuer} failed: ${describe(err)}`, pending.codeVerifier));
+    }
+    const record = this.#recordFrom(tokens, issuedAt, {
+      issuer: settings.issuer,
+      clientId: pending.clientId,
+      ...(pending.resource ? { resource: pending.resource } : {}),
+      connectedAt: issuedAt,
+    });
+    await this.#o.vault.put(connectionId(pending.personHash, def.name), encodeConnection(record));
+    this.#o.log.info({ server: def.name, account: record.account }, 'backend account connected');
+    return this.status(def, person);
+  }
+
+  /**
+   * Removes a person's connection, revoking its tokens first where the server supports it
+   * (RFC 7009: the refresh token, which revokes its access tokens, then the access token).
+   */
+  async disconnect(def: ServerDefinition, person: Person): Promise<{ removed: boolean; revoked: 'revoked' | 'unsupported' | 'failed' | 'nothing' }> {
+    const auth = userOAuthOf(def);
+    const id = connectionId(this.#hash(person), def.name);
+    const raw = this.#o.vault.peek(id);
+    const record = raw === undefined ? undefined : decodeConnection(raw);
+    let revoked: 'revoked' | 'unsupported' | 'failed' | 'nothing' = 'nothing';
+    const tokens = [record?.refreshToken, record?.accessToken].filter((t): t is string => t !== undefined);
+    if (record && tokens.length > 0) {
+      try {
+        const settings = await this.#settingsOf(def, auth);
+        if (settings.metadata.revocation_endpoint === undefined) revoked = 'unsupported';
+        else {
+          const config = await this.#client(def, auth, settings);
+          if (record.refreshToken) await client.tokenRevocation(config, record.refreshToken, { token_type_hint: 'refresh_token' });
+          // RFC 7009 §2.2.1: a server may not revoke access tokens (self-contained JWTs):
+          // unsupported_token_type then; the refresh token, revoked above, ended the grant.
+          if (record.accessToken)
+            await client.tokenRevocation(config, record.accessToken, { token_type_hint: 'access_token' }).catch((err: unknown) => {
+              if (!(err instanceof client.ResponseBodyError && err.error === 'unsupported_token_type' && record.refreshToken)) throw err;
+            });
+          revoked = 'revoked';
+        }
+      } catch (err) {
+        revoked = 'failed';
+        this.#o.log.warn({ server: def.name, problem: redactAll(describe(err), tokens) }, 'backend token revocation failed; the tokens are deleted anyway');
+      }
+    }
+    this.#opened.delete(id);
+    const removed = await this.#o.vault.delete(id);
+    if (removed) this.#o.log.info({ server: def.name, revoked }, 'backend account disconnected');
+    return { removed, revoked };
+  }
+
+  /** Refreshes every connection whose token is due (the lease holder's job). Returns how many were refreshed. */
+  async refreshDue(): Promise<number> {
+    if (!(this.#o.mayRefresh?.() ?? true)) return 0;
+    let refreshed = 0;
+    for (const info of this.#o.vault.list()) {
+      const parsed = parseConnectionId(info.id);
+      if (!parsed) continue;
+      const def = this.#o.catalog.get(parsed.server);
+      if (def?.backendAuth?.type !== 'user_oauth') continue;
+      const raw = this.#o.vault.peek(info.id);
+      const record = raw === undefined ? undefined : decodeConnection(raw);
+      if (record?.state !== 'connected' || record.refreshToken === undefined) continue;
+      if (this.#now() < connectionSchedule(record).refreshAt) continue;
+      await this.#refresh(info.id, def, def.backendAuth);
+      refreshed++;
+    }
+    return refreshed;
+  }
+
+  // ---- inside ----
+
+  /** One refresh per connection at a time; the outcome is in the vault (refreshed, or broken). */
+  #refresh(id: string, def: ServerDefinition, auth: UserOAuthAuth): Promise<void> {
+    let running = this.#refreshing.get(id);
+    if (running) return running;
+    running = this.#refreshOnce(id, def, auth).finally(() => this.#refreshing.delete(id));
+    this.#refreshing.set(id, running);
+    return running;
+  }
+
+  async #refreshOnce(id: string, def: ServerDefinition, auth: UserOAuthAuth): Promise<void> {
+    const raw = this.#o.vault.peek(id);
+    const record = raw === undefined ? undefined : decodeConnection(raw);
+    if (record?.state !== 'connected' || record.refreshToken === undefined) return;
+    const refreshToken = record.refreshToken;
+    const issuedAt = this.#now();
+    let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
+    try {
+      const settings = await this.#settingsOf(def, auth);
+      const config = await this.#client(def, auth, settings);
+      tokens = await client.refreshTokenGrant(config, refreshToken, record.resource ? { resource: record.resource } : undefined);
+    } catch (err) {
+      const refused = err instanceof client.ResponseBodyError && (err.error === 'invalid_grant' || err.error === 'unauthorized_client');
+      const reason = redactAll(describe(err), [refreshToken, record.accessToken ?? '']);
+      if (!refused) {
+        // Transient (network, 5xx): keep the tokens and try again at the next sweep or request.
+        this.#o.log.warn({ server: def.name, problem: reason }, 'backend token refresh failed; retrying later');
+        return;
+      }
+      // RFC 6749 §5.2 invalid_grant: the refresh token is dead (revoked, expired, reused). The
+      // person must connect again; the tokens are dropped.
+      const broken: ConnectionRecord = {
+        v: 1,
+        issuer: record.issuer,
+        clientId: record.clientId,
+        ...(record.resource ? { resource: record.resource } : {}),
+        issuedAt: record.issuedAt,
+        ...(record.account !== undefined ? { account: record.account } : {}),
+        connectedAt: record.connectedAt,
+        ...(record.refreshedAt !== undefined ? { refreshedAt: record.refreshedAt } : {}),
+        state: 'broken',
+        problem: `${this.#provider(def, auth)} refused the refresh (${reason}) on ${new Date(issuedAt).toISOString()}: connect again`,
+      };
+      // Only if nobody changed it meanwhile (a new connect, a disconnect).
+      if (this.#o.vault.peek(id) === raw) await this.#o.vault.put(id, encodeConnection(broken));
+      this.#o.log.warn({ server: def.name, problem: reason }, 'backend connection broken: its authorization server refused the refresh');
+      return;
+    }
+    const next = this.#recordFrom(tokens, issuedAt, record);
+    // A rotating server (OAuth 2.1 §4.3.1) sent a new refresh token; keep the old one otherwise.
+    const merged: ConnectionRecord = next.refreshToken === undefined ? { ...next, refreshToken } : next;
+    if (this.#o.vault.peek(id) !== raw) return; // disconnected or reconnected meanwhile: theirs wins
+    await this.#o.vault.put(id, encodeConnection({ ...merged, refreshedAt: issuedAt }));
+  }
+
+  #recordFrom(
+    tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+    issuedAt: number,
+    base: Pick<ConnectionRecord, 'issuer' | 'clientId' | 'resource' | 'connectedAt' | 'account'>,
+  ): ConnectionRecord {
+    // RFC 6749 §7.1 / RFC 6750: only bearer tokens can be sent as `Authorization: Bearer`.
+    if (tokens.token_type.toLowerCase() !== 'bearer') throw failed(`${base.issuer} issued a "${tokens.token_type}" token, not a Bearer token`);
+    const problem = credentialValueProblem(`Bearer ${tokens.access_token}`, MAX_UPLOADED_TOKEN_CHARS);
+    if (problem) throw failed(`${base.issuer}'s access token cannot be sent: ${problem}`);
+    const expiresIn = typeof tokens.expires_in === 'number' && tokens.expires_in > 0 ? tokens.expires_in : undefined;
+    const account = accountOf(tokens.id_token ? tokens.claims() : undefined) ?? accountOf(unverifiedClaims(tokens.access_token)) ?? base.account;
+    return {
+      v: 1,
+      issuer: base.issuer,
+      clientId: base.clientId,
+      ...(base.resource ? { resource: base.resource } : {}),
+      accessToken: tokens.access_token,
+      ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}),
+      ...(expiresIn !== undefined ? { expiresAt: issuedAt + expiresIn * 1000 } : {}),
+      issuedAt,
+      ...(typeof tokens.scope === 'string' ? { scope: tokens.scope } : {}),
+      ...(account !== undefined ? { account } : {}),
+      connectedAt: base.connectedAt,
+      state: 'connected',
+    };
+  }
+
+  #open(def: ServerDefinition, auth: UserOAuthAuth, raw: string): Opened {
+    const record = decodeConnection(raw);
+    if (!record)
+      return { raw, record, staleAt: Infinity, refreshAt: Infinity, answer: this.#connectRequired(def, auth, `your connection to ${def.name} cannot be read`) };
+    if (record.state === 'broken')
+      return {
+        raw,
+        record,
+        staleAt: Infinity,
+        refreshAt: Infinity,
+        answer: this.#connectRequired(def, auth, `your ${this.#provider(def, auth)} connection for ${def.name} is broken`),
+      };
+    const headers: Headers = Object.freeze({ [SLOT_HEADER]: 'authorization', 'x-mcp-backend-authorization': `Bearer ${record.accessToken!}` });
+    return { raw, record, ...connectionSchedule(record), answer: Object.freeze({ ok: true, headers }) };
+  }
+
+  #connectRequired(def: ServerDefinition, auth: UserOAuthAuth, why: string): CredentialAnswer {
+    const url = this.connectUrl(def.name);
+    return { ok: false, reason: `${why}: connect at ${url}`, connect: url };
+  }
+
+  #provider(def: ServerDefinition, auth: UserOAuthAuth): string {
+    return auth.provider ?? def.name;
+  }
+
+  #hash(person: Person): string {
+    const key = `${person.provider}\n${person.sub}`;
+    let hash = this.#hashes.get(key);
+    if (hash === undefined) {
+      if (this.#hashes.size >= 10_000) this.#hashes.clear();
+      hash = personHash(person);
+      this.#hashes.set(key, hash);
+    }
+    return hash;
+  }
+
+  /** The authorization server and resource: the definition's, else discovered; cached per definition. */
+  #settingsOf(def: ServerDefinition, auth: UserOAuthAuth): Promise<Settings> {
+    const found = this.#settings.get(def.name);
+    if (found?.auth === auth) return found.settings;
+    const settings = this.#discover(def, auth);
+    this.#settings.set(def.name, { auth, settings });
+    // A failed discovery is forgotten: the next attempt tries again.
+    settings.catch(() => {
+      if (this.#settings.get(def.name)?.settings === settings) this.#settings.delete(def.name);
+    });
+    return settings;
+  }
+
+  async #discover(def: ServerDefinition, auth: UserOAuthAuth): Promise<Settings> {
+    const base = def.url.replace(/\/+$/, '');
+    const mcpUrl = base + (def.transports['streamable-http'] ?? def.transports.sse ?? '');
+    let issuer = auth.authorizationServer;
+    let resource = auth.resource;
+    let scopes: readonly string[] | undefined = auth.scopes;
+    if (issuer === undefined || resource === undefined || scopes === undefined || auth.resourceMetadataUrl !== undefined) {
+      const finding = await this.#o.discover(mcpUrl, auth.resourceMetadataUrl);
+      if (!finding.discovered && issuer === undefined) throw failed(`cannot discover ${def.name}'s authorization server: ${finding.problem ?? 'no metadata'}`);
+      issuer ??= finding.discovered?.issuer;
+      resource ??= finding.discovered?.resource;
+      scopes ??= finding.discovered?.scopesSupported;
+    }
+    let metadata: client.ServerMetadata | undefined;
+    try {
+      metadata = (await discoverAuthorizationServerMetadata(issuer!, { fetchFn: timeoutFetch(this.#o.timeoutSeconds ?? 10) })) as
+        client.ServerMetadata | undefined;
+    } catch (err) {
+      throw failed(`cannot read ${issuer!}'s metadata: ${describe(err)}`);
+    }
+    if (!metadata) throw failed(`${issuer!} publishes no authorization server metadata (RFC 8414 or OpenID Connect)`);
+    // RFC 8414 §3.3: the metadata is the issuer's own.
+    if (metadata.issuer.replace(/\/+$/, '') !== issuer!.replace(/\/+$/, '')) throw failed(`${issuer!}'s metadata names another issuer (RFC 8414 §3.3)`);
+    if (!metadata.authorization_endpoint || !metadata.token_endpoint) throw failed(`${issuer!}'s metadata has no authorization or token endpoint`);
+    return Object.freeze({ issuer: metadata.issuer, metadata, resource: resource ?? mcpUrl, scopes: Object.freeze([...(scopes ?? [])]) });
+  }
+
+  /** The openid-client configuration of the gateway's client at the server (registering it first when needed). */
+  async #client(def: ServerDefinition, auth: UserOAuthAuth, settings: Settings): Promise<client.Configuration> {
+    const { metadata } = settings;
+    let clientId: string;
+    let secret: string | undefined;
+    let method: string;
+    if (typeof auth.client === 'object') {
+      clientId = auth.client.clientId;
+      secret = auth.client.clientSecretFrom === undefined ? undefined : this.#secret(oauthClientSecretId(def.name), auth.client.clientSecretFrom);
+      if (auth.client.clientSecretFrom !== undefined && secret === undefined)
+        throw failed(`${def.name}'s OAuth client secret is not set (set it on the server page)`);
+      method = secret === undefined ? 'none' : onlyPost(metadata) ? 'client_secret_post' : 'client_secret_basic';
+    } else {
+      const cimd = metadata['client_id_metadata_document_supported'] === true;
+      const approach = auth.client === 'auto' ? (cimd ? 'metadata_document' : 'dynamic') : auth.client;
+      if (approach === 'metadata_document') {
+        if (!cimd) throw failed(`${settings.issuer} does not support Client ID Metadata Documents: configure a client (backendAuth.client)`);
+        clientId = this.clientMetadataUrl;
+        method = 'none';
+      } else {
+        const registration = await this.#registration(def, settings);
+        clientId = registration.clientId;
+        secret = registration.clientSecret;
+        method = registration.authMethod;
+      }
+    }
+    const clientAuth =
+      method === 'client_secret_post' ? client.ClientSecretPost(secret!) : method === 'client_secret_basic' ? client.ClientSecretBasic(secret!) : client.None();
+    const config = new client.Configuration(metadata, clientId, { redirect_uris: [this.callbackUrl] }, clientAuth);
+    config.timeout = this.#o.timeoutSeconds ?? 10;
+    // The definition allows plain http only to loopback (backend-auth.ts).
+    if (new URL(settings.issuer).protocol === 'http:') client.allowInsecureRequests(config);
+    return config;
+  }
+
+  /** The client registered at this server (RFC 7591), registering once per server and issuer. */
+  async #registration(def: ServerDefinition, settings: Settings): Promise<Registration> {
+    const id = oauthRegistrationId(def.name);
+    const raw = this.#o.vault.peek(id);
+    if (raw !== undefined) {
+      try {
+        const stored = JSON.parse(raw) as Registration;
+        if (stored.issuer === settings.issuer && stored.redirectUri === this.callbackUrl) return stored;
+      } catch {
+        // unreadable: register again
+      }
+    }
+    const endpoint = settings.metadata.registration_endpoint;
+    if (!endpoint)
+      throw failed(`${settings.issuer} supports neither dynamic client registration nor Client ID Metadata Documents: configure a client (backendAuth.client)`);
+    const methods = settings.metadata.token_endpoint_auth_methods_supported;
+    // A public client with PKCE, as MCP clients register; a confidential one where the server takes no public clients.
+    const authMethod =
+      methods === undefined || methods.includes('none') ? 'none' : methods.includes('client_secret_basic') ? 'client_secret_basic' : 'client_secret_post';
+    let info;
+    try {
+      info = await registerClient(settings.issuer, {
+        metadata: settings.metadata as Parameters<typeof registerClient>[1]['metadata'],
+        clientMetadata: {
+          redirect_uris: [this.callbackUrl],
+          client_name: this.#o.clientName ?? 'MCP Gateway',
+          client_uri: this.#o.publicUrl,
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: authMethod,
+        },
+        fetchFn: timeoutFetch(this.#o.timeoutSeconds ?? 10),
+      });
+    } catch (err) {
+      throw failed(`dynamic client registration at ${endpoint} failed: ${describe(err)}`);
+    }
+    const registration: Registration = {
+      issuer: settings.issuer,
+      redirectUri: this.callbackUrl,
+      clientId: info.client_id,
+      ...(info.client_secret ? { clientSecret: info.client_secret } : {}),
+      authMethod: info.client_secret ? (info.token_endpoint_auth_method ?? authMethod) : 'none',
+    };
+    await this.#o.vault.put(id, JSON.stringify(registration));
+    this.#o.log.info({ server: def.name, issuer: settings.issuer }, 'registered the gateway as a client at the backend authorization server (RFC 7591)');
+    return registration;
+  }
+
+  #secret(id: string, source: SecretSource): string | undefined {
+    return source === 'vault' ? this.#o.vault.peek(id) : this.#o.env[source.env];
+  }
+}
+
+/** The user_oauth settings of a definition, or a clear refusal. */
+function userOAuthOf(def: ServerDefinition): UserOAuthAuth {
+  if (def.backendAuth?.type !== 'user_oauth')
+    throw new GatewayError('REQUEST_INVALID', `${def.name} does not connect people's own accounts (its backendAuth is not "user_oauth")`, {
+      fields: [{ field: '(server)', message: 'not user_oauth' }],
+    });
+  return def.backendAuth;
+}
+
+function failed(message: string): GatewayError {
+  return new GatewayError('BACKEND_CREDENTIAL_FAILED', message);
+}
+
+function onlyPost(metadata: client.ServerMetadata): boolean {
+  const methods = metadata.token_endpoint_auth_methods_supported;
+  return !!methods && methods.includes('client_secret_post') && !methods.includes('client_secret_basic');
+}
+
+function redactAll(message: string, secrets: readonly string[]): string {
+  return secrets.reduce((m, s) => redact(m, s), message);
+}
+
+/** fetch with a deadline per request, for the SDK's discovery and registration. */
+function timeoutFetch(seconds: number): FetchLike {
+  return (url, init) => fetch(url, { ...init, signal: AbortSignal.timeout(seconds * 1000) });
+}
