@@ -83,7 +83,7 @@ test('registered with no backendAuth, the OAuth-protected backend is found unaut
   assert.equal(cc?.available, true);
   const user = auth.suggestions?.find((s) => s.mode === 'user_oauth');
   assert.equal(user?.available, true);
-  assert.match(user?.note ?? '', /dynamic client registration/);
+  assert.match((user as { note?: string } | undefined)?.note ?? '', /dynamic client registration/);
   assert.deepEqual(user?.backendAuth, { type: 'user_oauth', authorizationServer: backend.issuer, resource: backend.mcpUrl, scopes: ['mcp:tools', 'mcp:read'] });
 
   // No credential of any kind went to the backend (the check has none; discovery never sends one).
