@@ -71,7 +71,7 @@ var CLIENT_CAPABILITIES_META = 'io.modelcontextprotocol/clientCapabilities';
 var INPUT_REQUIRED_METHODS = { 'tools/call': true, 'prompts/get': true, 'resources/read': true };
 
 function handle(r) {
-    var parsed = { messages: [], ids: [], single: null, connect: 'none' };
+    var parsed = { messages: [], ids: [], single: null };
     if (r.variables.mcp_transport === 'sse') {
         var path = r.variables.mcp_path || '';
         if (!ROUTE_PATH.test(path)) path = '/!';
@@ -95,11 +95,9 @@ function handle(r) {
         if (problem) {
             return refuse(r, problem.status, jsonRpcError(problem.id, problem.code, problem.message, { error: problem.error }));
         }
-        if (parsed.single) {
-            parsed.connect = connectMode(r, parsed.single);
-            // Recorded in the session id the response hands out (sessionHeaders): later requests carry no capabilities.
-            if (parsed.single.method === 'initialize' && urlElicitationDeclared(paramsOf(parsed.single).capabilities)) r.variables.mcp_elicitation = 'u';
-        }
+        // Recorded in the session id the response hands out (sessionHeaders): later requests carry no capabilities.
+        if (parsed.single && parsed.single.method === 'initialize' && urlElicitationDeclared(paramsOf(parsed.single).capabilities))
+            r.variables.mcp_elicitation = 'u';
     } else if (r.method !== 'GET' && r.method !== 'DELETE') {
         r.headersOut['Allow'] = 'GET, POST, DELETE';
         return refuse(r, 405, { error: 'METHOD_NOT_ALLOWED', message: 'MCP endpoints take GET, POST and DELETE' });
@@ -243,7 +241,8 @@ function credentialFailed(r, parsed, server, detail) {
 var CONNECT_URL = /^https?:\/\/[\x21-\x7e]{1,1100}$/;
 
 /*
- * How a request may be told to go connect, from its own body and headers:
+ * How a request may be told to go connect, from its own body and headers (worked out only when
+ * the check asks for it: nothing of this runs on the path of an allowed request):
  * - 'input': MCP 2026-07-28 (stateless). The request's `_meta` carries the client's capabilities
  *   (client/elicitation "Capabilities": declared "on each request"), and elicitation comes back
  *   as an InputRequiredResult (basic/patterns/mrtr), on tools/call, prompts/get, resources/read only;
@@ -258,8 +257,7 @@ function connectMode(r, m) {
     var params = paramsOf(m);
     var version = r.headersIn['MCP-Protocol-Version'];
     if (isHeaderRevision(version) || isHeaderRevision(protocolClaim(m))) {
-        var meta = params._meta;
-        var declared = meta !== null && typeof meta === 'object' && urlElicitationDeclared(meta[CLIENT_CAPABILITIES_META]);
+        var declared = isObject(params._meta) && urlElicitationDeclared(params._meta[CLIENT_CAPABILITIES_META]);
         return declared && INPUT_REQUIRED_METHODS[m.method] === true ? 'input' : 'none';
     }
     if (m.method === 'initialize')
@@ -312,7 +310,7 @@ function connectRequired(r, parsed, server, h) {
     if (!m || m.method === undefined || m.id === undefined)
         return refuse(r, 403, { error: 'BACKEND_CONNECT_REQUIRED', message: message, server: server, url: url });
     if (r.variables.mcp_transport === 'sse') return refuse(r, 403, jsonRpcError(m.id, FORBIDDEN, message, data));
-    var mode = parsed.connect;
+    var mode = connectMode(r, m);
     if (mode === 'session') mode = h['X-MCP-Session-Elicitation'] === 'url' ? 'error' : 'none';
     if (mode === 'error') {
         // $request_id: unique per request, so the elicitation is this request's.
@@ -599,9 +597,10 @@ var SSE_TARGET = /^\/(?:[\x21\x24-\x2e\x30-\x7e][\x21\x24-\x7e]{0,1022})?$/;
 
 /*
  * base64url(value) '.' base64url(HMAC-SHA256(K_p, kind NUL server NUL value)) cut to 22
- * characters; with flags (`u`: the initialize declared URL-mode elicitation) the MAC also covers
- * NUL flags and the id ends in '.' flags. K_p came from the check for this request's principal; the check opens the id
- * on every later request and finds it only under the same principal's key. Null without a key.
+ * characters; with flags (`u`: the initialize declared URL-mode elicitation) the MAC also
+ * covers NUL flags and the id ends in '.' flags. K_p came from the check for this request's
+ * principal; the check opens the id on every later request and finds it only under the same
+ * principal's key. Null without a key.
  */
 function seal(r, kind, value, flags) {
     var key = r.variables.mcp_session_key;
