@@ -48,12 +48,13 @@ var LISTEN_FILTER = { toolsListChanged: 'tools', promptsListChanged: 'prompts', 
 var LISTEN_ORDER = ['tools', 'prompts', 'resources', 'other'];
 
 /* JSON-RPC error codes (https://www.jsonrpc.org/specification#error_object); -32001 is ours,
- * -32020 is MCP 2026-07-28's HeaderMismatch. */
+ * -32020 is MCP 2026-07-28's HeaderMismatch, -32042 MCP 2025-11-25's URLElicitationRequiredError. */
 var PARSE_ERROR = -32700;
 var INVALID_REQUEST = -32600;
 var FORBIDDEN = -32001;
 var HEADER_MISMATCH = -32020;
 var INTERNAL_ERROR = -32603;
+var URL_ELICITATION_REQUIRED = -32042;
 /* What the MCP SDK's servers answer for an unknown session; a session of someone else is one. */
 var SESSION_NOT_FOUND = -32001;
 
@@ -62,6 +63,12 @@ var crypto = require('crypto');
 /* The characters a definition's path may hold (BACKEND_PATH_PATTERN); any other path is one no server has. */
 var ROUTE_PATH = /^(?:\/[A-Za-z0-9._~\/-]{0,200})?$/;
 var ROUTE_KIND = { streamable: 'streamable-http', sse: 'sse', 'sse-messages': 'sse' };
+
+/* URL-mode elicitation (issue 13): the first revision that has it, and where 2026-07-28 puts capabilities. */
+var FIRST_URL_ELICITATION_REVISION = '2025-11-25';
+var CLIENT_CAPABILITIES_META = 'io.modelcontextprotocol/clientCapabilities';
+/* MCP 2026-07-28 basic/patterns/mrtr "Supported Requests": the only requests that may get an InputRequiredResult. */
+var INPUT_REQUIRED_METHODS = { 'tools/call': true, 'prompts/get': true, 'resources/read': true };
 
 function handle(r) {
     var parsed = { messages: [], ids: [], single: null };
@@ -88,6 +95,9 @@ function handle(r) {
         if (problem) {
             return refuse(r, problem.status, jsonRpcError(problem.id, problem.code, problem.message, { error: problem.error }));
         }
+        // Recorded in the session id the response hands out (sessionHeaders): later requests carry no capabilities.
+        if (parsed.single && parsed.single.method === 'initialize' && urlElicitationDeclared(paramsOf(parsed.single).capabilities))
+            r.variables.mcp_elicitation = 'u';
     } else if (r.method !== 'GET' && r.method !== 'DELETE') {
         r.headersOut['Allow'] = 'GET, POST, DELETE';
         return refuse(r, 405, { error: 'METHOD_NOT_ALLOWED', message: 'MCP endpoints take GET, POST and DELETE' });
@@ -153,6 +163,7 @@ function decide(r, reply, parsed, server, transport) {
         r.variables.mcp_backend_uri = args ? uri + '?' + args : uri;
         return r.internalRedirect(filter ? '@mcp_streamable_filtered' : '@mcp_streamable');
     }
+    if (reply.status === 403 && h['X-MCP-Error'] === 'BACKEND_CONNECT_REQUIRED') return connectRequired(r, parsed, server, h);
     if (reply.status === 502 && h['X-MCP-Error'] === 'BACKEND_CREDENTIAL_FAILED') return credentialFailed(r, parsed, server, h['X-MCP-Error-Detail']);
     var refused = h['X-MCP-Route-Refused'];
     if (refused === 'NOT_FOUND') return refuse(r, 404, { error: 'NOT_FOUND', message: 'no such endpoint of ' + server });
@@ -222,6 +233,95 @@ function credentialFailed(r, parsed, server, detail) {
     var data = { error: 'BACKEND_CREDENTIAL_FAILED', server: server };
     if (parsed.single && parsed.single.id !== undefined) return refuse(r, 502, jsonRpcError(parsed.single.id, INTERNAL_ERROR, message, data));
     return refuse(r, 502, { error: 'BACKEND_CREDENTIAL_FAILED', message: message, server: server });
+}
+
+/* ---- a person who has not connected a per-person backend (issue 13) ---- */
+
+/* What the check names (authz/connect-url.ts allows less): an http(s) URL of visible ASCII. */
+var CONNECT_URL = /^https?:\/\/[\x21-\x7e]{1,1100}$/;
+
+/*
+ * How a request may be told to go connect, from its own body and headers (worked out only when
+ * the check asks for it: nothing of this runs on the path of an allowed request):
+ * - 'input': MCP 2026-07-28 (stateless). The request's `_meta` carries the client's capabilities
+ *   (client/elicitation "Capabilities": declared "on each request"), and elicitation comes back
+ *   as an InputRequiredResult (basic/patterns/mrtr), on tools/call, prompts/get, resources/read only;
+ * - 'error': an initialize of 2025-11-25 or later that declares `capabilities.elicitation.url`;
+ * - 'session': a later request of 2025-11-25 or later (its MCP-Protocol-Version header, which the
+ *   transport requires after initialize): what its session declared at initialize is sealed in
+ *   the session id, and the check says it (X-MCP-Session-Elicitation);
+ * - 'none': an older revision, or a client that declared no URL elicitation.
+ */
+function connectMode(r, m) {
+    if (m.method === undefined || m.id === undefined) return 'none';
+    var params = paramsOf(m);
+    var version = r.headersIn['MCP-Protocol-Version'];
+    if (isHeaderRevision(version) || isHeaderRevision(protocolClaim(m))) {
+        var declared = isObject(params._meta) && urlElicitationDeclared(params._meta[CLIENT_CAPABILITIES_META]);
+        return declared && INPUT_REQUIRED_METHODS[m.method] === true ? 'input' : 'none';
+    }
+    if (m.method === 'initialize')
+        return isRevisionFrom(params.protocolVersion, FIRST_URL_ELICITATION_REVISION) && urlElicitationDeclared(params.capabilities) ? 'error' : 'none';
+    return isRevisionFrom(version, FIRST_URL_ELICITATION_REVISION) ? 'session' : 'none';
+}
+
+/* `capabilities.elicitation.url` is an object (MCP 2025-11-25 client/elicitation "Capabilities"; `elicitation: {}` is form only). */
+function urlElicitationDeclared(capabilities) {
+    var e = isObject(capabilities) ? capabilities.elicitation : undefined;
+    return isObject(e) && isObject(e.url);
+}
+
+function isObject(v) {
+    return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function paramsOf(m) {
+    return isObject(m.params) ? m.params : {};
+}
+
+function isRevisionFrom(version, first) {
+    return typeof version === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(version) && version >= first;
+}
+
+/*
+ * The check said BACKEND_CONNECT_REQUIRED: the person fixes it at the page it names (their own
+ * token, their own account). Nothing was forwarded. A JSON-RPC request gets a JSON-RPC answer
+ * with HTTP 200, as any server's own error would come: a non-2xx makes the SDK's Streamable
+ * HTTP transport throw a generic HTTP error (and a 401/403 sends clients into MCP
+ * authorization, which cannot fix this: client/elicitation says URL mode "is *not* for
+ * authorizing the MCP client's access to the MCP server"). By what the client declared:
+ * - 2025-11-25 with URL elicitation: URLElicitationRequiredError, -32042 (client/elicitation
+ *   "URL Elicitation Required Error": data.elicitations of URL-mode elicitations, each with an
+ *   elicitationId; the SDK surfaces it as UrlElicitationRequiredError);
+ * - 2026-07-28 with URL elicitation, on a request that may get one: an InputRequiredResult
+ *   carrying a URL-mode elicitation/create (basic/patterns/mrtr; that revision has no -32042,
+ *   no elicitationId). No requestState: the retry is simply checked again;
+ * - anyone else: -32001, as for a missing scope, the message naming the page.
+ * Without a request to answer (a notification, a response, a batch, the GET stream, DELETE)
+ * and on the legacy transport (whose POST answers are read as HTTP only): 403 and the same words.
+ */
+function connectRequired(r, parsed, server, h) {
+    var url = h['X-MCP-Connect-Url'];
+    if (typeof url !== 'string' || !CONNECT_URL.test(url)) return checkFault(r, server, 'a bad connect URL');
+    var detail = h['X-MCP-Error-Detail'];
+    var message = typeof detail === 'string' && DETAIL_VALUE.test(detail) && detail.indexOf(url) !== -1 ? detail : 'connect to ' + server + ' at ' + url;
+    var m = parsed.single;
+    var data = { error: 'BACKEND_CONNECT_REQUIRED', server: server, url: url };
+    if (!m || m.method === undefined || m.id === undefined)
+        return refuse(r, 403, { error: 'BACKEND_CONNECT_REQUIRED', message: message, server: server, url: url });
+    if (r.variables.mcp_transport === 'sse') return refuse(r, 403, jsonRpcError(m.id, FORBIDDEN, message, data));
+    var mode = connectMode(r, m);
+    if (mode === 'session') mode = h['X-MCP-Session-Elicitation'] === 'url' ? 'error' : 'none';
+    if (mode === 'error') {
+        // $request_id: unique per request, so the elicitation is this request's.
+        var elicitation = { mode: 'url', elicitationId: r.variables.request_id, url: url, message: message };
+        return refuse(r, 200, jsonRpcError(m.id, URL_ELICITATION_REQUIRED, message, { elicitations: [elicitation] }));
+    }
+    if (mode === 'input') {
+        var request = { method: 'elicitation/create', params: { mode: 'url', url: url, message: message } };
+        return refuse(r, 200, { jsonrpc: '2.0', id: m.id, result: { resultType: 'input_required', inputRequests: { gateway_connect: request } } });
+    }
+    return refuse(r, 200, jsonRpcError(m.id, FORBIDDEN, message, data));
 }
 
 function checkFault(r, server, what) {
@@ -497,17 +597,19 @@ var SSE_TARGET = /^\/(?:[\x21\x24-\x2e\x30-\x7e][\x21\x24-\x7e]{0,1022})?$/;
 
 /*
  * base64url(value) '.' base64url(HMAC-SHA256(K_p, kind NUL server NUL value)) cut to 22
- * characters. K_p came from the check for this request's principal; the check opens the id
- * on every later request and finds it only under the same principal's key. Null without a key.
+ * characters; with flags (`u`: the initialize declared URL-mode elicitation) the MAC also
+ * covers NUL flags and the id ends in '.' flags. K_p came from the check for this request's
+ * principal; the check opens the id on every later request and finds it only under the same
+ * principal's key. Null without a key.
  */
-function seal(r, kind, value) {
+function seal(r, kind, value, flags) {
     var key = r.variables.mcp_session_key;
     if (!key) return null;
     var tag = crypto
         .createHmac('sha256', Buffer.from(key, 'base64url'))
-        .update(kind + '\u0000' + r.variables.mcp_server + '\u0000' + value)
+        .update(kind + '\u0000' + r.variables.mcp_server + '\u0000' + value + (flags ? '\u0000' + flags : ''))
         .digest('base64url');
-    return Buffer.from(value).toString('base64url') + '.' + tag.slice(0, 22);
+    return Buffer.from(value).toString('base64url') + '.' + tag.slice(0, 22) + (flags ? '.' + flags : '');
 }
 
 /* Header filter of the Streamable HTTP backend locations: the client sees only the sealed id. */
@@ -520,7 +622,7 @@ function sessionHeaders(r) {
         id === r.variables.mcp_unsealed_session && r.variables.mcp_session
             ? r.variables.mcp_session
             : SESSION_VALUE.test(id)
-              ? seal(r, 'streamable', id)
+              ? seal(r, 'streamable', id, r.variables.mcp_elicitation === 'u' ? 'u' : '')
               : null;
     if (sealed === null) {
         // Fail closed: a session the gateway cannot bind is not handed out.

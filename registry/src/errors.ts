@@ -23,6 +23,7 @@ export type GatewayErrorCode =
   | 'STORE_UNAVAILABLE'
   | 'BACKEND_UNAVAILABLE'
   | 'BACKEND_CREDENTIAL_FAILED'
+  | 'BACKEND_CONNECT_REQUIRED'
   | 'BODY_TOO_LARGE'
   | 'MCP_REQUEST_INVALID'
   | 'MCP_HEADER_MISMATCH'
@@ -51,6 +52,8 @@ const STATUS: Record<GatewayErrorCode, number> = {
   STORE_UNAVAILABLE: 503,
   BACKEND_UNAVAILABLE: 502,
   BACKEND_CREDENTIAL_FAILED: 502,
+  // The person connects (uploads a token, links an account) at the page named; not a fault of ours.
+  BACKEND_CONNECT_REQUIRED: 403,
   BODY_TOO_LARGE: 413,
   MCP_REQUEST_INVALID: 400,
   MCP_HEADER_MISMATCH: 400,

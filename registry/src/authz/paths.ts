@@ -44,6 +44,13 @@ export const BACKEND_TARGET_HEADER = 'x-mcp-backend-target';
 export const SESSION_UNKNOWN_HEADER = 'x-mcp-session-unknown';
 /** On a 503: which fault (`STORE_UNAVAILABLE`: the state store cannot be read); without it a 503 means the server is disabled. */
 export const ERROR_HEADER = 'x-mcp-error';
+/**
+ * On a 403 BACKEND_CONNECT_REQUIRED (issue 13): the page where the person fixes it themselves
+ * (connect-url.ts checks it is on GATEWAY_PUBLIC_URL), and `url` in X-MCP-Session-Elicitation
+ * when the client's MCP session declared URL-mode elicitation at initialize (session-binding.ts).
+ */
+export const CONNECT_URL_HEADER = 'x-mcp-connect-url';
+export const SESSION_ELICITATION_HEADER = 'x-mcp-session-elicitation';
 /** The gateway path a legacy client posts to; the sealed backend endpoint rides in `?session=`. */
 export { SSE_MESSAGES_PATH } from '../catalog/server-definition.ts';
 /** The gateway's own credential for the backend, on the check's 200 (credentials/backend-credentials.ts). */

@@ -62,6 +62,21 @@ describe('seal and open', () => {
     assert.equal(other.open('streamable', 'svc', sealed, other.keyFor('["person","dev","alice"]')).ok, false);
   });
 
+  test("keeps the initialize's URL-elicitation flag under the tag: `.u` opens with urlElicitation, and cannot be added or dropped", () => {
+    const plain = binding.seal('streamable', 'svc', 'b-2', alice);
+    const flagged = binding.seal('streamable', 'svc', 'b-2', alice, 'u');
+    assert.match(flagged, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}\.u$/);
+    // What njs computes: the flags after another NUL.
+    const tag = createHmac('sha256', alice.key).update('streamable\u0000svc\u0000b-2\u0000u').digest('base64url').slice(0, 22);
+    assert.equal(flagged, `${Buffer.from('b-2').toString('base64url')}.${tag}.u`);
+    assert.deepEqual(binding.open('streamable', 'svc', flagged, alice), { ok: true, value: 'b-2', urlElicitation: true });
+    assert.deepEqual(binding.open('streamable', 'svc', plain, alice), { ok: true, value: 'b-2' });
+    assert.deepEqual(binding.open('streamable', 'svc', `${plain}.u`, alice), { ok: false, reason: 'session-unbound' });
+    assert.deepEqual(binding.open('streamable', 'svc', flagged.slice(0, -2), alice), { ok: false, reason: 'session-unbound' });
+    assert.deepEqual(binding.open('streamable', 'svc', flagged, bob), { ok: false, reason: 'session-unbound' });
+    assert.equal(binding.open('streamable', 'svc', `${flagged.slice(0, -1)}x`, alice).ok, false);
+  });
+
   test('refuses garbled, truncated, padded, non-canonical and oversized ids as malformed', () => {
     const sealed = binding.seal('streamable', 'svc', 'b-1', alice);
     const [body = '', tag = ''] = sealed.split('.');

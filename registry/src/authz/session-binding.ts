@@ -5,13 +5,23 @@
  *   K    = HKDF-SHA256(SECRET_KEY, info 'mcp-session-binding v1')      (once per process)
  *   K_p  = HMAC-SHA256(K, principal id)                                (cached, bounded)
  *   tag  = base64url(HMAC-SHA256(K_p, kind NUL server NUL value))[0..22)   (132 bits)
- *   id   = base64url(value) '.' tag
+ *   id   = base64url(value) '.' tag                                  (no flags)
+ *   tag' = base64url(HMAC-SHA256(K_p, kind NUL server NUL value NUL flags))[0..22)
+ *   id'  = base64url(value) '.' tag' '.' flags                           (flags: `u`)
  *
  * `kind` is `streamable` (value: the backend's Mcp-Session-Id) or `sse` (value: the path and
  * query of the backend's legacy messages endpoint). njs seals on the way out (nginx/njs/mcp.js,
  * with K_p the check handed it); the check opens on the way in, here. Every replica that shares
  * SECRET_KEY derives the same keys, so an id survives a restart and works on any replica.
  * Another principal's K_p gives another tag: the id is simply unknown to them.
+ *
+ * Flags record what the client declared when it opened the session, for the gateway's own
+ * answers on later requests of it (issue 13): `u`, the initialize request declared
+ * `capabilities.elicitation.url` (MCP 2025-11-25, client/elicitation "Capabilities"), so a
+ * BACKEND_CONNECT_REQUIRED may be answered as a URLElicitationRequiredError. The id is the
+ * only per-session record: no table, no lookup, every replica reads it. The flags are under
+ * the tag, so a client cannot add them to a session later (it could only have declared them at
+ * initialize); an id without flags is the format of before, so sessions survive the upgrade.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import type { Principal } from './credentials.ts';
@@ -26,7 +36,7 @@ const SESSION_VALUE = /^[\x21-\x7e]{1,256}$/;
  */
 const SSE_TARGET = /^\/(?:[\x21\x24-\x2e\x30-\x7e][\x21\x24-\x7e]{0,1022})?$/;
 const TAG_LENGTH = 22;
-const SEALED = /^([A-Za-z0-9_-]{2,1400})\.([A-Za-z0-9_-]{22})$/;
+const SEALED = /^([A-Za-z0-9_-]{2,1400})\.([A-Za-z0-9_-]{22})(?:\.(u))?$/;
 const MAX_CACHED_KEYS = 10_000;
 const MAX_CACHED_OPENS = 10_000;
 
@@ -50,12 +60,15 @@ export interface PrincipalKey {
   readonly header: string;
 }
 
-export type Opened = { ok: true; value: string } | { ok: false; reason: 'session-malformed' | 'session-unbound' };
+/** What the client declared at initialize, kept in its session id (the `flags` above). */
+export type SessionFlags = '' | 'u';
+/** `urlElicitation`: present (true) only when the session's initialize declared URL-mode elicitation. */
+export type Opened = { ok: true; value: string; urlElicitation?: true } | { ok: false; reason: 'session-malformed' | 'session-unbound' };
 
 export interface SessionBinding {
   keyFor(principalId: string): PrincipalKey;
   /** What njs does; here for tests and for one definition of the format. */
-  seal(kind: SessionKind, server: string, value: string, key: PrincipalKey): string;
+  seal(kind: SessionKind, server: string, value: string, key: PrincipalKey, flags?: SessionFlags): string;
   /** Checks a client's id against the principal's key; the backend value when it is theirs. */
   open(kind: SessionKind, server: string, sealed: string, key: PrincipalKey): Opened;
 }
@@ -69,7 +82,7 @@ export function createSessionBinding(secret: string): SessionBinding {
    * session, and an HMAC costs more than the rest of the check's session work (about 10 µs).
    * A hit needs the same key object, kind and server, so it can only repeat a success.
    */
-  const opened = new Map<string, { readonly key: PrincipalKey; readonly kind: SessionKind; readonly server: string; readonly value: string }>();
+  const opened = new Map<string, { readonly key: PrincipalKey; readonly kind: SessionKind; readonly server: string; readonly result: Opened }>();
 
   function keyFor(principalId: string): PrincipalKey {
     let found = cache.get(principalId);
@@ -83,30 +96,34 @@ export function createSessionBinding(secret: string): SessionBinding {
     return found;
   }
 
-  function tag(kind: SessionKind, server: string, value: string, key: PrincipalKey): string {
-    return createHmac('sha256', key.key).update(`${kind}\u0000${server}\u0000${value}`).digest('base64url').slice(0, TAG_LENGTH);
+  function tag(kind: SessionKind, server: string, value: string, key: PrincipalKey, flags: SessionFlags): string {
+    const input = flags === '' ? `${kind}\u0000${server}\u0000${value}` : `${kind}\u0000${server}\u0000${value}\u0000${flags}`;
+    return createHmac('sha256', key.key).update(input).digest('base64url').slice(0, TAG_LENGTH);
   }
 
   return {
     keyFor,
-    seal(kind, server, value, key) {
+    seal(kind, server, value, key, flags = '') {
       if (!valueAllowed(kind, value)) throw new Error(`refusing to seal ${JSON.stringify(value.slice(0, 80))}`);
-      return `${Buffer.from(value).toString('base64url')}.${tag(kind, server, value, key)}`;
+      const sealed = `${Buffer.from(value).toString('base64url')}.${tag(kind, server, value, key, flags)}`;
+      return flags === '' ? sealed : `${sealed}.${flags}`;
     },
     open(kind, server, sealed, key) {
       const known = opened.get(sealed);
-      if (known !== undefined && known.key === key && known.kind === kind && known.server === server) return { ok: true, value: known.value };
+      if (known !== undefined && known.key === key && known.kind === kind && known.server === server) return known.result;
       const parts = SEALED.exec(sealed);
       if (!parts) return { ok: false, reason: 'session-malformed' };
       const value = Buffer.from(parts[1] ?? '', 'base64url').toString('latin1');
       // Canonical base64url only, so one session has one spelling.
       if (!valueAllowed(kind, value) || Buffer.from(value, 'latin1').toString('base64url') !== parts[1]) return { ok: false, reason: 'session-malformed' };
-      const expected = Buffer.from(tag(kind, server, value, key));
+      const flags: SessionFlags = parts[3] === 'u' ? 'u' : '';
+      const expected = Buffer.from(tag(kind, server, value, key, flags));
       const given = Buffer.from(parts[2] ?? '');
       if (!timingSafeEqual(expected, given)) return { ok: false, reason: 'session-unbound' };
+      const result: Opened = Object.freeze(flags === 'u' ? { ok: true, value, urlElicitation: true } : { ok: true, value });
       if (opened.size >= MAX_CACHED_OPENS) opened.delete(opened.keys().next().value as string);
-      opened.set(sealed, { key, kind, server, value });
-      return { ok: true, value };
+      opened.set(sealed, { key, kind, server, result });
+      return result;
     },
   };
 }

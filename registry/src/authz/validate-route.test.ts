@@ -368,7 +368,7 @@ describe("the gateway's own backend credential in the check's answer", () => {
     identity: { sub: 'u-9', username: 'k', groups: [], provider: 'dev' },
     scopes: ['mcp:server:keyed:execute', 'mcp:server:svc:execute'],
   } as unknown as SessionData);
-  let answer: { ok: true; headers: Record<string, string> } | { ok: false; reason: string } = {
+  let answer: { ok: true; headers: Record<string, string> } | { ok: false; reason: string; connect?: string } = {
     ok: false,
     reason: 'no secret is set for the header X-API-Key',
   };
@@ -408,6 +408,54 @@ describe("the gateway's own backend credential in the check's answer", () => {
     assert.equal(res.headers.get('x-user'), null, 'no identity on a refusal');
     const entry = audited.at(-1) as { status: number; reason: string; decision: string };
     assert.deepEqual([entry.status, entry.reason, entry.decision], [502, 'backend-credential-failed', 'deny']);
+  });
+
+  test('a person who can fix it themselves is 403 BACKEND_CONNECT_REQUIRED naming the page, audited as a denial', async () => {
+    const before = answer;
+    answer = {
+      ok: false,
+      reason: 'no token uploaded for keyed: upload one at https://mcp.example.com/servers/keyed/token',
+      connect: 'https://mcp.example.com/servers/keyed/token',
+    };
+    try {
+      const res = await ask('keyed');
+      assert.equal(res.status, 403);
+      assert.equal(res.headers.get('x-mcp-error'), 'BACKEND_CONNECT_REQUIRED');
+      assert.equal(res.headers.get('x-mcp-connect-url'), 'https://mcp.example.com/servers/keyed/token');
+      assert.equal(res.headers.get('x-mcp-error-detail'), answer.reason);
+      assert.equal(res.headers.get('x-mcp-session-elicitation'), null, 'no session, no declared elicitation');
+      assert.equal(res.headers.get('x-user'), null);
+      assert.equal(res.headers.get('www-authenticate'), null, 'not an authorization problem of the MCP client');
+      const entry = audited.at(-1) as { status: number; reason: string; decision: string };
+      assert.deepEqual([entry.status, entry.reason, entry.decision], [403, 'backend-connect-required', 'deny']);
+      // The session's initialize declared URL-mode elicitation: njs is told, from the sealed id.
+      const binding = createSessionBinding(SECRET);
+      const key = binding.keyFor(JSON.stringify(['person', 'dev', 'u-9']));
+      const withSession = (sealed: string) =>
+        fetch(url, {
+          headers: { 'x-mcp-server': 'keyed', cookie: cookie('sid-keyed'), ...call, 'x-mcp-transport': 'streamable-http', 'x-mcp-session': sealed },
+        });
+      const flagged = await withSession(binding.seal('streamable', 'keyed', 'b-1', key, 'u'));
+      assert.equal(flagged.status, 403);
+      assert.equal(flagged.headers.get('x-mcp-session-elicitation'), 'url');
+      const plainSession = await withSession(binding.seal('streamable', 'keyed', 'b-1', key));
+      assert.equal(plainSession.headers.get('x-mcp-session-elicitation'), null);
+    } finally {
+      answer = before;
+    }
+  });
+
+  test('a connect page that is not on GATEWAY_PUBLIC_URL is never named: 502 BACKEND_CREDENTIAL_FAILED', async () => {
+    const before = answer;
+    answer = { ok: false, reason: 'connect at https://evil.example/x', connect: 'https://evil.example/x' };
+    try {
+      const res = await ask('keyed');
+      assert.equal(res.status, 502);
+      assert.equal(res.headers.get('x-mcp-error'), 'BACKEND_CREDENTIAL_FAILED');
+      assert.equal(res.headers.get('x-mcp-connect-url'), null);
+    } finally {
+      answer = before;
+    }
   });
 
   test('an allowed request carries the slots and their values (for njs only); a refused one never asks', async () => {

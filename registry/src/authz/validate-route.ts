@@ -18,6 +18,7 @@ import {
   type Principal,
   type SessionLookup,
 } from './credentials.ts';
+import { connectUrlOn } from './connect-url.ts';
 import { headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
 import { traceIdOf } from './trace-context.ts';
@@ -28,6 +29,8 @@ import { createSessionBinding, principalBindingId, type SessionKind } from './se
 import {
   BACKEND_SESSION_HEADER,
   BACKEND_TARGET_HEADER,
+  CONNECT_URL_HEADER,
+  SESSION_ELICITATION_HEADER,
   SESSION_HEADER,
   SESSION_KEY_HEADER,
   SESSION_UNKNOWN_HEADER,
@@ -109,6 +112,10 @@ const ANONYMOUS: Principal = Object.freeze({
  *   X-MCP-Backend-Target the unsealed id or messages target (session-binding.ts);
  * - 502 + X-MCP-Error: BACKEND_CREDENTIAL_FAILED (+ X-MCP-Error-Detail, no secret): the server
  *   has a backendAuth and its credential cannot be had now (a secret unset, no valid token yet);
+ * - 403 + X-MCP-Error: BACKEND_CONNECT_REQUIRED + X-MCP-Connect-Url (+ X-MCP-Error-Detail):
+ *   the credential is the person's own and they can fix it at that page of the gateway (upload
+ *   a token, connect an account); X-MCP-Session-Elicitation: url when their MCP session
+ *   declared URL-mode elicitation at initialize, so njs may answer with one (nginx/njs/mcp.js);
  *   on a 200 for such a server, X-MCP-Backend-Credential names the slots and X-MCP-Backend-<slot>
  *   holds each value, which njs sets on the upstream request only;
  * - 500: nginx sent no valid server name or body summary (a config fault; denied, fail closed).
@@ -220,6 +227,8 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
     let status: number = decision.allow ? 200 : decision.status;
     let reason: string | undefined = decision.allow ? undefined : decision.reason;
     let headers: Record<string, string> = {};
+    /** The client's MCP session declared URL-mode elicitation at initialize (its sealed id says so). */
+    let sessionUrlElicitation = false;
     if (decision.allow) {
       // Sessions are the principal's own: the id the client sent must open with its key.
       const key = binding.keyFor(principalBindingId(principal, authEnabled));
@@ -228,8 +237,10 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       const sealed = header(req, SESSION_HEADER);
       if (sealed !== undefined && sealed !== '') {
         const opened = binding.open(kind, serverName, sealed, key);
-        if (opened.ok) headers[kind === 'sse' ? BACKEND_TARGET_HEADER : BACKEND_SESSION_HEADER] = opened.value;
-        else [status, reason] = [404, opened.reason];
+        if (opened.ok) {
+          headers[kind === 'sse' ? BACKEND_TARGET_HEADER : BACKEND_SESSION_HEADER] = opened.value;
+          sessionUrlElicitation = opened.urlElicitation === true;
+        } else [status, reason] = [404, opened.reason];
       } else if (kind === 'sse' && header(req, ORIGINAL_METHOD_HEADER) === 'POST') {
         // A legacy POST goes to the endpoint its sealed id names, or nowhere.
         [status, reason] = [404, 'session-missing'];
@@ -269,7 +280,22 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       // A promise only while a per-person token is fetched (none cached yet, or expired).
       const credential = found instanceof Promise ? await found : found;
       if (credential?.ok) Object.assign(headers, credential.headers);
-      else if (credential) {
+      else if (credential?.connect !== undefined && connectUrlOn(publicUrl, credential.connect) !== undefined) {
+        // The person can fix it themselves: njs names the page (or elicits it) instead of a 502.
+        [status, reason, headers] = [
+          403,
+          'backend-connect-required',
+          {
+            [ERROR_HEADER]: 'BACKEND_CONNECT_REQUIRED',
+            [ERROR_DETAIL_HEADER]: headerValue(credential.reason),
+            [CONNECT_URL_HEADER]: credential.connect,
+            ...(sessionUrlElicitation ? { [SESSION_ELICITATION_HEADER]: 'url' } : {}),
+          },
+        ];
+      } else if (credential) {
+        // A connect page not on GATEWAY_PUBLIC_URL is a fault of ours: never shown to a client.
+        if (credential.connect !== undefined)
+          log.error({ requestId, server: serverName }, 'auth check: a connect page outside GATEWAY_PUBLIC_URL; answering 502');
         // The registry logs the reason once per server (backend-credentials.ts); it names no secret.
         [status, reason, headers] = [
           502,

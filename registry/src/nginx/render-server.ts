@@ -30,6 +30,8 @@ import {
   USER_HEADER,
   USERNAME_HEADER,
   VALIDATE_PATH,
+  CONNECT_URL_HEADER,
+  SESSION_ELICITATION_HEADER,
 } from '../authz/paths.ts';
 import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
 import { quoted, type HeaderName } from './names.ts';
@@ -51,6 +53,8 @@ const NJS_VARIABLES = [
   '$mcp_tool_filter',
   '$mcp_session_key',
   '$mcp_unsealed_session',
+  // `u` when the initialize request declared URL-mode elicitation: sealed into the session id (issue 13).
+  '$mcp_elicitation',
   // The path below /api/execute/<name> once njs checked its characters, for the check.
   '$mcp_route_path',
   // Where the check's X-MCP-Route says the request goes (njs copies it; nginx/route.ts builds it).
@@ -65,7 +69,14 @@ const NJS_VARIABLES = [
 ] as const;
 
 /** The check's session vocabulary: never from a client, never to a backend. */
-export const SESSION_HEADERS = [SESSION_HEADER, SESSION_KEY_HEADER, BACKEND_SESSION_HEADER, BACKEND_TARGET_HEADER, SESSION_UNKNOWN_HEADER] as const;
+export const SESSION_HEADERS = [
+  SESSION_HEADER,
+  SESSION_KEY_HEADER,
+  BACKEND_SESSION_HEADER,
+  BACKEND_TARGET_HEADER,
+  SESSION_UNKNOWN_HEADER,
+  SESSION_ELICITATION_HEADER,
+] as const;
 
 /** The check's routing vocabulary (authz/route.ts): never from a client, never to a backend. */
 export const ROUTE_HEADERS = [PATH_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, ROUTE_ALLOW_HEADER] as const;
@@ -81,7 +92,7 @@ function credentialSlots(headers: readonly HeaderName[]): { slot: string; header
 
 /** The check's credential vocabulary: never from a client, never to a backend. */
 export function credentialHeaders(headers: readonly HeaderName[]): string[] {
-  return [BACKEND_CREDENTIAL_HEADER, ERROR_DETAIL_HEADER, ...credentialSlots(headers).map(({ slot }) => BACKEND_SLOT_HEADER_PREFIX + slot)];
+  return [BACKEND_CREDENTIAL_HEADER, ERROR_DETAIL_HEADER, CONNECT_URL_HEADER, ...credentialSlots(headers).map(({ slot }) => BACKEND_SLOT_HEADER_PREFIX + slot)];
 }
 
 export function renderNjsVariables(headers: readonly HeaderName[]): Lines {

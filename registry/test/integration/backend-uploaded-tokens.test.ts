@@ -118,11 +118,12 @@ async function refused(user: string): Promise<string> {
     headers: { cookie: callers[user]!.cookie, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
     body: JSON.stringify(initialize),
   });
-  assert.equal(res.status, 502);
-  const body = (await res.json()) as { id: number; error: { code: number; message: string; data: { error: string; server: string } } };
+  // A JSON-RPC answer (HTTP 200) the SDK shows as is; this client declared no URL elicitation.
+  assert.equal(res.status, 200);
+  const body = (await res.json()) as { id: number; error: { code: number; message: string; data: { error: string; server: string; url: string } } };
   assert.equal(body.id, 7);
-  assert.equal(body.error.data.error, 'BACKEND_CREDENTIAL_FAILED');
-  assert.equal(body.error.data.server, 'uploads');
+  assert.equal(body.error.code, -32001);
+  assert.deepEqual(body.error.data, { error: 'BACKEND_CONNECT_REQUIRED', server: 'uploads', url: `${gw.url}/servers/uploads/token` });
   assert.equal(backend.seen.length, before, 'nothing reached the backend');
   return body.error.message;
 }
@@ -146,9 +147,9 @@ function assertNoToken(text: string, where: string): void {
 }
 
 describe('uploaded tokens', () => {
-  test('without a token: a JSON-RPC error BACKEND_CREDENTIAL_FAILED naming the upload page (from GATEWAY_PUBLIC_URL); nothing reaches the backend', async () => {
+  test('without a token: a JSON-RPC error BACKEND_CONNECT_REQUIRED naming the upload page (from GATEWAY_PUBLIC_URL); nothing reaches the backend', async () => {
     const message = await refused('alice');
-    assert.equal(message, `the gateway could not get its credential for uploads: no token uploaded for uploads: upload one at ${gw.url}/servers/uploads/token`);
+    assert.equal(message, `no token uploaded for uploads: upload one at ${gw.url}/servers/uploads/token`);
   });
 
   test('the upload page URL sends a signed-out visitor to sign in and back, and a signed-in one to the card', async () => {
@@ -215,10 +216,7 @@ describe('uploaded tokens', () => {
     for (const headers of await callAs('alice')) assert.equal(headers['authorization'], `Bearer ${T_SHORT}`);
     await new Promise((r) => setTimeout(r, Math.max(0, exp * 1000 - Date.now()) + 50));
     const message = await refused('alice');
-    assert.equal(
-      message,
-      `the gateway could not get its credential for uploads: your token for uploads expired at ${new Date(exp * 1000).toISOString()}: upload a new one at ${gw.url}/servers/uploads/token`,
-    );
+    assert.equal(message, `your token for uploads expired at ${new Date(exp * 1000).toISOString()}: upload a new one at ${gw.url}/servers/uploads/token`);
     assert.equal((await api.call('getMyToken', { params: { name: 'uploads' }, as: as('alice') })).body.expired, true);
     assert.match(await page('alice', '/servers/uploads'), /expired<\/strong> on/);
     // Uploading an already expired token is refused at once.

@@ -372,7 +372,9 @@ export const myTokenStatusSchema = z
     uploadedAt: z.string().optional(),
     expiresAt: z.string().optional().describe('Absent when unknown (not a JWT with exp, and no date given).'),
     expirySource: z.enum(['jwt', 'given']).optional().describe("jwt: the token's own exp; given: the date given when uploading."),
-    expired: z.boolean().describe('An expired token is not sent: MCP requests answer BACKEND_CREDENTIAL_FAILED until you upload a new one.'),
+    expired: z
+      .boolean()
+      .describe('An expired token is not sent: MCP requests answer BACKEND_CONNECT_REQUIRED, naming the upload page, until you upload a new one.'),
     instructions: z.string().optional().describe("The server definition's instructions: where to get a token."),
     uploadUrl: z.string().describe('The page where you upload one.'),
   })
