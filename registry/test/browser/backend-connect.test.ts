@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { UrlElicitationRequiredError } from '@modelcontextprotocol/sdk/types.js';
 import { startProtectedBackend, type ProtectedBackend } from '../fixtures/protected-backend.ts';
 import { assertNoSecretAtRest } from '../integration/no-secret-at-rest.ts';
 import { cookieHeader, screenshot, signIn, startSuite, text, type Suite } from './browser.ts';
@@ -72,8 +73,8 @@ async function signedIn(username: string): Promise<{ page: Page; cookie: string;
 }
 
 /** One MCP call to the server as the cookie's person, with the unmodified SDK client. */
-async function whoami(cookie: string): Promise<Record<string, unknown>> {
-  const client = new Client({ name: 'connect-test', version: '1.0.0' });
+async function whoami(cookie: string, capabilities: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  const client = new Client({ name: 'connect-test', version: '1.0.0' }, { capabilities });
   await client.connect(new StreamableHTTPClientTransport(new URL(`${s.gw.url}/api/streamable/${SERVER}`), { requestInit: { headers: { cookie } } }));
   try {
     return JSON.parse(text(await client.callTool({ name: 'whoami', arguments: {} }))) as Record<string, unknown>;
@@ -125,6 +126,11 @@ describe('per-user OAuth: connect, use, refresh, break, disconnect', () => {
     assert.match(message, new RegExp(`${s.gw.url}/servers/${SERVER}/connect`));
     assert.match(message, /Protected Cloud/);
     assert.equal(backend.received.length, before, 'nothing was forwarded');
+    // A 2025-11-25 client that supports URL-mode elicitation is sent to the connect page that way.
+    const elicited = await whoami(carol.cookie, { elicitation: { url: {} } }).catch((err: unknown) => err);
+    assert.ok(elicited instanceof UrlElicitationRequiredError, String(elicited));
+    assert.equal(elicited.elicitations[0]?.url, `${s.gw.url}/servers/${SERVER}/connect`);
+    assert.match(elicited.elicitations[0]?.message ?? '', /Protected Cloud/);
     await carol.page.goto(`${s.gw.url}/servers/${SERVER}`);
     assert.equal(await cardState(carol.page), 'none');
     assert.match((await carol.page.locator('#connect-account').textContent()) ?? '', /Connect to Protected Cloud/);
