@@ -22,6 +22,10 @@ const EXPECTED = [
   'consent',
   'connections',
   'token-created',
+  'backend-connect-not-connected',
+  'backend-connect-provider-sign-in',
+  'backend-connect-connected',
+  'backend-connect-broken',
 ];
 
 ensureSystemDeps({ browser: true });
