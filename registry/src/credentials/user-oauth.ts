@@ -34,6 +34,7 @@ import { jwtExpiry, MAX_UPLOADED_TOKEN_CHARS, personHash, type Person } from './
 export const CONNECT_CALLBACK_PATH = '/oauth/backend/callback';
 /** The gateway's Client ID Metadata Document (its URL is the client_id). */
 export const CLIENT_METADATA_PATH = '/oauth/backend/client.json';
+const DEFAULT_REFRESH_EVERY_MS = 15_000;
 /** How long a started connect may take (the person signs in at the authorization server). */
 export const PENDING_TTL_MS = 10 * 60 * 1000;
 
@@ -259,7 +260,7 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
 
   /** Starts the background refresher. */
   start(): void {
-    const every = this.#o.refreshEveryMs ?? 15_000;
+    const every = this.#o.refreshEveryMs ?? DEFAULT_REFRESH_EVERY_MS;
     const tick = () => {
       this.#sweeping ??= this.refreshDue()
         .catch((err: unknown) => this.#o.log.warn({ err: describe(err) }, 'backend connection refresher failed'))
@@ -507,7 +508,9 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
       const raw = this.#o.vault.peek(info.id);
       const record = raw === undefined ? undefined : decodeConnection(raw);
       if (record?.state !== 'connected' || record.refreshToken === undefined) continue;
-      if (this.#now() < connectionSchedule(record).refreshAt) continue;
+      // Due before the next sweep would come: a token whose margin is shorter than the sweep
+      // period is refreshed one sweep early rather than served stale.
+      if (this.#now() + (this.#o.refreshEveryMs ?? DEFAULT_REFRESH_EVERY_MS) < connectionSchedule(record).refreshAt) continue;
       await this.#refresh(info.id, def, def.backendAuth);
       refreshed++;
     }

@@ -164,6 +164,18 @@ describe('per-user OAuth over HTTP', () => {
     assert.match(auto.body.health.error, /no service credential/);
   });
 
+  test("the gateway's Client ID Metadata Document: a public PKCE client whose id is its own URL and whose only redirect is the callback", async () => {
+    const url = `${gw.url}/oauth/backend/client.json`;
+    const response = await fetch(url);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /application\/json/);
+    const doc = (await response.json()) as Record<string, unknown>;
+    assert.equal(doc['client_id'], url);
+    assert.deepEqual(doc['redirect_uris'], [`${gw.url}/oauth/backend/callback`]);
+    assert.equal(doc['token_endpoint_auth_method'], 'none');
+    assert.deepEqual(doc['grant_types'], ['authorization_code', 'refresh_token']);
+  });
+
   test('deleting the server forgets every connection to it; no token is at rest in clear', async () => {
     const ids = () => gw.gateway.vault.list().filter((i) => i.id.includes(':oauth:auto'));
     assert.equal(ids().length, 2);
