@@ -43,6 +43,8 @@ import { createValidateRoute } from './authz/validate-route.ts';
 import { createApp } from './web/app.ts';
 import { BackendCredentials, backendAuthProblems, type TokenSourceFactory } from './credentials/backend-credentials.ts';
 import { ClientCredentialsSource } from './credentials/client-credentials.ts';
+import { IdpTokens } from './credentials/idp-tokens.ts';
+import { TokenExchangeSource } from './credentials/token-exchange.ts';
 
 export interface RunningGateway {
   /** What people and MCP clients use: nginx. */
@@ -206,7 +208,15 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     log: log.child({ module: 'identity' }),
     ...(idpRecords === undefined ? {} : { devRecords: idpRecords }),
   });
+  // Each person's IdP tokens, the subject tokens of token exchange: sealed in the vault, and only
+  // while some server uses token_exchange (least exposure).
+  const idpTokens = new IdpTokens({
+    vault,
+    wanted: () => catalog.list().some((def) => def.backendAuth?.type === 'token_exchange'),
+    log: log.child({ module: 'idp-tokens' }),
+  });
   const refresher = new SessionRefresher({
+    idpTokens,
     store: sessions,
     provider,
     scopesFor: (groups) => mapping.scopesFor(groups),
@@ -225,6 +235,15 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     envAllowed: config.backendCredentials.envAllowed,
     headerSlots: config.backendCredentials.headerSlots,
     tokenSources: clientCredentialsSource,
+    personal: {
+      token_exchange: new TokenExchangeSource({
+        subjects: idpTokens,
+        vault,
+        env: config.backendCredentials.env,
+        publicUrl: config.gateway.publicUrl,
+        log: log.child({ module: 'token-exchange' }),
+      }),
+    },
     publicUrl: config.gateway.publicUrl,
     log: log.child({ module: 'backend-credentials' }),
   });
@@ -275,6 +294,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     },
     // Without a live page session, groups older than OAUTH_GROUPS_MAX_AGE_SECONDS are read again at the IdP.
     recheck: new GroupRecheck({
+      idpTokens,
       records: authRecords,
       provider,
       sealer,
@@ -355,6 +375,14 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     monitor,
     mapping,
     sealer,
+    idpTokens: {
+      remember: (person, result) => idpTokens.remember(person, result),
+      // Dropped at the person's last page sign-out; MCP clients they authorized get it back at their next group re-check.
+      signedOut: async (person) => {
+        for (const { identity } of sessions.signedIn()) if (identity.provider === person.provider && identity.sub === person.sub) return;
+        await idpTokens.forget(person).catch(() => undefined);
+      },
+    },
     audit,
     authServer,
     account,

@@ -8,6 +8,7 @@
 import type { Catalog } from '../catalog/catalog.ts';
 import {
   clientSecretId,
+  exchangeClientSecretId,
   headerSecretId,
   serverSecretPrefix,
   type BackendAuth,
@@ -120,6 +121,8 @@ export interface CredentialStatus {
   readonly token?: { readonly cachedUntil?: string; readonly lastError?: string; readonly lastFetchedAt?: string };
   /** uploaded only: how many people have uploaded a token (never whose, never a token). */
   readonly uploadedTokens?: number;
+  /** token_exchange only: how many people have an exchanged token cached now (never whose, never a token). */
+  readonly exchangedTokens?: number;
   /** Why the check cannot build the credential now (e.g. a header without a slot); undefined when it can. */
   readonly problem?: string;
 }
@@ -234,7 +237,7 @@ export function backendAuthProblems(
         });
       env(h.from, `backendAuth.headers.${i}.from`);
     });
-  } else if (auth?.type === 'client_credentials') {
+  } else if (auth?.type === 'client_credentials' || auth?.type === 'token_exchange') {
     env(auth.clientSecretFrom, 'backendAuth.clientSecretFrom');
   } else if (auth?.type === 'uploaded') {
     const slots = new Set(['authorization', ...config.headerSlots.map((h) => h.toLowerCase())]);
@@ -414,6 +417,14 @@ export class BackendCredentials {
     }
     if (auth.type === 'uploaded')
       return { ...base, secrets: [], uploadedTokens: (this.#o.vault?.list() ?? []).filter((i) => isUploadedTokenOf(i.id, def.name)).length };
+    if (auth.type === 'token_exchange') {
+      const count = this.#o.personal?.token_exchange?.count?.(def.name);
+      return {
+        ...base,
+        secrets: [describe('client secret', exchangeClientSecretId(def.name), auth.clientSecretFrom)],
+        ...(count === undefined ? {} : { exchangedTokens: count }),
+      };
+    }
     return { ...base, secrets: [] };
   }
 
@@ -439,11 +450,11 @@ export class BackendCredentials {
       else writes.push([headerSecretId(def.name, header.name), secret]);
     }
     if (input.clientSecret !== undefined) {
-      if (auth?.type !== 'client_credentials' || auth.clientSecretFrom !== 'vault')
+      if ((auth?.type !== 'client_credentials' && auth?.type !== 'token_exchange') || auth.clientSecretFrom !== 'vault')
         problems.push({ field: 'clientSecret', message: `${def.name}'s backendAuth takes no client secret from the vault` });
       else if (!/^[\x20-\x7e]{1,4096}$/.test(input.clientSecret))
         problems.push({ field: 'clientSecret', message: 'a client secret is 1-4096 printable ASCII characters' });
-      else writes.push([clientSecretId(def.name), input.clientSecret]);
+      else writes.push([auth.type === 'token_exchange' ? exchangeClientSecretId(def.name) : clientSecretId(def.name), input.clientSecret]);
     }
     if (problems.length)
       throw new GatewayError('REQUEST_INVALID', `The credentials are not valid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, {
@@ -468,6 +479,10 @@ export class BackendCredentials {
     for (const info of vault.list()) {
       const ours = info.id.startsWith(serverSecretPrefix(name)) || (options.people === true && isUploadedTokenOf(info.id, name));
       if (ours && (await vault.delete(info.id))) removed++;
+    }
+    if (options.people === true) {
+      removed += (await this.#o.personal?.user_oauth?.forgetServer?.(name)) ?? 0;
+      await this.#o.personal?.token_exchange?.forgetServer?.(name); // memory only: nothing sealed to count
     }
     this.#renew(name);
     return removed;
@@ -621,6 +636,8 @@ export class BackendCredentials {
     const auth = this.#o.catalog.get(name)?.backendAuth;
     const def = this.#o.catalog.get(name);
     if (def && auth?.type === 'client_credentials') this.#entry(def, auth);
+    // Exchanged tokens hold nothing sealed: forgotten, so a refusal under the old secret is not served on.
+    if (auth?.type === 'token_exchange') void this.#o.personal?.token_exchange?.forgetServer?.(name);
   }
 
   /**
@@ -709,13 +726,7 @@ export class BackendCredentials {
   }
 
   #tokenAnswer(token: string): CredentialAnswer {
-    const value = `Bearer ${token}`;
-    const problem = credentialValueProblem(value);
-    if (problem) return { ok: false, reason: `the access token from the token endpoint cannot be sent: ${problem}` };
-    return Object.freeze({
-      ok: true,
-      headers: Object.freeze({ [BACKEND_CREDENTIAL_HEADER]: 'authorization', [`${BACKEND_SLOT_HEADER_PREFIX}authorization`]: value }),
-    });
+    return bearerAnswer(token);
   }
 
   /** The header value of one part, or why there is none. */
@@ -733,6 +744,20 @@ export class BackendCredentials {
     if (problem) return { ok: false, reason: `the secret for the header ${part.name} cannot be sent: ${problem}` };
     return { ok: true, value };
   }
+}
+
+/**
+ * The check's answer that sends `token` as `Authorization: Bearer <token>` (nginx's
+ * `authorization` slot), or why it cannot be sent as a header.
+ */
+export function bearerAnswer(token: string): CredentialAnswer {
+  const value = `Bearer ${token}`;
+  const problem = credentialValueProblem(value);
+  if (problem) return { ok: false, reason: `the access token from the token endpoint cannot be sent: ${problem}` };
+  return Object.freeze({
+    ok: true,
+    headers: Object.freeze({ [BACKEND_CREDENTIAL_HEADER]: 'authorization', [`${BACKEND_SLOT_HEADER_PREFIX}authorization`]: value }),
+  });
 }
 
 function invalid(field: string, message: string): GatewayError {

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { serverDefinitionSchema, SERVER_NAME_PATTERN, TOOL_NAME_PATTERN, TRANSPORTS } from '../../catalog/server-definition.ts';
-import { HEADER_NAME_PATTERN } from '../../catalog/backend-auth.ts';
+import { BACKEND_AUTH_MODES, HEADER_NAME_PATTERN } from '../../catalog/backend-auth.ts';
 import { GATEWAY_ERROR_CODES, type FieldProblem } from '../../errors.ts';
 
 /**
@@ -318,19 +318,27 @@ export const credentialsBodySchema = z
       .describe(
         'Values by header name, for the headers of the server\'s backendAuth that read from the vault. A value that starts with the header\'s prefix ("Bearer ") has it removed; it is added when sent.',
       ),
-    clientSecret: z.string().min(1).max(4096).optional().describe('The client secret of a client_credentials backendAuth that reads from the vault.'),
+    clientSecret: z
+      .string()
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe('The client secret of a client_credentials or token_exchange backendAuth that reads from the vault.'),
   })
   .meta({ id: 'CredentialSecrets' });
 
 export const credentialStatusSchema = z
   .object({
     server: z.string(),
-    type: z.enum(['none', 'headers', 'client_credentials', 'uploaded']),
+    type: z.enum(BACKEND_AUTH_MODES),
     secrets: z.array(
       z.object({
         name: z.string().describe('The header name, or "client secret".'),
         source: z.enum(['vault', 'env']),
-        id: z.string().optional().describe('The vault id (server:<name>:header:<header> or server:<name>:client-secret).'),
+        id: z
+          .string()
+          .optional()
+          .describe('The vault id (server:<name>:header:<header>, server:<name>:client-secret or server:<name>:exchange-client-secret).'),
         env: z.string().optional().describe('The environment variable it is read from.'),
         set: z.boolean(),
         updatedAt: z.string().optional().describe('When it was set (vault only).'),
@@ -342,6 +350,7 @@ export const credentialStatusSchema = z
       .optional()
       .describe('client_credentials: the cached token (never the token) and the last failure of the token endpoint.'),
     uploadedTokens: z.number().int().optional().describe('uploaded: how many people have uploaded a token (never whose, never a token).'),
+    exchangedTokens: z.number().int().optional().describe('token_exchange: how many people have an exchanged token cached now (never whose, never a token).'),
     problem: z.string().optional().describe('Why the gateway cannot build this credential with its configuration.'),
   })
   .meta({ id: 'CredentialStatus' });
