@@ -13,9 +13,10 @@ import { devMachineSecret, DEV_MACHINE_CLIENT_ID } from '../../src/identity/dev.
 import { startProtectedBackend, type ProtectedBackend } from '../fixtures/protected-backend.ts';
 import { ApiClient, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, eventually, freePort, startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
-import { login } from './login.ts';
+import { csrfFrom, login } from './login.ts';
+import { jarFetch } from './cookie-jar.ts';
 import { assertNoSecretAtRest } from './no-secret-at-rest.ts';
-import { initializeWithBearer } from './oauth-http.ts';
+import { initializeWithBearer, initializeWithCookie } from './oauth-http.ts';
 
 const SERVER = 'exchanged';
 let backend: ProtectedBackend;
@@ -51,6 +52,7 @@ before(async () => {
       { username: 'full', password: 'pw-full', groups: [`mcp-server-${SERVER}`] },
       { username: 'onetool', password: 'pw-one', groups: [`mcp-server-${SERVER}-tool-whoami`] },
       { username: 'refused', password: 'pw-refused', groups: [`mcp-server-${SERVER}`] },
+      { username: 'leaver', password: 'pw-leaver', groups: [`mcp-server-${SERVER}`] },
     ],
     mapping: `clients:\n  ${JSON.stringify(DEV_MACHINE_CLIENT_ID)}: ["mcp:server:${SERVER}:execute"]\n`,
     env: { LOGGING_LEVEL: 'debug' },
@@ -67,18 +69,7 @@ after(async () => {
   await backend?.close();
 });
 
-const initialize = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-};
-const post = (cookie: string) =>
-  fetch(`${gw.url}/api/streamable/${SERVER}`, {
-    method: 'POST',
-    headers: { cookie, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify(initialize),
-  });
+const post = (cookie: string) => initializeWithCookie(`${gw.url}/api/streamable/${SERVER}`, cookie);
 
 async function connect(cookie: string): Promise<Client> {
   const client = new Client({ name: 'tx-test', version: '1.0.0' });
@@ -175,6 +166,21 @@ test("a machine client has no person's token to exchange: a clear refusal", asyn
   const res = await initializeWithBearer(`${gw.url}/api/streamable/${SERVER}`, token);
   assert.equal(res.status, 502);
   assert.match(await res.text(), /machine client has none/);
+});
+
+test("the person's IdP token is kept sealed while they are signed in and deleted at their last sign-out", async () => {
+  const idpTokens = () => gw.gateway.vault.list().filter((i) => i.id.endsWith(':idp-token')).length;
+  const before = idpTokens();
+  const trace = await login(gw.url, 'leaver', 'pw-leaver');
+  assert.equal(idpTokens(), before + 1);
+  assert.equal((await post(trace.cookie)).status, 200);
+  const out = await jarFetch(trace.jar, `${gw.url}/logout`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: await csrfFrom(gw.url, trace.jar) }).toString(),
+  });
+  assert.equal(out.status, 302);
+  assert.equal(idpTokens(), before);
 });
 
 test('no client secret, subject token or exchanged token in the nginx config, audit log, registry log or state folder', async () => {
