@@ -103,8 +103,6 @@ export class TokenExchangeSource implements PersonalCredentialSource<TokenExchan
   readonly #metadata = new Map<string, Promise<client.ServerMetadata>>();
   /** Per server: the failure last logged, so a failing server logs once per reason, not per request. */
   readonly #logged = new Map<string, string>();
-  /** How many exchange requests were made (for the operator's view and tests). */
-  exchanges = 0;
 
   constructor(options: TokenExchangeOptions) {
     this.#o = options;
@@ -184,7 +182,6 @@ export class TokenExchangeSource implements PersonalCredentialSource<TokenExchan
       });
     // expires_in counts from when the AS issued the token (RFC 6749 §5.1): no earlier than this.
     const sentAt = this.#now();
-    this.exchanges++;
     let answer: CredentialAnswer;
     let until: number;
     try {

@@ -23,6 +23,7 @@ let backend: ProtectedBackend;
 let gw: TestGateway;
 let api: ApiClient;
 let admin: Caller;
+let adminCookie = '';
 const logLines: string[] = [];
 
 before(async () => {
@@ -59,7 +60,7 @@ before(async () => {
     logDestination: { write: (line: string) => void logLines.push(line) },
   });
   api = new ApiClient(gw.url);
-  const adminCookie = (await login(gw.url, 'admin', ADMIN_PASSWORD)).cookie;
+  adminCookie = (await login(gw.url, 'admin', ADMIN_PASSWORD)).cookie;
   admin = { cookie: adminCookie, csrf: (await api.call('getMe', { as: { cookie: adminCookie } })).body.csrfToken };
 });
 
@@ -118,6 +119,13 @@ test('with the secret set through the API, the backend sees the signed-in person
   assert.equal(status.body.secrets[0].set, true);
   assert.equal(status.body.secrets[0].id, `server:${SERVER}:exchange-client-secret`);
   assert.equal(status.body.exchangedTokens, 1);
+});
+
+test("the server's page lets an editor set the exchange client secret, and never shows it", async () => {
+  const page = await (await fetch(`${gw.url}/servers/${SERVER}`, { headers: { cookie: adminCookie } })).text();
+  assert.match(page, /<input type="password" id="c-clientSecret" name="clientSecret"/);
+  assert.match(page, /Mode: <code>token_exchange<\/code>/);
+  assert.ok(!page.includes(backend.exchangeClient.clientSecret));
 });
 
 test("the one-tool user's scope rules still apply: that tool through the exchanged token, no other", async () => {
