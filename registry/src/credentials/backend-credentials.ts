@@ -35,7 +35,7 @@ import {
   isUploadedTokenOf,
   jwtExpiry,
   MAX_UPLOADED_TOKEN_CHARS,
-  personHash,
+  cachedPersonHash,
   uploadedTokenId,
   type Person,
   type UploadedRecord,
@@ -202,9 +202,6 @@ interface UploadedEntry {
 /** The entries map's key prefix of a per-person server's service credential. */
 const SERVICE_KEY = 'service\n';
 
-/** Person-hash cache bound: the hash costs more than a map lookup, and people are few. */
-const MAX_PERSON_HASHES = 10_000;
-
 /** Where a secret of `source` is read from now: the vault or the environment. */
 type Reader = (id: string, source: SecretSource) => string | undefined;
 
@@ -258,8 +255,7 @@ export class BackendCredentials {
   readonly #now: () => number;
   /** vault id → one person's opened token (uploaded mode); dropped when the vault has none. */
   readonly #uploaded = new Map<string, UploadedEntry>();
-  /** `provider\nsub` → personHash. */
-  readonly #hashes = new Map<string, string>();
+  readonly #personHash = cachedPersonHash();
 
   constructor(options: BackendCredentialsOptions) {
     this.#o = options;
@@ -554,14 +550,7 @@ export class BackendCredentials {
   }
 
   #uploadedId(person: Person, server: string): string {
-    const key = `${person.provider}\n${person.sub}`;
-    let hash = this.#hashes.get(key);
-    if (hash === undefined) {
-      if (this.#hashes.size >= MAX_PERSON_HASHES) this.#hashes.clear();
-      hash = personHash(person);
-      this.#hashes.set(key, hash);
-    }
-    return uploadedTokenId(hash, server);
+    return uploadedTokenId(this.#personHash(person), server);
   }
 
   #personalAnswer(def: ServerDefinition, auth: PersonalAuth, person: Person | undefined): CredentialAnswer | Promise<CredentialAnswer> {

@@ -8,7 +8,7 @@
 import type { LoginResult } from '../identity/provider.ts';
 import type { Logger } from '../log.ts';
 import type { SecretVault } from './types.ts';
-import { personHash, type Person } from './uploaded-tokens.ts';
+import { cachedPersonHash, personHash, type Person } from './uploaded-tokens.ts';
 
 /** What the vault seals for one person: their IdP's access token and ID token of one sign-in or refresh. */
 export interface IdpTokenRecord {
@@ -26,8 +26,8 @@ export interface IdpTokenRecord {
  * The vault id of a person's IdP tokens: `user:<hash>:idp-token`. Not `user:<hash>:server:<name>`
  * (an uploaded token, isUploadedTokenOf), so deleting a server never touches it.
  */
-export function idpTokenId(person: Person): string {
-  return `user:${personHash(person)}:idp-token`;
+export function idpTokenId(person: Person, hash: (person: Person) => string = personHash): string {
+  return `user:${hash(person)}:idp-token`;
 }
 
 export function decodeIdpTokens(plaintext: string): IdpTokenRecord | undefined {
@@ -68,8 +68,7 @@ export class IdpTokens {
   readonly #o: IdpTokensOptions;
   /** vault id → the last plaintext and its record, so the check parses a record once per version. */
   readonly #opened = new Map<string, { raw: string; record: IdpTokenRecord | undefined }>();
-  /** `provider\nsub` → vault id (the hash costs more than a lookup). */
-  readonly #ids = new Map<string, string>();
+  readonly #personHash = cachedPersonHash();
 
   constructor(options: IdpTokensOptions) {
     this.#o = options;
@@ -127,13 +126,6 @@ export class IdpTokens {
   }
 
   #id(person: Person): string {
-    const key = `${person.provider}\n${person.sub}`;
-    let id = this.#ids.get(key);
-    if (id === undefined) {
-      if (this.#ids.size >= MAX_OPENED) this.#ids.clear();
-      id = idpTokenId(person);
-      this.#ids.set(key, id);
-    }
-    return id;
+    return idpTokenId(person, this.#personHash);
   }
 }
