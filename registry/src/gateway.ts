@@ -45,6 +45,8 @@ import { BackendCredentials, backendAuthProblems, type TokenSourceFactory } from
 import { ClientCredentialsSource } from './credentials/client-credentials.ts';
 import { UserOAuth } from './credentials/user-oauth.ts';
 import { discoverBackendAuth, DISCOVERY_TIMEOUT_MS } from './mcp/discover-auth.ts';
+import { IdpTokens } from './credentials/idp-tokens.ts';
+import { TokenExchangeSource } from './credentials/token-exchange.ts';
 
 export interface RunningGateway {
   /** What people and MCP clients use: nginx. */
@@ -210,7 +212,15 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     log: log.child({ module: 'identity' }),
     ...(idpRecords === undefined ? {} : { devRecords: idpRecords }),
   });
+  // Each person's IdP tokens, the subject tokens of token exchange: sealed in the vault, and only
+  // while some server uses token_exchange (least exposure).
+  const idpTokens = new IdpTokens({
+    vault,
+    wanted: () => catalog.list().some((def) => def.backendAuth?.type === 'token_exchange'),
+    log: log.child({ module: 'idp-tokens' }),
+  });
   const refresher = new SessionRefresher({
+    idpTokens,
     store: sessions,
     provider,
     scopesFor: (groups) => mapping.scopesFor(groups),
@@ -241,13 +251,22 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   // The gateway's own credentials for backends: the vault's secrets, allowed environment values,
   // and a token source per client_credentials server (issue 13).
   const credentials = new BackendCredentials({
-    personal: { user_oauth: userOAuth },
     catalog,
     vault,
     env: config.backendCredentials.env,
     envAllowed: config.backendCredentials.envAllowed,
     headerSlots: config.backendCredentials.headerSlots,
     tokenSources: clientCredentialsSource,
+    personal: {
+      user_oauth: userOAuth,
+      token_exchange: new TokenExchangeSource({
+        subjects: idpTokens,
+        vault,
+        env: config.backendCredentials.env,
+        publicUrl: config.gateway.publicUrl,
+        log: log.child({ module: 'token-exchange' }),
+      }),
+    },
     publicUrl: config.gateway.publicUrl,
     log: log.child({ module: 'backend-credentials' }),
   });
@@ -298,6 +317,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     },
     // Without a live page session, groups older than OAUTH_GROUPS_MAX_AGE_SECONDS are read again at the IdP.
     recheck: new GroupRecheck({
+      idpTokens,
       records: authRecords,
       provider,
       sealer,
@@ -378,6 +398,14 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     monitor,
     mapping,
     sealer,
+    idpTokens: {
+      remember: (person, result) => idpTokens.remember(person, result),
+      // Dropped at the person's last page sign-out; MCP clients they authorized get it back at their next group re-check.
+      signedOut: async (person) => {
+        for (const { identity } of sessions.signedIn()) if (identity.provider === person.provider && identity.sub === person.sub) return;
+        await idpTokens.forget(person).catch(() => undefined);
+      },
+    },
     audit,
     authServer,
     account,

@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.ts';
 import type { OidcStoreEntry } from '../identity/oidc-adapter.ts';
-import type { IdentityProvider } from '../identity/provider.ts';
+import type { IdentityProvider, LoginResult } from '../identity/provider.ts';
 import type { Logger } from '../log.ts';
 import type { Frozen, RecordStore, StoredRecord } from '../store/index.ts';
 
@@ -34,6 +34,8 @@ export interface GroupRecheckOptions {
   readonly maxAgeMs: number;
   readonly log: Logger;
   readonly now?: () => number;
+  /** Keeps the person's current IdP tokens for token exchange (credentials/idp-tokens.ts); never throws. */
+  readonly idpTokens?: { remember(person: { provider: string; sub: string }, result: LoginResult): Promise<void> };
 }
 
 /**
@@ -123,6 +125,8 @@ export class GroupRecheck {
     try {
       const result = await provider.refresh(refreshToken);
       const readAt = (this.#options.now ?? Date.now)();
+      const { provider: idp, sub } = payload.account;
+      if (typeof idp === 'string' && typeof sub === 'string') await this.#options.idpTokens?.remember({ provider: idp, sub }, result);
       await this.#write(read, {
         groups: [...result.identity.groups],
         groupsReadAt: readAt,

@@ -149,4 +149,24 @@ describe('the credential the check adds', () => {
     assert.match(problems[0]?.message ?? '', /BACKEND_CREDENTIAL_HEADERS \(X-API-Key, X-Tenant\)/);
     assert.match(problems[1]?.message ?? '', /HOME is not an environment variable definitions may read/);
   });
+
+  test('token_exchange: the client secret is set write-only under its own vault id, described (never shown), and a machine client is refused', async () => {
+    const server = def('tx', { type: 'token_exchange', tokenUrl: 'https://as.example/token', clientId: 'gw' });
+    const { credentials, vault } = setup([server]);
+    assert.deepEqual(credentials.status(server).secrets, [{ name: 'client secret', source: 'vault', id: 'server:tx:exchange-client-secret', set: false }]);
+    assert.deepEqual(await credentials.setSecrets(server, { clientSecret: 'tx-secret' }), ['server:tx:exchange-client-secret']);
+    assert.equal(vault.peek('server:tx:exchange-client-secret'), 'tx-secret');
+    const status = credentials.status(server);
+    assert.equal(status.secrets[0]?.set, true);
+    assert.ok(!JSON.stringify(status).includes('tx-secret'));
+    const machine = await credentials.forCheck(server);
+    assert.match(machine?.ok === false ? machine.reason : '', /a machine client has none/);
+    const person = await credentials.forCheck(server, { provider: 'dev', sub: 'alice' });
+    assert.match(person?.ok === false ? person.reason : '', /token exchange is not available in this gateway/);
+    const envServer = def('tx2', { type: 'token_exchange', tokenUrl: 'https://as.example/token', clientId: 'gw', clientSecretFrom: { env: 'HOME' } });
+    assert.deepEqual(
+      credentials.policy(envServer).map((p) => p.field),
+      ['backendAuth.clientSecretFrom'],
+    );
+  });
 });

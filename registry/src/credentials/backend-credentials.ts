@@ -8,6 +8,7 @@
 import type { Catalog } from '../catalog/catalog.ts';
 import {
   clientSecretId,
+  exchangeClientSecretId,
   headerSecretId,
   oauthClientSecretId,
   serverSecretPrefix,
@@ -35,7 +36,7 @@ import {
   isUploadedTokenOf,
   jwtExpiry,
   MAX_UPLOADED_TOKEN_CHARS,
-  personHash,
+  cachedPersonHash,
   uploadedTokenId,
   type Person,
   type UploadedRecord,
@@ -123,6 +124,8 @@ export interface CredentialStatus {
   readonly uploadedTokens?: number;
   /** user_oauth only: how many people have connected their account (never whose). */
   readonly connections?: number;
+  /** token_exchange only: how many people have an exchanged token cached now (never whose, never a token). */
+  readonly exchangedTokens?: number;
   /** Why the check cannot build the credential now (e.g. a header without a slot); undefined when it can. */
   readonly problem?: string;
 }
@@ -202,9 +205,6 @@ interface UploadedEntry {
 /** The entries map's key prefix of a per-person server's service credential. */
 const SERVICE_KEY = 'service\n';
 
-/** Person-hash cache bound: the hash costs more than a map lookup, and people are few. */
-const MAX_PERSON_HASHES = 10_000;
-
 /** Where a secret of `source` is read from now: the vault or the environment. */
 type Reader = (id: string, source: SecretSource) => string | undefined;
 
@@ -237,7 +237,7 @@ export function backendAuthProblems(
         });
       env(h.from, `backendAuth.headers.${i}.from`);
     });
-  } else if (auth?.type === 'client_credentials') {
+  } else if (auth?.type === 'client_credentials' || auth?.type === 'token_exchange') {
     env(auth.clientSecretFrom, 'backendAuth.clientSecretFrom');
   } else if (auth?.type === 'uploaded') {
     const slots = new Set(['authorization', ...config.headerSlots.map((h) => h.toLowerCase())]);
@@ -258,8 +258,7 @@ export class BackendCredentials {
   readonly #now: () => number;
   /** vault id → one person's opened token (uploaded mode); dropped when the vault has none. */
   readonly #uploaded = new Map<string, UploadedEntry>();
-  /** `provider\nsub` → personHash. */
-  readonly #hashes = new Map<string, string>();
+  readonly #personHash = cachedPersonHash();
 
   constructor(options: BackendCredentialsOptions) {
     this.#o = options;
@@ -426,6 +425,14 @@ export class BackendCredentials {
             : [],
         connections: this.#o.personal?.user_oauth?.count?.(def.name) ?? 0,
       };
+    if (auth.type === 'token_exchange') {
+      const count = this.#o.personal?.token_exchange?.count?.(def.name);
+      return {
+        ...base,
+        secrets: [describe('client secret', exchangeClientSecretId(def.name), auth.clientSecretFrom)],
+        ...(count === undefined ? {} : { exchangedTokens: count }),
+      };
+    }
     return { ...base, secrets: [] };
   }
 
@@ -452,8 +459,10 @@ export class BackendCredentials {
     }
     if (input.clientSecret !== undefined) {
       const id =
-        auth?.type === 'client_credentials' && auth.clientSecretFrom === 'vault'
-          ? clientSecretId(def.name)
+        (auth?.type === 'client_credentials' || auth?.type === 'token_exchange') && auth.clientSecretFrom === 'vault'
+          ? auth.type === 'token_exchange'
+            ? exchangeClientSecretId(def.name)
+            : clientSecretId(def.name)
           : auth?.type === 'user_oauth' && typeof auth.client === 'object' && auth.client.clientSecretFrom === 'vault'
             ? oauthClientSecretId(def.name)
             : undefined;
@@ -486,7 +495,10 @@ export class BackendCredentials {
       const ours = info.id.startsWith(serverSecretPrefix(name)) || (options.people === true && isUploadedTokenOf(info.id, name));
       if (ours && (await vault.delete(info.id))) removed++;
     }
-    if (options.people === true) for (const source of Object.values(this.#o.personal ?? {})) removed += (await source?.forgetServer?.(name)) ?? 0;
+    if (options.people === true) {
+      removed += (await this.#o.personal?.user_oauth?.forgetServer?.(name)) ?? 0;
+      await this.#o.personal?.token_exchange?.forgetServer?.(name); // memory only: nothing sealed to count
+    }
     this.#renew(name);
     return removed;
   }
@@ -557,14 +569,7 @@ export class BackendCredentials {
   }
 
   #uploadedId(person: Person, server: string): string {
-    const key = `${person.provider}\n${person.sub}`;
-    let hash = this.#hashes.get(key);
-    if (hash === undefined) {
-      if (this.#hashes.size >= MAX_PERSON_HASHES) this.#hashes.clear();
-      hash = personHash(person);
-      this.#hashes.set(key, hash);
-    }
-    return uploadedTokenId(hash, server);
+    return uploadedTokenId(this.#personHash(person), server);
   }
 
   #personalAnswer(def: ServerDefinition, auth: PersonalAuth, person: Person | undefined): CredentialAnswer | Promise<CredentialAnswer> {
@@ -639,6 +644,8 @@ export class BackendCredentials {
     const auth = this.#o.catalog.get(name)?.backendAuth;
     const def = this.#o.catalog.get(name);
     if (def && auth?.type === 'client_credentials') this.#entry(def, auth);
+    // Exchanged tokens hold nothing sealed: forgotten, so a refusal under the old secret is not served on.
+    if (auth?.type === 'token_exchange') void this.#o.personal?.token_exchange?.forgetServer?.(name);
   }
 
   /**
@@ -727,13 +734,7 @@ export class BackendCredentials {
   }
 
   #tokenAnswer(token: string): CredentialAnswer {
-    const value = `Bearer ${token}`;
-    const problem = credentialValueProblem(value);
-    if (problem) return { ok: false, reason: `the access token from the token endpoint cannot be sent: ${problem}` };
-    return Object.freeze({
-      ok: true,
-      headers: Object.freeze({ [BACKEND_CREDENTIAL_HEADER]: 'authorization', [`${BACKEND_SLOT_HEADER_PREFIX}authorization`]: value }),
-    });
+    return bearerAnswer(token);
   }
 
   /** The header value of one part, or why there is none. */
@@ -751,6 +752,20 @@ export class BackendCredentials {
     if (problem) return { ok: false, reason: `the secret for the header ${part.name} cannot be sent: ${problem}` };
     return { ok: true, value };
   }
+}
+
+/**
+ * The check's answer that sends `token` as `Authorization: Bearer <token>` (nginx's
+ * `authorization` slot), or why it cannot be sent as a header.
+ */
+export function bearerAnswer(token: string): CredentialAnswer {
+  const value = `Bearer ${token}`;
+  const problem = credentialValueProblem(value);
+  if (problem) return { ok: false, reason: `the access token from the token endpoint cannot be sent: ${problem}` };
+  return Object.freeze({
+    ok: true,
+    headers: Object.freeze({ [BACKEND_CREDENTIAL_HEADER]: 'authorization', [`${BACKEND_SLOT_HEADER_PREFIX}authorization`]: value }),
+  });
 }
 
 function invalid(field: string, message: string): GatewayError {

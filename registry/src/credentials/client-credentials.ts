@@ -1,13 +1,17 @@
 import * as client from 'openid-client';
 import { GatewayError } from '../errors.ts';
+import {
+  describeTokenError,
+  rawExpiresIn,
+  redact,
+  schedule,
+  tokenClientConfiguration,
+  tokenEndpointMetadata,
+  type TokenEndpointSpec,
+} from './token-endpoint.ts';
 import type { TokenSource } from './types.ts';
 
-/** How the gateway finds the token endpoint: discovery under an issuer, or the URL itself. */
-export type TokenEndpointSpec =
-  /** OIDC discovery (`oidc`, the default) or RFC 8414 AS metadata (`oauth2`) under this issuer. */
-  | { readonly issuer: string; readonly discovery?: 'oidc' | 'oauth2' }
-  /** The token endpoint, without discovery. */
-  | { readonly tokenEndpoint: string };
+export { schedule, type TokenEndpointSpec };
 
 export interface ClientCredentialsOptions {
   /** The backend's name: every error message names it. */
@@ -114,10 +118,13 @@ export class ClientCredentialsSource implements TokenSource {
     try {
       const metadata = await this.#serverMetadata();
       tokenEndpoint = metadata.token_endpoint ?? tokenEndpoint;
-      tokens = await client.clientCredentialsGrant(this.#configuration(metadata, secret), this.#parameters());
+      tokens = await client.clientCredentialsGrant(tokenClientConfiguration(metadata, secret, this.#options), this.#parameters());
     } catch (err) {
       throw this.#failed(
-        new GatewayError('BACKEND_CREDENTIAL_FAILED', redact(`backend "${server}": token request to ${tokenEndpoint} failed: ${describe(err)}`, secret)),
+        new GatewayError(
+          'BACKEND_CREDENTIAL_FAILED',
+          redact(`backend "${server}": token request to ${tokenEndpoint} failed: ${describeTokenError(err)}`, secret),
+        ),
       );
     }
     // RFC 6749 §5.1: a bearer token, or the client does not know how to use it.
@@ -126,44 +133,17 @@ export class ClientCredentialsSource implements TokenSource {
         new GatewayError('BACKEND_CREDENTIAL_FAILED', `backend "${server}": ${tokenEndpoint} issued a "${tokens.token_type}" token, not a Bearer token`),
       );
     }
-    // The raw expires_in, not openid-client's expiresIn(), which floors the time left after receipt.
-    const expiresIn = typeof tokens.expires_in === 'number' && tokens.expires_in > 0 ? tokens.expires_in : undefined;
-    this.#store(tokens.access_token, expiresIn, sentAt);
+    this.#store(tokens.access_token, rawExpiresIn(tokens), sentAt);
     return tokens.access_token;
   }
 
+  /** Discovered once; a failed discovery is forgotten so the next request tries again. */
   #serverMetadata(): Promise<client.ServerMetadata> {
-    const { endpoint } = this.#options;
-    if ('tokenEndpoint' in endpoint) {
-      // No discovery: openid-client wants an issuer; it is only compared with ID tokens and
-      // JWT responses, which this grant never gets.
-      return Promise.resolve({ issuer: new URL(endpoint.tokenEndpoint).origin, token_endpoint: endpoint.tokenEndpoint });
-    }
-    // Discovered once; a failed discovery is forgotten so the next request tries again.
-    // openid-client checks the document's issuer is the one asked for (RFC 8414 §3.3, OIDC Discovery §4.3).
-    this.#metadata ??= client
-      .discovery(new URL(endpoint.issuer), this.#options.clientId, undefined, undefined, {
-        algorithm: endpoint.discovery ?? 'oidc',
-        timeout: this.#options.timeoutSeconds ?? 10,
-        ...(this.#options.allowInsecureHttp ? { execute: [client.allowInsecureRequests] } : {}),
-      })
-      .then((configuration) => configuration.serverMetadata())
-      .catch((err: unknown) => {
-        this.#metadata = undefined;
-        throw new Error(`discovery at ${endpoint.issuer} failed (${describe(err)})`);
-      });
+    this.#metadata ??= tokenEndpointMetadata(this.#options.endpoint, this.#options).catch((err: unknown) => {
+      this.#metadata = undefined;
+      throw err;
+    });
     return this.#metadata;
-  }
-
-  /** Built at each request: the secret may have changed since the last one. */
-  #configuration(metadata: client.ServerMetadata, secret: string): client.Configuration {
-    const method = this.#options.authMethod ?? (onlyPost(metadata) ? 'client_secret_post' : 'client_secret_basic');
-    // Both encode per RFC 6749 §2.3.1 (Basic form-urlencodes id and secret before base64).
-    const auth = method === 'client_secret_post' ? client.ClientSecretPost(secret) : client.ClientSecretBasic(secret);
-    const configuration = new client.Configuration(metadata, this.#options.clientId, undefined, auth);
-    configuration.timeout = this.#options.timeoutSeconds ?? 10;
-    if (this.#options.allowInsecureHttp) client.allowInsecureRequests(configuration);
-    return configuration;
   }
 
   /** RFC 6749 §4.4.2 (scope), RFC 8707 §2 (resource, repeatable), and `audience`. */
@@ -213,46 +193,4 @@ export class ClientCredentialsSource implements TokenSource {
     this.#timer = setTimeout(run, Math.max(0, delayMs));
     this.#timer.unref();
   }
-}
-
-/**
- * When a token fetched at `sentAt` with `lifetimeMs` stops being handed out, and when its
- * successor is fetched. The margin, 10 % of the lifetime between 1 s and 60 s, covers the
- * request in flight to the backend, clock drift, and expires_in's whole seconds (an AS that
- * floors its clock issues tokens whose `exp` is up to 1 s before sentAt + expires_in). The
- * refresh starts half a margin earlier still, so current() has a token while it runs.
- */
-export function schedule(sentAt: number, lifetimeMs: number): { staleAt: number; refreshAt: number } {
-  const margin = Math.min(60_000, Math.max(1000, lifetimeMs / 10));
-  const staleAt = sentAt + lifetimeMs - margin;
-  return { staleAt, refreshAt: staleAt - margin / 2 };
-}
-
-function onlyPost(metadata: client.ServerMetadata): boolean {
-  const methods = metadata.token_endpoint_auth_methods_supported;
-  return !!methods && methods.includes('client_secret_post') && !methods.includes('client_secret_basic');
-}
-
-/**
- * What went wrong, from the AS's answer: its HTTP status and OAuth error code (RFC 6749 §5.2),
- * never a request detail. error_description is left out: it is the AS's free text.
- */
-export function describe(err: unknown): string {
-  if (err instanceof client.ResponseBodyError) return `${err.status} ${err.error}`;
-  if (err instanceof client.WWWAuthenticateChallengeError) {
-    const code = err.cause[0]?.parameters.error;
-    return `${err.status}${code ? ` ${code}` : ''}`;
-  }
-  if (err instanceof Error && err.cause instanceof Response) return `HTTP ${err.cause.status}`;
-  if (err instanceof Error && err.name === 'TimeoutError') return 'timed out';
-  if (err instanceof Error) {
-    const cause = err.cause instanceof Error ? ` (${(err.cause as NodeJS.ErrnoException).code ?? err.cause.message})` : '';
-    return `${err.message}${cause}`;
-  }
-  return String(err);
-}
-
-/** Belt and braces: a message never carries the secret, whatever an error echoed. */
-export function redact(message: string, secret: string): string {
-  return secret.length >= 4 ? message.replaceAll(secret, '[redacted]').replaceAll(encodeURIComponent(secret), '[redacted]') : message;
 }

@@ -25,6 +25,24 @@ export function personHash(person: Person): string {
     .digest('base64url');
 }
 
+/** Person-hash cache bound: the hash costs more than a map lookup, and people are few. */
+const MAX_PERSON_HASHES = 10_000;
+
+/** personHash, remembered per person (bounded): for the per-request check. */
+export function cachedPersonHash(): (person: Person) => string {
+  const hashes = new Map<string, string>();
+  return (person) => {
+    const key = `${person.provider}\n${person.sub}`;
+    let hash = hashes.get(key);
+    if (hash === undefined) {
+      if (hashes.size >= MAX_PERSON_HASHES) hashes.clear();
+      hash = personHash(person);
+      hashes.set(key, hash);
+    }
+    return hash;
+  };
+}
+
 /** The vault id of one person's token for one server: `user:<hash>:server:<name>`. */
 export function uploadedTokenId(hash: string, server: string): string {
   return `user:${hash}:server:${server}`;

@@ -25,7 +25,7 @@ import type { ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { BACKEND_CREDENTIAL_HEADER, CredentialAnswer, PersonalCredentialSource } from './backend-credentials.ts';
-import { describe, redact, schedule } from './client-credentials.ts';
+import { describeTokenError as describe, redact, schedule } from './token-endpoint.ts';
 import { credentialValueProblem } from './header-value.ts';
 import type { SecretVault } from './types.ts';
 import { jwtExpiry, MAX_UPLOADED_TOKEN_CHARS, personHash, type Person } from './uploaded-tokens.ts';
@@ -783,7 +783,7 @@ function onlyPost(metadata: client.ServerMetadata): boolean {
 }
 
 function redactAll(message: string, secrets: readonly string[]): string {
-  return secrets.reduce((m, s) => redact(m, s), message);
+  return redact(message, ...secrets);
 }
 
 /** fetch with a deadline per request, for the SDK's discovery and registration. */

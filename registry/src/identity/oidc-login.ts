@@ -113,6 +113,9 @@ export class OidcLogin {
       identity,
       ...(refreshToken === undefined ? {} : { refreshToken }),
       ...(expiresIn === undefined ? {} : { accessTokenExpiresAt: Date.now() + expiresIn * 1000 }),
+      accessToken: tokens.access_token,
+      ...(tokens.id_token === undefined ? {} : { idToken: tokens.id_token }),
+      ...(typeof claims?.exp === 'number' ? { idTokenExpiresAt: claims.exp * 1000 } : {}),
     };
   }
 }

@@ -15,6 +15,14 @@ export interface LoginResult {
   readonly refreshToken?: string;
   /** When the access token expires (ms since epoch): the session is refreshed before then. */
   readonly accessTokenExpiresAt?: number;
+  /**
+   * The IdP's access token and ID token of this sign-in or refresh: the subject tokens of token
+   * exchange (credentials/idp-tokens.ts seals them in the vault). Never logged, never in a session.
+   */
+  readonly accessToken?: string;
+  readonly idToken?: string;
+  /** The ID token's `exp` (ms since epoch). */
+  readonly idTokenExpiresAt?: number;
 }
 
 /** What the login route keeps in the session between the redirect and the callback. */

@@ -33,3 +33,29 @@ test('background refresh passes run only while the lease is held', async () => {
     await refresher.stop();
   }
 });
+
+test("a refresh hands the person's new IdP tokens to the token-exchange store", async () => {
+  const remembered: { person: { provider: string; sub: string }; accessToken: string | undefined }[] = [];
+  const value = {
+    identity: { sub: 'alice', username: 'alice', groups: ['g'], provider: 'dev' },
+    scopes: [],
+    tokens: { sealedRefreshToken: 'rt', expiresAt: Date.now() + 1000, issuedAt: Date.now() - 60_000 },
+  };
+  const refresher = new SessionRefresher({
+    store: {
+      list: async () => [{ key: 's1', version: 1, value }] as never,
+      replace: async () => ({ ok: true }) as never,
+      end: async () => false,
+    },
+    provider: {
+      name: 'dev',
+      refresh: async () => ({ identity: { sub: 'alice', username: 'alice', groups: ['g'] }, refreshToken: 'rt2', accessToken: 'at-new' }),
+    },
+    scopesFor: () => [],
+    sealer: { seal: (plain) => plain, open: (sealed) => sealed },
+    log: createLogger('silent'),
+    idpTokens: { remember: async (person, result) => void remembered.push({ person, accessToken: result.accessToken }) },
+  });
+  await refresher.runOnce();
+  assert.deepEqual(remembered, [{ person: { provider: 'dev', sub: 'alice' }, accessToken: 'at-new' }]);
+});

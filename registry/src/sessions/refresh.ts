@@ -1,5 +1,5 @@
 import { GatewayError } from '../errors.ts';
-import type { IdentityProvider } from '../identity/provider.ts';
+import type { IdentityProvider, LoginResult } from '../identity/provider.ts';
 import type { Logger } from '../log.ts';
 import type { Lease, StoredRecord } from '../store/index.ts';
 import type { LoginSessions } from './login-sessions.ts';
@@ -23,6 +23,8 @@ export interface RefresherOptions {
    * token family. Without one, every pass runs (one process).
    */
   readonly lease?: Pick<Lease, 'held'>;
+  /** Keeps the person's current IdP tokens for token exchange (credentials/idp-tokens.ts); never throws. */
+  readonly idpTokens?: { remember(person: { provider: string; sub: string }, result: LoginResult): Promise<void> };
 }
 
 /**
@@ -93,6 +95,8 @@ export class SessionRefresher {
     try {
       const result = await provider.refresh(refreshToken);
       const groups = [...result.identity.groups];
+      const identity = read.value.identity!;
+      await this.#options.idpTokens?.remember({ provider: identity.provider, sub: identity.sub }, result);
       await this.#write(read, user, {
         identity: { ...read.value.identity!, groups },
         scopes: scopesFor(groups),

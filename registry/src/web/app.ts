@@ -13,7 +13,7 @@ import type { Catalog } from '../catalog/catalog.ts';
 import { toHttp } from '../errors.ts';
 import type { IdentityProvider } from '../identity/provider.ts';
 import { authorizeRoutes } from './routes/authorize.ts';
-import { loginRoutes } from './routes/login.ts';
+import { loginRoutes, type LoginRouteOptions } from './routes/login.ts';
 import type { Logger } from '../log.ts';
 import { SESSION_COOKIE, sessionCookieOptions } from '../sessions/cookie.ts';
 import type { LoginSessions } from '../sessions/login-sessions.ts';
@@ -54,6 +54,8 @@ export interface AppOptions {
   readonly monitor: Pick<BackendMonitor, 'snapshot' | 'refresh'>;
   readonly mapping: ScopeMappingSource;
   readonly sealer: { seal(plain: string): string };
+  /** Each person's IdP tokens for token exchange, kept at sign-in and dropped at the last sign-out. */
+  readonly idpTokens?: LoginRouteOptions['idpTokens'];
   readonly audit: AuditLog;
   /** The gateway as the MCP clients' authorization server; its interaction pages live here. */
   readonly authServer?: AuthorizationServer;
@@ -156,6 +158,7 @@ export function createApp(options: AppOptions): RequestListener {
       scopesFor: (groups) => options.mapping.scopesFor(groups),
       sealer: options.sealer,
       signOutCookies: options.authServer?.sessionCookies ?? [],
+      ...(options.idpTokens === undefined ? {} : { idpTokens: options.idpTokens }),
       log: log.child({ module: 'login' }),
     }),
   );

@@ -14,6 +14,7 @@ import { startProtectedBackend, type ProtectedBackend } from '../fixtures/protec
 import { ApiClient, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, eventually, startTestGateway, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
+import { initializeWithCookie } from './oauth-http.ts';
 
 let backend: ProtectedBackend;
 let gw: TestGateway;
@@ -58,18 +59,7 @@ after(async () => {
   await backend?.close();
 });
 
-const initialize = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-};
-const post = (server: string) =>
-  fetch(`${gw.url}/api/streamable/${server}`, {
-    method: 'POST',
-    headers: { cookie, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify(initialize),
-  });
+const post = (server: string) => initializeWithCookie(`${gw.url}/api/streamable/${server}`, cookie);
 
 async function whoami(server: string): Promise<Record<string, unknown>> {
   const client = new Client({ name: 'cc-test', version: '1.0.0' });

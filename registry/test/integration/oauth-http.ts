@@ -99,9 +99,18 @@ export async function tokenRequest(gatewayUrl: string, params: Record<string, st
 
 /** A raw MCP `initialize` to `mcpUrl` with `Authorization: Bearer <token>`: what the check answers. */
 export function initializeWithBearer(mcpUrl: string, token: string): Promise<Response> {
+  return rawInitialize(mcpUrl, { authorization: `Bearer ${token}` });
+}
+
+/** A raw MCP `initialize` to `mcpUrl` with a session cookie (`mcp_gateway_session=...`). */
+export function initializeWithCookie(mcpUrl: string, cookie: string): Promise<Response> {
+  return rawInitialize(mcpUrl, { cookie });
+}
+
+function rawInitialize(mcpUrl: string, credential: Record<string, string>): Promise<Response> {
   return fetch(mcpUrl, {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    headers: { ...credential, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 1,

@@ -318,7 +318,12 @@ export const credentialsBodySchema = z
       .describe(
         'Values by header name, for the headers of the server\'s backendAuth that read from the vault. A value that starts with the header\'s prefix ("Bearer ") has it removed; it is added when sent.',
       ),
-    clientSecret: z.string().min(1).max(4096).optional().describe('The client secret of a client_credentials backendAuth that reads from the vault.'),
+    clientSecret: z
+      .string()
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe('The client secret of a client_credentials or token_exchange backendAuth that reads from the vault.'),
   })
   .meta({ id: 'CredentialSecrets' });
 
@@ -330,7 +335,10 @@ export const credentialStatusSchema = z
       z.object({
         name: z.string().describe('The header name, or "client secret".'),
         source: z.enum(['vault', 'env']),
-        id: z.string().optional().describe('The vault id (server:<name>:header:<header> or server:<name>:client-secret).'),
+        id: z
+          .string()
+          .optional()
+          .describe('The vault id (server:<name>:header:<header>, server:<name>:client-secret or server:<name>:exchange-client-secret).'),
         env: z.string().optional().describe('The environment variable it is read from.'),
         set: z.boolean(),
         updatedAt: z.string().optional().describe('When it was set (vault only).'),
@@ -343,6 +351,7 @@ export const credentialStatusSchema = z
       .describe('client_credentials: the cached token (never the token) and the last failure of the token endpoint.'),
     uploadedTokens: z.number().int().optional().describe('uploaded: how many people have uploaded a token (never whose, never a token).'),
     connections: z.number().int().optional().describe('user_oauth: how many people have connected their account (never whose, never a token).'),
+    exchangedTokens: z.number().int().optional().describe('token_exchange: how many people have an exchanged token cached now (never whose, never a token).'),
     problem: z.string().optional().describe('Why the gateway cannot build this credential with its configuration.'),
   })
   .meta({ id: 'CredentialStatus' });

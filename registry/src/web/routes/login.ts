@@ -3,7 +3,7 @@ import { GatewayError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { LoginSessions } from '../../sessions/login-sessions.ts';
 import { csrfToken, requireCsrf } from '../csrf.ts';
-import type { IdentityProvider } from '../../identity/provider.ts';
+import type { IdentityProvider, LoginResult } from '../../identity/provider.ts';
 
 export const LOGIN_PATH = '/login';
 export const LOGOUT_PATH = '/logout';
@@ -36,6 +36,14 @@ export interface LoginRouteOptions {
   readonly sealer: { seal(plain: string): string };
   /** More cookies sign-out clears: the authorization server's sign-in session, so the next MCP client authorization asks who you are. */
   readonly signOutCookies?: readonly string[];
+  /**
+   * The person's IdP tokens for token exchange (credentials/idp-tokens.ts): kept at sign-in;
+   * `signedOut` drops them when the person has no other page session left. Neither throws.
+   */
+  readonly idpTokens?: {
+    remember(person: { provider: string; sub: string }, result: LoginResult): Promise<void>;
+    signedOut(person: { provider: string; sub: string }): Promise<void>;
+  };
   readonly log: Logger;
 }
 
@@ -90,13 +98,16 @@ export function loginRoutes(options: LoginRouteOptions): express.Router {
     csrfToken(req);
     sessions.limitCookie(req);
     await save(req);
+    await options.idpTokens?.remember({ provider: provider.name, sub: identity.sub }, result);
     log.info({ user: identity.username, provider: provider.name, groups: identity.groups }, 'signed in');
     res.redirect(pending.returnTo);
   });
 
   router.post(LOGOUT_PATH, express.urlencoded({ extended: false, limit: '4kb' }), requireCsrf, async (req: Request, res: Response) => {
     const user = req.session.identity?.username;
+    const person = req.session.identity && { provider: req.session.identity.provider, sub: req.session.identity.sub };
     await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
+    if (person) await options.idpTokens?.signedOut(person);
     res.clearCookie('mcp_gateway_session', { path: '/' });
     for (const name of options.signOutCookies ?? []) res.clearCookie(name, { path: '/' });
     log.info({ user }, 'signed out');
