@@ -27,6 +27,7 @@ import type { Logger } from '../log.ts';
 import type { BACKEND_CREDENTIAL_HEADER, CredentialAnswer, PersonalCredentialSource } from './backend-credentials.ts';
 import { describeTokenError as describe, redact, schedule } from './token-endpoint.ts';
 import { credentialValueProblem } from './header-value.ts';
+import type { BackendConnectPending } from '../sessions/session-data.ts';
 import type { SecretVault } from './types.ts';
 import { jwtExpiry, MAX_UPLOADED_TOKEN_CHARS, personHash, type Person } from './uploaded-tokens.ts';
 
@@ -110,19 +111,11 @@ export interface ConnectionStatus {
   readonly connectUrl: string;
 }
 
-/** What the person's browser session keeps between the redirect and the callback (never a token). */
-export interface PendingConnect {
-  readonly server: string;
-  readonly state: string;
-  readonly codeVerifier: string;
-  readonly nonce?: string;
-  readonly issuer: string;
-  readonly clientId: string;
-  readonly resource?: string;
-  /** The person it was started for: the callback must come back to the same person. */
-  readonly personHash: string;
-  readonly createdAt: number;
-}
+/**
+ * What the person's browser session keeps between the redirect and the callback (never a
+ * token): the session's own type (sessions/session-data.ts), so what is stored is what is read.
+ */
+export type PendingConnect = BackendConnectPending;
 
 /** The client the gateway registered at an authorization server (RFC 7591), sealed in the vault. */
 interface Registration {

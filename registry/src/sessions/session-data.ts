@@ -27,7 +27,7 @@ export interface SessionTokens {
   readonly issuedAt: number;
 }
 
-/** One connect in progress (credentials/user-oauth.ts PendingConnect, kept opaque here). */
+/** One connect to a backend's authorization server in progress (credentials/user-oauth.ts). */
 export interface BackendConnectPending {
   readonly server: string;
   readonly state: string;
@@ -36,6 +36,7 @@ export interface BackendConnectPending {
   readonly issuer: string;
   readonly clientId: string;
   readonly resource?: string;
+  /** The person it was started for: the callback must come back to the same person. */
   readonly personHash: string;
   readonly createdAt: number;
 }
