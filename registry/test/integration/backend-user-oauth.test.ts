@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { startProtectedBackend, type ProtectedBackend } from '../fixtures/protected-backend.ts';
 import { ApiClient, type Caller } from './api-client.ts';
 import { connectOverHttp } from './backend-connect.ts';
+import { jarFetch } from './cookie-jar.ts';
 import { ADMIN_PASSWORD, startTestGateway, type TestGateway } from './harness.ts';
 import { login, type LoginTrace } from './login.ts';
 import { assertNoSecretAtRest } from './no-secret-at-rest.ts';
@@ -162,6 +163,33 @@ describe('per-user OAuth over HTTP', () => {
     const auto = await api.call('refreshServer', { params: { name: 'auto' }, as: admin });
     assert.equal(auto.body.health.status, 'skipped');
     assert.match(auto.body.health.error, /no service credential/);
+  });
+
+  test("an attacker cannot start a connect from another site, nor finish one that is not this session's, nor replay a callback", async () => {
+    const jar = people['erin']!.jar;
+    const cross = await jarFetch(jar, `${gw.url}/servers/auto/connect/start`, { headers: { 'sec-fetch-site': 'cross-site' } });
+    assert.equal(cross.status, 403);
+    const before = gw.gateway.vault.list().length;
+    const forged = await jarFetch(jar, `${gw.url}/oauth/backend/callback?code=attacker-code&state=attacker-state`);
+    assert.equal(forged.status, 400);
+    assert.match(await forged.text(), /unknown or was already used/);
+    // A real callback, replayed: the first completes, the second finds no pending connect.
+    let url = `${gw.url}/servers/auto/connect/start`;
+    let callback = '';
+    for (let hop = 0; hop < 16 && !callback; hop++) {
+      const response = await jarFetch(jar, url, { headers: { 'sec-fetch-site': 'same-origin' } });
+      assert.ok(response.status >= 300 && response.status < 400, `${response.status} at ${url}`);
+      url = new URL(response.headers.get('location') ?? '', url).href;
+      if (url.startsWith(`${gw.url}/oauth/backend/callback`)) callback = url;
+    }
+    assert.ok(callback, 'the provider sent the browser back (still signed in there)');
+    assert.equal((await jarFetch(jar, callback)).status, 303);
+    const replay = await jarFetch(jar, callback);
+    assert.equal(replay.status, 400);
+    assert.equal(gw.gateway.vault.list().length, before, 'the reconnect replaced the record; the forged and replayed callbacks stored nothing');
+    // Signed out, the callback is not served at all: sign in first.
+    const anonymous = await fetch(callback, { redirect: 'manual' });
+    assert.ok(anonymous.status === 302 || anonymous.status === 303, String(anonymous.status));
   });
 
   test("the gateway's Client ID Metadata Document: a public PKCE client whose id is its own URL and whose only redirect is the callback", async () => {
