@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { DEV_MACHINE_CLIENT_ID, devMachineSecret } from '../../registry/src/identity/dev.ts';
 import { freePort, waitForHttp, type Processes } from './processes.ts';
 
-export const FULL_USER = { username: 'bench-full', password: 'bench-full-password', groups: ['mcp-server-fininfo', 'mcp-server-fininfo-keyed'] };
+export const FULL_USER = {
+  username: 'bench-full',
+  password: 'bench-full-password',
+  groups: ['mcp-server-fininfo', 'mcp-server-fininfo-keyed', 'mcp-server-protected'],
+};
 export const TOOL_USER = { username: 'bench-tool', password: 'bench-tool-password', groups: ['mcp-server-fininfo-tool-get_stock_aggregates'] };
 
 export interface RunningGateway {
@@ -52,6 +56,8 @@ export interface GatewayOptions {
   readonly secretKey?: string;
   /** More environment, e.g. REDIS_URL. */
   readonly env?: Readonly<Record<string, string>>;
+  /** More catalog entries (row (j)'s per-user OAuth server). */
+  readonly definitions?: readonly Record<string, unknown>[];
 }
 
 export async function startGateway(procs: Processes, root: string, dir: string, backendUrl: string, options: GatewayOptions = {}): Promise<RunningGateway> {
@@ -67,6 +73,7 @@ export async function startGateway(procs: Processes, root: string, dir: string, 
     ...definition('fininfo-keyed', backendUrl, true),
     backendAuth: { type: 'headers', headers: [{ name: 'X-API-Key', from: { env: 'MCP_BACKEND_BENCH_KEY' } }] },
   });
+  for (const def of options.definitions ?? []) writeDefinition(catalogDir, def);
   const usersFile = join(dir, 'users.json');
   writeFileSync(usersFile, JSON.stringify([FULL_USER, TOOL_USER]));
   const mappingFile = join(dir, 'scope-mapping.yaml');

@@ -50,10 +50,10 @@ export const TOOL_CALL_BODY = JSON.stringify({
 
 /**
  * Opens a Streamable HTTP session through `url` with `auth` headers (`initialize`, then
- * `notifications/initialized`) and checks that one tool call succeeds through the same path.
- * Returns the headers every request of the row carries.
+ * `notifications/initialized`) and checks that one tool call (`body`, the row's) succeeds through
+ * the same path. Returns the headers every request of the row carries.
  */
-export async function openMcpSession(url: string, auth: Record<string, string>): Promise<Record<string, string>> {
+export async function openMcpSession(url: string, auth: Record<string, string>, body = TOOL_CALL_BODY): Promise<Record<string, string>> {
   const post = (body: unknown, headers: Record<string, string>) =>
     fetch(url, { method: 'POST', headers: { ...MCP_HEADERS, ...auth, ...headers }, body: JSON.stringify(body) });
   const init = await post(
@@ -75,7 +75,7 @@ export async function openMcpSession(url: string, auth: Record<string, string>):
   await initialized.arrayBuffer();
   if (initialized.status !== 202) throw new Error(`notifications/initialized at ${url} answered ${initialized.status}`);
 
-  const call = await post(JSON.parse(TOOL_CALL_BODY.replace('[<id>]', 'check')), headers);
+  const call = await post(JSON.parse(body.replace('[<id>]', 'check')), headers);
   const answer = jsonRpcMessage(await call.text()) as { result?: { isError?: boolean }; error?: unknown };
   if (call.status !== 200 || !answer.result || answer.result.isError)
     throw new Error(`tools/call at ${url} answered ${call.status}: ${JSON.stringify(answer).slice(0, 300)}`);
@@ -83,7 +83,7 @@ export async function openMcpSession(url: string, auth: Record<string, string>):
 }
 
 /** The JSON-RPC message of a JSON or single-event SSE answer. */
-function jsonRpcMessage(text: string): unknown {
+export function jsonRpcMessage(text: string): unknown {
   const data = text
     .split('\n')
     .filter((line) => line.startsWith('data:'))
@@ -97,15 +97,16 @@ function jsonRpcMessage(text: string): unknown {
 
 /**
  * Runs the warm-up, then the measured run, with the same connections. `during` starts just
- * before the measured run and stops just after it (row (f)'s catalog toggler).
+ * before the measured run and stops just after it (row (f)'s catalog toggler, row (j)'s count
+ * of requests that reached the backend).
  */
-export async function measure(target: Target, options: LoadOptions, during?: () => () => void): Promise<Measured> {
+export async function measure(target: Target, options: LoadOptions, during?: () => Promise<() => Promise<void>>): Promise<Measured> {
   if (options.warmup > 0) await run(target, options.connections, options.warmup);
-  const stop = during?.();
+  const stop = await during?.();
   try {
     return await run(target, options.connections, options.duration);
   } finally {
-    stop?.();
+    await stop?.();
   }
 }
 

@@ -148,9 +148,9 @@ ${options.locations}
  * Row (a)'s plain nginx: its own prefix and config, proxying `/mcp` straight to the backend with
  * upstream keepalive and no auth.
  */
-export async function startDirectNginx(procs: Processes, dir: string, backendPort: number): Promise<string> {
+export async function startDirectNginx(procs: Processes, dir: string, backendPort: number, name = 'direct-nginx'): Promise<string> {
   return startPlainNginx(procs, {
-    name: 'direct-nginx',
+    name,
     dir,
     port: await freePort(),
     workers: 2,

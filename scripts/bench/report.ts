@@ -16,7 +16,7 @@ export interface Row extends Measured {
   addedP50?: number;
   /** Cores each part used during the measured run (`other`: the rest of the machine). */
   cpu?: Record<string, number>;
-  /** Anything else worth keeping: row (f)'s catalog changes and nginx reloads. */
+  /** Anything else worth keeping: row (f)'s catalog changes and nginx reloads, row (j)'s backend count and direct reference. */
   notes?: Record<string, number>;
 }
 
@@ -139,6 +139,18 @@ export function summary(root: string, load: LoadOptions, rows: readonly Row[]): 
       `(f): ${n['catalogChanges']} catalog changes (${n['serversAdded']} servers added on new backend ports, ${n['serversEdited']} edited, ` +
         `${n['serversToggled']} toggled, ${n['serversDeleted']} deleted), ${n['nginxReloads']} nginx reloads, ` +
         `${churn.non2xx + churn.errors} failed requests during the measured run (target: 0 and 0)`,
+    );
+  }
+  const perUser = rows.find((r) => r.row === 'j');
+  if (perUser?.notes) {
+    const n = perUser.notes;
+    const directRps = n['directRps'] ?? Number.NaN;
+    out.push(
+      `(j): ${n['backendReceivedWithBearer']} requests reached the backend with the person's token for ${perUser.requests} answers, ` +
+        `${n['backendTokenRequests']} token requests at its authorization server during the measured run (target: all, and 0); ` +
+        `the backend through plain nginx with its own token: ${fmt(directRps, 0)} requests/s, p50 ${fmt(n['directP50'], 2)} ms ` +
+        `(${n['directFailed']} failed), so (j) is ${fmt(perUser.rps / directRps, 2)} x its own direct, ` +
+        `+${fmt(perUser.p50 - (n['directP50'] ?? Number.NaN), 2)} ms p50`,
     );
   }
   return `${out.join('\n')}\n`;
