@@ -99,7 +99,8 @@ async function setUp(procs: Processes, dir: string): Promise<Setup> {
   step('starting the registry and its nginx');
   const gateway = await startGateway(procs, root, dir, backendUrl, { definitions: oauthBackend ? [oauthDefinition(oauthBackend.mcpUrl)] : [] });
   step('signing in through the login form, getting a machine token');
-  const fullCookie = (await login(gateway.url, FULL_USER.username, FULL_USER.password)).cookie;
+  const fullLogin = await login(gateway.url, FULL_USER.username, FULL_USER.password);
+  const fullCookie = fullLogin.cookie;
   const toolCookie = (await login(gateway.url, TOOL_USER.username, TOOL_USER.password)).cookie;
   const bearer = await machineToken(gateway);
   const gatewayBearer = await gatewayMachineToken(gateway);
@@ -112,7 +113,7 @@ async function setUp(procs: Processes, dir: string): Promise<Setup> {
   let oauth: Setup['oauth'];
   if (oauthBackend) {
     step(`row (j): connecting ${FULL_USER.username} to ${OAUTH_SERVER} (the connect flow, signing in at its authorization server)`);
-    await connectPerson(gateway.url, fullCookie);
+    await connectPerson(gateway.url, fullLogin.jar);
     const port = Number(new URL(oauthBackend.mcpUrl).port);
     const oauthDirectUrl = await startDirectNginx(procs, join(dir, 'direct-nginx-oauth'), port, 'direct-nginx-oauth');
     oauth = { backend: oauthBackend, directUrl: oauthDirectUrl, machineToken: await backendMachineToken(oauthBackend) };

@@ -1,4 +1,6 @@
 import { join } from 'node:path';
+import { connectOverHttp } from '../../registry/test/integration/backend-connect.ts';
+import type { CookieJar } from '../../registry/test/integration/cookie-jar.ts';
 import { freePort, waitForHttp, type Processes } from './processes.ts';
 
 /** Row (j)'s server in the gateway's catalog: per-user OAuth, everything discovered (RFC 9728, RFC 8414, DCR). */
@@ -51,37 +53,13 @@ export function oauthDefinition(mcpUrl: string): Record<string, unknown> {
 }
 
 /**
- * Connects the cookie's person to the backend the way a browser does, over plain HTTP: the
- * connect start (303 to the authorization server), the AS's redirects to its sign-in form
- * (its cookies kept), the form posted, its redirects back to the gateway's callback, which
- * seals the person's tokens. Then checks the connection API says `connected`.
+ * Connects the signed-in person (their login's cookie jar) to the backend the way a browser
+ * does, over plain HTTP (the tests' connectOverHttp), then checks the connection API says
+ * `connected` as the backend's user.
  */
-export async function connectPerson(gatewayUrl: string, cookie: string): Promise<void> {
-  const jar = new CookieJar();
-  jar.set(gatewayUrl, cookie);
-  let url = `${gatewayUrl}/servers/${OAUTH_SERVER}/connect/start`;
-  let res = await jar.fetch(url, { headers: { 'sec-fetch-site': 'same-origin' } });
-  let signedIn = false;
-  for (let hop = 0; hop < 20; hop++) {
-    if (res.status >= 300 && res.status < 400) {
-      url = new URL(res.headers.get('location') ?? '', url).href;
-      if (url.startsWith(`${gatewayUrl}/servers/`)) break; // back on the server's card: the callback is done
-      res = await jar.fetch(url);
-      continue;
-    }
-    const path = new URL(url).pathname;
-    if (res.status === 200 && path.startsWith('/login/') && !signedIn) {
-      signedIn = true;
-      res = await jar.fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams(BACKEND_USER).toString(),
-      });
-      continue;
-    }
-    throw new Error(`connect flow stopped at ${url} with ${res.status}: ${(await res.text()).slice(0, 300)}`);
-  }
-  const status = (await (await fetch(`${gatewayUrl}/api/registry/servers/${OAUTH_SERVER}/connection`, { headers: { cookie } })).json()) as {
+export async function connectPerson(gatewayUrl: string, jar: CookieJar): Promise<void> {
+  await connectOverHttp(jar, gatewayUrl, OAUTH_SERVER, BACKEND_USER.username, BACKEND_USER.password);
+  const status = (await (await fetch(`${gatewayUrl}/api/registry/servers/${OAUTH_SERVER}/connection`, { headers: { cookie: jar.header() } })).json()) as {
     state?: string;
     account?: string;
   };
@@ -103,35 +81,4 @@ export async function backendMachineToken(backend: RunningOAuthBackend): Promise
   const body = (await res.json()) as { access_token?: string };
   if (res.status !== 200 || !body.access_token) throw new Error(`the backend's token endpoint answered ${res.status}: ${JSON.stringify(body)}`);
   return body.access_token;
-}
-
-/** Cookies per origin, as a browser keeps them for this flow (no paths, no expiry: one short run). */
-class CookieJar {
-  readonly #byOrigin = new Map<string, Map<string, string>>();
-
-  set(url: string, header: string): void {
-    const cookies = this.#cookies(url);
-    for (const pair of header.split(/;\s*/)) {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) continue;
-      const value = pair.slice(eq + 1);
-      if (value === '')
-        cookies.delete(pair.slice(0, eq)); // cleared
-      else cookies.set(pair.slice(0, eq), value);
-    }
-  }
-
-  async fetch(url: string, init: RequestInit = {}): Promise<Response> {
-    const cookie = [...this.#cookies(url)].map(([k, v]) => `${k}=${v}`).join('; ');
-    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) } });
-    for (const set of res.headers.getSetCookie()) this.set(url, set.split(';')[0] ?? '');
-    return res;
-  }
-
-  #cookies(url: string): Map<string, string> {
-    const origin = new URL(url).origin;
-    let cookies = this.#byOrigin.get(origin);
-    if (!cookies) this.#byOrigin.set(origin, (cookies = new Map()));
-    return cookies;
-  }
 }
