@@ -616,7 +616,11 @@ export class BackendCredentials {
         raw,
         auth,
         expiresAt: undefined,
-        answer: { ok: false, reason: `your token for ${server} cannot be read: upload a new one at ${this.uploadUrl(server)}` },
+        answer: {
+          ok: false,
+          reason: `your token for ${server} cannot be read: upload a new one at ${this.uploadUrl(server)}`,
+          connect: this.uploadUrl(server),
+        },
       };
     const slot = this.#slots.get(auth.header.toLowerCase());
     const value = uploadedPrefix(auth) + record.token;
@@ -625,7 +629,11 @@ export class BackendCredentials {
       slot === undefined
         ? { ok: false, reason: `${auth.header} has no slot in nginx (BACKEND_CREDENTIAL_HEADERS)` }
         : problem
-          ? { ok: false, reason: `your token for ${server} cannot be sent: ${problem}; upload a new one at ${this.uploadUrl(server)}` }
+          ? {
+              ok: false,
+              reason: `your token for ${server} cannot be sent: ${problem}; upload a new one at ${this.uploadUrl(server)}`,
+              connect: this.uploadUrl(server),
+            }
           : Object.freeze({ ok: true, headers: Object.freeze({ [BACKEND_CREDENTIAL_HEADER]: slot, [BACKEND_SLOT_HEADER_PREFIX + slot]: value }) });
     return { raw, auth, expiresAt: record.expiresAt, answer };
   }
