@@ -110,7 +110,7 @@ describe('BackendMonitor against real MCP servers', () => {
     });
     const snap = await monitor.refresh('personal');
     assert.equal(snap.health.status, 'skipped');
-    assert.match(snap.health.error ?? '', /each person uploads their own token/);
+    assert.match(snap.health.error ?? '', /takes each person's own credential, and its definition names no service credential/);
     assert.deepEqual(calls, [], 'the backend was not called');
   });
 

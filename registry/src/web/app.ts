@@ -167,7 +167,15 @@ export function createApp(options: AppOptions): RequestListener {
       authorizeRoutes({ authServer: options.authServer, scopesFor: (groups) => options.mapping.scopesFor(groups), log: log.child({ module: 'authorize' }) }),
     );
   app.use(API_PREFIX, apiRouter({ actions, bearer: options.bearer, publicUrl: options.publicUrl, realm: BEARER_REALM, log: log.child({ module: 'api' }) }));
-  if (options.account) app.use(accountRoutes({ account: options.account, catalog: options.catalog, log: log.child({ module: 'account' }) }));
+  if (options.account)
+    app.use(
+      accountRoutes({
+        account: options.account,
+        catalog: options.catalog,
+        backendAccounts: (p) => actions.myConnections(p),
+        log: log.child({ module: 'account' }),
+      }),
+    );
   app.use(pageRoutes({ actions, catalog: options.catalog, nginxStatus: options.nginxStatus }));
   app.use(formRoutes({ actions, catalog: options.catalog, log: log.child({ module: 'web' }) }));
   if (options.userOAuth) app.use(backendConnectRoutes({ actions, log: log.child({ module: 'backend-connect' }) }));

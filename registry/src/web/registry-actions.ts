@@ -244,6 +244,16 @@ export class RegistryActions {
     return this.#o.userOAuth.status(def, personOf(p));
   }
 
+  /** Every `user_oauth` server the caller may read, with their connection to it (their /connections page). */
+  myConnections(p: Principal): ConnectionStatus[] {
+    const userOAuth = this.#o.userOAuth;
+    if (!userOAuth || p.machineClient !== undefined) return [];
+    return this.#o.catalog
+      .list()
+      .filter((def) => def.backendAuth?.type === 'user_oauth' && canReadServer(p.scopes, def.name))
+      .map((def) => userOAuth.status(def, personOf(p)));
+  }
+
   /** Starts connecting the caller's account: where to send their browser, and what their session keeps. */
   beginConnect(p: Principal, name: string): Promise<{ url: string; pending: PendingConnect }> {
     return this.#userOAuth().begin(this.#readable(p, name), personOf(p));

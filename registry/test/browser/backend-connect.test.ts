@@ -151,6 +151,11 @@ describe('per-user OAuth: connect, use, refresh, break, disconnect', () => {
     assert.equal(status['state'], 'connected');
     assert.equal(status['account'], 'alice');
     assert.ok(!JSON.stringify(status).match(/eyJ/), 'no token in the API');
+    // The person's own overview lists it too.
+    await carol.page.goto(`${s.gw.url}/connections`);
+    const row = carol.page.locator(`#backend-accounts tr[data-server="${SERVER}"]`);
+    assert.equal(await row.getAttribute('data-state'), 'connected');
+    assert.match((await row.textContent()) ?? '', /Protected Cloud[\s\S]*alice/);
   });
 
   test("the person's MCP calls carry their own token for this backend (audience checked), never the gateway's cookie", async () => {

@@ -5,8 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEV_MACHINE_CLIENT_ID } from '../../src/identity/dev.ts';
 import { RedisServer } from '../redis-server.ts';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { startProtectedBackend, type ProtectedBackend } from '../fixtures/protected-backend.ts';
 import { ApiClient, machineToken } from './api-client.ts';
-import { eventually, freePort, startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
+import { connectOverHttp } from './backend-connect.ts';
+import { ADMIN_PASSWORD, eventually, freePort, startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
 
 /**
@@ -18,12 +22,16 @@ const dataDir = mkdtempSync(join(tmpdir(), 'mcpgw-redis-'));
 const redis = new RedisServer({ dataDir });
 let one: TestGateway;
 let two: TestGateway;
+/** A backend behind its own OAuth server, for per-user connections across replicas (4 s tokens). */
+let protectedBackend: ProtectedBackend;
+const TOKEN_TTL = 4;
 
 before(async () => {
   await redis.start();
+  protectedBackend = await startProtectedBackend({ accessTokenTtlSeconds: TOKEN_TTL });
   // Replicas behind one load balancer: one public URL (issuer), one SECRET_KEY, one Redis.
   const port = await freePort();
-  const env = { REDIS_URL: redis.url, GATEWAY_PUBLIC_URL: `http://127.0.0.1:${port}` };
+  const env = { REDIS_URL: redis.url, GATEWAY_PUBLIC_URL: `http://127.0.0.1:${port}`, BACKEND_TOKEN_REFRESH_SECONDS: '1' };
   const mapping = `clients:\n  ${JSON.stringify(DEV_MACHINE_CLIENT_ID)}: ["mcp:registry:admin"]\n`;
   one = await startTestGateway({ port, env, mapping });
   two = await startTestGateway({ env, mapping, catalogDir: one.catalogDir });
@@ -32,6 +40,7 @@ before(async () => {
 after(async () => {
   await one?.[Symbol.asyncDispose]();
   await two?.[Symbol.asyncDispose]();
+  await protectedBackend?.close();
   await redis.stop();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -156,6 +165,54 @@ describe('two gateways on one Redis', () => {
       `${N} MCP requests in ${elapsed} ms: ${total} Redis commands in all (${JSON.stringify(Object.fromEntries(delta))}), ${perRequest.reduce((a, [, n]) => a + n, 0) / N} per request from the check`,
     );
     assert.deepEqual(perRequest, [], 'no Redis command on the request path');
+  });
+
+  test("a person's backend account connected through gateway 2 (callback on gateway 1) serves them on both; one replica refreshes it, so the rotating refresh token is never spent twice", async () => {
+    const mcpUrl = new URL(protectedBackend.mcpUrl);
+    const token = await machineToken(one.url, TEST_SECRET_KEY);
+    const api = new ApiClient(one.url);
+    const registered = await api.call('registerServer', {
+      as: { bearer: token },
+      body: {
+        name: 'protected',
+        description: 'behind its own OAuth server',
+        url: mcpUrl.origin,
+        transports: { 'streamable-http': mcpUrl.pathname },
+        enabled: true,
+        backendAuth: { type: 'user_oauth' },
+      },
+    });
+    assert.equal(registered.status, 201, registered.text);
+    const trace = await login(two.url, 'admin', ADMIN_PASSWORD);
+    await eventually(async () => (await fetch(`${two.url}/servers/protected`, { headers: { cookie: trace.cookie } })).status === 200, 5000);
+    // Started on gateway 2; the authorization server sends the browser to the public URL (gateway 1).
+    assert.match(await connectOverHttp(trace.jar, two.url, 'protected', 'alice', 'alice-pw'), /Connected to protected as alice/);
+    const whoami = async (gw: TestGateway) => {
+      const client = new Client({ name: 'replica-test', version: '1.0.0' });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${gw.url}/api/streamable/protected`), { requestInit: { headers: { cookie: trace.cookie } } }),
+      );
+      try {
+        const result = await client.callTool({ name: 'whoami', arguments: {} });
+        return JSON.parse((result.content as { text: string }[])[0]!.text) as Record<string, unknown>;
+      } finally {
+        await client.close();
+      }
+    };
+    assert.equal((await whoami(one))['sub'], 'alice');
+    assert.equal((await whoami(two))['sub'], 'alice');
+    // Three token lifetimes: each replica sweeps every second, the lease holder alone refreshes.
+    // oidc-provider revokes the whole grant when a rotated refresh token is used twice, so a
+    // double refresh would break the connection.
+    const before = protectedBackend.tokenRequests;
+    await new Promise((r) => setTimeout(r, TOKEN_TTL * 3 * 1000));
+    const refreshes = protectedBackend.tokenRequests - before;
+    assert.ok(refreshes >= 3 && refreshes <= 8, `${refreshes} refreshes in ${TOKEN_TTL * 3} s`);
+    const status = (await new ApiClient(two.url).call('getMyConnection', { params: { name: 'protected' }, as: { cookie: trace.cookie } })).body;
+    assert.equal(status.state, 'connected', JSON.stringify(status));
+    assert.equal((await whoami(one))['sub'], 'alice');
+    assert.equal((await whoami(two))['sub'], 'alice');
+    assert.equal((await api.call('deleteServer', { params: { name: 'protected' }, as: { bearer: token } })).status, 200);
   });
 
   test('Redis stops: MCP answers 503 STORE_UNAVAILABLE, /readyz names the stores, the page says the store is unreachable; Redis back: everything works again, the session survived', async (t) => {

@@ -1,6 +1,6 @@
 /**
  * The pages about the clients that act for the signed-in person: /connections (the OAuth clients
- * connected with their account) and /tokens (personal access tokens), with their forms (POST,
+ * connected with their account, and their own accounts at per-user OAuth backends) and /tokens (personal access tokens), with their forms (POST,
  * CSRF-checked). A new token is shown once, on the page the creating POST answers with
  * (never stored in the session, never cached); account-actions.ts decides who sees what.
  */
@@ -8,6 +8,8 @@ import express, { type Request, type Response } from 'express';
 import type { Catalog } from '../../catalog/catalog.ts';
 import { GatewayError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
+import type { Principal } from '../../authz/credentials.ts';
+import type { ConnectionStatus } from '../../credentials/user-oauth.ts';
 import type { AccountActions } from '../account-actions.ts';
 import { requireCsrf } from '../csrf.ts';
 import { clientConfigs } from '../client-configs.ts';
@@ -15,13 +17,26 @@ import { layout, principalOf, requireSignedIn } from './page-context.ts';
 
 const form = express.urlencoded({ extended: false, limit: '16kb' });
 
-export function accountRoutes({ account, catalog, log }: { account: AccountActions; catalog: Catalog; log: Logger }): express.Router {
+export interface AccountRoutesOptions {
+  readonly account: AccountActions;
+  readonly catalog: Catalog;
+  /** The person's own accounts at `user_oauth` backends (RegistryActions.myConnections), listed on /connections. */
+  readonly backendAccounts: (p: Principal) => readonly ConnectionStatus[];
+  readonly log: Logger;
+}
+
+export function accountRoutes({ account, catalog, backendAccounts, log }: AccountRoutesOptions): express.Router {
   const router = express.Router();
   const id = (req: Request) => String(req.params['id']);
 
   router.get('/connections', requireSignedIn, async (req: Request, res: Response) => {
     const p = principalOf(req);
-    res.render('connections', { ...layout(req, catalog, 'connections'), connections: await account.listConnections(p), admin: account.isAdmin(p) });
+    res.render('connections', {
+      ...layout(req, catalog, 'connections'),
+      connections: await account.listConnections(p),
+      admin: account.isAdmin(p),
+      backendAccounts: backendAccounts(p),
+    });
   });
 
   router.post('/connections/:id/revoke', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
