@@ -229,8 +229,10 @@ export class Catalog extends EventEmitter<CatalogEvents> {
       ignored: (path: string) => basename(path).startsWith('.'),
       awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 20 },
     });
+    // In line with the page's and API's writes: a reload that read the file just before one of
+    // them landed must not apply that older text after it (a toggle briefly undone).
     const onFile = (path: string) => {
-      if (path.endsWith('.json')) void this.#reload(path, true);
+      if (path.endsWith('.json')) void this.#serialized(() => this.#reload(path, true));
     };
     this.#watcher
       .on('add', onFile)

@@ -595,16 +595,12 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
 
   #open(def: ServerDefinition, auth: UserOAuthAuth, raw: string): Opened {
     const record = decodeConnection(raw);
-    if (!record)
-      return { raw, record, staleAt: Infinity, refreshAt: Infinity, answer: this.#connectRequired(def, auth, `your connection to ${def.name} cannot be read`) };
-    if (record.state === 'broken')
-      return {
-        raw,
-        record,
-        staleAt: Infinity,
-        refreshAt: Infinity,
-        answer: this.#connectRequired(def, auth, `your ${this.#provider(def, auth)} connection for ${def.name} is broken`),
-      };
+    const refused = (why: string): Opened => ({ raw, record, staleAt: Infinity, refreshAt: Infinity, answer: this.#connectRequired(def, auth, why) });
+    if (!record) return refused(`your connection to ${def.name} cannot be read`);
+    if (record.state === 'broken') return refused(`your ${this.#provider(def, auth)} connection for ${def.name} is broken`);
+    // The operator moved the server to another authorization server: the old one's tokens are not sent.
+    if (auth.authorizationServer !== undefined && stripSlash(auth.authorizationServer) !== stripSlash(record.issuer))
+      return refused(`${def.name} now uses another ${this.#provider(def, auth)} authorization server`);
     const headers: Headers = Object.freeze({ [SLOT_HEADER]: 'authorization', 'x-mcp-backend-authorization': `Bearer ${record.accessToken!}` });
     return { raw, record, ...connectionSchedule(record), answer: Object.freeze({ ok: true, headers }) };
   }
@@ -664,7 +660,7 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
     }
     if (!metadata) throw failed(`${issuer!} publishes no authorization server metadata (RFC 8414 or OpenID Connect)`);
     // RFC 8414 §3.3: the metadata is the issuer's own.
-    if (metadata.issuer.replace(/\/+$/, '') !== issuer!.replace(/\/+$/, '')) throw failed(`${issuer!}'s metadata names another issuer (RFC 8414 §3.3)`);
+    if (stripSlash(metadata.issuer) !== stripSlash(issuer!)) throw failed(`${issuer!}'s metadata names another issuer (RFC 8414 §3.3)`);
     if (!metadata.authorization_endpoint || !metadata.token_endpoint) throw failed(`${issuer!}'s metadata has no authorization or token endpoint`);
     return Object.freeze({ issuer: metadata.issuer, metadata, resource: resource ?? mcpUrl, scopes: Object.freeze([...(scopes ?? [])]) });
   }
@@ -764,6 +760,10 @@ function userOAuthOf(def: ServerDefinition): UserOAuthAuth {
       fields: [{ field: '(server)', message: 'not user_oauth' }],
     });
   return def.backendAuth;
+}
+
+function stripSlash(url: string): string {
+  return url.replace(/\/+$/, '');
 }
 
 function failed(message: string): GatewayError {
