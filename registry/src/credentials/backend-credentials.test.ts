@@ -169,4 +169,29 @@ describe('the credential the check adds', () => {
       ['backendAuth.clientSecretFrom'],
     );
   });
+
+  test("a per-person server's service credential: listed after the mode's own secrets, set write-only, used for the gateway's own calls only", async () => {
+    const server = def('svc', {
+      type: 'user_oauth',
+      client: { clientId: 'gw', clientSecretFrom: 'vault' },
+      service: { type: 'client_credentials', tokenUrl: 'https://as.example/token', clientId: 'svc-client' },
+    });
+    const { credentials, vault } = setup([server]);
+    assert.deepEqual(
+      credentials.status(server).secrets.map((s) => [s.name, s.id, s.set]),
+      [
+        ['client secret', 'server:svc:oauth-client-secret', false],
+        ['service client secret', 'server:svc:service-client-secret', false],
+      ],
+    );
+    assert.deepEqual(await credentials.setSecrets(server, { clientSecret: 'app-secret', serviceClientSecret: 'svc-secret' }), [
+      'server:svc:oauth-client-secret',
+      'server:svc:service-client-secret',
+    ]);
+    assert.equal(vault.peek('server:svc:service-client-secret'), 'svc-secret');
+    assert.ok(!JSON.stringify(credentials.status(server)).includes('svc-secret'));
+    await assert.rejects(credentials.setSecrets(def('plain', { type: 'user_oauth' }), { serviceClientSecret: 'x' }), /no service client credentials/);
+    const person = await credentials.forCheck(server, { provider: 'dev', sub: 'alice' });
+    assert.match(person?.ok === false ? person.reason : '', /per-user OAuth is not available/, 'never the service credential for a person');
+  });
 });

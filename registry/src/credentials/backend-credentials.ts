@@ -202,6 +202,9 @@ interface UploadedEntry {
   readonly answer: CredentialAnswer;
 }
 
+/** How the page and API name a per-person server's service client secret. */
+export const SERVICE_CLIENT_SECRET = 'service client secret';
+
 /** The entries map's key prefix of a per-person server's service credential. */
 const SERVICE_KEY = 'service\n';
 
@@ -390,17 +393,38 @@ export class BackendCredentials {
     return backendAuthProblems(def, this.#o);
   }
 
-  /** What is set for a server, from where and when: never a value. */
+  /**
+   * What is set for a server, from where and when: never a value. A per-person server's service
+   * credential (backendAuth.service) is listed after the mode's own secrets.
+   */
   status(def: ServerDefinition): CredentialStatus {
-    const auth = def.backendAuth ?? { type: 'none' as const };
-    const infos = new Map((this.#o.vault?.list() ?? []).filter((i) => i.id.startsWith(serverSecretPrefix(def.name))).map((i) => [i.id, i]));
-    const describe = (name: string, id: string, source: SecretSource): SecretStatus => {
+    const own = this.#ownStatus(def);
+    const auth = def.backendAuth;
+    if (!isPersonal(auth) || auth.service === undefined) return own;
+    const service = auth.service;
+    const describe = this.#describer(def.name);
+    const secrets =
+      service.type === 'headers'
+        ? service.headers.map((h) => describe(h.name, headerSecretId(def.name, h.name), h.from))
+        : [describe(SERVICE_CLIENT_SECRET, serviceClientSecretId(def.name), service.clientSecretFrom)];
+    return { ...own, secrets: [...own.secrets, ...secrets] };
+  }
+
+  /** Describes one secret of a server: where it comes from, whether and when it was set. */
+  #describer(server: string): (name: string, id: string, source: SecretSource) => SecretStatus {
+    const infos = new Map((this.#o.vault?.list() ?? []).filter((i) => i.id.startsWith(serverSecretPrefix(server))).map((i) => [i.id, i]));
+    return (name, id, source) => {
       if (source !== 'vault') return { name, source: 'env', env: source.env, set: this.#o.env[source.env] !== undefined };
       const info = infos.get(id);
       return info
         ? { name, source: 'vault', id, set: true, updatedAt: new Date(info.updatedAt).toISOString(), keyId: info.keyId }
         : { name, source: 'vault', id, set: false };
     };
+  }
+
+  #ownStatus(def: ServerDefinition): CredentialStatus {
+    const auth = def.backendAuth ?? { type: 'none' as const };
+    const describe = this.#describer(def.name);
     const problems = this.policy(def);
     const base = { server: def.name, type: auth.type, ...(problems.length ? { problem: problems.map((p) => p.message).join('; ') } : {}) };
     if (auth.type === 'headers') return { ...base, secrets: auth.headers.map((h) => describe(h.name, headerSecretId(def.name, h.name), h.from)) };
@@ -441,12 +465,18 @@ export class BackendCredentials {
    * a value that starts with the header's prefix has it removed (the prefix is added when sent).
    * @throws GatewayError REQUEST_INVALID naming the field (never the value), STORE_UNAVAILABLE without a vault.
    */
-  async setSecrets(def: ServerDefinition, input: { headers?: Readonly<Record<string, string>>; clientSecret?: string }): Promise<string[]> {
+  async setSecrets(
+    def: ServerDefinition,
+    input: { headers?: Readonly<Record<string, string>>; clientSecret?: string; serviceClientSecret?: string },
+  ): Promise<string[]> {
     const auth = def.backendAuth;
+    const service = isPersonal(auth) ? auth.service : undefined;
+    // A per-person server's service headers are set like the headers mode's (same vault ids).
+    const headersAuth = auth?.type === 'headers' ? auth : service?.type === 'headers' ? service : undefined;
     const writes: [string, string][] = [];
     const problems: FieldProblem[] = [];
     for (const [name, given] of Object.entries(input.headers ?? {})) {
-      const header = auth?.type === 'headers' ? auth.headers.find((h) => h.name.toLowerCase() === name.toLowerCase()) : undefined;
+      const header = headersAuth?.headers.find((h) => h.name.toLowerCase() === name.toLowerCase());
       if (!header || header.from !== 'vault') {
         problems.push({ field: `headers.${name}`, message: `${name} is not a header of ${def.name}'s backendAuth that reads from the vault` });
         continue;
@@ -471,12 +501,21 @@ export class BackendCredentials {
         problems.push({ field: 'clientSecret', message: 'a client secret is 1-4096 printable ASCII characters' });
       else writes.push([id, input.clientSecret]);
     }
+    if (input.serviceClientSecret !== undefined) {
+      if (service?.type !== 'client_credentials' || service.clientSecretFrom !== 'vault')
+        problems.push({ field: 'serviceClientSecret', message: `${def.name}'s backendAuth has no service client credentials that read from the vault` });
+      else if (!/^[\x20-\x7e]{1,4096}$/.test(input.serviceClientSecret))
+        problems.push({ field: 'serviceClientSecret', message: 'a client secret is 1-4096 printable ASCII characters' });
+      else writes.push([serviceClientSecretId(def.name), input.serviceClientSecret]);
+    }
     if (problems.length)
       throw new GatewayError('REQUEST_INVALID', `The credentials are not valid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, {
         fields: problems,
       });
     if (writes.length === 0)
-      throw new GatewayError('REQUEST_INVALID', 'Name at least one secret: headers or clientSecret.', { fields: [{ field: '(body)', message: 'empty' }] });
+      throw new GatewayError('REQUEST_INVALID', 'Name at least one secret: headers, clientSecret or serviceClientSecret.', {
+        fields: [{ field: '(body)', message: 'empty' }],
+      });
     const vault = this.#vault();
     for (const [id, value] of writes) await vault.put(id, value);
     this.#renew(def.name);

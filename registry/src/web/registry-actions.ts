@@ -161,7 +161,7 @@ export class RegistryActions {
     p: Principal,
     user: string,
     name: string,
-    input: { headers?: Record<string, string>; clientSecret?: string },
+    input: { headers?: Record<string, string>; clientSecret?: string; serviceClientSecret?: string },
   ): Promise<CredentialStatus> {
     const def = this.#editable(p, name, 'set the backend credentials of');
     await this.#credentials().setSecrets(def, input);

@@ -20,7 +20,7 @@ import { assertNoSecretAtRest } from './no-secret-at-rest.ts';
 
 const TOKEN_TTL = 6;
 const USERS = [
-  { username: 'erin', password: 'pw-erin', groups: ['mcp-server-auto', 'mcp-server-configured', 'mcp-server-serviced'] },
+  { username: 'erin', password: 'pw-erin', groups: ['mcp-server-auto', 'mcp-server-configured', 'mcp-server-serviced', 'mcp-server-keyed-service'] },
   { username: 'one-tool', password: 'pw-tool', groups: ['mcp-server-auto-tool-whoami'] },
 ];
 
@@ -163,6 +163,39 @@ describe('per-user OAuth over HTTP', () => {
     const auto = await api.call('refreshServer', { params: { name: 'auto' }, as: admin });
     assert.equal(auto.body.health.status, 'skipped');
     assert.match(auto.body.health.error, /no service credential/);
+  });
+
+  test("a service credential's secret is set like any other (write-only, in the vault) and checks the backend", async () => {
+    const key = new URL(backend.staticKey.mcpUrl);
+    const put = await api.call('registerServer', {
+      body: {
+        name: 'keyed-service',
+        description: 'per person, checked with an API key',
+        url: key.origin,
+        transports: { 'streamable-http': key.pathname },
+        enabled: true,
+        backendAuth: { type: 'user_oauth', authorizationServer: backend.issuer, service: { type: 'headers', headers: [{ name: 'X-API-Key', from: 'vault' }] } },
+      },
+      as: admin,
+    });
+    assert.equal(put.status, 201, put.text);
+    const before = await api.call('getCredentials', { params: { name: 'keyed-service' }, as: admin });
+    assert.deepEqual(
+      before.body.secrets.map((s: { name: string; set: boolean }) => [s.name, s.set]),
+      [['X-API-Key', false]],
+    );
+    assert.equal(before.body.connections, 0);
+    const unset = await api.call('refreshServer', { params: { name: 'keyed-service' }, as: admin });
+    assert.equal(unset.body.health.status, 'unhealthy');
+    assert.match(unset.body.health.error, /no secret is set for the header X-API-Key/);
+    const set = await api.call('setCredentials', { params: { name: 'keyed-service' }, body: { headers: { 'X-API-Key': backend.staticKey.key } }, as: admin });
+    assert.equal(set.status, 200, set.text);
+    assert.ok(!set.text.includes(backend.staticKey.key));
+    const checked = await api.call('refreshServer', { params: { name: 'keyed-service' }, as: admin });
+    assert.equal(checked.body.health.status, 'healthy', JSON.stringify(checked.body.health));
+    // A person still needs their own account: the service key never carries their call.
+    await assert.rejects(call('keyed-service', 'erin'), /have not connected/);
+    assert.equal((await api.call('deleteServer', { params: { name: 'keyed-service' }, as: admin })).status, 200);
   });
 
   test("an attacker cannot start a connect from another site, nor finish one that is not this session's, nor replay a callback", async () => {

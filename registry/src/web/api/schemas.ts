@@ -323,7 +323,13 @@ export const credentialsBodySchema = z
       .min(1)
       .max(4096)
       .optional()
-      .describe('The client secret of a client_credentials or token_exchange backendAuth that reads from the vault.'),
+      .describe('The client secret of a client_credentials or token_exchange backendAuth, or of a user_oauth client, that reads from the vault.'),
+    serviceClientSecret: z
+      .string()
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe("The client secret of a per-person server's service credential (backendAuth.service of type client_credentials) that reads from the vault."),
   })
   .meta({ id: 'CredentialSecrets' });
 

@@ -61,15 +61,18 @@ export function formRoutes({ actions, catalog, log }: { actions: RegistryActions
   router.post('/servers/:name/credentials', form, requireSignedIn, requireCsrf, async (req: Request, res: Response) => {
     const headers: Record<string, string> = {};
     let clientSecret: string | undefined;
+    let serviceClientSecret: string | undefined;
     for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, unknown>)) {
       if (typeof value !== 'string' || value === '') continue;
       if (key.startsWith('header:')) headers[key.slice('header:'.length)] = value;
       else if (key === 'clientSecret') clientSecret = value;
+      else if (key === 'serviceClientSecret') serviceClientSecret = value;
     }
     try {
       await actions.setCredentials(principalOf(req), user(req), name(req), {
         ...(Object.keys(headers).length ? { headers } : {}),
         ...(clientSecret !== undefined ? { clientSecret } : {}),
+        ...(serviceClientSecret !== undefined ? { serviceClientSecret } : {}),
       });
       done(req, res, `/servers/${name(req)}`, `The backend credential of ${name(req)} is saved; it is used from the next request.`);
     } catch (err) {
