@@ -17,7 +17,7 @@ export interface ServerFormValues {
   readonly tags: string;
   /** One tool per line: `name: description`. */
   readonly tools: string;
-  /** backendAuth's mode: none, headers, client_credentials, uploaded or token_exchange. */
+  /** backendAuth's mode: none, headers, client_credentials, uploaded, user_oauth or token_exchange. */
   readonly authType: string;
   /** backendAuth's other settings as JSON (without `type`); never a secret (the schema refuses them). */
   readonly authSettings: string;
@@ -28,6 +28,7 @@ export const AUTH_SETTINGS_EXAMPLES: Readonly<Record<string, string>> = Object.f
   headers: '{ "headers": [{ "name": "Authorization", "prefix": "Bearer ", "from": "vault" }] }',
   client_credentials: '{ "tokenUrl": "https://idp.example.com/oauth2/token", "clientId": "mcp-gateway", "scopes": [], "clientSecretFrom": "vault" }',
   uploaded: '{ "header": "Authorization", "prefix": "Bearer ", "instructions": "Create a token at https://tools.example.com/settings/tokens" }',
+  user_oauth: '{ "provider": "GitHub" }',
   token_exchange:
     '{ "issuer": "https://idp.example.com/oauth2/default", "clientId": "mcp-gateway-exchange", "audience": "api://backend", "scopes": [], "clientSecretFrom": "vault" }',
 });
