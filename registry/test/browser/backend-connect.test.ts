@@ -243,3 +243,21 @@ describe('per-user OAuth: connect, use, refresh, break, disconnect', () => {
     await carol.close();
   });
 });
+
+describe('an operator chooses per-user OAuth on the form', () => {
+  test('admin registers a server with "Each person connects their own account" and no settings (all discovered); the page offers the connect', async () => {
+    await s.as('admin', async ({ page }) => {
+      await page.goto(`${s.gw.url}/register`);
+      const mcp = new URL(backend.mcpUrl);
+      await page.locator('#f-name').fill('via-form');
+      await page.locator('#f-url').fill(mcp.origin);
+      await page.locator('#f-authType').selectOption('user_oauth');
+      await page.locator('#f-authSettings').fill('{ "provider": "Protected Cloud" }');
+      await Promise.all([page.waitForURL(`${s.gw.url}/servers/via-form`), page.locator('#save').click()]);
+      assert.equal(await page.locator('#credentials').getAttribute('data-type'), 'user_oauth');
+      assert.match((await page.locator('#people-count').textContent()) ?? '', /0 people have connected/);
+      assert.equal(await page.locator('#my-connection').getAttribute('data-state'), 'none');
+      assert.match((await page.locator('#connect-account').textContent()) ?? '', /Connect to Protected Cloud/);
+    });
+  });
+});
