@@ -439,6 +439,7 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
     } catch (err) {
       if (err instanceof client.ClientError && /state/i.test(err.message))
         throw new GatewayError('LOGIN_STATE_INVALID', 'This connect attempt does not match the one started: start again from the server page.');
+      await this.#forgetRegistrationIfRefused(def, auth, err);
       throw failed(redact(`the code exchange at ${settings.issuer} failed: ${describe(err)}`, pending.codeVerifier));
     }
     const record = this.#recordFrom(tokens, issuedAt, {
@@ -533,7 +534,10 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
       const config = await this.#client(def, auth, settings);
       tokens = await client.refreshTokenGrant(config, refreshToken, record.resource ? { resource: record.resource } : undefined);
     } catch (err) {
-      const refused = err instanceof client.ResponseBodyError && (err.error === 'invalid_grant' || err.error === 'unauthorized_client');
+      // invalid_client: the server no longer knows the gateway's client (a registration it expired):
+      // the next connect registers again.
+      const refused = err instanceof client.ResponseBodyError && ['invalid_grant', 'unauthorized_client', 'invalid_client'].includes(err.error);
+      await this.#forgetRegistrationIfRefused(def, auth, err);
       const reason = redactAll(describe(err), [refreshToken, record.accessToken ?? '']);
       if (!refused) {
         // Transient (network, 5xx): keep the tokens and try again at the next sweep or request.
@@ -746,6 +750,17 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
     await this.#o.vault.put(id, JSON.stringify(registration));
     this.#o.log.info({ server: def.name, issuer: settings.issuer }, 'registered the gateway as a client at the backend authorization server (RFC 7591)');
     return registration;
+  }
+
+  /**
+   * After the server refused the gateway's client (`invalid_client`, RFC 6749 §5.2): a
+   * registration the gateway made itself is dropped, so the next connect registers afresh
+   * rather than fail the same way forever. A configured client is the operator's to fix.
+   */
+  async #forgetRegistrationIfRefused(def: ServerDefinition, auth: UserOAuthAuth, err: unknown): Promise<void> {
+    if (!(err instanceof client.ResponseBodyError) || err.error !== 'invalid_client' || typeof auth.client === 'object') return;
+    if (await this.#o.vault.delete(oauthRegistrationId(def.name)))
+      this.#o.log.warn({ server: def.name }, "the authorization server refused the gateway's registered client; the next connect registers again");
   }
 
   #secret(id: string, source: SecretSource): string | undefined {

@@ -225,6 +225,26 @@ describe('per-user OAuth over HTTP', () => {
     assert.ok(anonymous.status === 302 || anonymous.status === 303, String(anonymous.status));
   });
 
+  test("a server that no longer knows the gateway's registered client: the connection breaks, and the next connect registers afresh", async () => {
+    const registration = () => gw.gateway.vault.peek('server:auto:oauth-registration');
+    const first = JSON.parse(registration()!) as { clientId: string };
+    const connected = await status('auto', 'erin');
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(connected['expiresAt']!) - 1000 - Date.now()) + 100));
+    backend.failTokenEndpoint('invalid_client');
+    try {
+      await assert.rejects(call('auto', 'erin'), /connect at/);
+    } finally {
+      backend.failTokenEndpoint(false);
+    }
+    assert.equal((await status('auto', 'erin'))['state'], 'broken');
+    assert.equal(registration(), undefined, 'the refused registration is forgotten');
+    assert.match(await connectOverHttp(people['erin']!.jar, gw.url, 'auto', 'alice', 'alice-pw'), /Connected/);
+    const second = JSON.parse(registration()!) as { clientId: string };
+    assert.notEqual(second.clientId, first.clientId);
+    const claims = await call('auto', 'erin');
+    assert.equal(claims['client_id'], second.clientId);
+  });
+
   test("the gateway's Client ID Metadata Document: a public PKCE client whose id is its own URL and whose only redirect is the callback", async () => {
     const url = `${gw.url}/oauth/backend/client.json`;
     const response = await fetch(url);
