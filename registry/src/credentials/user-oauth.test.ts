@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
 import { createLogger } from '../log.ts';
 import { testVault } from './test-vault.ts';
+import { UserOAuth } from './user-oauth.ts';
 import {
-  UserOAuth,
   accountOf,
   connectionId,
   connectionSchedule,
@@ -14,7 +14,7 @@ import {
   encodeConnection,
   parseConnectionId,
   type ConnectionRecord,
-} from './user-oauth.ts';
+} from './user-oauth-record.ts';
 import { isUploadedTokenOf } from './uploaded-tokens.ts';
 
 const record: ConnectionRecord = {

@@ -17,19 +17,28 @@
  * waits on the network only when the person's token is past its refresh time and this replica
  * may refresh it (the refresher was late).
  */
-import { discoverAuthorizationServerMetadata, registerClient } from '@modelcontextprotocol/sdk/client/auth.js';
-import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import * as client from 'openid-client';
-import { oauthClientSecretId, oauthRegistrationId, type SecretSource, type UserOAuthAuth } from '../catalog/backend-auth.ts';
+import type { UserOAuthAuth } from '../catalog/backend-auth.ts';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { BACKEND_CREDENTIAL_HEADER, CredentialAnswer, PersonalCredentialSource } from './backend-credentials.ts';
-import { describeTokenError as describe, redact, schedule } from './token-endpoint.ts';
-import { credentialValueProblem } from './header-value.ts';
 import type { BackendConnectPending } from '../sessions/session-data.ts';
+import type { BACKEND_CREDENTIAL_HEADER, CredentialAnswer, PersonalCredentialSource } from './backend-credentials.ts';
+import { credentialValueProblem } from './header-value.ts';
+import { describeTokenError as describe, redact } from './token-endpoint.ts';
 import type { SecretVault } from './types.ts';
-import { jwtExpiry, MAX_UPLOADED_TOKEN_CHARS, personHash, type Person } from './uploaded-tokens.ts';
+import { cachedPersonHash, MAX_UPLOADED_TOKEN_CHARS, type Person } from './uploaded-tokens.ts';
+import { BackendOAuthClients, failed, stripSlash, type DiscoverResource } from './user-oauth-client.ts';
+import {
+  accountOf,
+  connectionId,
+  connectionSchedule,
+  decodeConnection,
+  encodeConnection,
+  parseConnectionId,
+  unverifiedClaims,
+  type ConnectionRecord,
+} from './user-oauth-record.ts';
 
 /** Where the authorization server sends people back (one URL for every server: what DCR and CIMD register). */
 export const CONNECT_CALLBACK_PATH = '/oauth/backend/callback';
@@ -41,15 +50,6 @@ export const PENDING_TTL_MS = 10 * 60 * 1000;
 
 type Headers = Readonly<Record<string, string>>;
 const SLOT_HEADER: typeof BACKEND_CREDENTIAL_HEADER = 'x-mcp-backend-credential';
-
-/** The backend's protected resource metadata and authorization server, discovered (mcp/discover-auth.ts, passed in). */
-export type DiscoverResource = (
-  mcpUrl: string,
-  resourceMetadataUrl: string | undefined,
-) => Promise<{
-  readonly discovered?: { readonly resource: string; readonly issuer: string; readonly scopesSupported?: readonly string[] };
-  readonly problem?: string;
-}>;
 
 export interface UserOAuthOptions {
   readonly vault: SecretVault;
@@ -69,29 +69,6 @@ export interface UserOAuthOptions {
   readonly timeoutSeconds?: number;
   readonly now?: () => number;
   readonly log: Logger;
-}
-
-/** What the vault seals for one person and server. */
-export interface ConnectionRecord {
-  readonly v: 1;
-  readonly issuer: string;
-  readonly clientId: string;
-  readonly resource?: string;
-  /** absent when broken */
-  readonly accessToken?: string;
-  readonly refreshToken?: string;
-  /** ms since epoch; absent when the server did not say (then the token is used until refused). */
-  readonly expiresAt?: number;
-  /** When the access token was issued (connect or last refresh), ms since epoch. */
-  readonly issuedAt: number;
-  readonly scope?: string;
-  /** Who the person is at the backend's server (ID token, else a JWT access token's claims). */
-  readonly account?: string;
-  readonly connectedAt: number;
-  readonly refreshedAt?: number;
-  readonly state: 'connected' | 'broken';
-  /** Why it is broken: no secret, no token. */
-  readonly problem?: string;
 }
 
 /** A person's connection to a server as the page and API show it: never a token. */
@@ -117,22 +94,6 @@ export interface ConnectionStatus {
  */
 export type PendingConnect = BackendConnectPending;
 
-/** The client the gateway registered at an authorization server (RFC 7591), sealed in the vault. */
-interface Registration {
-  readonly issuer: string;
-  readonly redirectUri: string;
-  readonly clientId: string;
-  readonly clientSecret?: string;
-  readonly authMethod: string;
-}
-
-interface Settings {
-  readonly issuer: string;
-  readonly metadata: client.ServerMetadata;
-  readonly resource: string | undefined;
-  readonly scopes: readonly string[];
-}
-
 interface Opened {
   readonly raw: string;
   readonly record: ConnectionRecord | undefined;
@@ -143,66 +104,6 @@ interface Opened {
   readonly refreshAt: number;
 }
 
-const CONNECTION_ID = /^user:([A-Za-z0-9_-]+):oauth:(.+)$/;
-
-/** The vault id of one person's connection to one server. */
-export function connectionId(hash: string, server: string): string {
-  return `user:${hash}:oauth:${server}`;
-}
-
-/** The person-hash and server of a connection id, or undefined for any other vault id. */
-export function parseConnectionId(id: string): { hash: string; server: string } | undefined {
-  const m = CONNECTION_ID.exec(id);
-  return m ? { hash: m[1]!, server: m[2]! } : undefined;
-}
-
-export function encodeConnection(record: ConnectionRecord): string {
-  return JSON.stringify(record);
-}
-
-/** The record of a sealed value, or undefined when it is not one (then treated as absent). */
-export function decodeConnection(plaintext: string): ConnectionRecord | undefined {
-  try {
-    const v = JSON.parse(plaintext) as Partial<ConnectionRecord> | null;
-    if (v === null || typeof v !== 'object' || v.v !== 1) return undefined;
-    if (typeof v.issuer !== 'string' || typeof v.clientId !== 'string' || typeof v.connectedAt !== 'number' || typeof v.issuedAt !== 'number') return undefined;
-    if (v.state !== 'connected' && v.state !== 'broken') return undefined;
-    if (v.state === 'connected' && typeof v.accessToken !== 'string') return undefined;
-    return v as ConnectionRecord;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * When a connection's token stops being handed out and when it is refreshed (client-credentials'
- * schedule: a margin of 10 % of its life, 1-60 s). Infinity when the server gave no lifetime.
- */
-export function connectionSchedule(record: Pick<ConnectionRecord, 'expiresAt' | 'issuedAt'>): { staleAt: number; refreshAt: number } {
-  if (record.expiresAt === undefined) return { staleAt: Infinity, refreshAt: Infinity };
-  return schedule(record.issuedAt, Math.max(0, record.expiresAt - record.issuedAt));
-}
-
-/** Who connected, for the page: an ID token's name claims, else a JWT access token's; never the token. */
-export function accountOf(claims: Readonly<Record<string, unknown>> | undefined): string | undefined {
-  if (!claims) return undefined;
-  for (const key of ['preferred_username', 'login', 'username', 'email', 'name', 'sub']) {
-    const value = claims[key];
-    if (typeof value === 'string' && value.length > 0 && value.length <= 200 && !/[\x00-\x1f\x7f]/.test(value)) return value;
-  }
-  return undefined;
-}
-
-/** The claims of a JWT without checking it (display only: the token is the backend's, not ours to trust). */
-function unverifiedClaims(token: string): Record<string, unknown> | undefined {
-  if (jwtExpiry(token) === undefined) return undefined;
-  try {
-    return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-}
-
 export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
   readonly #o: UserOAuthOptions;
   readonly #now: () => number;
@@ -210,15 +111,25 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
   readonly #opened = new Map<string, Opened>();
   /** vault id → the refresh in flight (one per connection, however many requests wait). */
   readonly #refreshing = new Map<string, Promise<void>>();
-  /** server → its settings (by the definition's backendAuth object: a changed definition discovers again). */
-  readonly #settings = new Map<string, { auth: UserOAuthAuth; settings: Promise<Settings> }>();
-  readonly #hashes = new Map<string, string>();
+  readonly #clients: BackendOAuthClients;
+  readonly #hash = cachedPersonHash();
   #timer: NodeJS.Timeout | undefined;
   #sweeping: Promise<unknown> | undefined;
 
   constructor(options: UserOAuthOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#clients = new BackendOAuthClients({
+      vault: options.vault,
+      publicUrl: options.publicUrl,
+      callbackUrl: this.callbackUrl,
+      clientMetadataUrl: this.clientMetadataUrl,
+      ...(options.clientName !== undefined ? { clientName: options.clientName } : {}),
+      env: options.env,
+      discover: options.discover,
+      ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}),
+      log: options.log,
+    });
   }
 
   get callbackUrl(): string {
@@ -314,7 +225,7 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
       this.#opened.delete(info.id);
       if (await this.#o.vault.delete(info.id)) removed++;
     }
-    this.#settings.delete(server);
+    this.#clients.forget(server);
     return removed;
   }
 
@@ -357,8 +268,8 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
    */
   async begin(def: ServerDefinition, person: Person): Promise<{ url: string; pending: PendingConnect }> {
     const auth = userOAuthOf(def);
-    const settings = await this.#settingsOf(def, auth);
-    const config = await this.#client(def, auth, settings);
+    const settings = await this.#clients.settingsOf(def, auth);
+    const config = await this.#clients.configuration(def, auth, settings);
     const codeVerifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     // OpenID Connect only where the server is one: its ID token says who connected.
@@ -418,9 +329,9 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
           ? `${this.#provider(def, auth)} did not grant access (access_denied)`
           : `${this.#provider(def, auth)} answered ${/^[\x20-\x7e]{1,64}$/.test(error) ? error : 'an error'}`,
       );
-    const settings = await this.#settingsOf(def, auth);
+    const settings = await this.#clients.settingsOf(def, auth);
     if (settings.issuer !== pending.issuer) throw failed(`${def.name}'s authorization server changed during the connect: start again`);
-    const config = await this.#client(def, auth, settings);
+    const config = await this.#clients.configuration(def, auth, settings);
     if (config.clientMetadata().client_id !== pending.clientId) throw failed(`${def.name}'s client changed during the connect: start again`);
     const issuedAt = this.#now();
     let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
@@ -439,7 +350,7 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
     } catch (err) {
       if (err instanceof client.ClientError && /state/i.test(err.message))
         throw new GatewayError('LOGIN_STATE_INVALID', 'This connect attempt does not match the one started: start again from the server page.');
-      await this.#forgetRegistrationIfRefused(def, auth, err);
+      await this.#clients.forgetRegistrationIfRefused(def, auth, err);
       throw failed(redact(`the code exchange at ${settings.issuer} failed: ${describe(err)}`, pending.codeVerifier));
     }
     const record = this.#recordFrom(tokens, issuedAt, {
@@ -466,10 +377,10 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
     const tokens = [record?.refreshToken, record?.accessToken].filter((t): t is string => t !== undefined);
     if (record && tokens.length > 0) {
       try {
-        const settings = await this.#settingsOf(def, auth);
+        const settings = await this.#clients.settingsOf(def, auth);
         if (settings.metadata.revocation_endpoint === undefined) revoked = 'unsupported';
         else {
-          const config = await this.#client(def, auth, settings);
+          const config = await this.#clients.configuration(def, auth, settings);
           if (record.refreshToken) await client.tokenRevocation(config, record.refreshToken, { token_type_hint: 'refresh_token' });
           // RFC 7009 §2.2.1: a server may not revoke access tokens (self-contained JWTs):
           // unsupported_token_type then; the refresh token, revoked above, ended the grant.
@@ -530,14 +441,14 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
     const issuedAt = this.#now();
     let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
     try {
-      const settings = await this.#settingsOf(def, auth);
-      const config = await this.#client(def, auth, settings);
+      const settings = await this.#clients.settingsOf(def, auth);
+      const config = await this.#clients.configuration(def, auth, settings);
       tokens = await client.refreshTokenGrant(config, refreshToken, record.resource ? { resource: record.resource } : undefined);
     } catch (err) {
       // invalid_client: the server no longer knows the gateway's client (a registration it expired):
       // the next connect registers again.
       const refused = err instanceof client.ResponseBodyError && ['invalid_grant', 'unauthorized_client', 'invalid_client'].includes(err.error);
-      await this.#forgetRegistrationIfRefused(def, auth, err);
+      await this.#clients.forgetRegistrationIfRefused(def, auth, err);
       const reason = redactAll(describe(err), [refreshToken, record.accessToken ?? '']);
       if (!refused) {
         // Transient (network, 5xx): keep the tokens and try again at the next sweep or request.
@@ -617,155 +528,6 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
   #provider(def: ServerDefinition, auth: UserOAuthAuth): string {
     return auth.provider ?? def.name;
   }
-
-  #hash(person: Person): string {
-    const key = `${person.provider}\n${person.sub}`;
-    let hash = this.#hashes.get(key);
-    if (hash === undefined) {
-      if (this.#hashes.size >= 10_000) this.#hashes.clear();
-      hash = personHash(person);
-      this.#hashes.set(key, hash);
-    }
-    return hash;
-  }
-
-  /** The authorization server and resource: the definition's, else discovered; cached per definition. */
-  #settingsOf(def: ServerDefinition, auth: UserOAuthAuth): Promise<Settings> {
-    const found = this.#settings.get(def.name);
-    if (found?.auth === auth) return found.settings;
-    const settings = this.#discover(def, auth);
-    this.#settings.set(def.name, { auth, settings });
-    // A failed discovery is forgotten: the next attempt tries again.
-    settings.catch(() => {
-      if (this.#settings.get(def.name)?.settings === settings) this.#settings.delete(def.name);
-    });
-    return settings;
-  }
-
-  async #discover(def: ServerDefinition, auth: UserOAuthAuth): Promise<Settings> {
-    const base = def.url.replace(/\/+$/, '');
-    const mcpUrl = base + (def.transports['streamable-http'] ?? def.transports.sse ?? '');
-    let issuer = auth.authorizationServer;
-    let resource = auth.resource;
-    let scopes: readonly string[] | undefined = auth.scopes;
-    if (issuer === undefined || resource === undefined || scopes === undefined || auth.resourceMetadataUrl !== undefined) {
-      const finding = await this.#o.discover(mcpUrl, auth.resourceMetadataUrl);
-      if (!finding.discovered && issuer === undefined) throw failed(`cannot discover ${def.name}'s authorization server: ${finding.problem ?? 'no metadata'}`);
-      issuer ??= finding.discovered?.issuer;
-      resource ??= finding.discovered?.resource;
-      scopes ??= finding.discovered?.scopesSupported;
-    }
-    let metadata: client.ServerMetadata | undefined;
-    try {
-      metadata = (await discoverAuthorizationServerMetadata(issuer!, { fetchFn: timeoutFetch(this.#o.timeoutSeconds ?? 10) })) as
-        client.ServerMetadata | undefined;
-    } catch (err) {
-      throw failed(`cannot read ${issuer!}'s metadata: ${describe(err)}`);
-    }
-    if (!metadata) throw failed(`${issuer!} publishes no authorization server metadata (RFC 8414 or OpenID Connect)`);
-    // RFC 8414 §3.3: the metadata is the issuer's own.
-    if (stripSlash(metadata.issuer) !== stripSlash(issuer!)) throw failed(`${issuer!}'s metadata names another issuer (RFC 8414 §3.3)`);
-    if (!metadata.authorization_endpoint || !metadata.token_endpoint) throw failed(`${issuer!}'s metadata has no authorization or token endpoint`);
-    return Object.freeze({ issuer: metadata.issuer, metadata, resource: resource ?? mcpUrl, scopes: Object.freeze([...(scopes ?? [])]) });
-  }
-
-  /** The openid-client configuration of the gateway's client at the server (registering it first when needed). */
-  async #client(def: ServerDefinition, auth: UserOAuthAuth, settings: Settings): Promise<client.Configuration> {
-    const { metadata } = settings;
-    let clientId: string;
-    let secret: string | undefined;
-    let method: string;
-    if (typeof auth.client === 'object') {
-      clientId = auth.client.clientId;
-      secret = auth.client.clientSecretFrom === undefined ? undefined : this.#secret(oauthClientSecretId(def.name), auth.client.clientSecretFrom);
-      if (auth.client.clientSecretFrom !== undefined && secret === undefined)
-        throw failed(`${def.name}'s OAuth client secret is not set (set it on the server page)`);
-      method = secret === undefined ? 'none' : onlyPost(metadata) ? 'client_secret_post' : 'client_secret_basic';
-    } else {
-      const cimd = metadata['client_id_metadata_document_supported'] === true;
-      const approach = auth.client === 'auto' ? (cimd ? 'metadata_document' : 'dynamic') : auth.client;
-      if (approach === 'metadata_document') {
-        if (!cimd) throw failed(`${settings.issuer} does not support Client ID Metadata Documents: configure a client (backendAuth.client)`);
-        clientId = this.clientMetadataUrl;
-        method = 'none';
-      } else {
-        const registration = await this.#registration(def, settings);
-        clientId = registration.clientId;
-        secret = registration.clientSecret;
-        method = registration.authMethod;
-      }
-    }
-    const clientAuth =
-      method === 'client_secret_post' ? client.ClientSecretPost(secret!) : method === 'client_secret_basic' ? client.ClientSecretBasic(secret!) : client.None();
-    const config = new client.Configuration(metadata, clientId, { redirect_uris: [this.callbackUrl] }, clientAuth);
-    config.timeout = this.#o.timeoutSeconds ?? 10;
-    // The definition allows plain http only to loopback (backend-auth.ts).
-    if (new URL(settings.issuer).protocol === 'http:') client.allowInsecureRequests(config);
-    return config;
-  }
-
-  /** The client registered at this server (RFC 7591), registering once per server and issuer. */
-  async #registration(def: ServerDefinition, settings: Settings): Promise<Registration> {
-    const id = oauthRegistrationId(def.name);
-    const raw = this.#o.vault.peek(id);
-    if (raw !== undefined) {
-      try {
-        const stored = JSON.parse(raw) as Registration;
-        if (stored.issuer === settings.issuer && stored.redirectUri === this.callbackUrl) return stored;
-      } catch {
-        // unreadable: register again
-      }
-    }
-    const endpoint = settings.metadata.registration_endpoint;
-    if (!endpoint)
-      throw failed(`${settings.issuer} supports neither dynamic client registration nor Client ID Metadata Documents: configure a client (backendAuth.client)`);
-    const methods = settings.metadata.token_endpoint_auth_methods_supported;
-    // A public client with PKCE, as MCP clients register; a confidential one where the server takes no public clients.
-    const authMethod =
-      methods === undefined || methods.includes('none') ? 'none' : methods.includes('client_secret_basic') ? 'client_secret_basic' : 'client_secret_post';
-    let info;
-    try {
-      info = await registerClient(settings.issuer, {
-        metadata: settings.metadata as Parameters<typeof registerClient>[1]['metadata'],
-        clientMetadata: {
-          redirect_uris: [this.callbackUrl],
-          client_name: this.#o.clientName ?? 'MCP Gateway',
-          client_uri: this.#o.publicUrl,
-          grant_types: ['authorization_code', 'refresh_token'],
-          response_types: ['code'],
-          token_endpoint_auth_method: authMethod,
-        },
-        fetchFn: timeoutFetch(this.#o.timeoutSeconds ?? 10),
-      });
-    } catch (err) {
-      throw failed(`dynamic client registration at ${endpoint} failed: ${describe(err)}`);
-    }
-    const registration: Registration = {
-      issuer: settings.issuer,
-      redirectUri: this.callbackUrl,
-      clientId: info.client_id,
-      ...(info.client_secret ? { clientSecret: info.client_secret } : {}),
-      authMethod: info.client_secret ? (info.token_endpoint_auth_method ?? authMethod) : 'none',
-    };
-    await this.#o.vault.put(id, JSON.stringify(registration));
-    this.#o.log.info({ server: def.name, issuer: settings.issuer }, 'registered the gateway as a client at the backend authorization server (RFC 7591)');
-    return registration;
-  }
-
-  /**
-   * After the server refused the gateway's client (`invalid_client`, RFC 6749 §5.2): a
-   * registration the gateway made itself is dropped, so the next connect registers afresh
-   * rather than fail the same way forever. A configured client is the operator's to fix.
-   */
-  async #forgetRegistrationIfRefused(def: ServerDefinition, auth: UserOAuthAuth, err: unknown): Promise<void> {
-    if (!(err instanceof client.ResponseBodyError) || err.error !== 'invalid_client' || typeof auth.client === 'object') return;
-    if (await this.#o.vault.delete(oauthRegistrationId(def.name)))
-      this.#o.log.warn({ server: def.name }, "the authorization server refused the gateway's registered client; the next connect registers again");
-  }
-
-  #secret(id: string, source: SecretSource): string | undefined {
-    return source === 'vault' ? this.#o.vault.peek(id) : this.#o.env[source.env];
-  }
 }
 
 /** The user_oauth settings of a definition, or a clear refusal. */
@@ -777,24 +539,6 @@ function userOAuthOf(def: ServerDefinition): UserOAuthAuth {
   return def.backendAuth;
 }
 
-function stripSlash(url: string): string {
-  return url.replace(/\/+$/, '');
-}
-
-function failed(message: string): GatewayError {
-  return new GatewayError('BACKEND_CREDENTIAL_FAILED', message);
-}
-
-function onlyPost(metadata: client.ServerMetadata): boolean {
-  const methods = metadata.token_endpoint_auth_methods_supported;
-  return !!methods && methods.includes('client_secret_post') && !methods.includes('client_secret_basic');
-}
-
 function redactAll(message: string, secrets: readonly string[]): string {
   return redact(message, ...secrets);
-}
-
-/** fetch with a deadline per request, for the SDK's discovery and registration. */
-function timeoutFetch(seconds: number): FetchLike {
-  return (url, init) => fetch(url, { ...init, signal: AbortSignal.timeout(seconds * 1000) });
 }
