@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { startProtectedBackend, type ProtectedBackend } from '../fixtures/protected-backend.ts';
+import { startProtectedBackend, tokenExchangeDefinition, type ProtectedBackend } from '../fixtures/protected-backend.ts';
 import { startTestIdp, type TestIdp } from '../idp/test-idp.ts';
 import { freePort, startTestGateway, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
@@ -39,22 +39,7 @@ before(async () => {
       MCP_AUTH_AUDIENCE: idp.audience!,
       MCP_BACKEND_EXCHANGE_SECRET: backend.exchangeClient.clientSecret,
     },
-    definitions: [
-      {
-        name: SERVER,
-        url: backend.mcpUrl.replace(/\/mcp$/, ''),
-        transports: { 'streamable-http': '/mcp' },
-        enabled: true,
-        backendAuth: {
-          type: 'token_exchange',
-          tokenUrl: backend.endpoints.token,
-          clientId: backend.exchangeClient.clientId,
-          clientSecretFrom: { env: 'MCP_BACKEND_EXCHANGE_SECRET' },
-          subjectTokenType: 'access_token',
-          resource: backend.mcpUrl,
-        },
-      },
-    ],
+    definitions: [tokenExchangeDefinition(backend, SERVER, { clientSecretFrom: { env: 'MCP_BACKEND_EXCHANGE_SECRET' }, subjectTokenType: 'access_token' })],
   });
 });
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { devMachineSecret, DEV_MACHINE_CLIENT_ID } from '../../src/identity/dev.ts';
-import { startProtectedBackend, type ProtectedBackend } from '../fixtures/protected-backend.ts';
+import { startProtectedBackend, tokenExchangeDefinition, type ProtectedBackend } from '../fixtures/protected-backend.ts';
 import { ApiClient, type Caller } from './api-client.ts';
 import { ADMIN_PASSWORD, eventually, freePort, startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
 import { csrfFrom, login } from './login.ts';
@@ -33,22 +33,7 @@ before(async () => {
   backend = await startProtectedBackend({ tokenExchange: { issuer: idp, jwksUri: `${idp}/jwks`, audience: 'mcp-gateway-registry' } });
   gw = await startTestGateway({
     port,
-    definitions: [
-      {
-        name: SERVER,
-        url: backend.mcpUrl.replace(/\/mcp$/, ''),
-        transports: { 'streamable-http': '/mcp' },
-        enabled: true,
-        backendAuth: {
-          type: 'token_exchange',
-          tokenUrl: backend.endpoints.token,
-          clientId: backend.exchangeClient.clientId,
-          subjectTokenType: 'id_token',
-          resource: backend.mcpUrl,
-          scopes: ['mcp:tools'],
-        },
-      },
-    ],
+    definitions: [tokenExchangeDefinition(backend, SERVER, { subjectTokenType: 'id_token', scopes: ['mcp:tools'] })],
     users: [
       { username: 'full', password: 'pw-full', groups: [`mcp-server-${SERVER}`] },
       { username: 'onetool', password: 'pw-one', groups: [`mcp-server-${SERVER}-tool-whoami`] },
