@@ -54,4 +54,4 @@ export const SESSION_ELICITATION_HEADER = 'x-mcp-session-elicitation';
 /** The gateway path a legacy client posts to; the sealed backend endpoint rides in `?session=`. */
 export { SSE_MESSAGES_PATH } from '../catalog/server-definition.ts';
 /** The gateway's own credential for the backend, on the check's 200 (credentials/backend-credentials.ts). */
-export { BACKEND_CREDENTIAL_HEADER, BACKEND_SLOT_HEADER_PREFIX, ERROR_DETAIL_HEADER } from '../credentials/backend-credentials.ts';
+export { BACKEND_CREDENTIAL_HEADER, BACKEND_SLOT_HEADER_PREFIX, ERROR_DETAIL_HEADER } from '../credentials/answer.ts';

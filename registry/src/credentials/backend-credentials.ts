@@ -20,9 +20,7 @@ import {
   type PersonalAuth,
   type SecretSource,
   type TokenExchangeAuth,
-  type UploadedAuth,
   type UserOAuthAuth,
-  uploadedPrefix,
 } from '../catalog/backend-auth.ts';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError, type FieldProblem } from '../errors.ts';
@@ -30,53 +28,15 @@ import type { Logger } from '../log.ts';
 import { credentialValueProblem, MAX_CREDENTIAL_TOTAL_CHARS } from './header-value.ts';
 import type { SecretVault, TokenSource } from './types.ts';
 import {
-  decodeRecord,
-  encodeRecord,
-  givenExpiry,
-  isUploadedTokenOf,
-  jwtExpiry,
-  MAX_UPLOADED_TOKEN_CHARS,
-  cachedPersonHash,
-  uploadedTokenId,
-  type Person,
-  type UploadedRecord,
-} from './uploaded-tokens.ts';
-
-/**
- * On the check's 200 for a server with a credential: the slots it fills, space-separated
- * (`authorization`, `h1`..`h8`); each slot's value is in `x-mcp-backend-<slot>`. njs copies them
- * into `$mcp_backend_<slot>`, which the backend locations send as `Authorization` and as the
- * BACKEND_CREDENTIAL_HEADERS names. Never from a client, never to a backend or a client.
- */
-export const BACKEND_CREDENTIAL_HEADER = 'x-mcp-backend-credential';
-export const BACKEND_SLOT_HEADER_PREFIX = 'x-mcp-backend-';
-/** On a 502 BACKEND_CREDENTIAL_FAILED: what failed, in words without secrets (njs puts it in the message). */
-export const ERROR_DETAIL_HEADER = 'x-mcp-error-detail';
-/** At most this many custom header names (BACKEND_CREDENTIAL_HEADERS). */
-export const MAX_HEADER_SLOTS = 8;
-
-/**
- * The check's answer for one server: the headers to add to its 200, or why there is no
- * credential. `connect`: the person can fix it themselves at this page (connect an account,
- * upload a token); the check answers BACKEND_CONNECT_REQUIRED naming it (URL-mode elicitation
- * on clients that support it), otherwise BACKEND_CREDENTIAL_FAILED.
- */
-export type CredentialAnswer =
-  { readonly ok: true; readonly headers: Readonly<Record<string, string>> } | { readonly ok: false; readonly reason: string; readonly connect?: string };
-
-/**
- * The per-person credential of one mode (user_oauth: credentials/user-oauth.ts; token_exchange:
- * credentials/token-exchange.ts). `forCheck` is the hot path: memory only once a token is cached;
- * it returns a promise only when it must fetch (no token cached yet, or the cached one expired),
- * concurrent callers for one person and server sharing that fetch.
- */
-export interface PersonalCredentialSource<A extends PersonalAuth> {
-  forCheck(def: ServerDefinition, auth: A, person: Person): CredentialAnswer | Promise<CredentialAnswer>;
-  /** Forgets what it holds for a server (it was deleted): sealed records included. Returns how many. */
-  forgetServer?(server: string): Promise<number>;
-  /** For the operator's view: how many people have a credential for this server (never whose). */
-  count?(server: string): number;
-}
+  BACKEND_CREDENTIAL_HEADER,
+  BACKEND_SLOT_HEADER_PREFIX,
+  bearerAnswer,
+  headerSlotMap,
+  type CredentialAnswer,
+  type PersonalCredentialSource,
+} from './answer.ts';
+import { UploadedTokens, type UploadedTokenStatus } from './uploaded-credential.ts';
+import type { Person } from './uploaded-tokens.ts';
 
 /** What a token source for one server's client credentials needs (B's ClientCredentialsSource). */
 export interface ClientCredentialsSpec {
@@ -130,22 +90,6 @@ export interface CredentialStatus {
   readonly problem?: string;
 }
 
-/** One person's uploaded token for a server, as they see it on the page and the API: never the token. */
-export interface UploadedTokenStatus {
-  readonly server: string;
-  readonly set: boolean;
-  /** ISO 8601 */
-  readonly uploadedAt?: string;
-  /** ISO 8601; absent when unknown. */
-  readonly expiresAt?: string;
-  readonly expirySource?: 'jwt' | 'given';
-  readonly expired: boolean;
-  /** The definition's instructions: where to get a token. */
-  readonly instructions?: string;
-  /** The page where the person uploads one (GATEWAY_PUBLIC_URL/servers/<name>/token). */
-  readonly uploadUrl: string;
-}
-
 export interface BackendCredentialsOptions {
   readonly catalog: Pick<Catalog, 'list' | 'get' | 'on' | 'off'>;
   /** Sealed secrets; absent until a vault is configured (then vault references are unset). */
@@ -191,15 +135,6 @@ interface Entry {
   lastFetchedAt?: number;
   /** The failure last logged, so a failing server logs once, not per request. */
   logged?: string;
-}
-
-/** One person's token for one server, opened: the answer is built once per vault value. */
-interface UploadedEntry {
-  /** The vault's plaintext this was built from (the vault returns one string per record version). */
-  readonly raw: string;
-  readonly auth: UploadedAuth;
-  readonly expiresAt: number | undefined;
-  readonly answer: CredentialAnswer;
 }
 
 /** How the page and API name a per-person server's service client secret. */
@@ -258,16 +193,18 @@ export class BackendCredentials {
   readonly #entries = new Map<string, Entry>();
   readonly #slots: ReadonlyMap<string, string>;
   readonly #read: Reader;
-  readonly #now: () => number;
   /** vault id → one person's opened token (uploaded mode); dropped when the vault has none. */
-  readonly #uploaded = new Map<string, UploadedEntry>();
-  readonly #personHash = cachedPersonHash();
+  readonly #uploaded: UploadedTokens;
 
   constructor(options: BackendCredentialsOptions) {
     this.#o = options;
-    this.#now = options.now ?? Date.now;
-    if (options.headerSlots.length > MAX_HEADER_SLOTS) throw new TypeError(`at most ${MAX_HEADER_SLOTS} header slots`);
-    this.#slots = new Map([['authorization', 'authorization'], ...options.headerSlots.map((name, i) => [name.toLowerCase(), `h${i + 1}`] as [string, string])]);
+    this.#slots = headerSlotMap(options.headerSlots);
+    this.#uploaded = new UploadedTokens({
+      vault: options.vault,
+      headerSlots: options.headerSlots,
+      publicUrl: options.publicUrl,
+      ...(options.now ? { now: options.now } : {}),
+    });
     this.#read = (id, source) => (source === 'vault' ? this.#o.vault?.peek(id) : this.#o.env[source.env]);
   }
 
@@ -438,8 +375,7 @@ export class BackendCredentials {
       };
       return { ...base, secrets: [describe('client secret', clientSecretId(def.name), auth.clientSecretFrom)], token };
     }
-    if (auth.type === 'uploaded')
-      return { ...base, secrets: [], uploadedTokens: (this.#o.vault?.list() ?? []).filter((i) => isUploadedTokenOf(i.id, def.name)).length };
+    if (auth.type === 'uploaded') return { ...base, secrets: [], uploadedTokens: this.#uploaded.count(def.name) };
     if (auth.type === 'user_oauth')
       return {
         ...base,
@@ -530,11 +466,9 @@ export class BackendCredentials {
     const vault = this.#o.vault;
     if (!vault) return 0;
     let removed = 0;
-    for (const info of vault.list()) {
-      const ours = info.id.startsWith(serverSecretPrefix(name)) || (options.people === true && isUploadedTokenOf(info.id, name));
-      if (ours && (await vault.delete(info.id))) removed++;
-    }
+    for (const info of vault.list()) if (info.id.startsWith(serverSecretPrefix(name)) && (await vault.delete(info.id))) removed++;
     if (options.people === true) {
+      removed += await this.#uploaded.forgetServer(name);
       removed += (await this.#o.personal?.user_oauth?.forgetServer?.(name)) ?? 0;
       await this.#o.personal?.token_exchange?.forgetServer?.(name); // memory only: nothing sealed to count
     }
@@ -544,71 +478,22 @@ export class BackendCredentials {
 
   /** The upload page of a server, from GATEWAY_PUBLIC_URL. */
   uploadUrl(server: string): string {
-    return `${this.#o.publicUrl ?? ''}/servers/${server}/token`;
+    return this.#uploaded.uploadUrl(server);
   }
 
   /** A person's own token for an `uploaded` server: whether it is set, when, until when. Never the token. */
   myToken(def: ServerDefinition, person: Person): UploadedTokenStatus {
-    const auth = this.#uploadedAuth(def);
-    const raw = this.#o.vault?.peek(this.#uploadedId(person, def.name));
-    const record = raw === undefined ? undefined : decodeRecord(raw);
-    const base = { server: def.name, ...(auth.instructions !== undefined ? { instructions: auth.instructions } : {}), uploadUrl: this.uploadUrl(def.name) };
-    if (!record) return { ...base, set: false, expired: false };
-    return {
-      ...base,
-      set: true,
-      uploadedAt: new Date(record.uploadedAt).toISOString(),
-      ...(record.expiresAt !== undefined ? { expiresAt: new Date(record.expiresAt).toISOString() } : {}),
-      ...(record.expirySource ? { expirySource: record.expirySource } : {}),
-      expired: record.expiresAt !== undefined && record.expiresAt <= this.#now(),
-    };
+    return this.#uploaded.myToken(def, person);
   }
 
-  /**
-   * Stores a person's token for an `uploaded` server, sealed, replacing theirs. A JWT's `exp` is
-   * its expiry; otherwise `expiresAt` (a date, or a date and time) when given. A token that
-   * starts with the prefix has it removed. An expired token is refused.
-   * @throws GatewayError REQUEST_INVALID naming the field (never the value).
-   */
-  async setMyToken(def: ServerDefinition, person: Person, input: { token: string; expiresAt?: string | undefined }): Promise<UploadedTokenStatus> {
-    const auth = this.#uploadedAuth(def);
-    const prefix = uploadedPrefix(auth);
-    const given = input.token.trim();
-    const token = prefix && given.toLowerCase().startsWith(prefix.toLowerCase()) ? given.slice(prefix.length).trim() : given;
-    const problem = credentialValueProblem(prefix + token, MAX_UPLOADED_TOKEN_CHARS) ?? credentialValueProblem(token, MAX_UPLOADED_TOKEN_CHARS);
-    if (problem) throw invalid('token', `the token cannot be sent as a header: ${problem}`);
-    const now = this.#now();
-    const fromJwt = jwtExpiry(token);
-    const typed = fromJwt === undefined ? givenExpiry(input.expiresAt) : undefined;
-    if (typed !== undefined && Number.isNaN(typed))
-      throw invalid('expiresAt', 'give the expiry as a date (2026-12-31) or a date and time with a zone (2026-12-31T18:00:00Z)');
-    const expiresAt = fromJwt ?? typed;
-    if (expiresAt !== undefined && expiresAt <= now)
-      throw invalid(fromJwt !== undefined ? 'token' : 'expiresAt', `this token expired at ${new Date(expiresAt).toISOString()}: upload a new one`);
-    const record: UploadedRecord = {
-      token,
-      uploadedAt: now,
-      ...(expiresAt !== undefined ? { expiresAt, expirySource: fromJwt !== undefined ? ('jwt' as const) : ('given' as const) } : {}),
-    };
-    await this.#vault().put(this.#uploadedId(person, def.name), encodeRecord(record));
-    return this.myToken(def, person);
+  /** Stores a person's token for an `uploaded` server, sealed, replacing theirs (UploadedTokens.setMyToken). */
+  setMyToken(def: ServerDefinition, person: Person, input: { token: string; expiresAt?: string | undefined }): Promise<UploadedTokenStatus> {
+    return this.#uploaded.setMyToken(def, person, input);
   }
 
   /** Removes a person's token for a server; true when there was one. */
-  async clearMyToken(def: ServerDefinition, person: Person): Promise<boolean> {
-    this.#uploadedAuth(def);
-    const id = this.#uploadedId(person, def.name);
-    this.#uploaded.delete(id);
-    return (await this.#o.vault?.delete(id)) ?? false;
-  }
-
-  #uploadedAuth(def: ServerDefinition): UploadedAuth {
-    if (def.backendAuth?.type !== 'uploaded') throw invalid('(server)', `${def.name} does not take tokens people upload (its backendAuth is not "uploaded")`);
-    return def.backendAuth;
-  }
-
-  #uploadedId(person: Person, server: string): string {
-    return uploadedTokenId(this.#personHash(person), server);
+  clearMyToken(def: ServerDefinition, person: Person): Promise<boolean> {
+    return this.#uploaded.clearMyToken(def, person);
   }
 
   #personalAnswer(def: ServerDefinition, auth: PersonalAuth, person: Person | undefined): CredentialAnswer | Promise<CredentialAnswer> {
@@ -617,64 +502,13 @@ export class BackendCredentials {
         ok: false,
         reason: `${def.name} uses each person's own credential, and a machine client has none: call it as a person (signed in, or with their personal access token)`,
       };
-    if (auth.type === 'uploaded') return this.#uploadedAnswer(def.name, auth, person);
+    if (auth.type === 'uploaded') return this.#uploaded.forCheck(def, auth, person);
     if (auth.type === 'user_oauth') {
       const source = this.#o.personal?.user_oauth;
       return source ? source.forCheck(def, auth, person) : { ok: false, reason: 'per-user OAuth is not available in this gateway' };
     }
     const source = this.#o.personal?.token_exchange;
     return source ? source.forCheck(def, auth, person) : { ok: false, reason: 'token exchange is not available in this gateway' };
-  }
-
-  /** The check's answer for one person's token: memory only (the vault's peek), built once per stored value. */
-  #uploadedAnswer(server: string, auth: UploadedAuth, person: Person): CredentialAnswer {
-    const id = this.#uploadedId(person, server);
-    const raw = this.#o.vault?.peek(id);
-    if (raw === undefined) {
-      this.#uploaded.delete(id);
-      return { ok: false, reason: `no token uploaded for ${server}: upload one at ${this.uploadUrl(server)}`, connect: this.uploadUrl(server) };
-    }
-    let entry = this.#uploaded.get(id);
-    if (entry === undefined || entry.raw !== raw || entry.auth !== auth) {
-      entry = this.#openUploaded(server, auth, raw);
-      this.#uploaded.set(id, entry);
-    }
-    if (entry.expiresAt !== undefined && entry.expiresAt <= this.#now())
-      return {
-        ok: false,
-        reason: `your token for ${server} expired at ${new Date(entry.expiresAt).toISOString()}: upload a new one at ${this.uploadUrl(server)}`,
-        connect: this.uploadUrl(server),
-      };
-    return entry.answer;
-  }
-
-  #openUploaded(server: string, auth: UploadedAuth, raw: string): UploadedEntry {
-    const record = decodeRecord(raw);
-    if (!record)
-      return {
-        raw,
-        auth,
-        expiresAt: undefined,
-        answer: {
-          ok: false,
-          reason: `your token for ${server} cannot be read: upload a new one at ${this.uploadUrl(server)}`,
-          connect: this.uploadUrl(server),
-        },
-      };
-    const slot = this.#slots.get(auth.header.toLowerCase());
-    const value = uploadedPrefix(auth) + record.token;
-    const problem = credentialValueProblem(value, MAX_UPLOADED_TOKEN_CHARS);
-    const answer: CredentialAnswer =
-      slot === undefined
-        ? { ok: false, reason: `${auth.header} has no slot in nginx (BACKEND_CREDENTIAL_HEADERS)` }
-        : problem
-          ? {
-              ok: false,
-              reason: `your token for ${server} cannot be sent: ${problem}; upload a new one at ${this.uploadUrl(server)}`,
-              connect: this.uploadUrl(server),
-            }
-          : Object.freeze({ ok: true, headers: Object.freeze({ [BACKEND_CREDENTIAL_HEADER]: slot, [BACKEND_SLOT_HEADER_PREFIX + slot]: value }) });
-    return { raw, auth, expiresAt: record.expiresAt, answer };
   }
 
   #vault(): SecretVault {
@@ -799,22 +633,4 @@ export class BackendCredentials {
     if (problem) return { ok: false, reason: `the secret for the header ${part.name} cannot be sent: ${problem}` };
     return { ok: true, value };
   }
-}
-
-/**
- * The check's answer that sends `token` as `Authorization: Bearer <token>` (nginx's
- * `authorization` slot), or why it cannot be sent as a header.
- */
-export function bearerAnswer(token: string): CredentialAnswer {
-  const value = `Bearer ${token}`;
-  const problem = credentialValueProblem(value);
-  if (problem) return { ok: false, reason: `the access token from the token endpoint cannot be sent: ${problem}` };
-  return Object.freeze({
-    ok: true,
-    headers: Object.freeze({ [BACKEND_CREDENTIAL_HEADER]: 'authorization', [`${BACKEND_SLOT_HEADER_PREFIX}authorization`]: value }),
-  });
-}
-
-function invalid(field: string, message: string): GatewayError {
-  return new GatewayError('REQUEST_INVALID', message, { fields: [{ field, message }] });
 }

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { serverDefinitionSchema, freezeDefinition, type ServerDefinition } from '../catalog/server-definition.ts';
 import type { TokenExchangeAuth } from '../catalog/backend-auth.ts';
 import { createLogger } from '../log.ts';
-import type { CredentialAnswer } from './backend-credentials.ts';
+import type { CredentialAnswer } from './answer.ts';
 import type { IdpTokenRecord } from './idp-tokens.ts';
 import { TOKEN_EXCHANGE_GRANT, TokenExchangeSource, type ExchangeRequest, type ExchangeResult, type TokenExchangeOptions } from './token-exchange.ts';
 

@@ -10,7 +10,7 @@ import * as client from 'openid-client';
 import { exchangeClientSecretId, type TokenExchangeAuth } from '../catalog/backend-auth.ts';
 import type { ServerDefinition } from '../catalog/server-definition.ts';
 import type { Logger } from '../log.ts';
-import { bearerAnswer, type CredentialAnswer, type PersonalCredentialSource } from './backend-credentials.ts';
+import { bearerAnswer, type CredentialAnswer, type PersonalCredentialSource } from './answer.ts';
 import type { IdpTokenRecord } from './idp-tokens.ts';
 import {
   describeTokenError,

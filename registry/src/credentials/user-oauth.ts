@@ -23,7 +23,7 @@ import type { ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { BackendConnectPending } from '../sessions/session-data.ts';
-import type { BACKEND_CREDENTIAL_HEADER, CredentialAnswer, PersonalCredentialSource } from './backend-credentials.ts';
+import type { BACKEND_CREDENTIAL_HEADER, CredentialAnswer, PersonalCredentialSource } from './answer.ts';
 import { credentialValueProblem } from './header-value.ts';
 import { describeTokenError as describe, redact } from './token-endpoint.ts';
 import type { SecretVault } from './types.ts';

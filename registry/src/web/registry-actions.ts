@@ -15,7 +15,8 @@ import { grantsOnServer } from '../scopes/grants.ts';
 import { REGISTRY_ADMIN, REGISTRY_READ, serverScope } from '../scopes/scope.ts';
 import type { SessionIdentity } from '../sessions/session-data.ts';
 import type { AccountActions } from './account-actions.ts';
-import type { BackendCredentials, CredentialStatus, UploadedTokenStatus } from '../credentials/backend-credentials.ts';
+import type { BackendCredentials, CredentialStatus } from '../credentials/backend-credentials.ts';
+import type { UploadedTokenStatus } from '../credentials/uploaded-credential.ts';
 import type { KeyUsage, Vault } from '../credentials/vault.ts';
 import type { ConnectionStatus, PendingConnect, UserOAuth } from '../credentials/user-oauth.ts';
 import {
