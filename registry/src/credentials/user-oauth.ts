@@ -96,6 +96,8 @@ export type PendingConnect = BackendConnectPending;
 
 interface Opened {
   readonly raw: string;
+  /** The definition's backendAuth it was built for (frozen: identity is a change test). */
+  readonly auth: UserOAuthAuth;
   readonly record: ConnectionRecord | undefined;
   /** The answer while the token is fresh. */
   readonly answer: CredentialAnswer;
@@ -193,7 +195,8 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
       return this.#connectRequired(def, auth, `you have not connected your ${this.#provider(def, auth)} account for ${def.name}`);
     }
     let opened = this.#opened.get(id);
-    if (opened?.raw !== raw) {
+    // Built again when the stored value or the definition changed (its authorization server, its name for people).
+    if (opened?.raw !== raw || opened.auth !== auth) {
       opened = this.#open(def, auth, raw);
       this.#opened.set(id, opened);
     }
@@ -272,8 +275,9 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
     const config = await this.#clients.configuration(def, auth, settings);
     const codeVerifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
-    // OpenID Connect only where the server is one: its ID token says who connected.
-    const oidc = (settings.metadata.scopes_supported ?? []).includes('openid') && settings.metadata.userinfo_endpoint !== undefined;
+    // OpenID Connect only where the server is one (it offers `openid` and publishes the keys its
+    // ID tokens are checked with): its ID token says who connected.
+    const oidc = (settings.metadata.scopes_supported ?? []).includes('openid') && settings.metadata.jwks_uri !== undefined;
     const nonce = oidc ? client.randomNonce() : undefined;
     const scope = [...(oidc ? ['openid'] : []), ...settings.scopes.filter((s) => s !== 'openid')].join(' ');
     // PKCE S256 is required of every MCP client (2025-06-18 Authorization §Authorization Code
@@ -510,14 +514,14 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
 
   #open(def: ServerDefinition, auth: UserOAuthAuth, raw: string): Opened {
     const record = decodeConnection(raw);
-    const refused = (why: string): Opened => ({ raw, record, staleAt: Infinity, refreshAt: Infinity, answer: this.#connectRequired(def, auth, why) });
+    const refused = (why: string): Opened => ({ raw, auth, record, staleAt: Infinity, refreshAt: Infinity, answer: this.#connectRequired(def, auth, why) });
     if (!record) return refused(`your connection to ${def.name} cannot be read`);
     if (record.state === 'broken') return refused(`your ${this.#provider(def, auth)} connection for ${def.name} is broken`);
     // The operator moved the server to another authorization server: the old one's tokens are not sent.
     if (auth.authorizationServer !== undefined && stripSlash(auth.authorizationServer) !== stripSlash(record.issuer))
       return refused(`${def.name} now uses another ${this.#provider(def, auth)} authorization server`);
     const headers: Headers = Object.freeze({ [SLOT_HEADER]: 'authorization', 'x-mcp-backend-authorization': `Bearer ${record.accessToken!}` });
-    return { raw, record, ...connectionSchedule(record), answer: Object.freeze({ ok: true, headers }) };
+    return { raw, auth, record, ...connectionSchedule(record), answer: Object.freeze({ ok: true, headers }) };
   }
 
   #connectRequired(def: ServerDefinition, auth: UserOAuthAuth, why: string): CredentialAnswer {
