@@ -9,6 +9,7 @@ import { AccountActions } from './web/account-actions.ts';
 import { GroupRecheck } from './authserver/group-recheck.ts';
 import { createAuditLog, type AuditLog, type SharedAuditSink } from './audit/audit-log.ts';
 import { Catalog, type CatalogRecord, type CatalogStore, type DefinitionPolicy } from './catalog/catalog.ts';
+import type { ServerDefinition } from './catalog/server-definition.ts';
 import type { Config } from './config/load.ts';
 import { KeyRing } from './credentials/key-ring.ts';
 import { CREDENTIALS_NAMESPACE, Vault, type CredentialRecord } from './credentials/vault.ts';
@@ -219,6 +220,12 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     wanted: () => catalog.list().some((def) => def.backendAuth?.type === 'token_exchange'),
     log: log.child({ module: 'idp-tokens' }),
   });
+  // When the last token_exchange server goes (or none is there at start), nobody's IdP token may stay.
+  const purgeIdpTokens = (definitions: readonly ServerDefinition[]) => {
+    if (!definitions.some((def) => def.backendAuth?.type === 'token_exchange')) void idpTokens.purge().catch(() => undefined);
+  };
+  catalog.on('changed', purgeIdpTokens);
+  purgeIdpTokens(catalog.list());
   const refresher = new SessionRefresher({
     idpTokens,
     store: sessions,

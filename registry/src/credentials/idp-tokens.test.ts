@@ -54,4 +54,17 @@ describe("each person's IdP tokens (the subject tokens of token exchange)", () =
     assert.equal(await tokens.forget(ALICE), true);
     assert.equal(tokens.peek(ALICE), undefined);
   });
+
+  test("purge removes every person's tokens and nothing else (the last token_exchange server left)", async () => {
+    const { vault, tokens } = setup();
+    await tokens.remember(ALICE, { accessToken: 'at-1' });
+    await tokens.remember({ provider: 'dev', sub: 'bob' }, { accessToken: 'at-2' });
+    await vault.put('server:x:client-secret', 'keep me');
+    assert.equal(await tokens.purge(), 2);
+    assert.equal(tokens.peek(ALICE), undefined);
+    assert.deepEqual(
+      vault.list().map((i) => i.id),
+      ['server:x:client-secret'],
+    );
+  });
 });

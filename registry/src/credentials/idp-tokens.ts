@@ -30,6 +30,8 @@ export function idpTokenId(person: Person, hash: (person: Person) => string = pe
   return `user:${hash(person)}:idp-token`;
 }
 
+const IDP_TOKEN_ID = /^user:[A-Za-z0-9_-]+:idp-token$/;
+
 export function decodeIdpTokens(plaintext: string): IdpTokenRecord | undefined {
   try {
     const v = JSON.parse(plaintext) as Partial<IdpTokenRecord> | null;
@@ -123,6 +125,20 @@ export class IdpTokens {
     const id = this.#id(person);
     this.#opened.delete(id);
     return (await this.#o.vault?.delete(id)) ?? false;
+  }
+
+  /**
+   * Removes every person's tokens: the last token_exchange server left the catalog, so nothing
+   * may use them any more (least exposure). Returns how many were removed.
+   */
+  async purge(): Promise<number> {
+    const vault = this.#o.vault;
+    if (vault === undefined) return 0;
+    let removed = 0;
+    for (const info of vault.list()) if (IDP_TOKEN_ID.test(info.id) && (await vault.delete(info.id))) removed++;
+    this.#opened.clear();
+    if (removed > 0) this.#o.log.info({ removed }, 'no server uses token exchange any more: the stored identity-provider tokens are deleted');
+    return removed;
   }
 
   #id(person: Person): string {

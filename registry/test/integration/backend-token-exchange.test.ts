@@ -181,3 +181,13 @@ test('no client secret, subject token or exchanged token in the nginx config, au
   assert.ok(exchanged.length > 0 && backend.subjectTokens.length > 0);
   await assertNoSecretAtRest(gw, [backend.exchangeClient.clientSecret, ...backend.subjectTokens, ...exchanged], logLines.join(''), 'a secret or token');
 });
+
+test('when the last token_exchange server is deleted, every stored IdP token is deleted with it', async () => {
+  const idpTokens = () => gw.gateway.vault.list().filter((i) => i.id.endsWith(':idp-token')).length;
+  assert.ok(idpTokens() > 0, 'people signed in earlier have theirs stored');
+  assert.equal((await api.call('deleteServer', { params: { name: SERVER }, as: admin })).status, 200);
+  await eventually(async () => idpTokens() === 0, 5000);
+  // And none is stored at the next sign-in.
+  await login(gw.url, 'full', 'pw-full');
+  assert.equal(idpTokens(), 0);
+});
