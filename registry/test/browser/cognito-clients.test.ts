@@ -39,6 +39,9 @@ before(async () => {
 
 after(async () => {
   if (process.exitCode) process.stderr.write(`nginx error.log:\n${fx?.gw.errorLog()}\n`);
+  // Every connection dropped first: a failed authorization can leave chromium holding one open,
+  // and a server that waits for it keeps the file from ever ending.
+  redirectServer?.closeAllConnections();
   redirectServer?.close();
   await browser?.close();
   await fx?.close();

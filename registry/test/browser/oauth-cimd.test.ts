@@ -115,6 +115,7 @@ before(async () => {
 
 after(async () => {
   documentServer?.close();
+  redirectServer?.closeAllConnections();
   redirectServer?.close();
   await suite?.close();
 });

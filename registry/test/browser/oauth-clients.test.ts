@@ -41,6 +41,7 @@ before(async () => {
 });
 
 after(async () => {
+  redirectServer?.closeAllConnections();
   redirectServer?.close();
   await suite?.close();
 });
