@@ -36,24 +36,13 @@ export function runRecordStoreContract(name: string, makeBacking: () => Promise<
   describe(`record store contract: ${name}`, () => {
     let clock = Date.UTC(2026, 0, 1);
     const now = () => clock;
-    const opened: RecordStore<ContractValue>[] = [];
-    const backings: ContractBacking[] = [];
+    const pool = backingPool<RecordStore<ContractValue>, ContractBacking>(makeBacking, now);
     const fresh = async () => {
-      const backing = await makeBacking();
-      backings.push(backing);
-      const open = async () => {
-        const store = await backing.open(now);
-        opened.push(store);
-        return store;
-      };
-      return { store: await open(), reopen: open };
+      const { store, open } = await pool();
+      return { store, reopen: open };
     };
     const value = (n: number, name = `v${n}`): ContractValue => ({ name, tags: ['a', 'b'], nested: { n } });
     const life = () => ({ expiresAt: clock + HOUR });
-    after(async () => {
-      for (const store of opened) await store.close();
-      for (const backing of backings) await backing.dispose();
-    });
 
     test('create then get returns a copy with a version, createdAt and expiresAt; a second create of the key fails and returns the record', async () => {
       const { store } = await fresh();
@@ -336,24 +325,9 @@ export function runWatchedStoreContract(name: string, kind: 'single' | 'shared' 
   describe(`watched store contract: ${name}`, () => {
     let clock = Date.UTC(2026, 0, 1);
     const now = () => clock;
-    const opened: WatchedRecordStore<ContractValue>[] = [];
-    const backings: WatchedContractBacking[] = [];
     const value = (n: number): ContractValue => ({ name: `v${n}`, tags: ['a'], nested: { n } });
     const life = () => ({ expiresAt: clock + HOUR });
-    const fresh = async () => {
-      const backing = await makeBacking();
-      backings.push(backing);
-      const open = async () => {
-        const store = await backing.open(now);
-        opened.push(store);
-        return store;
-      };
-      return { backing, store: await open(), open };
-    };
-    after(async () => {
-      for (const store of opened) await store.close();
-      for (const backing of backings) await backing.dispose();
-    });
+    const fresh = backingPool<WatchedRecordStore<ContractValue>, WatchedContractBacking>(makeBacking, now);
 
     test('its own writes: peek and snapshot see them once the write resolves, and onChange tells each once, in order', async () => {
       const { store } = await fresh();
@@ -497,4 +471,31 @@ async function heardMarker(writer: WatchedRecordStore<ContractValue>, listener: 
   const seen = heard(listener, key);
   assert.ok((await writer.create(key, { name: 'm', tags: [], nested: { n: 0 } }, { expiresAt: Date.UTC(2026, 0, 1) + HOUR })).ok);
   await seen;
+}
+
+/**
+ * A suite's backings and the stores opened on them: each call makes a fresh backing and opens a
+ * store on it (`open` opens another: a restart, or a replica); after the suite every store is
+ * closed, then every backing disposed.
+ */
+function backingPool<S extends { close(): Promise<void> }, B extends { open(now: () => number): Promise<S>; dispose(): Promise<void> }>(
+  makeBacking: () => Promise<B>,
+  now: () => number,
+): () => Promise<{ backing: B; store: S; open: () => Promise<S> }> {
+  const opened: S[] = [];
+  const backings: B[] = [];
+  after(async () => {
+    for (const store of opened) await store.close();
+    for (const backing of backings) await backing.dispose();
+  });
+  return async () => {
+    const backing = await makeBacking();
+    backings.push(backing);
+    const open = async () => {
+      const store = await backing.open(now);
+      opened.push(store);
+      return store;
+    };
+    return { backing, store: await open(), open };
+  };
 }
