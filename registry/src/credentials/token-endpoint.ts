@@ -60,7 +60,8 @@ export function tokenClientConfiguration(metadata: client.ServerMetadata, secret
   return configuration;
 }
 
-function onlyPost(metadata: client.ServerMetadata): boolean {
+/** The server takes the client secret in the body only (client_secret_post, not Basic). */
+export function onlyPost(metadata: client.ServerMetadata): boolean {
   const methods = metadata.token_endpoint_auth_methods_supported;
   return !!methods && methods.includes('client_secret_post') && !methods.includes('client_secret_basic');
 }

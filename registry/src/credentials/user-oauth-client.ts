@@ -12,7 +12,7 @@ import { oauthClientSecretId, oauthRegistrationId, type SecretSource, type UserO
 import type { ServerDefinition } from '../catalog/server-definition.ts';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { describeTokenError as describe } from './token-endpoint.ts';
+import { describeTokenError as describe, onlyPost } from './token-endpoint.ts';
 import type { SecretVault } from './types.ts';
 
 /** The backend's protected resource metadata and authorization server, discovered (mcp/discover-auth.ts, passed in). */
@@ -218,11 +218,6 @@ export function stripSlash(url: string): string {
 
 export function failed(message: string): GatewayError {
   return new GatewayError('BACKEND_CREDENTIAL_FAILED', message);
-}
-
-function onlyPost(metadata: client.ServerMetadata): boolean {
-  const methods = metadata.token_endpoint_auth_methods_supported;
-  return !!methods && methods.includes('client_secret_post') && !methods.includes('client_secret_basic');
 }
 
 /** fetch with a deadline per request, for the SDK's discovery and registration. */

@@ -396,7 +396,7 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
         }
       } catch (err) {
         revoked = 'failed';
-        this.#o.log.warn({ server: def.name, problem: redactAll(describe(err), tokens) }, 'backend token revocation failed; the tokens are deleted anyway');
+        this.#o.log.warn({ server: def.name, problem: redact(describe(err), ...tokens) }, 'backend token revocation failed; the tokens are deleted anyway');
       }
     }
     this.#opened.delete(id);
@@ -453,7 +453,7 @@ export class UserOAuth implements PersonalCredentialSource<UserOAuthAuth> {
       // the next connect registers again.
       const refused = err instanceof client.ResponseBodyError && ['invalid_grant', 'unauthorized_client', 'invalid_client'].includes(err.error);
       await this.#clients.forgetRegistrationIfRefused(def, auth, err);
-      const reason = redactAll(describe(err), [refreshToken, record.accessToken ?? '']);
+      const reason = redact(describe(err), refreshToken, record.accessToken);
       if (!refused) {
         // Transient (network, 5xx): keep the tokens and try again at the next sweep or request.
         this.#o.log.warn({ server: def.name, problem: reason }, 'backend token refresh failed; retrying later');
@@ -541,8 +541,4 @@ function userOAuthOf(def: ServerDefinition): UserOAuthAuth {
       fields: [{ field: '(server)', message: 'not user_oauth' }],
     });
   return def.backendAuth;
-}
-
-function redactAll(message: string, secrets: readonly string[]): string {
-  return redact(message, ...secrets);
 }
