@@ -59,6 +59,7 @@ var URL_ELICITATION_REQUIRED = -32042;
 var SESSION_NOT_FOUND = -32001;
 
 var crypto = require('crypto');
+var fs = require('fs');
 
 /* The characters a definition's path may hold (BACKEND_PATH_PATTERN); any other path is one no server has. */
 var ROUTE_PATH = /^(?:\/[A-Za-z0-9._~\/-]{0,200})?$/;
@@ -93,6 +94,7 @@ function handle(r) {
     if (r.method === 'POST') {
         var problem = readBody(r, parsed);
         if (problem) {
+            unchecked(r, parsed, problem.status, problem.error);
             return refuse(r, problem.status, jsonRpcError(problem.id, problem.code, problem.message, { error: problem.error }));
         }
         // Recorded in the session id the response hands out (sessionHeaders): later requests carry no capabilities.
@@ -100,8 +102,10 @@ function handle(r) {
             r.variables.mcp_elicitation = 'u';
     } else if (r.method !== 'GET' && r.method !== 'DELETE') {
         r.headersOut['Allow'] = 'GET, POST, DELETE';
+        unchecked(r, parsed, 405, 'METHOD_NOT_ALLOWED');
         return refuse(r, 405, { error: 'METHOD_NOT_ALLOWED', message: 'MCP endpoints take GET, POST and DELETE' });
     } else if (hasBody(r)) {
+        unchecked(r, parsed, 400, 'MCP_REQUEST_INVALID');
         return refuse(r, 400, { error: 'MCP_REQUEST_INVALID', message: r.method + ' must not carry a body' });
     }
     r.variables.mcp_messages = parsed.messages.length ? parsed.messages.join(',') : '-';
@@ -111,13 +115,80 @@ function handle(r) {
 function ask(r, parsed) {
     var server = r.variables.mcp_server;
     var transport = r.variables.mcp_transport;
+    checkKey(r, server, transport);
     r.subrequest('/_mcp_auth', { method: 'GET' }, function (reply) {
         decide(r, reply, parsed, server, transport);
     });
 }
 
+/* ---- cached decisions (registry/src/authz/check-cache.ts, docs/performance.md "Cached decisions") ---- */
+
+/*
+ * The key nginx caches the check's answer under ($mcp_check_key): SHA-256 over the generation
+ * the registry wrote ($mcp_check_generation names the file; a toggle, a sign-out, a revocation
+ * or a session's end writes a new one) and every header the check reads to decide, exactly as
+ * the subrequest sends them. A hash: the cache files never hold a cookie or a token. Without
+ * a readable generation nothing is cached or served from the cache for this request.
+ */
+function checkKey(r, server, transport) {
+    var file = r.variables.mcp_check_generation;
+    if (!file) return;
+    var generation;
+    try {
+        generation = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+        r.error('mcp check cache: cannot read the generation file ' + file + ' (' + e.message + '); asking the check without the cache');
+        r.variables.mcp_check_nocache = '1';
+        return;
+    }
+    var v = r.variables;
+    r.variables.mcp_check_key = crypto
+        .createHash('sha256')
+        .update(
+            [
+                generation,
+                v.http_cookie || '',
+                v.http_authorization || '',
+                server,
+                transport,
+                v.mcp_route_path,
+                v.request_method,
+                v.mcp_messages,
+                v.mcp_session || '',
+            ].join('\u0000')
+        )
+        .digest('base64url');
+}
+
+/*
+ * A request answered from the cache never reached the registry: its audit line is the cached
+ * answer's own (X-MCP-Audit), logged by nginx for the registry to read (audit/nginx-audit-tail.ts).
+ * Every other answer was recorded by the check itself.
+ */
+function auditCached(r, reply, h) {
+    var status;
+    try {
+        status = reply.variables.upstream_cache_status;
+    } catch (e) {
+        status = '';
+    }
+    if (status === 'HIT') r.variables.mcp_audit = 'c' + (typeof h['X-MCP-Audit'] === 'string' ? h['X-MCP-Audit'] : '');
+}
+
+/*
+ * A request refused here, before the check was asked: nginx logs it for the audit ('n' then the
+ * same base64url JSON as the check's X-MCP-Audit), so malformed requests are counted too.
+ */
+function unchecked(r, parsed, status, error) {
+    var first = parsed.messages.length ? String(parsed.messages[0]).split(' ') : [];
+    var summary = { u: '', m: first[0] || '', n: parsed.messages.length, d: 'deny', s: status, r: error };
+    if (first[1]) summary.t = first[1];
+    r.variables.mcp_audit = 'n' + Buffer.from(JSON.stringify(summary)).toString('base64url');
+}
+
 function decide(r, reply, parsed, server, transport) {
     var h = reply.headersOut;
+    auditCached(r, reply, h);
     if (reply.status === 200) {
         r.variables.mcp_user = h['X-User'] || '';
         r.variables.mcp_username = h['X-Username'] || '';

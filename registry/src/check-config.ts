@@ -30,7 +30,10 @@ export async function checkConfiguration(config: Config, log: Logger): Promise<s
   if ('missing' in nginx) return [...problems, nginx.missing];
   const scratch = await mkdtemp(join(tmpdir(), 'mcpgw-check-'));
   try {
-    const render = nginxRenderer(config, scratch, 1, nginx.njsModule);
+    // The cache in the scratch folder: the config is checked, the operator's CHECK_CACHE_DIR is not touched.
+    const { seconds } = config.nginx.checkCache;
+    const cache = seconds > 0 ? { dir: join(scratch, 'check-cache'), generationFile: join(scratch, 'check-generation'), seconds } : undefined;
+    const render = nginxRenderer(config, scratch, 1, nginx.njsModule, cache);
     // The upstream blocks nginx would start with; servers the gateway could not route are problems too.
     const routes = catalog === undefined ? undefined : new RouteTable({ catalog, log });
     const upstreams = (await routes?.start()) ?? [];

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAuthorizationServer, type ClientMetadataFetch } from './authserver/authorization-server.ts';
 import { Connections } from './authserver/grants.ts';
@@ -26,7 +27,7 @@ import { GatewayMetrics } from './metrics/metrics.ts';
 import { readiness } from './metrics/readiness.ts';
 import { StoreHealth } from './metrics/stores.ts';
 import { findNginx, NginxController } from './nginx/apply.ts';
-import { renderNginxConfig } from './nginx/render.ts';
+import { CHECK_GENERATION_FILE, MCP_AUDIT_LOG, renderNginxConfig, type NginxRenderInput } from './nginx/render.ts';
 import { RouteTable, type BackendUpstream } from './nginx/route.ts';
 import { NginxSync } from './nginx/sync.ts';
 import { LoginSessions } from './sessions/login-sessions.ts';
@@ -48,6 +49,9 @@ import { UserOAuth } from './credentials/user-oauth.ts';
 import { discoverBackendAuth, DISCOVERY_TIMEOUT_MS } from './mcp/discover-auth.ts';
 import { IdpTokens } from './credentials/idp-tokens.ts';
 import { TokenExchangeSource } from './credentials/token-exchange.ts';
+import { AuditTail } from './nginx/audit-tail.ts';
+import { checkCacheHome, prepareCacheDir, removeCacheHome } from './nginx/check-cache-dir.ts';
+import { CheckGeneration, invalidateOnChanges } from './nginx/check-generation.ts';
 
 export interface RunningGateway {
   /** What people and MCP clients use: nginx. */
@@ -57,6 +61,8 @@ export interface RunningGateway {
   readonly catalog: Catalog;
   readonly nginx: NginxSync;
   readonly runtimeDir: string;
+  /** Where nginx keeps cached decisions and where the generation is (CHECK_CACHE_SECONDS 0: undefined). */
+  readonly checkCache: { readonly dir: string; readonly generationFile: string } | undefined;
   readonly audit: AuditLog;
   readonly auditFile: string;
   /** Background MCP health checks and tool discovery of every backend. */
@@ -90,7 +96,13 @@ export interface RunningGateway {
 const NJS_DIR = join(import.meta.dirname, '..', '..', 'nginx', 'njs');
 
 /** The catalog → nginx config function for this configuration. */
-export function nginxRenderer(config: Config, runtimeDir: string, registryPort: number, njsModule: string): (upstreams: readonly BackendUpstream[]) => string {
+export function nginxRenderer(
+  config: Config,
+  runtimeDir: string,
+  registryPort: number,
+  njsModule: string,
+  checkCache?: NginxRenderInput['checkCache'],
+): (upstreams: readonly BackendUpstream[]) => string {
   return (upstreams) =>
     renderNginxConfig({
       listen: { host: config.gateway.host, port: config.gateway.port },
@@ -103,6 +115,7 @@ export function nginxRenderer(config: Config, runtimeDir: string, registryPort: 
       maxBodySize: config.nginx.maxBodySize,
       corsOrigins: config.corsAllowedOrigins,
       backendCredentialHeaders: config.backendCredentials.headerSlots,
+      ...(checkCache ? { checkCache } : {}),
       publicScheme: config.gateway.publicUrl.startsWith('https:') ? 'https' : 'http',
       upstreams,
     });
@@ -386,6 +399,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     gatewayTokens: refusingRevoked(authServer.verifier, authRecords, config.oauth.accessTokenTtlSeconds),
     personalTokens,
     backendCredentials: credentials,
+    cacheSeconds: config.nginx.checkCache.seconds,
     audit,
     log: log.child({ module: 'authz' }),
   });
@@ -436,6 +450,39 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   registryUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const runtimeDir = config.nginx.runtimeDir;
+  // Cached decisions (docs/performance.md): the folder checked and the generation written before
+  // nginx starts; nginx's audit lines of the requests the check never sees, read into the audit.
+  let generation: CheckGeneration | undefined;
+  let stopInvalidation = () => {};
+  let cacheHome: { home: string; removeOnStop: boolean } | undefined;
+  let checkCache: NginxRenderInput['checkCache'];
+  const auditTail = new AuditTail({
+    file: join(runtimeDir, MCP_AUDIT_LOG),
+    audit,
+    onCached: (name, status) => metrics.recordCachedDecision(name, status),
+    log: log.child({ module: 'nginx-audit' }),
+  });
+  try {
+    mkdirSync(runtimeDir, { recursive: true });
+    if (config.nginx.checkCache.seconds > 0) {
+      cacheHome = checkCacheHome(runtimeDir);
+      checkCache = {
+        dir: config.nginx.checkCache.dir ?? join(cacheHome.home, 'check-cache'),
+        generationFile: join(cacheHome.home, CHECK_GENERATION_FILE),
+        seconds: config.nginx.checkCache.seconds,
+      };
+      prepareCacheDir(checkCache.dir);
+      generation = new CheckGeneration(checkCache.generationFile);
+    }
+    await auditTail.start();
+  } catch (err) {
+    server.close();
+    credentials.close();
+    await catalog.close();
+    await audit.close();
+    await closeState();
+    throw err;
+  }
   sync = new NginxSync({
     controller: new NginxController({
       nginxBin: nginxFound.bin,
@@ -443,7 +490,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
       log: log.child({ module: 'nginx' }),
       onApply: (outcome) => metrics.nginxApply(outcome),
     }),
-    render: nginxRenderer(config, runtimeDir, (server.address() as AddressInfo).port, nginxFound.njsModule),
+    render: nginxRenderer(config, runtimeDir, (server.address() as AddressInfo).port, nginxFound.njsModule, checkCache),
     routes,
     log: log.child({ module: 'nginx' }),
   });
@@ -457,6 +504,15 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     await closeState();
     throw err;
   }
+  // After the route table's own listener (sync.start): a bump follows every change the check sees.
+  if (generation)
+    stopInvalidation = invalidateOnChanges(generation, {
+      catalog,
+      sessions: sessionRecords,
+      authserver: authRecords,
+      tokens: tokenRecords,
+      mapping,
+    });
   catalog.watch();
   mapping.watch();
   refresher.start();
@@ -471,6 +527,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     catalog,
     nginx: sync,
     runtimeDir,
+    checkCache: checkCache && { dir: checkCache.dir, generationFile: checkCache.generationFile },
     audit,
     auditFile: config.auditLogFile,
     monitor,
@@ -487,7 +544,11 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
       credentials.close();
       await mapping.close();
       await catalog.close();
+      stopInvalidation();
       await sync.stop();
+      // nginx flushed its log buffers on the way out: the last lines reach the audit.
+      await auditTail.stop();
+      if (cacheHome?.removeOnStop) removeCacheHome(cacheHome.home);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await provider.close?.();

@@ -20,8 +20,20 @@ export interface Row extends Measured {
   notes?: Record<string, number>;
 }
 
-/** The targets of the performance issue; the benchmark reports them, it does not fail on them. */
-export const TARGETS = { ratio: 0.85, addedP50Ms: 0.5, validateChecksPerSecond: 10_000 } as const;
+/**
+ * The targets of the cached-decisions issue (docs/performance.md "Targets"), per row: requests/s
+ * as a fraction of (a)'s, and (where set) the most p50 may add. The benchmark reports them, it
+ * does not fail on them.
+ */
+export const TARGETS = {
+  rows: {
+    b: { ratio: 0.9, addedP50Ms: 0.3 },
+    c: { ratio: 0.85, addedP50Ms: undefined },
+    d: { ratio: 0.9, addedP50Ms: 0.3 },
+    g: { ratio: 0.9, addedP50Ms: 0.3 },
+  } as Record<string, { ratio: number; addedP50Ms: number | undefined }>,
+  validateChecksPerSecond: 10_000,
+} as const;
 
 export function compareWithDirect(rows: Row[]): void {
   const direct = rows.find((r) => r.row === 'a');
@@ -36,12 +48,14 @@ export function compareWithDirect(rows: Row[]): void {
 /** One line per target: what was measured and whether it met the target. */
 export function targetLines(rows: readonly Row[]): string[] {
   const lines: string[] = [];
-  for (const row of rows.filter((r) => r.row === 'b' || r.row === 'c')) {
-    if (row.ratio === undefined || row.addedP50 === undefined) continue;
-    lines.push(`(${row.row}) requests/s ${fmt(row.ratio, 2)} x direct (target >= ${TARGETS.ratio}): ${row.ratio >= TARGETS.ratio ? 'met' : 'NOT met'}`);
-    lines.push(
-      `(${row.row}) added p50 ${fmt(row.addedP50, 2)} ms (target <= ${TARGETS.addedP50Ms}): ${row.addedP50 <= TARGETS.addedP50Ms ? 'met' : 'NOT met'}`,
-    );
+  for (const row of rows) {
+    const target = TARGETS.rows[row.row];
+    if (target === undefined || row.ratio === undefined || row.addedP50 === undefined) continue;
+    lines.push(`(${row.row}) requests/s ${fmt(row.ratio, 2)} x direct (target >= ${target.ratio}): ${row.ratio >= target.ratio ? 'met' : 'NOT met'}`);
+    if (target.addedP50Ms !== undefined)
+      lines.push(
+        `(${row.row}) added p50 ${fmt(row.addedP50, 2)} ms (target <= ${target.addedP50Ms}): ${row.addedP50 <= target.addedP50Ms ? 'met' : 'NOT met'}`,
+      );
   }
   const validate = rows.find((r) => r.row === 'e');
   if (validate) {

@@ -22,6 +22,12 @@ export interface AccessAuditEntry {
   readonly status: number;
   readonly missingScope: string | undefined;
   readonly reason: string | undefined;
+  /**
+   * Who answered, when it was not the check: `cache`, nginx from a cached answer of the check
+   * (the decision and its fields are that answer's); `nginx`, njs refused the request before
+   * asking (nginx/audit-tail.ts). Absent: the check decided this request itself.
+   */
+  readonly answeredBy?: 'cache' | 'nginx' | undefined;
 }
 
 /** A change to the registry made by a person on the page or through the API. */

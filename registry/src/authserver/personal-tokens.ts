@@ -45,7 +45,8 @@ export interface PersonalTokensOptions {
   readonly liveGroups?: (owner: Pick<TokenOwner, 'provider' | 'sub'>) => readonly string[] | undefined;
 }
 
-export type PersonalTokenCheck = { ok: true; owner: TokenOwner; scopes: readonly string[]; tokenId: string } | { ok: false; reason: string };
+export type PersonalTokenCheck =
+  { ok: true; owner: TokenOwner; scopes: readonly string[]; tokenId: string; /** ms since epoch */ expiresAt: number } | { ok: false; reason: string };
 
 /**
  * Personal access tokens, for MCP clients that only take a static `Authorization` header.
@@ -114,7 +115,7 @@ export class PersonalTokens {
     if (!record.value.servers.includes(server)) return { ok: false, reason: `the personal access token is not for server ${server}` };
     const owner = record.value.owner;
     const groups = this.#options.liveGroups?.(owner) ?? owner.groups;
-    return { ok: true, owner, scopes: serverScopes(this.#options.scopesFor(groups), server), tokenId: parts[1]! };
+    return { ok: true, owner, scopes: serverScopes(this.#options.scopesFor(groups), server), tokenId: parts[1]!, expiresAt: record.expiresAt };
   }
 }
 

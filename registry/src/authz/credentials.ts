@@ -10,6 +10,11 @@ export interface Principal {
   readonly scopes: readonly string[];
   /** For a machine (client-credentials) token: its client id. MCP sessions bind to it (session-binding.ts). */
   readonly machineClient?: string;
+  /**
+   * When the credential stops being valid (ms since epoch): the session's end, the token's `exp`.
+   * A cached decision never outlives it (check-cache.ts). Unknown: undefined.
+   */
+  readonly expiresAt?: number | undefined;
 }
 
 export type CredentialResult =
@@ -21,6 +26,8 @@ export type CredentialResult =
  */
 export interface SessionLookup {
   peek(sid: string): { readonly identity?: SessionIdentity | undefined; readonly scopes?: readonly string[] | undefined } | undefined;
+  /** When the live session ends (ms since epoch), for a cached decision's lifetime; omitted: unknown. */
+  expiresAt?(sid: string): number | undefined;
 }
 
 /**
@@ -36,7 +43,7 @@ export function principalFromCookie(cookieHeader: string | undefined, secret: st
   }
   const data = sessions.peek(sid);
   if (!data?.identity || !Array.isArray(data.scopes)) return { ok: false, reason: 'session-invalid' };
-  return { ok: true, principal: { identity: data.identity, scopes: data.scopes } };
+  return { ok: true, principal: { identity: data.identity, scopes: data.scopes, expiresAt: sessions.expiresAt?.(sid) } };
 }
 
 /** `Authorization: Bearer <token>` per RFC 6750 section 2.1 (b64token). */
@@ -69,6 +76,7 @@ export async function principalFromBearer(authorization: string, context: Bearer
       identity: { sub: who.sub, username: who.machine ? `client:${who.clientId ?? who.sub}` : who.username, groups: who.groups, provider: context.provider },
       scopes,
       ...(who.machine ? { machineClient: who.clientId ?? who.sub } : {}),
+      expiresAt: result.expiresAt,
     },
   };
 }
@@ -95,6 +103,7 @@ export async function principalFromGatewayToken(token: string, server: string, v
         identity: { sub: who.clientId, username: `client:${who.clientId}`, groups: [], provider: 'gateway' },
         scopes: who.scopes,
         machineClient: who.clientId,
+        expiresAt: result.expiresAt,
       },
     };
   const colon = who.sub.indexOf(':');
@@ -108,6 +117,7 @@ export async function principalFromGatewayToken(token: string, server: string, v
         provider: colon < 0 ? 'gateway' : who.sub.slice(0, colon),
       },
       scopes: who.scopes,
+      expiresAt: result.expiresAt,
     },
   };
 }
@@ -123,6 +133,10 @@ export function principalFromPersonalToken(token: string, server: string, tokens
   const { owner } = result;
   return {
     ok: true,
-    principal: { identity: { sub: owner.sub, username: owner.username, groups: [...owner.groups], provider: owner.provider }, scopes: result.scopes },
+    principal: {
+      identity: { sub: owner.sub, username: owner.username, groups: [...owner.groups], provider: owner.provider },
+      scopes: result.scopes,
+      expiresAt: result.expiresAt,
+    },
   };
 }

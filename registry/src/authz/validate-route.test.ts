@@ -12,6 +12,7 @@ import { createGatewayTokenVerifier } from '../authserver/verify.ts';
 import { createLogger } from '../log.ts';
 import { VALIDATE_PATH } from './paths.ts';
 import { createSessionBinding } from './session-binding.ts';
+import { decodeAuditSummary } from './check-cache.ts';
 import { createValidateRoute, type ValidateRouteOptions } from './validate-route.ts';
 
 const SECRET = 'unit-test-secret-unit-test-secret-000';
@@ -188,15 +189,25 @@ describe('the check endpoint', () => {
     const check = (sid: string, headers: Record<string, string>) =>
       fetch(`${on.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie(sid), ...call, ...headers } });
 
-    test("a 200 carries the principal's sealing key; a session sealed to it opens to the backend id", async () => {
+    test('a session sealed to the principal opens to the backend id; the sealing key comes only with what may open a session', async () => {
       const sealed = binding.seal('streamable', 'svc', 'backend-1', userKey);
       const res = await check('sid-user', { 'x-mcp-transport': 'streamable-http', 'x-mcp-session': sealed });
       assert.equal(res.status, 200);
-      assert.equal(res.headers.get('x-mcp-session-key'), userKey.header);
       assert.equal(res.headers.get('x-mcp-backend-session'), 'backend-1');
+      assert.equal(res.headers.get('x-mcp-session-key'), null, 'the backend echoes the id the client sent: nothing to seal');
       const legacy = await check('sid-user', { 'x-mcp-transport': 'sse', 'x-mcp-session': binding.seal('sse', 'svc', '/messages?sessionId=1', userKey) });
       assert.equal(legacy.status, 200);
       assert.equal(legacy.headers.get('x-mcp-backend-target'), '/messages?sessionId=1');
+      assert.equal(legacy.headers.get('x-mcp-session-key'), null);
+      // An initialize (its response may assign a session) and the legacy stream (its endpoint event) carry the key.
+      const init = await check('sid-user', { 'x-mcp-transport': 'streamable-http', 'x-mcp-messages': 'initialize' });
+      assert.equal(init.headers.get('x-mcp-session-key'), userKey.header);
+      const stream = await check('sid-user', { 'x-mcp-transport': 'sse', 'x-original-method': 'GET', 'x-mcp-messages': '-', 'x-mcp-path': '/sse' });
+      assert.equal(stream.status, 200);
+      assert.equal(stream.headers.get('x-mcp-session-key'), userKey.header);
+      // Anything else without a session (a stateless server's tools/call) gets none.
+      const stateless = await check('sid-user', { 'x-mcp-transport': 'streamable-http' });
+      assert.equal(stateless.headers.get('x-mcp-session-key'), null);
     });
 
     test('another principal, another server, another transport or a garbled id: 404 with X-MCP-Session-Unknown and no identity', async () => {
@@ -260,9 +271,12 @@ describe("the check with the gateway's own access tokens", () => {
     assert.equal(res.headers.get('x-user'), 'u-1', 'the same subject as with the cookie');
     assert.equal(res.headers.get('x-username'), 'user');
     assert.equal(res.headers.get('x-scopes'), 'mcp:server:svc:execute');
-    // Same principal as the cookie: the same MCP session key.
-    const withCookie = await fetch(`${svc.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-user'), ...call } });
-    assert.equal(res.headers.get('x-mcp-session-key'), withCookie.headers.get('x-mcp-session-key'));
+    // Same principal as the cookie: the same MCP session key (sent for an initialize).
+    const initialize = { 'x-mcp-messages': 'initialize', 'x-original-method': 'POST' };
+    const withToken = await check(await token(`${PUBLIC}/api/streamable/svc`, 'mcp:server:svc:execute'), initialize);
+    const withCookie = await fetch(`${svc.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', cookie: cookie('sid-user'), ...initialize } });
+    assert.ok(withToken.headers.get('x-mcp-session-key'));
+    assert.equal(withToken.headers.get('x-mcp-session-key'), withCookie.headers.get('x-mcp-session-key'));
   });
 
   test('scopes come from the token: a one-tool token is refused another tool (403)', async () => {
@@ -469,5 +483,101 @@ describe("the gateway's own backend credential in the check's answer", () => {
     assert.equal(refused.status, 403);
     assert.deepEqual(asked, [], 'the credential is looked up only for a request that is allowed');
     assert.equal(refused.headers.get('x-mcp-backend-h1'), null);
+  });
+});
+
+describe('cacheable answers (CHECK_CACHE_SECONDS, authz/check-cache.ts)', () => {
+  const NOW = 1_800_000_000_000;
+  let cached: { url: string; server: Server };
+  let expiring: { url: string; server: Server };
+  before(async () => {
+    cached = await serve({ cacheSeconds: 30, now: () => NOW });
+    // A session that ends in 7.5 s: its answers may be kept 7 s, not 30.
+    expiring = await serve({ cacheSeconds: 30, now: () => NOW, sessions: { peek: (sid) => sessions.get(sid), expiresAt: () => NOW + 7_500 } });
+  });
+  after(() => {
+    cached.server.close();
+    expiring.server.close();
+  });
+  const check = (url: string, headers: Record<string, string>) => fetch(`${url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'svc', ...headers } });
+
+  test('an allow without a secret says how long nginx may keep it, and carries its own audit line', async () => {
+    const res = await check(cached.url, { cookie: cookie('sid-user'), ...call });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-accel-expires'), '30');
+    const summary = decodeAuditSummary(res.headers.get('x-mcp-audit') ?? '');
+    assert.deepEqual(summary, {
+      user: 'user\r\nX-Injected: 1',
+      method: 'tools/call',
+      tool: 'get_time',
+      messages: 1,
+      decision: 'allow',
+      status: 200,
+      missingScope: undefined,
+      reason: undefined,
+    });
+  });
+
+  test("never past the credential's end", async () => {
+    const res = await check(expiring.url, { cookie: cookie('sid-user'), ...call });
+    assert.equal(res.headers.get('x-accel-expires'), '7');
+  });
+
+  test('a missing scope is kept too, with its audit line', async () => {
+    const res = await check(cached.url, { cookie: cookie('sid-tool'), 'x-mcp-messages': 'tools/call other', 'x-original-method': 'POST' });
+    assert.equal(res.status, 403);
+    assert.equal(res.headers.get('x-accel-expires'), '30');
+    assert.equal(decodeAuditSummary(res.headers.get('x-mcp-audit') ?? '')?.missingScope, 'mcp:server:svc:tool:other:execute');
+  });
+
+  test('never kept: a 401, an answer with the sealing key, a session of someone else, an unknown server', async () => {
+    const binding = createSessionBinding(SECRET);
+    const otherKey = binding.keyFor(JSON.stringify(['person', 'dev', 'u-2']));
+    const cases: Array<[string, Record<string, string>, number]> = [
+      ['no credential', { ...call }, 401],
+      ['a forged cookie', { cookie: cookie('sid-gone'), ...call }, 401],
+      ['an initialize', { cookie: cookie('sid-user'), 'x-mcp-messages': 'initialize', 'x-original-method': 'POST' }, 200],
+      ["another's session", { cookie: cookie('sid-user'), ...call, 'x-mcp-session': binding.seal('streamable', 'svc', 'b', otherKey) }, 404],
+    ];
+    for (const [what, headers, status] of cases) {
+      const res = await check(cached.url, headers);
+      assert.equal(res.status, status, what);
+      assert.equal(res.headers.get('x-accel-expires'), null, what);
+      assert.equal(res.headers.get('x-mcp-audit'), null, what);
+    }
+    const unknown = await fetch(`${cached.url}${VALIDATE_PATH}`, { headers: { 'x-mcp-server': 'nope', cookie: cookie('sid-user'), ...call } });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.headers.get('x-accel-expires'), null);
+  });
+
+  test('an answer carrying a backend credential is never kept', async () => {
+    const withCredential = await serve({
+      cacheSeconds: 30,
+      catalog: {
+        get: (name: string) => (name === 'svc' ? ({ ...(catalog.get('svc') as unknown as object), backendAuth: { type: 'headers' } } as never) : undefined),
+      },
+      backendCredentials: {
+        forCheck: () => ({ ok: true, headers: { 'x-mcp-backend-credential': 'authorization', 'x-mcp-backend-authorization': 'Bearer s3cret' } }),
+      },
+    });
+    try {
+      const res = await check(withCredential.url, { cookie: cookie('sid-user'), ...call });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('x-mcp-backend-authorization'), 'Bearer s3cret');
+      assert.equal(res.headers.get('x-accel-expires'), null);
+    } finally {
+      withCredential.server.close();
+    }
+  });
+
+  test('0 seconds: no answer says it may be kept', async () => {
+    const off = await serve({ cacheSeconds: 0 });
+    try {
+      const res = await check(off.url, { cookie: cookie('sid-user'), ...call });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('x-accel-expires'), null);
+    } finally {
+      off.server.close();
+    }
   });
 });

@@ -22,8 +22,9 @@ import { connectUrlOn } from './connect-url.ts';
 import { headerValue } from './header-value.ts';
 import { parseMessagesHeader } from './messages-header.ts';
 import { traceIdOf } from './trace-context.ts';
-import { ERROR_DETAIL_HEADER } from '../credentials/answer.ts';
+import { BACKEND_CREDENTIAL_HEADER, ERROR_DETAIL_HEADER } from '../credentials/answer.ts';
 import type { BackendCredentials } from '../credentials/backend-credentials.ts';
+import { AUDIT_HEADER, CACHE_SECONDS_HEADER, cacheSeconds, encodeAuditSummary } from './check-cache.ts';
 import { bearerChallenge, metadataUrl, resourceUrl, type ChallengeError } from './protected-resource.ts';
 import { PATH_HEADER, ROUTE_ALLOW_HEADER, ROUTE_HEADER, ROUTE_REFUSED_HEADER, type RouteDecision, type RouteLookup } from './route.ts';
 import { createSessionBinding, principalBindingId, type SessionKind } from './session-binding.ts';
@@ -74,6 +75,13 @@ export interface ValidateRouteOptions {
    * 200 for a server with `backendAuth`; omitted: none is ever added.
    */
   readonly backendCredentials?: Pick<BackendCredentials, 'forCheck'>;
+  /**
+   * CHECK_CACHE_SECONDS: how long nginx may keep an answer that holds no secret (check-cache.ts).
+   * 0 or omitted: no answer says it may be kept, and nginx keeps none.
+   */
+  readonly cacheSeconds?: number;
+  /** The clock, for cached answers' lifetimes (tests). */
+  readonly now?: () => number;
   readonly audit: AuditLog;
   readonly log: Logger;
 }
@@ -128,6 +136,8 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
   const { realm, publicUrl } = options;
   if (typeof publicUrl !== 'string' || !/^https?:\/\//.test(publicUrl)) throw new TypeError('createValidateRoute: publicUrl must be an http(s) URL');
   const binding = createSessionBinding(secret);
+  const maxCacheSeconds = options.cacheSeconds ?? 0;
+  const now = options.now ?? Date.now;
   /** A store outage is logged once when the check first meets it, and once when a check passes again. */
   let storeDown = false;
 
@@ -250,7 +260,12 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
         headers[USER_HEADER] = headerValue(user.sub);
         headers[USERNAME_HEADER] = headerValue(user.username);
         headers[SCOPES_HEADER] = scopesHeader(principal.scopes);
-        headers[SESSION_KEY_HEADER] = key.header;
+        // The sealing key goes to njs only for a response that may hand out a session: the
+        // initialize of a Streamable HTTP session (MCP 2025-06-18 basic/transports "Session
+        // Management": the server assigns the id on the response to initialize) and the legacy
+        // stream's endpoint event. Every other answer leaves it out, and so may be cached.
+        if (kind === 'sse' ? header(req, ORIGINAL_METHOD_HEADER) === 'GET' : sealed === undefined || sealed === '' ? opensSession(messages) : false)
+          headers[SESSION_KEY_HEADER] = key.header;
         if (decision.toolFilter) headers[TOOL_FILTER_HEADER] = JSON.stringify(decision.toolFilter);
       } else {
         headers[SESSION_UNKNOWN_HEADER] = '1';
@@ -305,10 +320,18 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
         ];
       }
     }
-    audit.record({
+    const entry: AccessAuditEntry = {
       ...accessEntry(req, serverName, user.username, messages, status, reason, decision.allow ? undefined : decision.method),
       missingScope: decision.allow ? undefined : decision.missingScope,
-    });
+    };
+    audit.record(entry);
+    if (maxCacheSeconds > 0 && cacheable(status, headers)) {
+      const seconds = cacheSeconds(maxCacheSeconds, principal.expiresAt, now());
+      if (seconds > 0) {
+        headers[CACHE_SECONDS_HEADER] = String(seconds);
+        headers[AUDIT_HEADER] = encodeAuditSummary(entry);
+      }
+    }
     res.writeHead(status, headers).end();
   }
 
@@ -321,6 +344,22 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
     const resource = server?.transports && resourceUrl(publicUrl, server, transport === 'sse' ? 'sse' : 'streamable-http');
     return metadataUrl(resource ?? publicUrl);
   }
+}
+
+/**
+ * An answer nginx may keep (docs/performance.md, "Cached decisions"): an allow that carries no
+ * secret (no backend credential, no session sealing key) or a missing-scope refusal. Never a
+ * 401 (a stranger's garbage must not fill the cache), a session the principal does not own, a
+ * disabled or unknown server, a store outage, or anything a person must go and fix.
+ */
+function cacheable(status: number, headers: Record<string, string>): boolean {
+  if (status === 200) return headers[SESSION_KEY_HEADER] === undefined && headers[BACKEND_CREDENTIAL_HEADER] === undefined;
+  return status === 403 && headers[MISSING_SCOPE_HEADER] !== undefined && headers[ERROR_HEADER] === undefined;
+}
+
+/** Whether a body holds an initialize request: the one request whose response may assign an MCP session. */
+function opensSession(messages: readonly McpMessage[]): boolean {
+  return messages.some((m) => m.kind === 'request' && m.method === 'initialize');
 }
 
 /** The X-Scopes value, computed once per scope list (a session's list is one object for its life). */

@@ -74,7 +74,14 @@ export interface Config {
   };
   /** METRICS_TOKEN: lets a scraper off loopback read /metrics; undefined = loopback only. */
   readonly metricsToken: string | undefined;
-  readonly nginx: { readonly bin: string | undefined; readonly njsModule: string; readonly maxBodySize: string; readonly runtimeDir: string };
+  readonly nginx: {
+    readonly bin: string | undefined;
+    readonly njsModule: string;
+    readonly maxBodySize: string;
+    readonly runtimeDir: string;
+    /** CHECK_CACHE_SECONDS and CHECK_CACHE_DIR (undefined: the default, nginx/check-cache-dir.ts): cached decisions (0 seconds: none). */
+    readonly checkCache: { readonly seconds: number; readonly dir: string | undefined };
+  };
   /** REDIS_URL: state in Redis (shared by replicas) instead of files; how long the start waits for it. */
   readonly redis: { readonly url: string; readonly startTimeoutMs: number } | undefined;
   /** Development defaults in use, each naming the variable that turns it off. */
@@ -244,7 +251,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, pr
       ...backendCredentialEnv(env, e.BACKEND_CREDENTIAL_HEADERS, e.BACKEND_CREDENTIAL_ENV),
       refreshEveryMs: e.BACKEND_TOKEN_REFRESH_SECONDS * 1000,
     },
-    nginx: { bin: e.NGINX_BIN, njsModule: e.NGINX_NJS_MODULE, maxBodySize: e.NGINX_MAX_BODY_SIZE, runtimeDir: join(stateDir, 'nginx') },
+    nginx: {
+      bin: e.NGINX_BIN,
+      njsModule: e.NGINX_NJS_MODULE,
+      maxBodySize: e.NGINX_MAX_BODY_SIZE,
+      runtimeDir: join(stateDir, 'nginx'),
+      checkCache: {
+        seconds: e.CHECK_CACHE_SECONDS,
+        dir: e.CHECK_CACHE_DIR === undefined ? undefined : resolveFrom(projectRoot, e.CHECK_CACHE_DIR),
+      },
+    },
     redis: e.REDIS_URL === undefined ? undefined : { url: e.REDIS_URL, startTimeoutMs: e.REDIS_START_TIMEOUT_SECONDS * 1000 },
     warnings,
   };

@@ -25,6 +25,9 @@ const port = (name: string) =>
     .transform(Number)
     .refine((n) => n <= 65535, `${name} must be a port number 0-65535`);
 
+/** The largest CHECK_CACHE_SECONDS: how long a changed group may still count at most (docs/performance.md). */
+export const MAX_CHECK_CACHE_SECONDS = 60;
+
 /** A whole number of seconds between `min` and `max`; `offAtZero` also allows 0 (switched off). */
 const seconds = (name: string, min: number, max: number, offAtZero = false) =>
   z
@@ -375,6 +378,20 @@ export const ENV_VARS: readonly EnvVarDoc[] = Object.freeze([
       "How often the gateway looks for people's per-user OAuth tokens (backendAuth user_oauth) that are due for a refresh, and refreshes them before they expire (one replica does, under a lease). Between 1 and 3600. See docs/backend-credentials.md.",
   },
   {
+    name: 'CHECK_CACHE_SECONDS',
+    default: '5',
+    example: '0',
+    description:
+      "How long nginx may answer an MCP request from a cached decision of the access check instead of asking the registry (docs/performance.md, \"Cached decisions\"). A toggle, a sign-out, a revoked token or grant, a session's end, a definition or scope-mapping change bite on the next request whatever this is; it bounds how long a changed group or a mapping of an identity provider's token still counts. A token's or session's expiry always bites on time. Between 0 and 60; 0 caches nothing.",
+  },
+  {
+    name: 'CHECK_CACHE_DIR',
+    default: 'STATE_DIR/nginx/check-cache (as root, whose nginx workers run as nobody: a folder of the gateway under /run, a tmpfs, removed at stop)',
+    example: '/run/mcp-gateway/check-cache',
+    description:
+      "Where nginx keeps the cached decisions (file names and keys are hashes: no cookie or token is written). Created with mode 700 when missing; at start it must be a folder owned by the user nginx's workers run as and open to no one else, or the gateway refuses to start and says why. A tmpfs (/run) keeps it off disk.",
+  },
+  {
     name: 'METRICS_TOKEN',
     default: '(none: loopback only)',
     example: '(32 random characters)',
@@ -563,6 +580,8 @@ export const envSchema = z
     HEALTH_CHECK_INTERVAL_SECONDS: seconds('HEALTH_CHECK_INTERVAL_SECONDS', 5, 86400, true).default(60),
     HEALTH_CHECK_TIMEOUT_SECONDS: seconds('HEALTH_CHECK_TIMEOUT_SECONDS', 1, 120).default(5),
     BACKEND_TOKEN_REFRESH_SECONDS: seconds('BACKEND_TOKEN_REFRESH_SECONDS', 1, 3600).default(15),
+    CHECK_CACHE_SECONDS: seconds('CHECK_CACHE_SECONDS', 0, MAX_CHECK_CACHE_SECONDS).default(5),
+    CHECK_CACHE_DIR: z.string().trim().min(1).optional(),
     SESSION_TTL_SECONDS: seconds('SESSION_TTL_SECONDS', 60, 604800).default(28800),
     SESSION_MAX_LIFETIME_SECONDS: seconds('SESSION_MAX_LIFETIME_SECONDS', 1, 2592000).default(86400),
     CORS_ALLOWED_ORIGINS: z

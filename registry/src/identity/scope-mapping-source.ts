@@ -17,6 +17,7 @@ export class ScopeMappingSource {
   readonly #log: Logger;
   #mapping: ScopeMapping = EMPTY_MAPPING;
   #watcher: FSWatcher | undefined;
+  readonly #reloaded = new Set<() => void>();
 
   constructor(file: string | undefined, log: Logger) {
     this.#file = file;
@@ -52,6 +53,12 @@ export class ScopeMappingSource {
     return Object.keys(this.#mapping.clients);
   }
 
+  /** Calls `listener` after each reload that changed the mapping in force; returns the unsubscribe. */
+  onReload(listener: () => void): () => void {
+    this.#reloaded.add(listener);
+    return () => this.#reloaded.delete(listener);
+  }
+
   watch(): void {
     const file = this.#file;
     if (file === undefined || this.#watcher) return;
@@ -79,6 +86,7 @@ export class ScopeMappingSource {
       return;
     }
     this.#mapping = result.mapping;
+    for (const listener of this.#reloaded) listener();
     this.#log.info({ file, groups: Object.keys(result.mapping.groups).length, clients: Object.keys(result.mapping.clients).length }, 'scope mapping reloaded');
   }
 }

@@ -56,14 +56,21 @@ export class GatewayMetrics {
   readonly #latency = new Map<CheckOutcome, Observer>();
   readonly #reloads: Counter;
   readonly #reloadFailures: Counter;
+  readonly #cacheHits: Counter<'server' | 'outcome'>;
 
   constructor(options: GatewayMetricsOptions) {
     const registers = [this.registry];
     this.#isKnownServer = options.isKnownServer;
     this.#decisions = new Counter({
       name: `${METRIC_PREFIX}check_decisions_total`,
-      help: 'Answers of the check nginx asks on every MCP request, by server (catalog name or unknown), outcome and HTTP status.',
+      help: 'Answers of the check nginx asks on every MCP request, by server (catalog name or unknown), outcome and HTTP status; cached answers nginx served included.',
       labelNames: ['server', 'outcome', 'status'],
+      registers,
+    });
+    this.#cacheHits = new Counter({
+      name: `${METRIC_PREFIX}check_cache_hits_total`,
+      help: 'MCP requests nginx answered from a cached decision of the check (CHECK_CACHE_SECONDS), by server and outcome; counted as nginx logs them (within about a second).',
+      labelNames: ['server', 'outcome'],
       registers,
     });
     const latency = new Histogram({
@@ -129,6 +136,16 @@ export class GatewayMetrics {
     }
     child.inc();
     this.#latency.get(outcomeOf(status))?.observe(seconds);
+  }
+
+  /**
+   * Counts one MCP request nginx answered from a cached decision of the check (nginx/audit-tail.ts):
+   * a decision like any other, and a cache hit; no latency (the registry did not run).
+   */
+  recordCachedDecision(server: string, status: number): void {
+    const name = this.#isKnownServer(server) ? server : 'unknown';
+    this.#decisions.labels(name, outcomeOf(status), String(status)).inc();
+    this.#cacheHits.labels(name, outcomeOf(status)).inc();
   }
 
   /**

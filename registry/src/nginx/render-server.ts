@@ -34,7 +34,7 @@ import {
   SESSION_ELICITATION_HEADER,
 } from '../authz/paths.ts';
 import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
-import { quoted, type HeaderName } from './names.ts';
+import { quoted, type FilePath, type HeaderName } from './names.ts';
 import { corsAnswer, corsEntry, hideUpstreamCors } from './render-cors.ts';
 import { UPSTREAM_NAME_PATTERN, type BackendUpstream } from './route.ts';
 import { block, type Lines } from './render-lines.ts';
@@ -66,6 +66,11 @@ const NJS_VARIABLES = [
   // The legacy stream: the backend's SSE URL (to resolve the endpoint event) and the gateway's messages URL.
   '$mcp_backend_sse',
   '$mcp_messages_url',
+  // Cached decisions (authz/check-cache.ts): the hashed key, `1` to neither read nor fill the
+  // cache, and the audit line of a request the check never saw (nginx logs it; audit/nginx-audit-tail.ts).
+  '$mcp_check_key',
+  '$mcp_check_nocache',
+  '$mcp_audit',
 ] as const;
 
 /** The check's session vocabulary: never from a client, never to a backend. */
@@ -123,9 +128,10 @@ export const AUTH_LOCATION = '/_mcp_auth';
  * matched (`/api/execute/a/../b/`), so the check guards the server this request is routed to,
  * and gets the raw URI for logs only.
  */
-function renderAuthLocation(): Lines {
+function renderAuthLocation(cache: boolean): Lines {
   return block(`location = ${AUTH_LOCATION}`, [
     'internal;',
+    ...(cache ? renderCheckCache() : []),
     `proxy_pass http://${REGISTRY_UPSTREAM}${VALIDATE_PATH};`,
     // The subrequest carries headers only: nginx cannot send the body twice, and a body-less
     // request that still said Content-Length: N would make the registry wait for N bytes.
@@ -167,6 +173,30 @@ function renderAuthLocation(): Lines {
   ]);
 }
 
+/** The keys zone of the check's cache (render.ts declares its proxy_cache_path when caching is on). */
+export const CHECK_CACHE_ZONE = 'mcp_check';
+
+/**
+ * The check's answers, cached (authz/check-cache.ts). Kept only as long as the answer's own
+ * X-Accel-Expires says (the registry sets it on an answer that carries no secret, never past the
+ * credential's end), under the hash njs computed ($mcp_check_key). Nothing else makes an answer
+ * cacheable: no proxy_cache_valid, and the registry's Cache-Control / Expires / Vary are ignored.
+ * No lock: a request waiting on another's miss would wait in 500 ms steps; a miss just asks.
+ */
+function renderCheckCache(): Lines {
+  return [
+    `proxy_cache ${CHECK_CACHE_ZONE};`,
+    'proxy_cache_key $mcp_check_key;',
+    'proxy_cache_methods GET;',
+    'proxy_ignore_headers Cache-Control Expires Vary;',
+    // No generation readable: neither served from the cache nor stored (njs sets it).
+    'proxy_cache_bypass $mcp_check_nocache;',
+    'proxy_no_cache $mcp_check_nocache;',
+    'proxy_cache_lock off;',
+    'proxy_cache_use_stale off;',
+  ];
+}
+
 /** The server-name part of the public location regexes: the catalog's own pattern. */
 function serverNameRegex(): string {
   const source = SERVER_NAME_PATTERN.source.replace(/^\^|\$$/g, '');
@@ -181,9 +211,16 @@ function serverNameRegex(): string {
  * is where the client's sealed session id is: the Mcp-Session-Id header or the legacy
  * `session` query parameter (njs drops it on the legacy stream).
  */
-function renderEntry(transport: 'streamable-http' | 'sse', session: '$http_mcp_session_id' | '$arg_session', path: '""' | '$mcp_rest'): Lines {
+function renderEntry(
+  transport: 'streamable-http' | 'sse',
+  session: '$http_mcp_session_id' | '$arg_session',
+  path: '""' | '$mcp_rest',
+  generationFile: FilePath | undefined,
+): Lines {
   return [
     'set $mcp_server $mcp_name;',
+    // The file holding the check cache's generation, read by njs per request (none: no cache).
+    `set $mcp_check_generation ${generationFile === undefined ? '""' : quoted(generationFile)};`,
     `set $mcp_transport "${transport}";`,
     `set $mcp_session ${session};`,
     `set $mcp_path ${path};`,
@@ -201,15 +238,18 @@ function renderEntry(transport: 'streamable-http' | 'sse', session: '$http_mcp_s
  * GET on the definition's SSE path and POST on `/messages`, and answers a JSON 404 or 405 for
  * the rest, before any credential is looked at (nginx/route.ts).
  */
-export function renderMcpLocations(cors: boolean): Lines {
+export function renderMcpLocations(cors: boolean, generationFile?: FilePath): Lines {
   const name = serverNameRegex();
   return [
     ...block(`location ~ "^${STREAMABLE_PREFIX}(?<mcp_name>${name})/?$"`, [
       ...corsEntry(cors),
-      ...renderEntry('streamable-http', '$http_mcp_session_id', '""'),
+      ...renderEntry('streamable-http', '$http_mcp_session_id', '""', generationFile),
     ]),
-    ...block(`location ~ "^${EXECUTE_PREFIX}(?<mcp_name>${name})(?<mcp_rest>/.*)?$"`, [...corsEntry(cors), ...renderEntry('sse', '$arg_session', '$mcp_rest')]),
-    ...renderAuthLocation(),
+    ...block(`location ~ "^${EXECUTE_PREFIX}(?<mcp_name>${name})(?<mcp_rest>/.*)?$"`, [
+      ...corsEntry(cors),
+      ...renderEntry('sse', '$arg_session', '$mcp_rest', generationFile),
+    ]),
+    ...renderAuthLocation(generationFile !== undefined),
   ];
 }
 

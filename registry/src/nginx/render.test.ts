@@ -14,6 +14,8 @@ const INPUT: NginxRenderInput = {
   workerUser: 'nobody nogroup',
   // BACKEND_CREDENTIAL_HEADERS' default: one slot besides Authorization.
   backendCredentialHeaders: ['X-API-Key'],
+  // CHECK_CACHE_SECONDS' default, the cache beside the runtime folder (not root: check-cache-dir.ts).
+  checkCache: { dir: '/var/lib/mcp-gateway/nginx/check-cache', generationFile: '/var/lib/mcp-gateway/nginx/check-generation', seconds: 5 },
   // What RouteTable.start() gives for the catalog's backend origins; out of order on purpose.
   upstreams: [
     { name: 'mcp_backend_5e0c9d2b7a41', server: '127.0.0.1:8003' as HostPort },
@@ -305,6 +307,10 @@ describe('renderNginxConfig', () => {
       [{ corsOrigins: ['https://a.example.com";\nevil'] }, 'CONFIG_INVALID'],
       [{ corsOrigins: ['*'] }, 'CONFIG_INVALID'],
       [{ corsOrigins: ['https://ok.example.com', 'https://$host'] }, 'CONFIG_INVALID'],
+      [{ checkCache: { dir: '/var/cache";\nevil', generationFile: '/run/g', seconds: 5 } }, 'CONFIG_INVALID'],
+      [{ checkCache: { dir: '/var/cache', generationFile: 'relative', seconds: 5 } }, 'CONFIG_INVALID'],
+      [{ checkCache: { dir: '/var/cache', generationFile: '/run/g', seconds: 61 } }, 'CONFIG_INVALID'],
+      [{ checkCache: { dir: '/var/cache', generationFile: '/run/g', seconds: 1.5 } }, 'CONFIG_INVALID'],
     ];
     for (const [patch, code] of hostile) {
       assert.throws(
@@ -316,6 +322,47 @@ describe('renderNginxConfig', () => {
     // Upstream names and servers are programmer-checked too: a name is the hash form only, a server is quoted.
     assert.throws(() => renderNginxConfig({ ...INPUT, upstreams: [{ name: 'mcp_backend_x;evil', server: '127.0.0.1:1' as HostPort }] }));
     assert.throws(() => renderNginxConfig({ ...INPUT, upstreams: [{ name: 'mcp_backend_0a1b2c3d4e5f', server: '127.0.0.1:1";' as HostPort }] }));
+  });
+});
+
+describe('cached decisions (CHECK_CACHE_SECONDS)', () => {
+  const auth = (config: string) => locations(config).get('= /_mcp_auth') ?? '';
+
+  it('caches the check only as long as its answer says, under the hashed key, never with a lock', () => {
+    const config = renderNginxConfig(INPUT);
+    assert.match(config, /proxy_cache_path "\/var\/lib\/mcp-gateway\/nginx\/check-cache" levels=1:2 keys_zone=mcp_check:10m .* use_temp_path=off;/);
+    const location = auth(config);
+    assert.match(location, /proxy_cache mcp_check;/);
+    assert.match(location, /proxy_cache_key \$mcp_check_key;/);
+    assert.match(location, /proxy_ignore_headers Cache-Control Expires Vary;/);
+    assert.match(location, /proxy_no_cache \$mcp_check_nocache;/);
+    assert.match(location, /proxy_cache_lock off;/);
+    // Only X-Accel-Expires (set by the registry on answers without a secret) makes an answer cacheable.
+    assert.doesNotMatch(config, /proxy_cache_valid/);
+    // No other location caches anything.
+    assert.equal(config.match(/proxy_cache mcp_check;/g)?.length, 1);
+    for (const entry of [
+      '~ "^/api/streamable/(?<mcp_name>[a-z0-9][a-z0-9-]{0,62})/?$"',
+      '~ "^/api/execute/(?<mcp_name>[a-z0-9][a-z0-9-]{0,62})(?<mcp_rest>/.*)?$"',
+    ])
+      assert.match(locations(config).get(entry) ?? '', /set \$mcp_check_generation "\/var\/lib\/mcp-gateway\/nginx\/check-generation";/);
+  });
+
+  it('caches nothing at 0 seconds or without the setting', () => {
+    for (const input of [
+      { ...INPUT, checkCache: { ...INPUT.checkCache!, seconds: 0 } },
+      { ...INPUT, checkCache: undefined },
+    ]) {
+      const config = renderNginxConfig(input);
+      assert.doesNotMatch(config, /proxy_cache_path|proxy_cache mcp_check/);
+      assert.match(config, /set \$mcp_check_generation "";/);
+    }
+  });
+
+  it('logs the audit line of every request the check never saw', () => {
+    const config = renderNginxConfig({ ...INPUT, checkCache: undefined });
+    assert.match(config, /access_log "\/var\/lib\/mcp-gateway\/nginx\/mcp-audit.log" mcp_audit if=\$mcp_audit buffer=64k flush=1s;/);
+    assert.match(config, /log_format mcp_audit escape=json /);
   });
 });
 

@@ -60,6 +60,11 @@ export class LoginSessions extends session.Store {
     return this.#records.peek(sid)?.value;
   }
 
+  /** When the live session ends (ms since epoch), from memory; undefined when there is none. */
+  expiresAt(sid: string): number | undefined {
+    return this.#records.peek(sid)?.expiresAt;
+  }
+
   /** The identity and scopes of every signed-in session (and its IdP tokens and sign-in time, when it has them). */
   *signedIn(): Iterable<{
     identity: Frozen<SessionIdentity>;

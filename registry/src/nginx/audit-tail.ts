@@ -1,0 +1,154 @@
+/**
+ * Reads nginx's audit log (render.ts MCP_AUDIT_LOG) into the audit: one line per MCP request the
+ * check never saw, so that every MCP request is audited once.
+ * - `c`: answered from the check cache (authz/check-cache.ts). The line carries the cached
+ *   answer's own audit summary; this request's id, trace and transport come from nginx.
+ * - `n`: refused by njs before the check was asked (a malformed body, a method MCP has not).
+ * Every other request was recorded by the check itself.
+ *
+ * nginx writes the file in buffers (flushed every second), so lines arrive within about a
+ * second; this reads what is new every `pollMs`. It starts at the file's end: lines of an
+ * earlier run were read by that run. A file that shrank or was replaced is read from its start.
+ */
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { AccessAuditEntry, AuditLog } from '../audit/audit-log.ts';
+import { decodeAuditSummary } from '../authz/check-cache.ts';
+import { traceIdOf } from '../authz/trace-context.ts';
+import { SERVER_NAME_PATTERN } from '../catalog/server-definition.ts';
+import type { Logger } from '../log.ts';
+
+export interface AuditTailOptions {
+  readonly file: string;
+  readonly audit: Pick<AuditLog, 'record'>;
+  /** Told of each request the cache answered (metrics). */
+  readonly onCached?: (server: string, status: number) => void;
+  readonly log: Logger;
+  /** Default 250 ms. */
+  readonly pollMs?: number;
+}
+
+/** A line longer than this is not one of ours (a summary is at most a few hundred bytes). */
+const MAX_LINE = 16_384;
+
+export class AuditTail {
+  readonly #options: AuditTailOptions;
+  #offset = 0;
+  #ino: number | undefined;
+  #pending = '';
+  #timer: NodeJS.Timeout | undefined;
+  #reading: Promise<void> = Promise.resolve();
+  #unreadable = 0;
+
+  constructor(options: AuditTailOptions) {
+    this.#options = options;
+  }
+
+  /** Starts at the file's current end (nothing yet: its start) and reads every `pollMs`. */
+  async start(): Promise<void> {
+    const current = await stat(this.#options.file).catch(() => undefined);
+    this.#offset = current?.size ?? 0;
+    this.#ino = current?.ino;
+    this.#timer = setInterval(() => void this.drain(), this.#options.pollMs ?? 250);
+    this.#timer.unref();
+  }
+
+  /** Reads and records every complete line written so far (one read at a time). */
+  drain(): Promise<void> {
+    this.#reading = this.#reading.then(() => this.#readNew()).catch((err: unknown) => this.#options.log.error({ err }, 'nginx audit log: read failed'));
+    return this.#reading;
+  }
+
+  /** Reads what is left, then stops. */
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.drain();
+  }
+
+  async #readNew(): Promise<void> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.#options.file, 'r');
+    } catch {
+      return; // nginx has not written it yet
+    }
+    try {
+      const info = await handle.stat();
+      if (info.ino !== this.#ino || info.size < this.#offset) {
+        // Replaced or truncated: its lines are all new.
+        if (this.#ino !== undefined) this.#options.log.info('nginx audit log: the file was replaced; reading it from its start');
+        this.#ino = info.ino;
+        this.#offset = 0;
+        this.#pending = '';
+      }
+      while (this.#offset < info.size) {
+        const chunk = Buffer.alloc(Math.min(1 << 20, info.size - this.#offset));
+        const { bytesRead } = await handle.read(chunk, 0, chunk.length, this.#offset);
+        if (bytesRead === 0) break;
+        this.#offset += bytesRead;
+        this.#take(chunk.subarray(0, bytesRead).toString('utf8'));
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  #take(text: string): void {
+    const lines = (this.#pending + text).split('\n');
+    this.#pending = lines.pop() ?? '';
+    if (this.#pending.length > MAX_LINE) this.#pending = '';
+    for (const line of lines) {
+      if (line === '') continue;
+      const entry = auditEntryOf(line);
+      if (entry === undefined) {
+        // Once, then every thousandth: a broken line is a fault of ours, not a reason to flood the log.
+        if (this.#unreadable++ % 1000 === 0)
+          this.#options.log.error({ line: line.slice(0, 200) }, 'nginx audit log: a line that is not an audit line; skipped');
+        continue;
+      }
+      this.#options.audit.record(entry);
+      if (entry.answeredBy === 'cache') this.#options.onCached?.(entry.server, entry.status);
+    }
+  }
+}
+
+const REQUEST_ID = /^[0-9a-f]{32}$/;
+
+/** The audit entry of one line of nginx's audit log; undefined for anything else. */
+export function auditEntryOf(line: string): AccessAuditEntry | undefined {
+  if (line.length > MAX_LINE) return undefined;
+  let fields: Record<string, unknown>;
+  try {
+    fields = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const { requestId, server, transport, status, traceparent, audit } = fields;
+  if (typeof requestId !== 'string' || !REQUEST_ID.test(requestId)) return undefined;
+  if (typeof server !== 'string' || !SERVER_NAME_PATTERN.test(server)) return undefined;
+  if (transport !== 'streamable-http' && transport !== 'sse') return undefined;
+  const sent = Number(status);
+  if (!Number.isInteger(sent) || sent < 100 || sent > 599) return undefined;
+  if (typeof audit !== 'string' || (audit[0] !== 'c' && audit[0] !== 'n')) return undefined;
+  const answeredBy = audit[0] === 'c' ? 'cache' : 'nginx';
+  const summary = decodeAuditSummary(audit.slice(1));
+  return {
+    event: 'access',
+    requestId,
+    traceId: typeof traceparent === 'string' ? traceIdOf(traceparent) : undefined,
+    server,
+    transport,
+    ...(summary ?? {
+      // A cached answer without its summary (not one this registry wrote): what nginx sent.
+      user: '',
+      method: '',
+      tool: undefined,
+      messages: 0,
+      decision: sent < 400 ? 'allow' : 'deny',
+      status: sent,
+      missingScope: undefined,
+      reason: 'audit-summary-unreadable',
+    }),
+    answeredBy,
+  };
+}
