@@ -131,31 +131,38 @@ function ask(r, parsed) {
  * a readable generation nothing is cached or served from the cache for this request.
  */
 function checkKey(r, server, transport) {
-    var file = r.variables.mcp_check_generation;
+    var v = r.variables;
+    var file = v.mcp_check_generation;
     if (!file) return;
     var generation;
     try {
         generation = fs.readFileSync(file, 'utf8');
     } catch (e) {
         r.error('mcp check cache: cannot read the generation file ' + file + ' (' + e.message + '); asking the check without the cache');
-        r.variables.mcp_check_nocache = '1';
+        v.mcp_check_nocache = '1';
         return;
     }
-    var v = r.variables;
-    r.variables.mcp_check_key = crypto
+    // NUL cannot occur in a header value (nginx refuses it), so the parts cannot run into each other.
+    v.mcp_check_key = crypto
         .createHash('sha256')
         .update(
-            [
-                generation,
-                v.http_cookie || '',
-                v.http_authorization || '',
-                server,
-                transport,
-                v.mcp_route_path,
-                v.request_method,
-                v.mcp_messages,
-                v.mcp_session || '',
-            ].join('\u0000')
+            generation +
+                '\u0000' +
+                (v.http_cookie || '') +
+                '\u0000' +
+                (v.http_authorization || '') +
+                '\u0000' +
+                server +
+                '\u0000' +
+                transport +
+                '\u0000' +
+                v.mcp_route_path +
+                '\u0000' +
+                r.method +
+                '\u0000' +
+                v.mcp_messages +
+                '\u0000' +
+                (v.mcp_session || '')
         )
         .digest('base64url');
 }
@@ -232,7 +239,10 @@ function decide(r, reply, parsed, server, transport) {
         // With variables, proxy_pass sends the URI as set: the client's query string is added here.
         var args = r.variables.args;
         r.variables.mcp_backend_uri = args ? uri + '?' + args : uri;
-        return r.internalRedirect(filter ? '@mcp_streamable_filtered' : '@mcp_streamable');
+        // Without a sealing key (anything but an initialize) nginx itself puts the client's sealed
+        // id back on the response (renderSessionEchoMap): no second VM for a header filter.
+        if (filter) return r.internalRedirect('@mcp_streamable_filtered');
+        return r.internalRedirect(h['X-MCP-Session-Key'] ? '@mcp_streamable' : '@mcp_streamable_session');
     }
     if (reply.status === 403 && h['X-MCP-Error'] === 'BACKEND_CONNECT_REQUIRED') return connectRequired(r, parsed, server, h);
     if (reply.status === 502 && h['X-MCP-Error'] === 'BACKEND_CREDENTIAL_FAILED') return credentialFailed(r, parsed, server, h['X-MCP-Error-Detail']);
@@ -863,6 +873,9 @@ function filterEvent(event, allowed) {
  * list's `cacheScope` (MCP 2026-07-28) of `public` becomes `private`.
  */
 function filterJson(text, allowed) {
+    // No "tools" key can be in a text that spells neither `"tools"` nor any \u escape (the only
+    // other way JSON can write those letters): it passes without being parsed.
+    if (text.indexOf('"tools"') === -1 && text.indexOf('\\u') === -1) return text;
     var body;
     try {
         body = JSON.parse(text);

@@ -270,7 +270,30 @@ export function renderBackendUpstream(upstream: BackendUpstream): Lines {
 }
 
 /** The named locations njs redirects to after a 200, by the route's kind (and `_filtered` for a tool-limited principal). */
-export const BACKEND_LOCATIONS = ['@mcp_streamable', '@mcp_streamable_filtered', '@mcp_sse', '@mcp_sse_filtered', '@mcp_sse_messages'] as const;
+export const BACKEND_LOCATIONS = [
+  '@mcp_streamable',
+  '@mcp_streamable_session',
+  '@mcp_streamable_filtered',
+  '@mcp_sse',
+  '@mcp_sse_filtered',
+  '@mcp_sse_messages',
+] as const;
+
+/**
+ * The Mcp-Session-Id a response of `@mcp_streamable_session` carries: the client's own sealed id
+ * when the backend echoed the id it was sent (what every response of an open session does), and
+ * none otherwise. That location serves requests whose answer holds no sealing key (anything but an
+ * initialize), so it has nothing to seal a new id with: a new id is dropped, as njs drops one it
+ * cannot seal. nginx does this with a map instead of an njs header filter, which would cost
+ * the request a second njs VM (docs/performance.md).
+ */
+export function renderSessionEchoMap(): Lines {
+  return block('map "$upstream_http_mcp_session_id $mcp_unsealed_session" $mcp_session_echo', [
+    'default "";',
+    // Both halves equal and made of visible ASCII (a session id's characters; no space).
+    '"~^(?<mcp_echoed>[\\x21-\\x7e]{1,256}) \\k<mcp_echoed>$" $mcp_session;',
+  ]);
+}
 
 /** Directives of a named location that proxies to the backend the check answered. */
 function renderBackend(location: (typeof BACKEND_LOCATIONS)[number], cors: boolean, headers: readonly HeaderName[]): Lines {
@@ -334,7 +357,9 @@ function renderBackend(location: (typeof BACKEND_LOCATIONS)[number], cors: boole
         ? ['js_header_filter mcp.sseHeaders;', 'js_body_filter mcp.filterBody;']
         : location === '@mcp_streamable'
           ? ['js_header_filter mcp.sessionHeaders;']
-          : []),
+          : location === '@mcp_streamable_session'
+            ? ['proxy_hide_header Mcp-Session-Id;', 'add_header Mcp-Session-Id $mcp_session_echo always;']
+            : []),
   ]);
 }
 

@@ -44,7 +44,7 @@ function upstreams(config: string): Map<string, string> {
 
 const STREAMABLE = '~ "^/api/streamable/(?<mcp_name>[a-z0-9][a-z0-9-]{0,62})/?$"';
 const EXECUTE = '~ "^/api/execute/(?<mcp_name>[a-z0-9][a-z0-9-]{0,62})(?<mcp_rest>/.*)?$"';
-const BACKENDS = ['@mcp_streamable', '@mcp_streamable_filtered', '@mcp_sse', '@mcp_sse_filtered', '@mcp_sse_messages'];
+const BACKENDS = ['@mcp_streamable', '@mcp_streamable_session', '@mcp_streamable_filtered', '@mcp_sse', '@mcp_sse_filtered', '@mcp_sse_messages'];
 
 describe('renderNginxConfig', () => {
   const config = renderNginxConfig(INPUT);
@@ -69,7 +69,7 @@ describe('renderNginxConfig', () => {
     assert.equal(renderNginxConfig({ ...INPUT, upstreams: [...INPUT.upstreams].reverse() }), config);
   });
 
-  it('has no location per server: two generic MCP locations, one check, five backend locations, and JSON catch-alls', () => {
+  it('has no location per server: two generic MCP locations, one check, six backend locations, and JSON catch-alls', () => {
     assert.deepEqual(
       [...byPath.keys()],
       [STREAMABLE, EXECUTE, '= /_mcp_auth', ...BACKENDS, '/api/streamable/', '/api/execute/', '~* ^/auth/validate/*$', '@mcp_500', '@mcp_502', '@mcp_413', '/'],
@@ -234,6 +234,14 @@ describe('renderNginxConfig', () => {
     const strip = (body: string) => body.replace(/^ +(js_header_filter|js_body_filter|proxy_set_header Accept-Encoding).*\n/gm, '');
     for (const plain of ['@mcp_streamable', '@mcp_sse']) assert.equal(strip(byPath.get(`${plain}_filtered`) ?? 'x'), strip(byPath.get(plain) ?? ''), plain);
     assert.match(byPath.get('@mcp_streamable') ?? '', /js_header_filter mcp\.sessionHeaders;/);
+    // Without a sealing key nothing can be sealed: nginx puts the client's own id back, or drops a new one.
+    const session = byPath.get('@mcp_streamable_session') ?? '';
+    assert.doesNotMatch(session, /js_header_filter|js_body_filter/);
+    assert.match(session, /proxy_hide_header Mcp-Session-Id;\n +add_header Mcp-Session-Id \$mcp_session_echo always;/);
+    assert.match(
+      config,
+      /map "\$upstream_http_mcp_session_id \$mcp_unsealed_session" \$mcp_session_echo \{\n +default "";\n +"~\^\(\?<mcp_echoed>\[\\x21-\\x7e\]\{1,256\}\) \\k<mcp_echoed>\$" \$mcp_session;/,
+    );
     assert.match(byPath.get('@mcp_sse') ?? '', /js_header_filter mcp\.sseHeaders;[\s\S]*js_body_filter mcp\.filterBody;/);
     assert.match(byPath.get('@mcp_sse') ?? '', /proxy_set_header Accept-Encoding "";/);
     assert.doesNotMatch(byPath.get('@mcp_sse_messages') ?? '', /js_header_filter|js_body_filter/);

@@ -47,6 +47,7 @@ import {
   renderBackendUpstream,
   renderMcpLocations,
   renderNjsVariables,
+  renderSessionEchoMap,
   credentialHeaders,
   ROUTE_HEADERS,
   SESSION_HEADERS,
@@ -300,6 +301,7 @@ export function renderNginxConfig(input: NginxRenderInput): string {
     `js_path ${quoted(assertFilePath(input.njsDir.replace(/\/+$/, '')))};`,
     'js_import mcp from mcp.js;',
     ...renderNjsVariables(credentialHeaderNames(input)),
+    ...renderSessionEchoMap(),
     ...(cors ? renderCorsMaps(corsOrigins) : []),
     // No http-level proxy_set_header: nginx inherits them only into locations that set none,
     // so each location below lists its headers in full and can be read on its own.

@@ -19,6 +19,7 @@ import { jarFetch } from './cookie-jar.ts';
 import { ADMIN_PASSWORD, eventually, startTestGateway, type TestGateway } from './harness.ts';
 import { csrfFrom, login } from './login.ts';
 import { connectClientOverHttp } from './oauth-flow.ts';
+import { MCP_HEADERS, openRawSession, rawCall, rpc, TIME_CALL as CALL_BODY } from './raw-mcp.ts';
 
 const SESSION_LIFETIME_S = 12;
 const USERS = [
@@ -46,37 +47,10 @@ after(async () => {
 });
 
 const STREAMABLE = '/api/streamable/currenttime';
-const rpc = (id: number, method: string, params?: unknown) => JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) });
-const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
 /** How many tools/call requests the backend received. */
 const backendCalls = () => gw.received.filter((r) => (r.body as { method?: string } | undefined)?.method === 'tools/call').length;
-const CALL = rpc(7, 'tools/call', { name: 'current_time_by_timezone', arguments: { timezone: 'UTC' } });
-
-/** An MCP session of `who` (initialize + initialized), as a raw client opens it. */
-async function openSession(who: Record<string, string>): Promise<Record<string, string>> {
-  const init = await fetch(`${gw.url}${STREAMABLE}`, {
-    method: 'POST',
-    headers: { ...MCP_HEADERS, ...who },
-    body: rpc(1, 'initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } }),
-  });
-  assert.equal(init.status, 200, await init.clone().text());
-  await init.text();
-  const session = init.headers.get('mcp-session-id');
-  assert.ok(session);
-  const headers = { ...MCP_HEADERS, ...who, 'mcp-session-id': session };
-  const initialized = await fetch(`${gw.url}${STREAMABLE}`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
-  });
-  assert.equal(initialized.status, 202);
-  return headers;
-}
-
-async function call(headers: Record<string, string>, body = CALL): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${gw.url}${STREAMABLE}`, { method: 'POST', headers, body });
-  return { status: res.status, text: await res.text() };
-}
+const openSession = (who: Record<string, string>) => openRawSession(`${gw.url}${STREAMABLE}`, who);
+const call = (headers: Record<string, string>, body?: string) => rawCall(`${gw.url}${STREAMABLE}`, headers, body);
 
 async function entriesOf(user: string): Promise<TimedAuditEntry[]> {
   return (await gw.gateway.audit.recent({ event: 'access', user, limit: 1000 })).filter((e) => e.event === 'access');
@@ -233,6 +207,17 @@ test('the tools/list filter applies to a cached answer: a tool-limited person se
     assert.deepEqual(names, ['current_time_by_timezone'], listed.text);
   }
   await eventually(async () => (await entriesOf('toolonly')).some((e) => e.event === 'access' && e.method === 'tools/list' && e.answeredBy === 'cache'), 5000);
+});
+
+test("responses in a session carry the client's own sealed id, whether the check or the cache answered", async () => {
+  const { cookie } = await signIn('burst', 'pw-burst');
+  const headers = await openSession({ cookie });
+  for (let i = 0; i < 3; i++) {
+    const res = await fetch(`${gw.url}${STREAMABLE}`, { method: 'POST', headers, body: CALL_BODY });
+    assert.equal(res.status, 200);
+    await res.text();
+    assert.equal(res.headers.get('mcp-session-id'), headers['mcp-session-id']);
+  }
 });
 
 test('the cache folder holds cached answers, never a cookie, a session id or a token', async () => {

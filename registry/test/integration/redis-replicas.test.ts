@@ -12,6 +12,7 @@ import { ApiClient, machineToken } from './api-client.ts';
 import { connectOverHttp } from './backend-connect.ts';
 import { ADMIN_PASSWORD, eventually, freePort, startTestGateway, TEST_SECRET_KEY, type TestGateway } from './harness.ts';
 import { login } from './login.ts';
+import { openRawSession, rawCall } from './raw-mcp.ts';
 
 /**
  * Two gateways (own ports, own STATE_DIRs) sharing one Redis (REDIS_URL) and SECRET_KEY: what
@@ -112,6 +113,39 @@ describe('two gateways on one Redis', () => {
     const revoked = await api2.call('revokeToken', { as: { cookie, csrf: await csrfOn(two, cookie) }, params: { id: created.body.tokenInfo.id as string } });
     assert.equal(revoked.status, 200, revoked.text);
     assert.equal((await mcp(one, { authorization })).status, 401, 'the next request on gateway 1 is refused');
+  });
+
+  test('cached allows on gateway 2 (CHECK_CACHE_SECONDS): a toggle and a sign-out on gateway 1 bite on gateway 2 as soon as it hears them', async () => {
+    const api1 = new ApiClient(one.url);
+    const admin = { bearer: await machineToken(one.url, TEST_SECRET_KEY) };
+    const { cookie } = await login(one.url, 'user', 'demo');
+    const url = `${two.url}/api/streamable/currenttime`;
+    const headers = await openRawSession(url, { cookie });
+    const cachedOnTwo = async () =>
+      (await two.gateway.audit.recent({ event: 'access', user: 'user', limit: 500 })).filter((e) => e.event === 'access' && e.answeredBy === 'cache').length;
+    const cachedBefore = await cachedOnTwo();
+    for (let i = 0; i < 3; i++) assert.equal((await rawCall(url, headers)).status, 200);
+    await eventually(async () => (await cachedOnTwo()) > cachedBefore, 5000);
+
+    assert.equal((await api1.call('toggleServer', { as: admin, params: { name: 'currenttime' }, body: { enabled: false } })).status, 200);
+    try {
+      const took = await eventually(async () => (await rawCall(url, headers)).status === 503, 2000);
+      assert.ok(took < 1000, `gateway 2 served the disabled server for ${took} ms`);
+    } finally {
+      assert.equal((await api1.call('toggleServer', { as: admin, params: { name: 'currenttime' }, body: { enabled: true } })).status, 200);
+    }
+    await eventually(async () => (await rawCall(url, headers)).status === 200, 2000);
+    assert.equal((await rawCall(url, headers)).status, 200);
+
+    const out = await fetch(`${one.url}/logout`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: await csrfOn(one, cookie) }).toString(),
+      redirect: 'manual',
+    });
+    assert.equal(out.status, 302);
+    const took = await eventually(async () => (await rawCall(url, headers)).status === 401, 2000);
+    assert.ok(took < 1000, `gateway 2 let the signed-out session through for ${took} ms`);
   });
 
   test('a backend secret put through gateway 1 is read from memory on gateway 2 (the key derived from the shared SECRET_KEY); Redis holds it sealed', async () => {
