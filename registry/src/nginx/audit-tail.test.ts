@@ -90,7 +90,7 @@ describe('AuditTail', () => {
   const dir = mkdtempSync(join(tmpdir(), 'audit-tail-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('starts at the end, reads whole lines once each (a line split across writes too), and a replaced file from its start', async () => {
+  test('starts at the end, reads whole lines once each (a line split across writes too), a rotated file to its end and the new one from its start, a truncated one again', async () => {
     const file = join(dir, 'mcp-audit.log');
     writeFileSync(file, `${line()}\n`);
     const recorded: AuditEntry[] = [];
@@ -113,11 +113,25 @@ describe('AuditTail', () => {
     await tail.drain();
     assert.equal(recorded.length, 2, 'the split line once, the garbage skipped');
     assert.deepEqual(cached, ['svc', 'svc']);
-    // Rotated: a new file in its place is read from its start.
+    // Rotated: renamed, nginx still flushes into the old file until it reopens its logs, then
+    // writes a new one. The old file is read to its end, then the new one from its start.
     renameSync(file, `${file}.1`);
+    await tail.drain();
+    appendFileSync(`${file}.1`, `${line({ requestId: 'd'.repeat(32) })}\n`);
     writeFileSync(file, `${line({ requestId: 'e'.repeat(32) })}\n`);
     await tail.stop();
-    assert.equal(recorded.length, 3);
-    assert.equal(recorded[2]?.event === 'access' && recorded[2].requestId, 'e'.repeat(32));
+    assert.deepEqual(
+      recorded.slice(2).map((e) => e.event === 'access' && e.requestId),
+      ['d'.repeat(32), 'e'.repeat(32)],
+    );
+    // Truncated in place: read again from its start.
+    const again = new AuditTail({ file, audit: { record: (e) => void recorded.push(e) }, log: createLogger('silent'), pollMs: 60_000 });
+    await again.start();
+    writeFileSync(file, '');
+    await again.drain();
+    appendFileSync(file, `${line({ requestId: 'c'.repeat(32) })}\n`);
+    await again.stop();
+    const last = recorded.at(-1);
+    assert.equal(last?.event === 'access' && last.requestId, 'c'.repeat(32));
   });
 });

@@ -8,7 +8,8 @@
  *
  * nginx writes the file in buffers (flushed every second), so lines arrive within about a
  * second; this reads what is new every `pollMs`. It starts at the file's end: lines of an
- * earlier run were read by that run. A file that shrank or was replaced is read from its start.
+ * earlier run were read by that run. A rotated file (renamed, nginx told to reopen its logs) is
+ * read to its end, then the new one from its start; a truncated one from its start.
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { AccessAuditEntry, AuditLog } from '../audit/audit-log.ts';
@@ -34,6 +35,7 @@ export class AuditTail {
   readonly #options: AuditTailOptions;
   #offset = 0;
   #ino: number | undefined;
+  #handle: FileHandle | undefined;
   #pending = '';
   #timer: NodeJS.Timeout | undefined;
   #reading: Promise<void> = Promise.resolve();
@@ -63,33 +65,44 @@ export class AuditTail {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.drain();
+    await this.#handle?.close();
+    this.#handle = undefined;
   }
 
+  /**
+   * Reads the open file to its end, then looks at the path: a new file there (rotated: renamed,
+   * then nginx told to reopen its logs, which it does after flushing into the old one) is opened
+   * and read from its start, once the old one has been read to its end.
+   */
   async #readNew(): Promise<void> {
-    let handle: FileHandle;
-    try {
-      handle = await open(this.#options.file, 'r');
-    } catch {
-      return; // nginx has not written it yet
+    if (this.#handle !== undefined) await this.#readToEnd(this.#handle);
+    const atPath = await stat(this.#options.file).catch(() => undefined);
+    if (atPath === undefined) return; // not written yet, or between a rename and nginx's reopen
+    if (this.#handle !== undefined && atPath.ino === this.#ino && atPath.size >= this.#offset) return;
+    if (this.#handle !== undefined) {
+      // Rotated or truncated: what is at the path now is all new.
+      this.#options.log.info('nginx audit log: a new file; reading it from its start');
+      await this.#handle.close();
+      this.#handle = undefined;
+      this.#offset = 0;
+      this.#pending = '';
+    } else if (atPath.ino !== this.#ino || atPath.size < this.#offset) {
+      this.#offset = 0; // created or truncated after start: all new
     }
-    try {
-      const info = await handle.stat();
-      if (info.ino !== this.#ino || info.size < this.#offset) {
-        // Replaced or truncated: its lines are all new.
-        if (this.#ino !== undefined) this.#options.log.info('nginx audit log: the file was replaced; reading it from its start');
-        this.#ino = info.ino;
-        this.#offset = 0;
-        this.#pending = '';
-      }
-      while (this.#offset < info.size) {
-        const chunk = Buffer.alloc(Math.min(1 << 20, info.size - this.#offset));
-        const { bytesRead } = await handle.read(chunk, 0, chunk.length, this.#offset);
-        if (bytesRead === 0) break;
-        this.#offset += bytesRead;
-        this.#take(chunk.subarray(0, bytesRead).toString('utf8'));
-      }
-    } finally {
-      await handle.close();
+    this.#handle = await open(this.#options.file, 'r');
+    this.#ino = (await this.#handle.stat()).ino;
+    await this.#readToEnd(this.#handle);
+  }
+
+  async #readToEnd(handle: FileHandle): Promise<void> {
+    const { size } = await handle.stat();
+    if (size < this.#offset) return; // truncated: the path check above starts it again
+    while (this.#offset < size) {
+      const chunk = Buffer.alloc(Math.min(1 << 20, size - this.#offset));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, this.#offset);
+      if (bytesRead === 0) break;
+      this.#offset += bytesRead;
+      this.#take(chunk.subarray(0, bytesRead).toString('utf8'));
     }
   }
 

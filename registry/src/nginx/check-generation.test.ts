@@ -41,7 +41,7 @@ describe('invalidateOnChanges', () => {
   const signedIn = (scopes: string[]) => ({ identity: { sub: 'u-1' }, scopes });
   const setup = () => {
     let bumps = 0;
-    type Session = { identity?: { sub: string } | undefined; scopes?: string[] | undefined };
+    type Session = { identity?: { sub: string; groups?: string[] } | undefined; scopes?: string[] | undefined };
     const sessions = source<Session>([{ key: 'old', version: 1, value: signedIn(['a']), createdAt: 0, expiresAt: 0 }]);
     const authserver = source<unknown>();
     const tokens = source<unknown>();
@@ -62,8 +62,12 @@ describe('invalidateOnChanges', () => {
     assert.equal(t.bumps(), 0, 'the same identity and scopes (a touch, a refreshed token)');
     t.sessions.change('old', signedIn(['a', 'b']));
     assert.equal(t.bumps(), 1, 'scopes recomputed (seeded from the snapshot at start)');
+    t.sessions.change('old', { identity: { sub: 'u-1', groups: ['g'] }, scopes: ['a', 'b'] });
+    assert.equal(t.bumps(), 2, "groups changed (a personal token's scopes follow them)");
+    t.sessions.change('old', signedIn(['a', 'b']));
+    assert.equal(t.bumps(), 3);
     t.sessions.change('new', undefined);
-    assert.equal(t.bumps(), 2, 'signed out or ended');
+    assert.equal(t.bumps(), 4, 'signed out or ended');
   });
 
   test("the authorization server's revocations and tokens bump, a sign-in's steps do not; personal tokens, the mapping and the catalog bump", () => {

@@ -59,12 +59,18 @@ interface ChangeSource<T> {
   snapshot(): StoredRecord<T>[];
 }
 
+/** A login session as far as the check's answers go. */
+type SessionLike = {
+  readonly identity?: { readonly sub: string; readonly username?: string; readonly groups?: readonly string[] } | undefined;
+  readonly scopes?: readonly string[] | undefined;
+};
+
 /** What the check reads that may change under a cached answer. */
 export interface CheckInputs {
   /** Toggles, edits, registrations, deletions (the route table listened first). */
   readonly catalog: { on(event: 'changed', listener: () => void): unknown; off(event: 'changed', listener: () => void): unknown };
   /** Login sessions: a sign-out or a session's end, or scopes recomputed at a refresh. */
-  readonly sessions: ChangeSource<{ readonly identity?: { readonly sub: string } | undefined; readonly scopes?: readonly string[] | undefined }>;
+  readonly sessions: ChangeSource<SessionLike>;
   /** The authorization server's records: revocations, grants, refresh tokens. */
   readonly authserver: ChangeSource<unknown>;
   /** Personal access tokens: created, revoked. */
@@ -88,8 +94,10 @@ const FLOW_RECORDS = /^(?:Interaction|Session|AuthorizationCode|ReplayDetection|
 export function invalidateOnChanges(generation: Pick<CheckGeneration, 'bump'>, inputs: CheckInputs): () => void {
   const bump = () => generation.bump();
   const seen = new Map<string, string>();
-  const fingerprint = (value: { readonly identity?: { readonly sub: string } | undefined; readonly scopes?: readonly string[] | undefined }) =>
-    value.identity === undefined ? '' : `${value.identity.sub}\u0000${(value.scopes ?? []).join(' ')}`;
+  // Who the session is and what it may do: the scopes the check uses, and the groups a personal
+  // token of the same person is scoped by (personal-tokens.ts liveGroups).
+  const fingerprint = (value: SessionLike) =>
+    value.identity === undefined ? '' : JSON.stringify([value.identity.sub, value.identity.username ?? '', value.identity.groups ?? [], value.scopes ?? []]);
   for (const record of inputs.sessions.snapshot()) seen.set(record.key, fingerprint(record.value));
   const stops = [
     inputs.sessions.onChange((key, record) => {

@@ -258,6 +258,12 @@ export const auditListSchema = z
         action: z.string().optional(),
         requestId: z.string().optional(),
         traceId: z.string().optional().describe("The W3C trace id of the client's traceparent, when it sent a valid one."),
+        answeredBy: z
+          .enum(['cache', 'nginx'])
+          .optional()
+          .describe(
+            "Access entries the check did not decide itself: `cache`, nginx answered from a cached decision of the check (CHECK_CACHE_SECONDS; the decision is that answer's); `nginx`, nginx refused the request before asking (a malformed body). Absent: the check decided.",
+          ),
       }),
     ),
   })
