@@ -462,6 +462,17 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     onCached: (name, status) => metrics.recordCachedDecision(name, status),
     log: log.child({ module: 'nginx-audit' }),
   });
+  /** A later step of the start failed: undo what the start did so far, then rethrow. */
+  const abortStart = async (err: unknown): Promise<never> => {
+    server.close();
+    await auditTail.stop();
+    if (cacheHome?.removeOnStop) removeCacheHome(cacheHome.home);
+    credentials.close();
+    await catalog.close();
+    await audit.close();
+    await closeState();
+    throw err;
+  };
   try {
     mkdirSync(runtimeDir, { recursive: true });
     if (config.nginx.checkCache.seconds > 0) {
@@ -476,12 +487,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     }
     await auditTail.start();
   } catch (err) {
-    server.close();
-    credentials.close();
-    await catalog.close();
-    await audit.close();
-    await closeState();
-    throw err;
+    await abortStart(err);
   }
   sync = new NginxSync({
     controller: new NginxController({
@@ -497,12 +503,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   try {
     await sync.start();
   } catch (err) {
-    server.close();
-    credentials.close();
-    await catalog.close();
-    await audit.close();
-    await closeState();
-    throw err;
+    await abortStart(err);
   }
   // After the route table's own listener (sync.start): a bump follows every change the check sees.
   if (generation)

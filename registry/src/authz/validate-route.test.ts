@@ -560,13 +560,25 @@ describe('cacheable answers (CHECK_CACHE_SECONDS, authz/check-cache.ts)', () => 
         forCheck: () => ({ ok: true, headers: { 'x-mcp-backend-credential': 'authorization', 'x-mcp-backend-authorization': 'Bearer s3cret' } }),
       },
     });
+    // Nor an allow for such a server that carried none this time: its credentials change without a catalog change.
+    const withoutOne = await serve({
+      cacheSeconds: 30,
+      catalog: {
+        get: (name: string) => (name === 'svc' ? ({ ...(catalog.get('svc') as unknown as object), backendAuth: { type: 'headers' } } as never) : undefined),
+      },
+      backendCredentials: { forCheck: () => undefined },
+    });
     try {
       const res = await check(withCredential.url, { cookie: cookie('sid-user'), ...call });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('x-mcp-backend-authorization'), 'Bearer s3cret');
       assert.equal(res.headers.get('x-accel-expires'), null);
+      const none = await check(withoutOne.url, { cookie: cookie('sid-user'), ...call });
+      assert.equal(none.status, 200);
+      assert.equal(none.headers.get('x-accel-expires'), null);
     } finally {
       withCredential.server.close();
+      withoutOne.server.close();
     }
   });
 

@@ -325,7 +325,7 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
       missingScope: decision.allow ? undefined : decision.missingScope,
     };
     audit.record(entry);
-    if (maxCacheSeconds > 0 && cacheable(status, headers)) {
+    if (maxCacheSeconds > 0 && cacheable(status, headers, server?.backendAuth !== undefined)) {
       const seconds = cacheSeconds(maxCacheSeconds, principal.expiresAt, now());
       if (seconds > 0) {
         headers[CACHE_SECONDS_HEADER] = String(seconds);
@@ -348,12 +348,13 @@ export function createValidateRoute(options: ValidateRouteOptions): (req: Incomi
 
 /**
  * An answer nginx may keep (docs/performance.md, "Cached decisions"): an allow that carries no
- * secret (no backend credential, no session sealing key) or a missing-scope refusal. Never a
- * 401 (a stranger's garbage must not fill the cache), a session the principal does not own, a
+ * secret (no backend credential, no session sealing key) for a server without `backendAuth`
+ * (whose credentials change without a catalog change), or a missing-scope refusal. Never a 401
+ * (a stranger's garbage must not fill the cache), a session the principal does not own, a
  * disabled or unknown server, a store outage, or anything a person must go and fix.
  */
-function cacheable(status: number, headers: Record<string, string>): boolean {
-  if (status === 200) return headers[SESSION_KEY_HEADER] === undefined && headers[BACKEND_CREDENTIAL_HEADER] === undefined;
+function cacheable(status: number, headers: Record<string, string>, backendAuth: boolean): boolean {
+  if (status === 200) return !backendAuth && headers[SESSION_KEY_HEADER] === undefined && headers[BACKEND_CREDENTIAL_HEADER] === undefined;
   return status === 403 && headers[MISSING_SCOPE_HEADER] !== undefined && headers[ERROR_HEADER] === undefined;
 }
 
