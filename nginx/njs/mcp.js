@@ -142,6 +142,11 @@ function checkKey(r, server, transport) {
         v.mcp_check_nocache = '1';
         return;
     }
+    // The registry suspended caching (its folder became unusable: check-generation.ts CacheDirWatch).
+    if (generation === '-') {
+        v.mcp_check_nocache = '1';
+        return;
+    }
     // NUL cannot occur in a header value (nginx refuses it), so the parts cannot run into each other.
     v.mcp_check_key = crypto
         .createHash('sha256')

@@ -50,8 +50,8 @@ import { discoverBackendAuth, DISCOVERY_TIMEOUT_MS } from './mcp/discover-auth.t
 import { IdpTokens } from './credentials/idp-tokens.ts';
 import { TokenExchangeSource } from './credentials/token-exchange.ts';
 import { AuditTail } from './nginx/audit-tail.ts';
-import { checkCacheHome, prepareCacheDir, removeCacheHome } from './nginx/check-cache-dir.ts';
-import { CheckGeneration, invalidateOnChanges } from './nginx/check-generation.ts';
+import { cacheDirProblem, checkCacheHome, prepareCacheDir, removeCacheHome } from './nginx/check-cache-dir.ts';
+import { CacheDirWatch, CheckGeneration, invalidateOnChanges } from './nginx/check-generation.ts';
 
 export interface RunningGateway {
   /** What people and MCP clients use: nginx. */
@@ -455,6 +455,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   let generation: CheckGeneration | undefined;
   let stopInvalidation = () => {};
   let cacheHome: { home: string; removeOnStop: boolean } | undefined;
+  let cacheDirWatch: CacheDirWatch | undefined;
   let checkCache: NginxRenderInput['checkCache'];
   const auditTail = new AuditTail({
     file: join(runtimeDir, MCP_AUDIT_LOG),
@@ -465,6 +466,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
   /** A later step of the start failed: undo what the start did so far, then rethrow. */
   const abortStart = async (err: unknown): Promise<never> => {
     server.close();
+    cacheDirWatch?.stop();
     await auditTail.stop();
     if (cacheHome?.removeOnStop) removeCacheHome(cacheHome.home);
     credentials.close();
@@ -484,6 +486,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
       };
       prepareCacheDir(checkCache.dir);
       generation = new CheckGeneration(checkCache.generationFile);
+      const dir = checkCache.dir;
+      cacheDirWatch = new CacheDirWatch({ generation, problem: () => cacheDirProblem(dir), log: log.child({ module: 'check-cache' }) });
     }
     await auditTail.start();
   } catch (err) {
@@ -546,6 +550,7 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
       await mapping.close();
       await catalog.close();
       stopInvalidation();
+      cacheDirWatch?.stop();
       await sync.stop();
       // nginx flushed its log buffers on the way out: the last lines reach the audit.
       await auditTail.stop();

@@ -34,6 +34,10 @@ describe('prepareCacheDir', () => {
     const theirs = join(root, 'theirs');
     mkdirSync(theirs, { mode: 0o700 });
     refused(theirs, { uid: me + 1, root: false }, new RegExp(`owned by uid ${me}, not by uid ${me + 1}.*chown`));
+    const readOnly = join(root, 'read-only');
+    mkdirSync(readOnly, { mode: 0o700 });
+    chmodSync(readOnly, 0o500);
+    refused(readOnly, user, /has mode 500: nginx's workers could not keep answers there.*chmod 700/);
     const link = join(root, 'link');
     symlinkSync(join(root, 'made', 'cache'), link);
     refused(link, user, /symbolic link/);

@@ -40,47 +40,59 @@ export interface CacheDirOwner {
 }
 
 /**
- * Creates the folder (mode 0700) when it is missing, then checks it: a real directory (not a
- * symbolic link), owned by the user nginx's workers run as, and open to nobody else.
+ * Creates the folder (mode 0700) when it is missing, then checks it (cacheDirProblem).
  * @throws GatewayError `CONFIG_INVALID` naming the folder, what is wrong and the fix.
  */
 export function prepareCacheDir(dir: string, owner: CacheDirOwner = currentOwner()): void {
-  const refuse = (what: string, fix: string): never => {
-    throw new GatewayError('CONFIG_INVALID', `CHECK_CACHE_DIR ${dir}: ${what}; ${fix} (or set CHECK_CACHE_SECONDS=0 to cache no decisions)`);
-  };
+  let problem: string | undefined;
   try {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    problem = cacheDirProblem(dir, owner);
   } catch (err) {
-    refuse(`cannot be created (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'create it for the user the gateway runs as, with chmod 700');
+    problem = `cannot be created (${(err as NodeJS.ErrnoException).code ?? String(err)}); create it for the user the gateway runs as, with chmod 700`;
   }
-  const stat = lstatSync(dir);
-  if (stat.isSymbolicLink()) refuse('is a symbolic link', 'point CHECK_CACHE_DIR at the real folder');
-  if (!stat.isDirectory()) refuse('is not a folder', 'choose a folder');
+  if (problem !== undefined)
+    throw new GatewayError('CONFIG_INVALID', `CHECK_CACHE_DIR ${dir}: ${problem} (or set CHECK_CACHE_SECONDS=0 to cache no decisions)`);
+}
+
+/**
+ * What is wrong with the folder, and the fix (`what; fix`), or undefined when nginx's workers can
+ * use it safely: a real directory (not a symbolic link), owned by the user they run as, with
+ * rwx for that owner and nothing for anyone else, reachable by them. Also run while the gateway
+ * runs (check-generation.ts CacheDirWatch): a folder changed under a running nginx would
+ * otherwise turn cached answers into 500s.
+ */
+export function cacheDirProblem(dir: string, owner: CacheDirOwner = currentOwner()): string | undefined {
+  let stat;
+  try {
+    stat = lstatSync(dir);
+  } catch (err) {
+    return `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); create it for the user the gateway runs as, with chmod 700`;
+  }
+  if (stat.isSymbolicLink()) return 'is a symbolic link; point CHECK_CACHE_DIR at the real folder';
+  if (!stat.isDirectory()) return 'is not a folder; choose a folder';
   if (!owner.root && stat.uid !== owner.uid)
-    refuse(`is owned by uid ${stat.uid}, not by uid ${owner.uid} that nginx's workers run as`, `chown ${owner.uid} ${dir}`);
+    return `is owned by uid ${stat.uid}, not by uid ${owner.uid} that nginx's workers run as; chown ${owner.uid} ${dir}`;
+  const mode = (stat.mode & 0o777).toString(8);
   if ((stat.mode & 0o077) !== 0)
-    refuse(
-      `has mode ${(stat.mode & 0o777).toString(8)}: others could read who called what, or plant an answer that lets any request through`,
-      `chmod 700 ${dir}`,
-    );
+    return `has mode ${mode}: others could read who called what, or plant an answer that lets any request through; chmod 700 ${dir}`;
+  if ((stat.mode & 0o700) !== 0o700) return `has mode ${mode}: nginx's workers could not keep answers there; chmod 700 ${dir}`;
   if (owner.root) {
     // The workers run as nobody: every folder above must let others through.
     for (let parent = dirname(resolve(dir)); ; parent = dirname(parent)) {
-      const mode = statSync(parent).mode;
-      if ((mode & 0o001) === 0)
-        refuse(
-          `cannot be reached by nginx's workers (nobody): ${parent} has mode ${(mode & 0o777).toString(8)}`,
-          `chmod o+x ${parent} or choose another folder`,
-        );
+      const parentMode = statSync(parent).mode;
+      if ((parentMode & 0o001) === 0)
+        return `cannot be reached by nginx's workers (nobody): ${parent} has mode ${(parentMode & 0o777).toString(8)}; chmod o+x ${parent} or choose another folder`;
       if (parent === dirname(parent)) break;
     }
   } else {
     try {
       accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
     } catch {
-      refuse(`is not readable, writable and searchable by its owner (mode ${(stat.mode & 0o777).toString(8)})`, `chmod 700 ${dir}`);
+      return `is not readable, writable and searchable by its owner (mode ${mode}); chmod 700 ${dir}`;
     }
   }
+  return undefined;
 }
 
 function currentOwner(): CacheDirOwner {

@@ -5,7 +5,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StoredRecord } from '../store/record-store.ts';
-import { CheckGeneration, invalidateOnChanges, type CheckInputs } from './check-generation.ts';
+import { createLogger } from '../log.ts';
+import { CacheDirWatch, CheckGeneration, invalidateOnChanges, SUSPENDED_GENERATION, type CheckInputs } from './check-generation.ts';
 
 describe('CheckGeneration', () => {
   const dir = mkdtempSync(join(tmpdir(), 'generation-'));
@@ -22,6 +23,34 @@ describe('CheckGeneration', () => {
     assert.deepEqual(readdirSync(dir), ['check-generation'], 'no temporary file left');
     new CheckGeneration(file);
     assert.notEqual(readFileSync(file, 'utf8'), first, "a restart's first generation is not the last one's");
+  });
+});
+
+describe('CacheDirWatch', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'generation-watch-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('suspends caching while the folder has a problem, and resumes under a new generation', async () => {
+    const file = join(dir, 'check-generation');
+    const generation = new CheckGeneration(file);
+    const first = readFileSync(file, 'utf8');
+    let problem: string | undefined;
+    const watch = new CacheDirWatch({ generation, problem: () => problem, log: createLogger('silent'), everyMs: 10 });
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 40));
+    try {
+      problem = 'has mode 500';
+      await tick();
+      assert.equal(readFileSync(file, 'utf8'), SUSPENDED_GENERATION);
+      generation.bump();
+      assert.equal(readFileSync(file, 'utf8'), SUSPENDED_GENERATION, 'a bump while suspended keeps it suspended');
+      problem = undefined;
+      await tick();
+      const resumed = readFileSync(file, 'utf8');
+      assert.notEqual(resumed, SUSPENDED_GENERATION);
+      assert.notEqual(resumed, first, 'answers cached before the suspension are never served again');
+    } finally {
+      watch.stop();
+    }
   });
 });
 

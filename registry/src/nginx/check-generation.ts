@@ -14,13 +14,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
+import type { Logger } from '../log.ts';
 import type { StoredRecord } from '../store/record-store.ts';
+
+/** What the generation file says while caching is suspended: njs then neither reads nor fills the cache. */
+export const SUSPENDED_GENERATION = '-';
 
 export class CheckGeneration {
   readonly #file: string;
   readonly #boot = randomBytes(9).toString('base64url');
   #count = 0;
   #bumps = 0;
+  #suspended = false;
 
   /** Writes the first generation now: nginx must find the file from its first request. */
   constructor(file: string) {
@@ -33,6 +38,27 @@ export class CheckGeneration {
     this.#count++;
     this.#bumps++;
     this.#write();
+  }
+
+  /**
+   * Stops nginx from reading or keeping answers (the cache folder became unusable): every
+   * request asks the registry until `resume`. What was cached is never served again.
+   */
+  suspend(): void {
+    this.#suspended = true;
+    this.#count++;
+    this.#write();
+  }
+
+  /** Caching again, under a generation no cached answer has. */
+  resume(): void {
+    this.#suspended = false;
+    this.#count++;
+    this.#write();
+  }
+
+  get suspended(): boolean {
+    return this.#suspended;
   }
 
   /** How many times the cache was invalidated since start (metrics, tests). */
@@ -48,8 +74,41 @@ export class CheckGeneration {
   #write(): void {
     const temp = `${this.#file}.${process.pid}.tmp`;
     // Readable by nginx's workers (nobody, when the registry runs as root); it holds no secret.
-    writeFileSync(temp, `${this.#boot}.${this.#count}`, { mode: 0o644 });
+    writeFileSync(temp, this.#suspended ? SUSPENDED_GENERATION : `${this.#boot}.${this.#count}`, { mode: 0o644 });
     renameSync(temp, this.#file);
+  }
+}
+
+/**
+ * Checks the cache folder while the gateway runs (every `everyMs`, default 2 s): a folder made
+ * unusable under a running nginx (chmod, chown, replaced) would turn cached answers into 500s.
+ * Then caching is suspended, with an error saying why, until the folder is right again.
+ */
+export class CacheDirWatch {
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(options: {
+    generation: Pick<CheckGeneration, 'suspend' | 'resume' | 'suspended'>;
+    problem: () => string | undefined;
+    log: Logger;
+    everyMs?: number;
+  }) {
+    const { generation, problem, log } = options;
+    this.#timer = setInterval(() => {
+      const found = problem();
+      if (found !== undefined && !generation.suspended) {
+        generation.suspend();
+        log.error({ problem: found }, 'check cache folder: no longer usable; every MCP request asks the check until it is fixed');
+      } else if (found === undefined && generation.suspended) {
+        generation.resume();
+        log.info('check cache folder: usable again; caching decisions again');
+      }
+    }, options.everyMs ?? 2000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
   }
 }
 

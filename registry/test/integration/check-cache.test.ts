@@ -251,6 +251,34 @@ test('the cache folder holds cached answers, never a cookie, a session id or a t
   assert.equal(statSync(dir).mode & 0o077, 0, 'the folder is open to no one else');
 });
 
+test('a cache folder made unusable while running: caching is suspended (every request asks the check, none fails) and resumes once it is fixed', async () => {
+  const dir = gw.gateway.checkCache?.dir;
+  const file = gw.gateway.checkCache?.generationFile;
+  assert.ok(dir && file);
+  const { cookie } = await signIn('burst', 'pw-burst');
+  const headers = await cachedAllow({ cookie }, 'burst');
+  const mode = statSync(dir).mode & 0o777;
+  chmodSync(dir, 0o500);
+  try {
+    await eventually(async () => readFileSync(file, 'utf8') === '-', 5000);
+    // The cached calls' audit lines are still in nginx's buffer for up to a second: let them land first.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const before = (await entriesOf('burst')).length;
+    for (let i = 0; i < 20; i++) assert.equal((await call(headers)).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const latest = (await entriesOf('burst')).slice(0, (await entriesOf('burst')).length - before);
+    assert.equal(latest.length, 20, 'each request audited once');
+    assert.ok(
+      latest.every((e) => e.event === 'access' && e.answeredBy === undefined),
+      'all decided by the check',
+    );
+  } finally {
+    chmodSync(dir, mode);
+  }
+  await eventually(async () => readFileSync(file, 'utf8') !== '-', 5000);
+  await cachedAllow({ cookie }, 'burst');
+});
+
 describe('a cache folder nginx could not use safely stops the start, with the fix', () => {
   const root = mkdtempSync(join(tmpdir(), 'mcpgw-cache-dir-'));
   chmodSync(root, 0o755);
