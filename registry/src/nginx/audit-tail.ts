@@ -12,6 +12,7 @@
  * read to its end, then the new one from its start; a truncated one from its start.
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
 import type { AccessAuditEntry, AuditLog } from '../audit/audit-log.ts';
 import { decodeAuditSummary } from '../authz/check-cache.ts';
 import { traceIdOf } from '../authz/trace-context.ts';
@@ -37,6 +38,8 @@ export class AuditTail {
   #ino: number | undefined;
   #handle: FileHandle | undefined;
   #pending = '';
+  /** Keeps a character split across two reads whole (nginx writes bytes as the client sent them). */
+  #decoder = new StringDecoder('utf8');
   #timer: NodeJS.Timeout | undefined;
   #reading: Promise<void> = Promise.resolve();
   #unreadable = 0;
@@ -86,6 +89,7 @@ export class AuditTail {
       this.#handle = undefined;
       this.#offset = 0;
       this.#pending = '';
+      this.#decoder = new StringDecoder('utf8');
     } else if (atPath.ino !== this.#ino || atPath.size < this.#offset) {
       this.#offset = 0; // created or truncated after start: all new
     }
@@ -102,7 +106,7 @@ export class AuditTail {
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, this.#offset);
       if (bytesRead === 0) break;
       this.#offset += bytesRead;
-      this.#take(chunk.subarray(0, bytesRead).toString('utf8'));
+      this.#take(this.#decoder.write(chunk.subarray(0, bytesRead)));
     }
   }
 

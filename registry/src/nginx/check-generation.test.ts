@@ -83,6 +83,9 @@ describe('invalidateOnChanges', () => {
 
   test("sessions: a deletion and a change of an already signed-in one's scopes bump; a new session, a sign-in and a rolling write do not", () => {
     const t = setup();
+    t.sessions.change('login', { identity: undefined, scopes: undefined });
+    t.sessions.change('login', undefined);
+    assert.equal(t.bumps(), 0, 'a login in progress, replaced at sign-in, had no cached answer');
     t.sessions.change('new', { identity: undefined, scopes: undefined });
     t.sessions.change('new', signedIn(['a']));
     assert.equal(t.bumps(), 0, 'a new session and its sign-in have no cached answer');

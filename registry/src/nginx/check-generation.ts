@@ -157,20 +157,28 @@ export function invalidateOnChanges(generation: Pick<CheckGeneration, 'bump'>, i
   // token of the same person is scoped by (personal-tokens.ts liveGroups).
   const fingerprint = (value: SessionLike) =>
     value.identity === undefined ? '' : JSON.stringify([value.identity.sub, value.identity.username ?? '', value.identity.groups ?? [], value.scopes ?? []]);
-  for (const record of inputs.sessions.snapshot()) seen.set(record.key, fingerprint(record.value));
+  const reseed = () => {
+    seen.clear();
+    for (const record of inputs.sessions.snapshot()) seen.set(record.key, fingerprint(record.value));
+  };
+  reseed();
+  let changes = 0;
   const stops = [
     inputs.sessions.onChange((key, record) => {
       const before = seen.get(key);
       if (record === undefined) {
         seen.delete(key);
-        bump();
-        return;
+        // One that never signed in (a login in progress, replaced at sign-in) had no cached answer.
+        if (before !== '') bump();
+      } else {
+        const now = fingerprint(record.value);
+        seen.set(key, now);
+        // A new session, or one signing in, had no cached answer (a 401 is never cached): only a
+        // change of one already signed in matters.
+        if (before !== undefined && before !== '' && before !== now) bump();
       }
-      const now = fingerprint(record.value);
-      seen.set(key, now);
-      // A new session, or one signing in, had no cached answer (a 401 is never cached): only a
-      // change of one already signed in matters.
-      if (before !== undefined && before !== '' && before !== now) bump();
+      // Sessions that expire unannounced would stay here forever: start again from the store now and then.
+      if (++changes % 1000 === 0) reseed();
     }),
     inputs.authserver.onChange((key) => {
       if (!FLOW_RECORDS.test(key)) bump();
