@@ -510,7 +510,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
     await abortStart(err);
   }
   // After the route table's own listener (sync.start): a bump follows every change the check sees.
-  if (generation)
+  // Then one bump: nginx served while this subscribed, and a change in between bumped nothing.
+  if (generation) {
     stopInvalidation = invalidateOnChanges(generation, {
       catalog,
       sessions: sessionRecords,
@@ -518,6 +519,8 @@ export async function startGateway(config: Config, log: Logger, testHooks: Gatew
       tokens: tokenRecords,
       mapping,
     });
+    generation.bump();
+  }
   catalog.watch();
   mapping.watch();
   refresher.start();
