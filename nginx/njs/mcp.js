@@ -174,7 +174,7 @@ function checkKey(r, server, transport) {
 
 /*
  * A request answered from the cache never reached the registry: its audit line is the cached
- * answer's own (X-MCP-Audit), logged by nginx for the registry to read (audit/nginx-audit-tail.ts).
+ * answer's own (X-MCP-Audit), logged by nginx for the registry to read (nginx/audit-tail.ts).
  * Every other answer was recorded by the check itself.
  */
 function auditCached(r, reply, h) {

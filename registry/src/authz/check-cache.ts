@@ -11,7 +11,7 @@
  * A cached answer served to a later request never reaches the registry, so the answer carries
  * its own audit line (`X-MCP-Audit`, the fields below, base64url JSON); njs logs it for each
  * request the cache answers and the registry reads that log into the audit
- * (audit/nginx-audit-tail.ts).
+ * (nginx/audit-tail.ts).
  */
 import type { AccessAuditEntry } from '../audit/audit-log.ts';
 

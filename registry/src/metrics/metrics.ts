@@ -123,6 +123,20 @@ export class GatewayMetrics {
    * (X-MCP-Server); a name not in the catalog is counted as `unknown`.
    */
   recordDecision(server: string | undefined, status: number, seconds: number): void {
+    this.#countDecision(server, status);
+    this.#latency.get(outcomeOf(status))?.observe(seconds);
+  }
+
+  /**
+   * Counts one MCP request nginx answered from a cached decision of the check (nginx/audit-tail.ts):
+   * a decision like any other, and a cache hit; no latency (the registry did not run).
+   */
+  recordCachedDecision(server: string, status: number): void {
+    this.#cacheHits.labels(this.#countDecision(server, status), outcomeOf(status)).inc();
+  }
+
+  /** Counts a decision under its server's label (resolved once per server and status); returns the label. */
+  #countDecision(server: string | undefined, status: number): string {
     const name = server !== undefined && this.#isKnownServer(server) ? server : 'unknown';
     let byStatus = this.#decisionChildren.get(name);
     if (byStatus === undefined) {
@@ -135,17 +149,7 @@ export class GatewayMetrics {
       byStatus.set(status, child);
     }
     child.inc();
-    this.#latency.get(outcomeOf(status))?.observe(seconds);
-  }
-
-  /**
-   * Counts one MCP request nginx answered from a cached decision of the check (nginx/audit-tail.ts):
-   * a decision like any other, and a cache hit; no latency (the registry did not run).
-   */
-  recordCachedDecision(server: string, status: number): void {
-    const name = this.#isKnownServer(server) ? server : 'unknown';
-    this.#decisions.labels(name, outcomeOf(status), String(status)).inc();
-    this.#cacheHits.labels(name, outcomeOf(status)).inc();
+    return name;
   }
 
   /**

@@ -1,8 +1,8 @@
 /**
  * The folder nginx keeps the check's cached answers in (CHECK_CACHE_DIR), checked before nginx
- * starts. Whoever can write it can plant an answer that lets any request through, and nginx
- * answers 500 to every MCP request when it cannot write there: both are refused here, at start,
- * with what to do, instead of a wall of 500s later.
+ * starts and every 2 s after (check-generation.ts CacheDirWatch). Whoever can write it can plant
+ * an answer that lets any request through, and nginx answers 500 to every MCP request when it
+ * cannot use it: both are refused at start, with what to do, instead of a wall of 500s later.
  */
 import { createHash } from 'node:crypto';
 import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, rmSync, statSync } from 'node:fs';
@@ -33,7 +33,7 @@ export function removeCacheHome(home: string): void {
 }
 
 export interface CacheDirOwner {
-  /** The uid nginx's workers run as: ours, or nobody's when we are root (check-cache-dir is then owned by root or it). */
+  /** Our uid: nginx's workers run as us, unless we are root (then they run as nobody). */
   readonly uid: number;
   /** Running as root: nginx's master chowns the folder to the workers' user itself. */
   readonly root: boolean;

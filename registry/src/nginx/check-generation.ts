@@ -66,10 +66,6 @@ export class CheckGeneration {
     return this.#bumps;
   }
 
-  get file(): string {
-    return this.#file;
-  }
-
   /** Atomic for readers: a new file renamed over the old one, so njs reads one value or the other. */
   #write(): void {
     const temp = `${this.#file}.${process.pid}.tmp`;

@@ -67,7 +67,7 @@ const NJS_VARIABLES = [
   '$mcp_backend_sse',
   '$mcp_messages_url',
   // Cached decisions (authz/check-cache.ts): the hashed key, `1` to neither read nor fill the
-  // cache, and the audit line of a request the check never saw (nginx logs it; audit/nginx-audit-tail.ts).
+  // cache, and the audit line of a request the check never saw (nginx logs it; nginx/audit-tail.ts).
   '$mcp_check_key',
   '$mcp_check_nocache',
   '$mcp_audit',

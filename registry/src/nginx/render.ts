@@ -97,7 +97,7 @@ export interface NginxRenderInput {
 
 /** Beside the cache folder: the check cache's generation, written by the registry (check-generation.ts), read by njs. */
 export const CHECK_GENERATION_FILE = 'check-generation';
-/** In the runtime folder: nginx's audit lines for the requests the check never saw (audit/nginx-audit-tail.ts). */
+/** In the runtime folder: nginx's audit lines for the requests the check never saw (nginx/audit-tail.ts). */
 export const MCP_AUDIT_LOG = 'mcp-audit.log';
 
 const TEMP_PATHS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const;
